@@ -1,0 +1,73 @@
+"""Home: the workspace's projects, creating a project, and the demo."""
+
+import streamlit as st
+
+from pages.widgets import current_project, set_current_project, show_error
+from seg_core import demo
+from seg_core.classes import ClassSpec, default_color, parse_color
+from seg_core.project import list_projects, new_project, workspace_dir
+
+st.title("Seg Studio")
+st.write("Turn a folder of photos into a segmentation model you trust: upload images, paint masks, "
+         "train a U-Net while watching it learn, then correct its worst predictions and train again.")
+
+projects = list_projects()
+current = current_project()
+
+st.subheader("Projects")
+if not projects:
+    st.info(f"No projects in {workspace_dir()} yet. Open the demo to see everything work, or create a project below.")
+for p in projects:
+    with st.container(border=True):
+        c1, c2, c3 = st.columns([4, 5, 1.3], vertical_alignment="center")
+        is_open = current is not None and current.path == p.path
+        c1.markdown(f"**{p.name}**" + ("  ·  _open_" if is_open else ""))
+        if p.error:
+            c2.error(p.error)
+            continue
+        kind = "binary" if p.kind == "binary" else "multi-class"
+        c2.write(f"{p.images} images · {p.labeled} labeled · {p.images - p.labeled} unlabeled · {kind}")
+        if c3.button("Open", key=f"open_{p.path.name}", disabled=is_open, use_container_width=True):
+            set_current_project(p.path)
+            st.rerun()
+
+st.subheader("Demo")
+st.write("Generated on this machine, no download: 60 photo-like scenes of objects on textured surfaces, "
+         f"{demo.DEMO_COUNT - demo.DEMO_UNLABELED} with masks and {demo.DEMO_UNLABELED} left for you to annotate.")
+d1, d2, _ = st.columns([1, 1, 2])
+for col, name, multi, label in ((d1, demo.DEMO_NAME, False, "Open the demo (binary)"),
+                                (d2, demo.DEMO_MULTICLASS, True, "Open the demo (3 classes)")):
+    if col.button(label, key=f"demo_{name}", use_container_width=True):
+        try:
+            with st.spinner("Creating the demo project..."):
+                proj = demo.create_demo_project(workspace_dir() / name, multiclass=multi)
+            set_current_project(proj.path)
+            st.rerun()
+        except Exception as exc:
+            show_error(exc)
+
+st.subheader("New project")
+with st.container(border=True):
+    name = st.text_input("Name", placeholder="e.g. leaf-spots", key="new_name")
+    kind = st.radio("What will you segment?", ["One kind of thing (binary)", "Several classes (multi-class)"],
+                    horizontal=True, key="new_kind")
+    multi = kind.startswith("Several")
+    count = st.number_input("Number of classes, background included", 3, 30, 3, key="new_count") if multi else 2
+    st.caption("Class 0 is the background: painting with it erases.")
+    specs = []
+    for i in range(int(count)):
+        a, b = st.columns([4, 1], vertical_alignment="bottom")
+        default = "background" if i == 0 else ("object" if not multi else f"class {i}")
+        cname = a.text_input(f"Class {i} name", default, key=f"new_class_name_{i}", disabled=i == 0)
+        color = b.color_picker("Colour", ClassSpec(i, "", default_color(i)).hex, key=f"new_class_color_{i}")
+        specs.append((cname, color))
+    if st.button("Create project", type="primary", disabled=not name.strip()):
+        try:
+            classes = [ClassSpec(i, n.strip(), parse_color(c))
+                       for i, (n, c) in enumerate(specs)]
+            proj = new_project(workspace_dir() / name.strip(), classes, name=name.strip())
+            set_current_project(proj.path)
+            st.success(f"Created '{proj.name}'.")
+            st.rerun()
+        except Exception as exc:
+            show_error(exc)

@@ -1,0 +1,70 @@
+"""Small UI pieces shared by the pages: the current project, the project picker, error display."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from seg_core.errors import SegError
+from seg_core.project import Project, is_project, list_projects, workspace_dir
+
+PROJECT_KEY = "project_path"
+
+
+def set_current_project(path: str | Path | None) -> None:
+    """Remember the open project for this browser session, and in the URL so a reload keeps it."""
+    if path is None:
+        st.session_state.pop(PROJECT_KEY, None)
+        st.query_params.pop("project", None)
+        return
+    st.session_state[PROJECT_KEY] = str(path)
+    st.query_params["project"] = Path(path).name
+
+
+def current_project() -> Project | None:
+    path = st.session_state.get(PROJECT_KEY)
+    if not path:
+        name = st.query_params.get("project")
+        candidate = workspace_dir() / name if name else None
+        if candidate is not None and "/" not in name and is_project(candidate):
+            path = st.session_state[PROJECT_KEY] = str(candidate)
+    if not path:
+        return None
+    if not is_project(path):
+        set_current_project(None)
+        return None
+    try:
+        return Project(path)
+    except SegError as exc:
+        st.error(str(exc))
+        return None
+
+
+def _on_pick() -> None:
+    set_current_project(st.session_state.get("sidebar_project"))
+
+
+def project_picker() -> None:
+    """Sidebar select box over the workspace's projects, kept in step with the open project."""
+    projects = [p for p in list_projects() if not p.error]
+    with st.sidebar:
+        if not projects:
+            st.caption("No projects yet: create one or open the demo on the Home page.")
+            return
+        names = {str(p.path): p.name for p in projects}
+        cur = current_project()
+        current = str(cur.path) if cur else None
+        # Set before the widget exists in this run, so "Open" elsewhere moves the picker too.
+        st.session_state["sidebar_project"] = current if current in names else None
+        st.selectbox("Project", list(names), placeholder="Choose a project", format_func=names.get,
+                     key="sidebar_project", on_change=_on_pick)
+
+
+def show_error(exc: Exception) -> None:
+    """A SegError is the user's to fix: show its sentence. Anything else is our bug: say so plainly."""
+    if isinstance(exc, SegError):
+        st.error(str(exc), icon="⚠️")
+    else:
+        st.error(f"Something went wrong inside Seg Studio ({type(exc).__name__}: {exc}). "
+                 "Your saved work is safe; please report this.", icon="🐞")

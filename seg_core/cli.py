@@ -1,0 +1,199 @@
+"""The `segstudio` command: subcommands that mirror seg_core functions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from seg_core import formats
+from seg_core.classes import parse_class_args
+from seg_core.errors import SegError
+from seg_core.masks import MASK_KINDS
+from seg_core.project import (CLASSES_EXPLICIT, SPLITS, Project, is_project, list_projects, new_project,
+                              resolve_project_path, workspace_dir)
+
+def _project_arg(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument("--project", required=required,
+                        help="project folder; a bare name means <workspace>/<name> (workspace: $SEG_WORKSPACE or ./workspace)")
+
+
+def create_project(path: Path, classes: Sequence[str] | None, name: str | None = None) -> Project:
+    return new_project(path, parse_class_args(classes) if classes else None, name)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    path = resolve_project_path(args.project)
+    project = create_project(path, args.classes, args.name)
+    print(f"created project '{project.name}' at {project.path}")
+    print("classes: " + ", ".join(f"{c.id} {c.name} {c.hex}" for c in project.classes))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    path = resolve_project_path(args.project)
+    if is_project(path):
+        project = Project(path)
+        if args.classes:
+            raise SegError("--classes is only for a new project; this one exists. Edit classes on the Data page.")
+    else:
+        project = create_project(path, args.classes)
+        print(f"created project '{project.name}' at {project.path}")
+    infer = not project.setting(CLASSES_EXPLICIT, False)
+    opts = dict(mask_kind=args.mask_format, trimap_border=args.trimap_border, infer_classes=infer, split=args.split)
+    if args.zip:
+        report = formats.import_zip(project, Path(args.zip), **opts)
+    elif args.keras_seg:
+        report = formats.import_tree(project, Path(args.keras_seg), **opts)
+    elif args.folder:
+        report = formats.import_tree(project, Path(args.folder), **opts)
+    else:
+        report = formats.import_folder(project, Path(args.images), Path(args.masks) if args.masks else None, **opts)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print("\n".join(report.lines()))
+    return 0 if report.ok else 3
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    project = Project(resolve_project_path(args.project))
+    out = formats.export_zip(project, Path(args.out))
+    s = project.stats()
+    print(f"exported {s['images']} images ({s['labeled']} with masks) and {s['num_classes']} classes to {out}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    s = Project(resolve_project_path(args.project)).stats()
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return 0
+    print(f"project {s['name']} ({s['kind']}) at {s['path']}")
+    print(f"images: {s['images']}  labeled: {s['labeled']}  unlabeled: {s['unlabeled']}")
+    print("splits: " + "  ".join(f"{k}: {v}" for k, v in s["by_split"].items()))
+    print("classes:")
+    for c in s["classes"]:
+        print(f"  {c['id']:>3} {c['name']:<20} {c['color']}  in {c['images']} image(s), {100 * c['pixel_fraction']:.1f}% of labeled pixels")
+    if s["ignore_pixels"]:
+        print(f"  ignore pixels: {s['ignore_pixels']}")
+    return 0
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    project = Project(resolve_project_path(args.project))
+    counts = project.assign_splits(val_fraction=args.val_fraction, val_count=args.val_count, seed=args.seed,
+                                   labeled_only=not args.include_unlabeled)
+    print("  ".join(f"{k}: {v}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from seg_core import demo
+
+    path = resolve_project_path(args.project or (demo.DEMO_MULTICLASS if args.multiclass else demo.DEMO_NAME))
+    project = demo.create_demo_project(path, multiclass=args.multiclass, count=args.count, seed=args.seed)
+    s = project.stats()
+    print(f"demo project '{s['name']}' at {project.path}: {s['images']} images, {s['labeled']} labeled, "
+          f"{s['unlabeled']} left for you to annotate; classes: " + ", ".join(c["name"] for c in s["classes"]))
+    return 0
+
+
+def cmd_projects(args: argparse.Namespace) -> int:
+    rows = list_projects(args.workspace or workspace_dir())
+    if args.json:
+        print(json.dumps([{"name": r.name, "path": str(r.path), "kind": r.kind, "images": r.images,
+                           "labeled": r.labeled, "error": r.error} for r in rows], indent=2))
+        return 0
+    if not rows:
+        print(f"no projects in {args.workspace or workspace_dir()}")
+    for r in rows:
+        print(f"{r.name:<24} {r.kind:<10} {r.images:>6} images {r.labeled:>6} labeled  {r.path}" + (f"  ({r.error})" if r.error else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segstudio", description="Seg Studio: image segmentation projects from the command line.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init", help="create an empty project")
+    _project_arg(p)
+    p.add_argument("--classes", nargs="+", metavar="NAME[:#RRGGBB]",
+                   help="class names (and colours); 'background' is added first if missing")
+    p.add_argument("--name", help="display name (default: the folder name)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("import", help="import images and masks (creates the project if missing)")
+    _project_arg(p)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", help="folder of images")
+    src.add_argument("--zip", help="zip archive in any supported layout")
+    src.add_argument("--keras-seg", help="folder with images_prepped_train/ and annotations_prepped_train/")
+    src.add_argument("--folder", help="folder in any supported layout (detected)")
+    p.add_argument("--masks", help="folder of masks matching --images by base name")
+    p.add_argument("--mask-format", choices=MASK_KINDS, default="auto", help="how to read the masks (default: detect)")
+    p.add_argument("--trimap-border", default="ignore",
+                   help="for Oxford-pets trimaps: where border pixels go: ignore, object, background or a class id")
+    p.add_argument("--classes", nargs="+", metavar="NAME[:#RRGGBB]", help="classes for a new project (default: inferred from masks)")
+    p.add_argument("--split", choices=SPLITS, help="put the added images in this split")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("export", help="export images, palette-PNG masks and classes.json as a zip")
+    _project_arg(p)
+    p.add_argument("--out", required=True, help="zip file to write")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("info", help="counts by status, split and class")
+    _project_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("split", help="reproducible train/val split")
+    _project_arg(p)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--val-fraction", type=float, default=None, help="fraction for validation (default 0.2)")
+    g.add_argument("--val-count", type=int, default=None, help="exact number of validation images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--include-unlabeled", action="store_true", help="split unlabeled images too")
+    p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("demo", help="create the built-in demo project (no download)")
+    p.add_argument("--project", help="where (default: <workspace>/demo)")
+    p.add_argument("--multiclass", action="store_true", help="3 classes (background, blob, block) instead of binary")
+    p.add_argument("--count", type=int, default=60, help="number of images")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("projects", help="list the projects in the workspace")
+    p.add_argument("--workspace", help="workspace folder (default: $SEG_WORKSPACE or ./workspace)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_projects)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except SegError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # no traceback reaches the user unless they ask for it
+        if os.environ.get("SEGSTUDIO_DEBUG"):
+            raise
+        print(f"error: unexpected failure ({type(exc).__name__}: {exc}). "
+              "Run again with SEGSTUDIO_DEBUG=1 to see the details.", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""SQLite schema, migrations and connections (WAL, busy timeout) for a project's project.db."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from pathlib import Path
+from typing import Iterator
+
+from seg_core.errors import ProjectError
+
+BUSY_TIMEOUT_S = 30.0
+
+# Each entry moves the schema one version up; PRAGMA user_version records where a file stands.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE project (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('binary', 'multiclass')),
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE classes (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        color TEXT NOT NULL
+    );
+    CREATE TABLE images (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        filename TEXT NOT NULL,
+        stored_name TEXT NOT NULL,
+        sha256 TEXT NOT NULL UNIQUE,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        channels INTEGER NOT NULL,
+        source_format TEXT NOT NULL,
+        split TEXT NOT NULL DEFAULT 'train' CHECK (split IN ('train', 'val', 'test')),
+        status TEXT NOT NULL DEFAULT 'unlabeled' CHECK (status IN ('unlabeled', 'labeled')),
+        mask_version INTEGER NOT NULL DEFAULT 0,
+        mask_sha256 TEXT,
+        mask_source TEXT,
+        mask_updated_by TEXT,
+        mask_updated_at REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX images_status ON images (status, id);
+    CREATE INDEX images_split ON images (split, id);
+    CREATE INDEX images_filename ON images (filename);
+    CREATE TABLE mask_classes (
+        image_id INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+        class_id INTEGER NOT NULL,
+        pixels INTEGER NOT NULL,
+        PRIMARY KEY (image_id, class_id)
+    );
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'completed', 'stopped', 'failed')),
+        config TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        ended_at REAL,
+        pid INTEGER,
+        heartbeat_at REAL,
+        stop_requested INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        best_epoch INTEGER,
+        best_score REAL,
+        resumed_from TEXT
+    );
+    CREATE TABLE metrics (
+        run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        epoch INTEGER NOT NULL,
+        batch INTEGER,
+        data TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX metrics_run ON metrics (run_id, epoch, batch);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        image_id INTEGER,
+        detail TEXT
+    );
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    """A connection in autocommit mode; use `transaction()` for atomic groups of statements."""
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode.lower() != "wal":  # e.g. a network file system; still correct, only less concurrent
+        conn.execute("PRAGMA journal_mode = DELETE")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection, immediate: bool = True) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE takes the write lock up front, so read-check-write sequences cannot race."""
+    conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def opened(path: str | Path) -> Iterator[sqlite3.Connection]:
+    conn = connect(path)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to SCHEMA_VERSION; returns the version the file had before."""
+    before = schema_version(conn)
+    if before > SCHEMA_VERSION:
+        raise ProjectError(
+            f"This project was saved by a newer Seg Studio (database version {before}, this one knows up "
+            f"to {SCHEMA_VERSION}). Update Seg Studio to open it."
+        )
+    for version in range(before, SCHEMA_VERSION):
+        with transaction(conn):
+            for statement in _statements(MIGRATIONS[version]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+    return before
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would COMMIT our transaction; split instead (no ';' inside our DDL strings).
+    return [s.strip() for s in script.split(";") if s.strip()]

@@ -1,0 +1,33 @@
+"""Errors a person can cause, each with a sentence a non-expert understands."""
+
+
+class SegError(Exception):
+    """Base of every error that is the user's input, not a bug: pages show it with st.error."""
+
+
+class InvalidImageError(SegError):
+    """The file is not an image Seg Studio can use."""
+
+
+class InvalidMaskError(SegError):
+    """The mask cannot be read, has the wrong size, or holds colours/values that are not classes."""
+
+
+class MaskConflictError(SegError):
+    """Someone saved this mask after it was loaded; saving now would overwrite their work."""
+
+
+class UnsafeArchiveError(SegError):
+    """A zip archive that could write outside its folder or expand to an unreasonable size."""
+
+
+class ProjectError(SegError):
+    """A project that does not exist, already exists, or is in an unusable state."""
+
+
+class NotFoundError(SegError):
+    """An image, run or class that is not (or no longer) in the project."""
+
+
+class ClassSpecError(SegError):
+    """A class definition that is invalid: bad colour, duplicate name, reserved id."""

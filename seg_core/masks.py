@@ -1,0 +1,366 @@
+"""Class-id masks: palette PNG read/write, detection of imported mask formats, colour -> id mapping."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from seg_core import images
+from seg_core.classes import (IGNORE_COLOR, IGNORE_ID, ClassSpec, binary_classes, color_to_hex,
+                              default_color, numbered_classes, palette_bytes)
+from seg_core.errors import InvalidMaskError
+
+# Mask formats that import understands; "auto" detects one of the others from the pixels.
+MASK_KINDS = ("auto", "ids", "binary", "trimap", "colors")
+TRIMAP_BORDER_CHOICES = ("ignore", "object", "background")
+# More distinct colours than this in an "RGB mask" means it is a photo or a JPEG, not a mask.
+MAX_MASK_COLORS = 64
+
+
+@dataclass(frozen=True)
+class MaskPixels:
+    """The raw content of a mask file before interpretation."""
+
+    name: str
+    source_format: str                 # PNG, GIF, BMP, TIFF, ...
+    width: int
+    height: int
+    values: np.ndarray | None          # HxW uint8 for single-channel and palette masks
+    rgb: np.ndarray | None             # HxWx3 uint8 for colour masks
+    palette: tuple[tuple[int, int, int], ...] | None = None   # for palette (mode P) files
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self.width, self.height)
+
+
+@dataclass(frozen=True)
+class MaskReading:
+    """A mask converted to class ids, with what was detected, in words."""
+
+    ids: np.ndarray          # HxW uint8: class ids, IGNORE_ID for "ignore"
+    kind: str                # e.g. "class-id PNG", "binary 0/255", "Oxford-pets trimap"
+    detail: str = ""
+
+
+@dataclass
+class ClassInference:
+    classes: list[ClassSpec]
+    kind: str
+    detail: str
+    notes: list[str] = field(default_factory=list)
+
+
+def read_pixels(data: bytes, name: str = "mask") -> MaskPixels:
+    """Open a mask file of any accepted format; GIFs give their first frame."""
+    try:
+        im = images._open(data, name, images.max_pixels())
+    except Exception as exc:  # the image error's sentence, restated for a mask
+        raise InvalidMaskError(str(exc).replace("an image Seg Studio can read", "a mask Seg Studio can read")) from None
+    try:
+        if im.format == "GIF":
+            im.seek(0)
+        im.load()
+    except (OSError, ValueError, SyntaxError, EOFError):
+        raise InvalidMaskError(f"Mask '{name}' is truncated or damaged.") from None
+    fmt, (w, h) = images.ACCEPTED_FORMATS[im.format], im.size
+    mode = im.mode
+    if mode == "P":
+        pal = im.getpalette() or []
+        colors = tuple(tuple(pal[i:i + 3]) for i in range(0, len(pal) - 2, 3))
+        if im.info.get("transparency") is not None and not isinstance(im.info["transparency"], int):
+            pass  # per-index alpha does not change which index a pixel has
+        return MaskPixels(name, fmt, w, h, np.asarray(im, dtype=np.uint8).copy(), None, colors)  # type: ignore[arg-type]
+    if mode in ("1", "L", "LA", "La"):
+        return MaskPixels(name, fmt, w, h, np.asarray(im.convert("L"), dtype=np.uint8).copy(), None)
+    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        arr = np.asarray(im)
+        if arr.size and (arr.min() < 0 or arr.max() > 255 or not np.all(np.equal(np.mod(arr, 1), 0))):
+            raise InvalidMaskError(
+                f"Mask '{name}' holds values from {arr.min():g} to {arr.max():g}; "
+                "class ids must be whole numbers from 0 to 255."
+            )
+        return MaskPixels(name, fmt, w, h, arr.astype(np.uint8), None)
+    rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+        return MaskPixels(name, fmt, w, h, rgb[..., 0].copy(), None)
+    return MaskPixels(name, fmt, w, h, None, rgb.copy())
+
+
+def _pack(rgb: np.ndarray) -> np.ndarray:
+    return (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+
+
+def _unpack(v: int) -> tuple[int, int, int]:
+    return ((v >> 16) & 255, (v >> 8) & 255, v & 255)
+
+
+def unique_colors(rgb: np.ndarray) -> dict[tuple[int, int, int], int]:
+    """Distinct colours of an HxWx3 array with their pixel counts, most frequent first."""
+    vals, counts = np.unique(_pack(rgb).ravel(), return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    return {_unpack(int(vals[i])): int(counts[i]) for i in order}
+
+
+def _border_colour(rgb: np.ndarray, candidates: Sequence[tuple[int, int, int]]) -> tuple[int, int, int]:
+    """The candidate covering most of the image border: that is the background in a two-colour mask."""
+    edge = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    packed = _pack(edge[None])[0]
+    scores = []
+    for c in candidates:
+        lum = 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]
+        scores.append((int(np.count_nonzero(packed == _pack(np.array([[c]], np.uint8))[0, 0])), -lum))
+    return candidates[int(np.argmax([s[0] * 1e6 + s[1] for s in scores]))]
+
+
+def _describe_values(values: Sequence[int]) -> str:
+    vals = sorted(int(v) for v in values)
+    shown = ", ".join(str(v) for v in vals[:12])
+    return shown + (f", ... ({len(vals)} values)" if len(vals) > 12 else "")
+
+
+def _describe_colors(colors: dict[tuple[int, int, int], int], limit: int = 8) -> str:
+    items = list(colors.items())
+    text = ", ".join(f"{color_to_hex(c)} ({n} px)" for c, n in items[:limit])
+    return text + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _trimap_border_id(trimap_border: str | int, classes: Sequence[ClassSpec]) -> int:
+    if trimap_border == "ignore":
+        return IGNORE_ID
+    if trimap_border == "object":
+        return 1
+    if trimap_border == "background":
+        return 0
+    try:
+        cid = int(trimap_border)
+    except (TypeError, ValueError):
+        raise InvalidMaskError(
+            f"Trimap border must be one of {', '.join(TRIMAP_BORDER_CHOICES)} or a class id; got '{trimap_border}'."
+        ) from None
+    if not 0 <= cid < len(classes):
+        raise InvalidMaskError(f"Trimap border class {cid} is not one of this project's class ids 0..{len(classes) - 1}.")
+    return cid
+
+
+def _map_colors(rgb: np.ndarray, classes: Sequence[ClassSpec], name: str, hint: str) -> np.ndarray:
+    lut = {c.color: c.id for c in classes}
+    lut.setdefault(IGNORE_COLOR, IGNORE_ID)
+    packed = _pack(rgb)
+    vals, inverse = np.unique(packed.ravel(), return_inverse=True)
+    mapped = np.empty(len(vals), np.uint8)
+    unknown: dict[tuple[int, int, int], int] = {}
+    counts = np.bincount(inverse, minlength=len(vals))
+    for i, v in enumerate(vals):
+        c = _unpack(int(v))
+        if c in lut:
+            mapped[i] = lut[c]
+        else:
+            unknown[c] = int(counts[i])
+    if unknown:
+        unknown = dict(sorted(unknown.items(), key=lambda kv: -kv[1]))
+        known = ", ".join(f"{c.name} {c.hex}" for c in classes)
+        raise InvalidMaskError(
+            f"Mask '{name}' has colours that are not classes of this project: {_describe_colors(unknown)}. "
+            f"The classes are: {known}.{hint}"
+        )
+    return mapped[inverse].reshape(packed.shape)
+
+
+def interpret(px: MaskPixels, classes: Sequence[ClassSpec], kind: str = "auto",
+              trimap_border: str | int = "ignore") -> MaskReading:
+    """Convert raw mask pixels to class ids for `classes`, detecting the format when kind='auto'."""
+    if kind not in MASK_KINDS:
+        raise InvalidMaskError(f"Unknown mask format '{kind}'; choose one of {', '.join(MASK_KINDS)}.")
+    n = len(classes)
+    jpeg_hint = (" JPEG compression changes a mask's colours; save masks as PNG."
+                 if px.source_format == "JPEG" else "")
+    if px.rgb is not None:
+        if kind not in ("auto", "colors"):
+            raise InvalidMaskError(f"Mask '{px.name}' is a colour image, not a {kind} mask.")
+        colors = unique_colors(px.rgb)
+        known = {c.color for c in classes} | {IGNORE_COLOR}
+        if set(colors) <= known:
+            return MaskReading(_map_colors(px.rgb, classes, px.name, ""), "colour-coded RGB",
+                               f"{len(colors)} class colours")
+        if len(colors) == 2 and n == 2:
+            bg = _border_colour(px.rgb, list(colors))
+            fg = next(c for c in colors if c != bg)
+            ids = (_pack(px.rgb) == _pack(np.array([[fg]], np.uint8))[0, 0]).astype(np.uint8)
+            return MaskReading(ids, "two-colour RGB",
+                               f"{color_to_hex(bg)} -> {classes[0].name}, {color_to_hex(fg)} -> {classes[1].name}")
+        return MaskReading(_map_colors(px.rgb, classes, px.name, jpeg_hint), "colour-coded RGB")
+
+    assert px.values is not None
+    values = px.values
+    present = set(np.unique(values).tolist())
+    is_palette = px.palette is not None
+    label = {"GIF": "GIF mask"}.get(px.source_format, "palette PNG" if is_palette else "class-id PNG")
+    if px.source_format not in ("PNG", "GIF"):
+        label = f"class-id {px.source_format}" if not is_palette else f"palette {px.source_format}"
+
+    if is_palette and kind in ("auto", "colors"):
+        # A palette whose used colours are exactly class colours is read by colour, so masks
+        # painted elsewhere with the same colours but other index order still import right.
+        pal = px.palette or ()
+        used = {i: pal[i] if i < len(pal) else (0, 0, 0) for i in present}
+        by_color = {c.color: c.id for c in classes}
+        by_color.setdefault(IGNORE_COLOR, IGNORE_ID)
+        if all(col in by_color for col in used.values()) and len(set(used.values())) == len(used):
+            lut = np.zeros(256, np.uint8)
+            for i, col in used.items():
+                lut[i] = by_color[col]
+            return MaskReading(lut[values], label, "indices mapped by palette colour")
+        if kind == "colors":
+            unknown = {col: int(np.count_nonzero(values == i)) for i, col in used.items() if col not in by_color}
+            raise InvalidMaskError(f"Mask '{px.name}' has palette colours that are not classes: {_describe_colors(unknown)}.")
+
+    valid_ids = set(range(n)) | {IGNORE_ID}
+    if kind in ("auto", "ids") and present <= valid_ids and not (kind == "auto" and n == 2 and IGNORE_ID in present and present <= {0, 255}):
+        return MaskReading(values.copy(), label, f"class ids {_describe_values(present)}")
+    if kind in ("auto", "binary") and present <= {0, 255} and n == 2:
+        return MaskReading((values == 255).astype(np.uint8), "binary 0/255",
+                           f"0 -> {classes[0].name}, 255 -> {classes[1].name}")
+    if kind == "binary" and present <= {0, 1} and n == 2:
+        return MaskReading(values.copy(), "binary 0/1", f"0 -> {classes[0].name}, 1 -> {classes[1].name}")
+    is_trimap_values = present <= {1, 2, 3} and 0 not in present
+    if kind == "trimap" or (kind == "auto" and is_trimap_values and 3 in present and n in (2, 3)):
+        if not is_trimap_values:
+            raise InvalidMaskError(
+                f"Mask '{px.name}' has values {_describe_values(present)}; a trimap holds only 1 (object), "
+                "2 (background) and 3 (border)."
+            )
+        border = _trimap_border_id(trimap_border, classes)
+        lut = np.zeros(256, np.uint8)
+        lut[1], lut[2], lut[3] = 1, 0, border
+        border_name = "ignore" if border == IGNORE_ID else classes[border].name
+        return MaskReading(lut[values], "Oxford-pets trimap",
+                           f"1 -> {classes[1].name}, 2 -> {classes[0].name}, 3 (border) -> {border_name}")
+    bad = sorted(present - valid_ids)
+    expected = f"class ids 0..{n - 1}" + (" or 0/255" if n == 2 else "")
+    raise InvalidMaskError(
+        f"Mask '{px.name}' has values {_describe_values(bad)} that are not {expected} of this project's "
+        f"{n} classes.{jpeg_hint}"
+    )
+
+
+def read_mask(data: bytes, classes: Sequence[ClassSpec], name: str = "mask", *,
+              expected_size: tuple[int, int] | None = None, kind: str = "auto",
+              trimap_border: str | int = "ignore") -> MaskReading:
+    """Read a mask file of any supported format as class ids, checking it fits its image."""
+    px = read_pixels(data, name)
+    if expected_size is not None and px.size != tuple(expected_size):
+        raise InvalidMaskError(
+            f"Mask '{name}' is {px.width}x{px.height} pixels but its image is "
+            f"{expected_size[0]}x{expected_size[1]}; a mask must have its image's size."
+        )
+    return interpret(px, classes, kind, trimap_border)
+
+
+def infer_classes(samples: Sequence[MaskPixels], kind: str = "auto") -> ClassInference:
+    """Guess a new project's classes from its masks (used when importing into an empty project)."""
+    if not samples:
+        return ClassInference(binary_classes(), "none", "no masks: a binary project (background, object)")
+    rgb = [s for s in samples if s.rgb is not None]
+    if rgb and kind in ("auto", "colors"):
+        counts: dict[tuple[int, int, int], int] = {}
+        for s in rgb:
+            for c, k in unique_colors(s.rgb).items():  # type: ignore[arg-type]
+                counts[c] = counts.get(c, 0) + k
+        for s in samples:
+            if s.values is not None:
+                for v in np.unique(s.values).tolist():
+                    counts[(v, v, v)] = counts.get((v, v, v), 0) + int(np.count_nonzero(s.values == v))
+        if len(counts) > MAX_MASK_COLORS:
+            raise InvalidMaskError(
+                f"The masks hold {len(counts)} different colours; a mask has one colour per class. "
+                "Are these photos, or masks saved as JPEG?"
+            )
+        ordered = sorted(counts, key=lambda c: -counts[c])
+        if len(ordered) == 2 and len(rgb) == len(samples):
+            bg = _border_colour(rgb[0].rgb, ordered) if all(c in unique_colors(rgb[0].rgb) for c in ordered) else ordered[0]  # type: ignore[arg-type]
+            fg = next(c for c in ordered if c != bg)
+            classes = [ClassSpec(0, "background", bg), ClassSpec(1, "object", fg)]
+            return ClassInference(classes, "two-colour RGB", f"{color_to_hex(bg)} background, {color_to_hex(fg)} object")
+        bg = (0, 0, 0) if (0, 0, 0) in counts else ordered[0]
+        ordered = [bg] + [c for c in ordered if c != bg and c != IGNORE_COLOR]
+        classes = [ClassSpec(i, "background" if i == 0 else f"class {i}", c) for i, c in enumerate(ordered)]
+        return ClassInference(classes, "colour-coded RGB", f"{len(classes)} colours -> {len(classes)} classes")
+
+    present: set[int] = set()
+    palette = None
+    for s in samples:
+        present |= set(np.unique(s.values).tolist())  # type: ignore[arg-type]
+        palette = palette or s.palette
+    if kind in ("auto", "binary") and (present <= {0, 255} or present <= {0, 1}):
+        desc = "binary 0/255" if 255 in present else "binary 0/1"
+        return ClassInference(binary_classes(), desc, "two classes: background, object")
+    if kind == "trimap" or (kind == "auto" and present <= {1, 2, 3} and 3 in present and 0 not in present):
+        return ClassInference(binary_classes(), "Oxford-pets trimap",
+                              "1 = object, 2 = background, 3 = border")
+    notes = []
+    if IGNORE_ID in present and len(present) > 2:
+        present.discard(IGNORE_ID)
+        notes.append("value 255 is read as 'ignore' (unlabelled boundary), not as a class")
+    top = max(present) if present else 1
+    count = max(top + 1, 2)
+    classes = numbered_classes(count)
+    if palette is not None:
+        colors = [tuple(palette[i]) if i < len(palette) else default_color(i) for i in range(count)]
+        if len(set(colors)) == count and IGNORE_COLOR not in colors:
+            classes = [ClassSpec(c.id, c.name, colors[c.id]) for c in classes]  # type: ignore[arg-type]
+    return ClassInference(classes, "class ids", f"ids {_describe_values(present)} -> {count} classes", notes)
+
+
+def encode_png(ids: np.ndarray, classes: Sequence[ClassSpec]) -> bytes:
+    """An 8-bit palette PNG: index = class id, palette = class colours (255 = ignore, grey)."""
+    im = Image.fromarray(np.ascontiguousarray(ids, dtype=np.uint8), "P")
+    im.putpalette(palette_bytes(classes))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def load_png(path: str | Path) -> np.ndarray:
+    """A stored mask's class ids (indices of its palette PNG)."""
+    with Image.open(path) as im:
+        if im.mode != "P" and im.mode != "L":
+            raise InvalidMaskError(f"Stored mask {Path(path).name} is not a palette PNG (mode {im.mode}).")
+        return np.asarray(im, dtype=np.uint8).copy()
+
+
+def validate_ids(ids: np.ndarray, classes: Sequence[ClassSpec], size: tuple[int, int]) -> np.ndarray:
+    """Check an in-memory mask before saving: 2-D, the image's size, only class ids or ignore."""
+    ids = np.asarray(ids)
+    if ids.ndim != 2:
+        raise InvalidMaskError(f"A mask must be a 2-D array of class ids; got shape {ids.shape}.")
+    h, w = ids.shape
+    if (w, h) != tuple(size):
+        raise InvalidMaskError(f"The mask is {w}x{h} pixels but its image is {size[0]}x{size[1]}.")
+    if ids.dtype != np.uint8:
+        if ids.size and (ids.min() < 0 or ids.max() > 255):
+            raise InvalidMaskError("A mask holds class ids from 0 to 255.")
+        ids = ids.astype(np.uint8)
+    present = set(np.unique(ids).tolist())
+    bad = present - set(range(len(classes))) - {IGNORE_ID}
+    if bad:
+        raise InvalidMaskError(
+            f"The mask has values {_describe_values(bad)} but the project's classes are 0..{len(classes) - 1}."
+        )
+    return ids
+
+
+def class_pixel_counts(ids: np.ndarray) -> dict[int, int]:
+    counts = np.bincount(ids.ravel(), minlength=256)
+    return {int(i): int(c) for i, c in enumerate(counts) if c}
+
+
+def colorize(ids: np.ndarray, classes: Sequence[ClassSpec]) -> np.ndarray:
+    """HxW ids -> HxWx3 colours."""
+    lut = np.asarray(palette_bytes(classes), np.uint8).reshape(256, 3)
+    return lut[ids]
