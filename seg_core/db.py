@@ -95,11 +95,16 @@ def connect(path: str | Path) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     conn.execute("PRAGMA foreign_keys = ON")
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if mode.lower() != "wal":  # e.g. a network file system; still correct, only less concurrent
-        conn.execute("PRAGMA journal_mode = DELETE")
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
+
+
+def enable_wal(conn: sqlite3.Connection) -> str:
+    """WAL lets the Train page read while a worker writes; the mode is stored in the file, set once."""
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode.lower() != "wal":  # e.g. a network file system; still correct, only less concurrent
+        mode = conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
+    return mode
 
 
 @contextlib.contextmanager

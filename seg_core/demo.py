@@ -34,9 +34,11 @@ def _png(arr) -> bytes:
 
 
 def create_demo_project(path: str | Path, multiclass: bool = False, count: int = DEMO_COUNT,
-                        unlabeled: int = DEMO_UNLABELED, seed: int = 0, exist_ok: bool = True) -> Project:
+                        unlabeled: int | None = None, seed: int = 0, exist_ok: bool = True) -> Project:
     """Create (or, with exist_ok, open) the demo project: `count` images, the last `unlabeled` without masks."""
     path = Path(path).resolve()
+    if unlabeled is None:
+        unlabeled = min(DEMO_UNLABELED, count // 6)
     if is_project(path):
         if exist_ok:
             return Project(path)

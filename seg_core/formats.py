@@ -65,6 +65,7 @@ class Layout:
     groups: list[Group]
     classes: list[ClassSpec] | None = None
     splits: dict[str, str] = field(default_factory=dict)     # image file name -> split (from our export)
+    original_names: dict[str, str] = field(default_factory=dict)   # exported name -> name at first upload
 
 
 @dataclass
@@ -211,13 +212,20 @@ def _read_export_manifest(tree: dict[PurePosixPath, Source], base: PurePosixPath
         try:
             entries = json.loads(manifest.read().decode("utf-8")).get("images", [])
             layout.splits = {PurePosixPath(e["image"]).name: e["split"] for e in entries if e.get("split")}
+            layout.original_names = {PurePosixPath(e["image"]).name: e["original_name"] for e in entries
+                                     if e.get("original_name")}
         except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
             raise ProjectError(f"manifest.json cannot be read: {exc}") from None
+        # Re-import in the exported order, so image ids keep their order too.
+        rank = {PurePosixPath(e["image"]).name: i for i, e in enumerate(entries)}
+        for group in layout.groups:
+            group.images.sort(key=lambda s: rank.get(s.name, len(rank)))
 
 
 # ----- zip safety ----------------------------------------------------------------------------
-def zip_tree(archive: zipfile.ZipFile, max_bytes: int = MAX_ARCHIVE_BYTES) -> dict[PurePosixPath, Source]:
+def zip_tree(archive: zipfile.ZipFile, max_bytes: int | None = None) -> dict[PurePosixPath, Source]:
     """Check every entry before anything is read: no absolute or '..' paths, links, or bombs."""
+    max_bytes = MAX_ARCHIVE_BYTES if max_bytes is None else max_bytes
     infos = archive.infolist()
     if len(infos) > MAX_ARCHIVE_ENTRIES:
         raise UnsafeArchiveError(f"The zip holds {len(infos)} entries; at most {MAX_ARCHIVE_ENTRIES} are accepted.")
@@ -322,7 +330,7 @@ def import_layout(project: Project, layout: Layout, *, mask_kind: str = "auto", 
             image_keys.add(stem)
             msrc = by_key.get(stem)
             _import_one(project, classes, src, msrc, split or layout.splits.get(src.name) or group.split,
-                        mask_kind, trimap_border, report)
+                        mask_kind, trimap_border, report, layout.original_names.get(src.name))
         for key, msrc in by_key.items():
             done += 1
             if progress:
@@ -333,7 +341,7 @@ def import_layout(project: Project, layout: Layout, *, mask_kind: str = "auto", 
 
 
 def _import_one(project: Project, classes: Sequence[ClassSpec], src: Source, msrc: Source | None, split: str | None,
-                mask_kind: str, trimap_border: str | int, report: ImportReport) -> None:
+                mask_kind: str, trimap_border: str | int, report: ImportReport, original_name: str | None = None) -> None:
     label = src.path or src.name
     try:
         prep = images.prepare_upload(src.read(), src.name)
@@ -341,7 +349,7 @@ def _import_one(project: Project, classes: Sequence[ClassSpec], src: Source, msr
         if msrc is not None:
             reading = masks.read_mask(msrc.read(), classes, msrc.name, expected_size=(prep.width, prep.height),
                                       kind=mask_kind, trimap_border=trimap_border)
-        result = project.add_image(b"", src.name, split=split, prepared=prep)
+        result = project.add_image(b"", _plain_name(original_name) or src.name, split=split, prepared=prep)
         if result.status == "duplicate":
             rec = result.image
             if reading is not None and rec.status == "unlabeled":
@@ -358,6 +366,13 @@ def _import_one(project: Project, classes: Sequence[ClassSpec], src: Source, msr
     except SegError as exc:
         what = f"{label} (with mask {msrc.name})" if msrc is not None else label
         report.refused.append((what, str(exc)))
+
+
+def _plain_name(name: str | None) -> str | None:
+    try:
+        return images.safe_filename(name) if name else None
+    except SegError:
+        return None
 
 
 def _attach_mask(project: Project, classes: Sequence[ClassSpec], msrc: Source, mask_kind: str,

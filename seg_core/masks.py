@@ -118,6 +118,11 @@ def _border_colour(rgb: np.ndarray, candidates: Sequence[tuple[int, int, int]]) 
     return candidates[int(np.argmax([s[0] * 1e6 + s[1] for s in scores]))]
 
 
+def _present(values: np.ndarray) -> set[int]:
+    """The distinct values of a uint8 array; bincount is ~10x faster than np.unique here."""
+    return set(np.flatnonzero(np.bincount(values.ravel(), minlength=256)).tolist())
+
+
 def _describe_values(values: Sequence[int]) -> str:
     vals = sorted(int(v) for v in values)
     shown = ", ".join(str(v) for v in vals[:12])
@@ -198,7 +203,7 @@ def interpret(px: MaskPixels, classes: Sequence[ClassSpec], kind: str = "auto",
 
     assert px.values is not None
     values = px.values
-    present = set(np.unique(values).tolist())
+    present = _present(values)
     is_palette = px.palette is not None
     label = {"GIF": "GIF mask"}.get(px.source_format, "palette PNG" if is_palette else "class-id PNG")
     if px.source_format not in ("PNG", "GIF"):
@@ -295,7 +300,7 @@ def infer_classes(samples: Sequence[MaskPixels], kind: str = "auto") -> ClassInf
     present: set[int] = set()
     palette = None
     for s in samples:
-        present |= set(np.unique(s.values).tolist())  # type: ignore[arg-type]
+        present |= _present(s.values)  # type: ignore[arg-type]
         palette = palette or s.palette
     if kind in ("auto", "binary") and (present <= {0, 255} or present <= {0, 1}):
         desc = "binary 0/255" if 255 in present else "binary 0/1"
@@ -322,7 +327,8 @@ def encode_png(ids: np.ndarray, classes: Sequence[ClassSpec]) -> bytes:
     im = Image.fromarray(np.ascontiguousarray(ids, dtype=np.uint8), "P")
     im.putpalette(palette_bytes(classes))
     buf = io.BytesIO()
-    im.save(buf, format="PNG", compress_level=6)
+    # Level 1: masks are mostly runs of one value, so it is nearly as small as 6 and 3x faster.
+    im.save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 
@@ -346,7 +352,7 @@ def validate_ids(ids: np.ndarray, classes: Sequence[ClassSpec], size: tuple[int,
         if ids.size and (ids.min() < 0 or ids.max() > 255):
             raise InvalidMaskError("A mask holds class ids from 0 to 255.")
         ids = ids.astype(np.uint8)
-    present = set(np.unique(ids).tolist())
+    present = _present(ids)
     bad = present - set(range(len(classes))) - {IGNORE_ID}
     if bad:
         raise InvalidMaskError(

@@ -8,10 +8,11 @@ import json
 import os
 import re
 import sqlite3
+import threading
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -103,7 +104,9 @@ class Project:
         self.path = Path(path).resolve()
         if not is_project(self.path):
             raise ProjectError(f"There is no project at {self.path}.")
+        self._local = threading.local()
         with self._db() as conn:
+            db.enable_wal(conn)
             db.migrate(conn)
 
     # ----- creation and identity -------------------------------------------------------------
@@ -146,8 +149,19 @@ class Project:
     def open(cls, path: str | Path) -> "Project":
         return cls(path)
 
-    def _db(self) -> "contextlib.AbstractContextManager[sqlite3.Connection]":
-        return db.opened(self.path / DB_NAME)
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        # One connection per thread and Project: opening SQLite for every call cost more than the work.
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = db.connect(self.path / DB_NAME)
+        yield conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
 
     @property
     def images_dir(self) -> Path:

@@ -7,7 +7,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from conftest import box_mask, photo, png_bytes
+from helpers import box_mask, photo, png_bytes
 from seg_core import db, files
 from seg_core.classes import ClassSpec, default_classes
 from seg_core.errors import ClassSpecError, InvalidImageError, InvalidMaskError, MaskConflictError, NotFoundError, ProjectError

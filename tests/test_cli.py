@@ -1,0 +1,108 @@
+"""The segstudio command: each subcommand, exit codes, and no traceback for a person's mistakes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from helpers import ROOT, photo, png_bytes, write_pair_folders
+from seg_core.cli import main
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_init_with_classes_then_info(capsys, workspace):
+    code, out, _ = run(capsys, "init", "--project", "leaves", "--classes", "leaf:#00ff00", "spot")
+    assert code == 0 and "background" in out and "leaf #00ff00" in out
+    code, out, _ = run(capsys, "info", "--project", "leaves", "--json")
+    info = json.loads(out)
+    assert info["num_classes"] == 3 and info["kind"] == "multiclass" and info["labeled"] == 0
+    assert (workspace / "leaves" / "project.db").is_file()
+
+
+def test_import_creates_project_and_reports(capsys, tmp_path):
+    img_dir, msk_dir = write_pair_folders(tmp_path / "src", 4, skip_masks=(2,))
+    target = tmp_path / "proj"
+    code, out, err = run(capsys, "import", "--project", target, "--images", img_dir, "--masks", msk_dir)
+    assert code == 0, err
+    assert "created project" in out and "added: 4 image(s), 3 with a mask" in out
+    assert "binary 0/255: 3" in out
+    code, out, _ = run(capsys, "info", "--project", target, "--json")
+    info = json.loads(out)
+    assert (info["labeled"], info["unlabeled"], info["num_classes"]) == (3, 1, 2)
+    code, out, _ = run(capsys, "import", "--project", target, "--images", img_dir, "--masks", msk_dir)
+    assert code == 0 and "skipped as duplicate: 4" in out
+
+
+def test_import_exits_nonzero_when_anything_is_refused(capsys, tmp_path):
+    img_dir, msk_dir = write_pair_folders(tmp_path / "src", 2)
+    (img_dir / "bad.png").write_bytes(b"nope")
+    code, out, _ = run(capsys, "import", "--project", tmp_path / "p", "--images", img_dir, "--masks", msk_dir)
+    assert code != 0 and "refused: 1" in out and "bad.png" in out
+
+
+def test_errors_are_sentences_not_tracebacks(capsys, tmp_path):
+    code, out, err = run(capsys, "info", "--project", tmp_path / "missing")
+    assert code == 2 and "There is no project" in err and "Traceback" not in err
+    bad_zip = tmp_path / "evil.zip"
+    with zipfile.ZipFile(bad_zip, "w") as zf:
+        zf.writestr("../../evil.png", png_bytes(photo()))
+    code, out, err = run(capsys, "import", "--project", tmp_path / "p", "--zip", bad_zip)
+    assert code == 2 and "outside the archive" in err
+    code, out, err = run(capsys, "init", "--project", tmp_path / "q", "--classes", "a:#zzzzzz")
+    assert code == 2 and "#rrggbb" in err
+
+
+def test_export_zip_and_reimport(capsys, tmp_path):
+    img_dir, msk_dir = write_pair_folders(tmp_path / "src", 3)
+    run(capsys, "import", "--project", tmp_path / "a", "--images", img_dir, "--masks", msk_dir)
+    code, out, _ = run(capsys, "export", "--project", tmp_path / "a", "--out", tmp_path / "a.zip")
+    assert code == 0 and "exported 3 images (3 with masks)" in out
+    code, out, _ = run(capsys, "import", "--project", tmp_path / "b", "--zip", tmp_path / "a.zip")
+    assert code == 0 and "Seg Studio export" in out
+    _, out, _ = run(capsys, "info", "--project", tmp_path / "b", "--json")
+    assert json.loads(out)["labeled"] == 3
+
+
+def test_split_and_projects(capsys, workspace, tmp_path):
+    img_dir, msk_dir = write_pair_folders(tmp_path / "src", 10)
+    run(capsys, "import", "--project", "ten", "--images", img_dir, "--masks", msk_dir)
+    code, out, _ = run(capsys, "split", "--project", "ten", "--val-count", "3", "--seed", "1")
+    assert code == 0 and "train: 7  val: 3" in out
+    code, out, _ = run(capsys, "projects", "--json")
+    assert [p["name"] for p in json.loads(out)] == ["ten"]
+
+
+def test_demo_subcommand(capsys, workspace):
+    code, out, _ = run(capsys, "demo", "--count", "6")
+    assert code == 0 and "6 images" in out and "10 left" not in out
+    assert (workspace / "demo" / "project.db").is_file()
+    code, out, _ = run(capsys, "demo", "--count", "6")
+    assert code == 0 and "6 images" in out
+
+
+def test_console_script_is_installed_and_runs(tmp_path):
+    exe = Path(sys.executable).with_name("segstudio")
+    assert exe.exists(), "pip install -e . must install the segstudio command"
+    env = {**os.environ, "SEG_WORKSPACE": str(tmp_path / "ws")}
+    res = subprocess.run([str(exe), "init", "--project", "cli-proj"], capture_output=True, text=True, env=env,
+                         cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    res = subprocess.run([str(exe), "info", "--project", "nope"], capture_output=True, text=True, env=env)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+
+
+def test_argparse_usage_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["import", "--project", "x"])
+    assert exc.value.code == 2

@@ -1,0 +1,71 @@
+"""Home page logic through Streamlit's AppTest: listing, creating a project, opening the demo."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from helpers import ROOT
+from seg_core.classes import default_classes
+from seg_core.project import Project, new_project
+
+
+@pytest.fixture
+def app(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    return at
+
+
+def texts(at) -> str:
+    parts = [m.value for m in at.markdown] + [i.value for i in at.info] + [e.value for e in at.error]
+    parts += [s.value for s in at.success] + [c.value for c in at.caption]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_empty_workspace_invites_to_demo_or_create(app, workspace):
+    app.run()
+    assert not app.exception
+    assert "No projects in" in texts(app)
+    assert any(b.label == "Open the demo (binary)" for b in app.button)
+
+
+def test_projects_are_listed_with_counts(app, workspace):
+    p = new_project(workspace / "leaves", default_classes(["background", "leaf", "spot"]))
+    from helpers import photo, png_bytes
+    p.add_image(png_bytes(photo()), "a.png")
+    app.run()
+    assert "**leaves**" in texts(app)
+    assert "1 images · 0 labeled · 1 unlabeled · multi-class" in texts(app)
+
+
+def test_create_project_from_the_form(app, workspace):
+    app.run()
+    app.text_input(key="new_name").input("cells")
+    app.radio(key="new_kind").set_value("Several classes (multi-class)").run()
+    app.number_input(key="new_count").set_value(3).run()
+    app.text_input(key="new_class_name_1").input("nucleus")
+    app.text_input(key="new_class_name_2").input("membrane")
+    app.color_picker(key="new_class_color_2").pick("#00ff00")
+    next(b for b in app.button if b.label == "Create project").click().run()
+    assert not app.exception and not app.error
+    proj = Project(workspace / "cells")
+    assert [(c.name, c.hex) for c in proj.classes][1:] == [("nucleus", "#e6194b"), ("membrane", "#00ff00")]
+    assert app.session_state["project_path"] == str(proj.path)
+
+
+def test_create_project_shows_clear_error_for_bad_input(app, workspace):
+    app.run()
+    app.text_input(key="new_name").input("../escape")
+    next(b for b in app.button if b.label == "Create project").click().run()
+    assert app.error and "cannot be a project name" in app.error[0].value
+    assert list(workspace.iterdir()) == []
+
+
+def test_open_demo_creates_and_opens_it(app, workspace):
+    app.run()
+    next(b for b in app.button if b.label == "Open the demo (binary)").click().run()
+    assert not app.exception
+    assert (workspace / "demo" / "project.db").is_file()
+    assert app.session_state["project_path"] == str(workspace / "demo")
+    assert "60 images · 50 labeled · 10 unlabeled" in texts(app)
