@@ -47,6 +47,25 @@ for col, name, multi, label in ((d1, demo.DEMO_NAME, False, "Open the demo (bina
             show_error(exc)
 
 st.subheader("New project")
+
+
+def _create() -> None:
+    """Runs before the rerun, so the form can be cleared after a project is created."""
+    ss = st.session_state
+    name = ss.get("new_name", "").strip()
+    count = int(ss.get("new_count", 3)) if ss.get("new_kind", "").startswith("Several") else 2
+    try:
+        classes = [ClassSpec(i, ss.get(f"new_class_name_{i}", "background").strip(),
+                             parse_color(ss[f"new_class_color_{i}"])) for i in range(count)]
+        proj = new_project(workspace_dir() / name, classes, name=name)
+    except Exception as exc:
+        ss["home_flash"] = ("error", exc)
+        return
+    set_current_project(proj.path)
+    ss["home_flash"] = ("success", f"Created '{proj.name}'. Next: add images on the Data page.")
+    ss["new_name"] = ""
+
+
 with st.container(border=True):
     name = st.text_input("Name", placeholder="e.g. leaf-spots", key="new_name")
     kind = st.radio("What will you segment?", ["One kind of thing (binary)", "Several classes (multi-class)"],
@@ -54,20 +73,14 @@ with st.container(border=True):
     multi = kind.startswith("Several")
     count = st.number_input("Number of classes, background included", 3, 30, 3, key="new_count") if multi else 2
     st.caption("Class 0 is the background: painting with it erases.")
-    specs = []
     for i in range(int(count)):
         a, b = st.columns([4, 1], vertical_alignment="bottom")
         default = "background" if i == 0 else ("object" if not multi else f"class {i}")
-        cname = a.text_input(f"Class {i} name", default, key=f"new_class_name_{i}", disabled=i == 0)
-        color = b.color_picker("Colour", ClassSpec(i, "", default_color(i)).hex, key=f"new_class_color_{i}")
-        specs.append((cname, color))
-    if st.button("Create project", type="primary", disabled=not name.strip()):
-        try:
-            classes = [ClassSpec(i, n.strip(), parse_color(c))
-                       for i, (n, c) in enumerate(specs)]
-            proj = new_project(workspace_dir() / name.strip(), classes, name=name.strip())
-            set_current_project(proj.path)
-            st.success(f"Created '{proj.name}'.")
-            st.rerun()
-        except Exception as exc:
-            show_error(exc)
+        a.text_input(f"Class {i} name", default, key=f"new_class_name_{i}", disabled=i == 0)
+        b.color_picker("Colour", ClassSpec(i, "", default_color(i)).hex, key=f"new_class_color_{i}")
+    st.button("Create project", type="primary", disabled=not name.strip(), on_click=_create)
+    flash = st.session_state.pop("home_flash", None)
+    if flash and flash[0] == "error":
+        show_error(flash[1])
+    elif flash:
+        st.success(flash[1])

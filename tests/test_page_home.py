@@ -52,11 +52,14 @@ def test_create_project_from_the_form(app, workspace):
     proj = Project(workspace / "cells")
     assert [(c.name, c.hex) for c in proj.classes][1:] == [("nucleus", "#e6194b"), ("membrane", "#00ff00")]
     assert app.session_state["project_path"] == str(proj.path)
+    assert "Created 'cells'" in app.success[0].value
+    assert app.text_input(key="new_name").value == ""
+    assert "**cells**" in texts(app)
 
 
 def test_create_project_shows_clear_error_for_bad_input(app, workspace):
     app.run()
-    app.text_input(key="new_name").input("../escape")
+    app.text_input(key="new_name").input("../escape").run()
     next(b for b in app.button if b.label == "Create project").click().run()
     assert app.error and "cannot be a project name" in app.error[0].value
     assert list(workspace.iterdir()) == []

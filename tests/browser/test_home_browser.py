@@ -15,7 +15,7 @@ def test_home_lists_the_demo_project_and_opens_it(app_server, page, workspace):
     wait_idle(page)
     assert page.get_by_text("12 images · 10 labeled · 2 unlabeled · binary").is_visible()
     shot(page, "home_demo_listed")
-    page.get_by_role("button", name="Open", exact=True).click()
+    page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Open", exact=True).click()
     page.get_by_text("open", exact=True).wait_for()
     wait_idle(page)
     assert "project=demo" in page.url
@@ -24,10 +24,10 @@ def test_home_lists_the_demo_project_and_opens_it(app_server, page, workspace):
 
 def test_home_creates_a_project_in_the_browser(app_server, page, workspace):
     page.goto(app_server.url)
-    page.get_by_label("Name").wait_for()
+    page.get_by_label("Name", exact=True).wait_for()
     wait_idle(page)
-    page.get_by_label("Name").fill("my-cells")
-    page.get_by_label("Name").press("Enter")
+    page.get_by_label("Name", exact=True).fill("my-cells")
+    page.get_by_label("Name", exact=True).press("Enter")
     wait_idle(page)
     page.get_by_role("button", name="Create project").click()
     page.get_by_text("my-cells", exact=True).first.wait_for()
