@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import re
+import threading
 import unicodedata
 import warnings
 from dataclasses import dataclass
@@ -25,7 +25,7 @@ IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", "
 _FORMAT_LIST = "PNG, JPEG, BMP, TIFF, WebP or GIF"
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 _EXIF_ORIENTATION = 0x0112
-_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
+_BOMB_GUARD_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,18 @@ def safe_filename(name: str) -> str:
     return name
 
 
+def _open_header_only(data: bytes) -> Image.Image | None:
+    """Open past Pillow's own bomb guard to read the size from the header (nothing is decoded)."""
+    with _BOMB_GUARD_LOCK:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(io.BytesIO(data))
+        except Exception:
+            return None
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
 def _open(data: bytes, name: str, limit: int) -> Image.Image:
     if len(data) == 0:
         raise InvalidImageError(f"'{name}' is empty (0 bytes).")
@@ -77,12 +89,10 @@ def _open(data: bytes, name: str, limit: int) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as exc:
-        m = _BOMB_PIXELS.search(str(exc))
-        size = f" ({int(m.group(1)) / 1e6:.0f} megapixels)" if m else ""
-        raise InvalidImageError(
-            f"'{name}' is too large{size}; the limit is {limit / 1e6:.0f} megapixels. Downscale it first."
-        ) from None
+    except Image.DecompressionBombError:
+        im = _open_header_only(data)
+        if im is None:
+            raise InvalidImageError(f"'{name}' is too large; the limit is {limit / 1e6:.0f} megapixels.") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise InvalidImageError(f"'{name}' is not an image Seg Studio can read (use {_FORMAT_LIST}).") from None
     if im.format not in ACCEPTED_FORMATS:
