@@ -3,7 +3,7 @@
 import streamlit as st
 
 from pages.widgets import current_project, set_current_project, show_error
-from seg_core import demo
+from seg_core import demo, viz
 from seg_core.classes import ClassSpec, default_color, parse_color
 from seg_core.project import list_projects, new_project, workspace_dir
 
@@ -27,9 +27,20 @@ for p in projects:
             continue
         kind = "binary" if p.kind == "binary" else "multi-class"
         c2.write(f"{p.images} images · {p.labeled} labeled · {p.images - p.labeled} unlabeled · {kind}")
-        if c3.button("Open", key=f"open_{p.path.name}", disabled=is_open, use_container_width=True):
+        if c3.button("Open", key=f"open_{p.path.name}", disabled=is_open, width="stretch"):
             set_current_project(p.path)
             st.rerun()
+
+if current is not None:
+    recs = current.list_images(limit=6)
+    if recs:
+        st.caption(f"A look at **{current.name}**: masks shown in their class colours; "
+                   "paint and correct them on the Annotate page.")
+        classes = current.classes
+        cols = st.columns(len(recs))
+        for col, rec in zip(cols, recs):
+            col.image(viz.overlay_thumbnail(current.load_image(rec), current.load_mask(rec), classes),
+                      caption=f"{rec.filename} · {rec.status}", width="stretch")
 
 st.subheader("Demo")
 st.write("Generated on this machine, no download: 60 photo-like scenes of objects on textured surfaces, "
@@ -37,7 +48,7 @@ st.write("Generated on this machine, no download: 60 photo-like scenes of object
 d1, d2, _ = st.columns([1, 1, 2])
 for col, name, multi, label in ((d1, demo.DEMO_NAME, False, "Open the demo (binary)"),
                                 (d2, demo.DEMO_MULTICLASS, True, "Open the demo (3 classes)")):
-    if col.button(label, key=f"demo_{name}", use_container_width=True):
+    if col.button(label, key=f"demo_{name}", width="stretch"):
         try:
             with st.spinner("Creating the demo project..."):
                 proj = demo.create_demo_project(workspace_dir() / name, multiclass=multi)

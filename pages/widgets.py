@@ -30,7 +30,12 @@ def current_project() -> Project | None:
         if candidate is not None and "/" not in name and is_project(candidate):
             path = st.session_state[PROJECT_KEY] = str(candidate)
     if not path:
-        return None
+        # A single project (e.g. the demo that `make run` made) is opened rather than picked.
+        projects = [p for p in list_projects() if not p.error]
+        if len(projects) != 1:
+            return None
+        set_current_project(projects[0].path)
+        path = str(projects[0].path)
     if not is_project(path):
         set_current_project(None)
         return None

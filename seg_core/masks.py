@@ -364,9 +364,3 @@ def validate_ids(ids: np.ndarray, classes: Sequence[ClassSpec], size: tuple[int,
 def class_pixel_counts(ids: np.ndarray) -> dict[int, int]:
     counts = np.bincount(ids.ravel(), minlength=256)
     return {int(i): int(c) for i, c in enumerate(counts) if c}
-
-
-def colorize(ids: np.ndarray, classes: Sequence[ClassSpec]) -> np.ndarray:
-    """HxW ids -> HxWx3 colours."""
-    lut = np.asarray(palette_bytes(classes), np.uint8).reshape(256, 3)
-    return lut[ids]

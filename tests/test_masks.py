@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from helpers import box_mask, png_bytes
-from seg_core import masks
+from seg_core import masks, viz
 from seg_core.classes import IGNORE_ID, ClassSpec, binary_classes, default_classes
 from seg_core.errors import InvalidMaskError
 
@@ -71,7 +71,7 @@ def test_gif_mask_like_carvana():
 def test_colour_coded_rgb_with_the_project_palette():
     ids = box_mask(value=1)
     ids[15:20, 20:30] = 2
-    rgb = masks.colorize(ids, THREE)
+    rgb = viz.colorize(ids, THREE)
     r = read(png_bytes(rgb), THREE)
     assert r.kind == "colour-coded RGB"
     np.testing.assert_array_equal(r.ids, ids)
@@ -106,7 +106,7 @@ def test_wrong_size_lists_both_sizes():
 
 
 def test_unknown_colours_are_listed():
-    rgb = masks.colorize(box_mask(value=1), THREE)
+    rgb = viz.colorize(box_mask(value=1), THREE)
     rgb[0:3, 0:3] = (12, 34, 56)
     rgb[5, 5] = (255, 255, 0)
     with pytest.raises(InvalidMaskError, match=r"#0c2238 \(9 px\).*#ffff00 \(1 px\)") as exc:
@@ -122,7 +122,7 @@ def test_values_outside_the_classes_are_listed():
 
 
 def test_jpeg_mask_gets_a_hint():
-    rgb = masks.colorize(box_mask(value=1), THREE)
+    rgb = viz.colorize(box_mask(value=1), THREE)
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "JPEG", quality=80)
     with pytest.raises(InvalidMaskError, match="JPEG.*PNG"):
@@ -150,7 +150,7 @@ def test_infer_classes_from_masks():
     assert masks.infer_classes([pixels(png_bytes(tri))]).kind == "Oxford-pets trimap"
     ids = np.arange(12, dtype=np.uint8).repeat(4).reshape(6, 8)
     assert len(masks.infer_classes([pixels(png_bytes(ids))]).classes) == 12
-    rgb = masks.colorize(np.array([[0, 1], [2, 2]], np.uint8), THREE)
+    rgb = viz.colorize(np.array([[0, 1], [2, 2]], np.uint8), THREE)
     inferred = masks.infer_classes([pixels(png_bytes(rgb))])
     assert [c.color for c in inferred.classes] == [(0, 0, 0), (200, 0, 0), (0, 200, 0)]
     pal = masks.infer_classes([pixels(palette_png(np.array([[0, 1, 2]]), {0: (0, 0, 0), 1: (9, 9, 200), 2: (9, 200, 9)}))])
@@ -180,6 +180,6 @@ def test_validate_ids():
 
 def test_colorize_and_counts():
     ids = np.array([[0, 1], [2, IGNORE_ID]], np.uint8)
-    rgb = masks.colorize(ids, default_classes(["background", "a", "b"]))
+    rgb = viz.colorize(ids, default_classes(["background", "a", "b"]))
     assert tuple(rgb[0, 0]) == (0, 0, 0) and tuple(rgb[1, 1]) == (128, 128, 128)
     assert masks.class_pixel_counts(ids) == {0: 1, 1: 1, 2: 1, 255: 1}

@@ -1,25 +1,42 @@
-"""The app in a real browser: the Home page lists the demo project made by `segstudio demo`."""
+"""The app in a real browser: the Home page lists projects, opens them, shows the demo, creates a project."""
 
 from __future__ import annotations
 
-from seg_core import demo
+from playwright.sync_api import expect
 
 from browser_helpers import shot, wait_idle
+from seg_core import demo
+from seg_core.project import new_project
 
 
-def test_home_lists_the_demo_project_and_opens_it(app_server, page, workspace):
+def test_single_demo_project_is_listed_and_opened_with_previews(app_server, page, workspace):
     demo.create_demo_project(workspace / "demo", count=12)
     page.goto(app_server.url)
     page.get_by_text("Seg Studio", exact=True).first.wait_for()
-    page.get_by_text("demo", exact=True).first.wait_for()
     wait_idle(page)
     assert page.get_by_text("12 images · 10 labeled · 2 unlabeled · binary").is_visible()
-    shot(page, "home_demo_listed")
-    page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Open", exact=True).click()
-    page.get_by_text("open", exact=True).wait_for()
-    wait_idle(page)
+    page.get_by_text("A look at").wait_for()
+    expect(page.locator("[data-testid='stImage'] img")).to_have_count(6)
+    expect(page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox'] input")).to_have_value("demo")
     assert "project=demo" in page.url
     shot(page, "home_demo_open")
+
+
+def test_open_switches_project_and_survives_reload(app_server, page, workspace):
+    demo.create_demo_project(workspace / "demo", count=6)
+    new_project(workspace / "other")
+    page.goto(app_server.url)
+    page.get_by_text("Seg Studio", exact=True).first.wait_for()
+    wait_idle(page)
+    page.locator(".st-key-open_demo button").click()
+    page.get_by_text("A look at").wait_for()
+    wait_idle(page)
+    assert "project=demo" in page.url
+    page.reload()
+    page.get_by_text("A look at").wait_for()
+    assert page.locator(".st-key-open_demo button").is_disabled()
+    assert page.locator(".st-key-open_other button").is_enabled()
+    shot(page, "home_two_projects")
 
 
 def test_home_creates_a_project_in_the_browser(app_server, page, workspace):
@@ -30,7 +47,8 @@ def test_home_creates_a_project_in_the_browser(app_server, page, workspace):
     page.get_by_label("Name", exact=True).press("Enter")
     wait_idle(page)
     page.get_by_role("button", name="Create project").click()
-    page.get_by_text("my-cells", exact=True).first.wait_for()
+    page.get_by_text("Created 'my-cells'").wait_for()
     wait_idle(page)
     assert (workspace / "my-cells" / "project.db").is_file()
+    assert page.get_by_label("Name", exact=True).input_value() == ""
     shot(page, "home_created")
