@@ -31,3 +31,11 @@ class NotFoundError(SegError):
 
 class ClassSpecError(SegError):
     """A class definition that is invalid: bad colour, duplicate name, reserved id."""
+
+
+class RunBusyError(SegError):
+    """A training run is already going in this project."""
+
+
+class TrainingError(SegError):
+    """Training cannot start or go on: too few labeled images, a bad setting, a missing checkpoint."""

@@ -66,6 +66,14 @@ def safe_filename(name: str) -> str:
     return name
 
 
+def _pixels_text(n: float) -> str:
+    """'768 pixels', '50.3 megapixels', '400 megapixels': an image just over the limit never reads as equal to it."""
+    if n < 1_000_000:
+        return f"{int(n):,} pixels"
+    mp = n / 1e6
+    return f"{mp:.0f} megapixels" if mp == int(mp) else f"{mp:.1f} megapixels"
+
+
 def _open_header_only(data: bytes) -> Image.Image | None:
     """Open past Pillow's own bomb guard to read the size from the header (nothing is decoded)."""
     with _BOMB_GUARD_LOCK:
@@ -92,7 +100,7 @@ def _open(data: bytes, name: str, limit: int) -> Image.Image:
     except Image.DecompressionBombError:
         im = _open_header_only(data)
         if im is None:
-            raise InvalidImageError(f"'{name}' is too large; the limit is {limit / 1e6:.0f} megapixels.") from None
+            raise InvalidImageError(f"'{name}' is too large; the limit is {_pixels_text(limit)}.") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise InvalidImageError(f"'{name}' is not an image Seg Studio can read (use {_FORMAT_LIST}).") from None
     if im.format not in ACCEPTED_FORMATS:
@@ -103,8 +111,8 @@ def _open(data: bytes, name: str, limit: int) -> Image.Image:
     # Checked from the header, before any pixel is decoded: a small file can claim a huge image.
     if w * h > limit:
         raise InvalidImageError(
-            f"'{name}' is {w}x{h} pixels ({w * h / 1e6:.0f} megapixels); the limit is "
-            f"{limit / 1e6:.0f} megapixels. Downscale it first."
+            f"'{name}' is {w}x{h} pixels ({_pixels_text(w * h)}); the limit is "
+            f"{_pixels_text(limit)}. Downscale it first."
         )
     return im
 

@@ -292,7 +292,8 @@ def infer_classes(samples: Sequence[MaskPixels], kind: str = "auto") -> ClassInf
             fg = next(c for c in ordered if c != bg)
             classes = [ClassSpec(0, "background", bg), ClassSpec(1, "object", fg)]
             return ClassInference(classes, "two-colour RGB", f"{color_to_hex(bg)} background, {color_to_hex(fg)} object")
-        bg = (0, 0, 0) if (0, 0, 0) in counts else ordered[0]
+        # The ignore grey is never a class, not even the background when it is the most frequent colour.
+        bg = (0, 0, 0) if (0, 0, 0) in counts else next((c for c in ordered if c != IGNORE_COLOR), (0, 0, 0))
         ordered = [bg] + [c for c in ordered if c != bg and c != IGNORE_COLOR]
         classes = [ClassSpec(i, "background" if i == 0 else f"class {i}", c) for i, c in enumerate(ordered)]
         return ClassInference(classes, "colour-coded RGB", f"{len(classes)} colours -> {len(classes)} classes")
@@ -309,7 +310,8 @@ def infer_classes(samples: Sequence[MaskPixels], kind: str = "auto") -> ClassInf
         return ClassInference(binary_classes(), "Oxford-pets trimap",
                               "1 = object, 2 = background, 3 = border")
     notes = []
-    if IGNORE_ID in present and len(present) > 2:
+    # 255 is never a class id (at most MAX_CLASSES = 255 classes: ids 0..254); {0, 255} was binary above.
+    if IGNORE_ID in present:
         present.discard(IGNORE_ID)
         notes.append("value 255 is read as 'ignore' (unlabelled boundary), not as a class")
     top = max(present) if present else 1

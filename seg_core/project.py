@@ -19,7 +19,7 @@ import numpy as np
 from seg_core import db, images, masks
 from seg_core.classes import ClassSpec, binary_classes, parse_color, validate_classes
 from seg_core.errors import (ClassSpecError, InvalidImageError, MaskConflictError, NotFoundError,
-                             ProjectError)
+                             ProjectError, RunBusyError)
 from seg_core.files import commit_temp, write_temp
 
 WORKSPACE_ENV = "SEG_WORKSPACE"
@@ -509,6 +509,87 @@ class Project:
             rows = conn.execute("SELECT * FROM events ORDER BY id DESC LIMIT ?", (int(limit),)).fetchall()
         return [dict(r) for r in rows]
 
+    # ----- training runs ---------------------------------------------------------------------
+    def create_run(self, config: dict, run_id: str | None = None) -> "RunRecord":
+        """Record a queued run; refused while another run of this project is queued or running."""
+        run_id = run_id or time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(2).hex()
+        with self._db() as conn, db.transaction(conn):
+            busy = conn.execute("SELECT id, status, created_at FROM runs WHERE status IN ('queued', 'running')").fetchone()
+            if busy:
+                since = time.strftime("%H:%M", time.localtime(busy["created_at"]))
+                raise RunBusyError(
+                    f"Run {busy['id']} (started {since}) is still {busy['status']}; one run at a time per project. "
+                    "Stop it or wait for it to finish."
+                )
+            conn.execute("INSERT INTO runs (id, status, config, created_at) VALUES (?, 'queued', ?, ?)",
+                         (run_id, json.dumps(config), time.time()))
+            self._event(conn, "run-created", None, run_id)
+        (self.runs_dir / run_id).mkdir(parents=True, exist_ok=True)
+        return self.run(run_id)
+
+    def run(self, run_id: str) -> "RunRecord":
+        with self._db() as conn:
+            row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"There is no run '{run_id}' in this project.")
+        return RunRecord.from_row(row)
+
+    def list_runs(self) -> list["RunRecord"]:
+        with self._db() as conn:
+            rows = conn.execute("SELECT * FROM runs ORDER BY created_at DESC").fetchall()
+        return [RunRecord.from_row(r) for r in rows]
+
+    def update_run(self, run_id: str, **fields_) -> None:
+        allowed = {"status", "started_at", "ended_at", "pid", "heartbeat_at", "stop_requested", "error",
+                   "best_epoch", "best_score", "config"}
+        bad = set(fields_) - allowed
+        if bad:
+            raise ValueError(f"not run fields: {bad}")
+        if "config" in fields_ and not isinstance(fields_["config"], str):
+            fields_["config"] = json.dumps(fields_["config"])
+        sets = ", ".join(f"{k} = ?" for k in fields_)
+        with self._db() as conn:
+            conn.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*fields_.values(), run_id))
+
+    def request_stop(self, run_id: str) -> None:
+        self.update_run(run_id, stop_requested=1)
+
+    def stop_requested(self, run_id: str) -> bool:
+        with self._db() as conn:
+            row = conn.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return bool(row and row[0])
+
+    def add_metrics(self, run_id: str, epoch: int, values: dict, batch: int | None = None) -> None:
+        with self._db() as conn:
+            conn.execute("INSERT INTO metrics (run_id, epoch, batch, data, created_at) VALUES (?, ?, ?, ?, ?)",
+                         (run_id, int(epoch), batch, json.dumps(values), time.time()))
+
+    def delete_metrics_from(self, run_id: str, epoch: int) -> None:
+        """Forget metrics of epochs >= epoch (a resumed run redoes them)."""
+        with self._db() as conn:
+            conn.execute("DELETE FROM metrics WHERE run_id = ? AND epoch >= ?", (run_id, int(epoch)))
+
+    def epoch_metrics(self, run_id: str) -> list[dict]:
+        """One dict per finished epoch, in order, with 'epoch' included."""
+        with self._db() as conn:
+            rows = conn.execute("SELECT epoch, data FROM metrics WHERE run_id = ? AND batch IS NULL ORDER BY epoch",
+                                (run_id,)).fetchall()
+        return [{"epoch": r[0], **json.loads(r[1])} for r in rows]
+
+    def latest_progress(self, run_id: str) -> dict | None:
+        """The newest per-batch progress row, or None."""
+        with self._db() as conn:
+            row = conn.execute("SELECT epoch, batch, data, created_at FROM metrics WHERE run_id = ? AND batch IS NOT NULL "
+                               "ORDER BY rowid DESC LIMIT 1", (run_id,)).fetchone()
+        return {"epoch": row[0], "batch": row[1], "at": row[3], **json.loads(row[2])} if row else None
+
+    def best_run(self) -> "RunRecord | None":
+        """The finished run with the best validation score that still has a checkpoint."""
+        candidates = [r for r in self.list_runs() if r.best_score is not None
+                      and r.status in ("completed", "stopped", "failed")
+                      and (self.runs_dir / r.id / "best.keras").exists()]
+        return max(candidates, key=lambda r: (r.best_score, r.created_at)) if candidates else None
+
     @staticmethod
     def _event(conn: sqlite3.Connection, kind: str, image_id: int | None, detail: str | None) -> None:
         conn.execute("INSERT INTO events (at, kind, image_id, detail) VALUES (?, ?, ?, ?)",
@@ -517,6 +598,35 @@ class Project:
 
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    status: str
+    config: dict
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    pid: int | None
+    heartbeat_at: float | None
+    stop_requested: bool
+    error: str | None
+    best_epoch: int | None
+    best_score: float | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "RunRecord":
+        return cls(row["id"], row["status"], json.loads(row["config"]), row["created_at"], row["started_at"],
+                   row["ended_at"], row["pid"], row["heartbeat_at"], bool(row["stop_requested"]), row["error"],
+                   row["best_epoch"], row["best_score"])
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("queued", "running")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,169 @@
+"""Start, stop, resume and watch training workers; runs whose worker died are marked failed on the next look."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from seg_core.errors import TrainingError
+from seg_core.project import Project, RunRecord
+
+# A worker that has not written its heartbeat for this long is taken for dead (it beats every 5 s).
+STALE_HEARTBEAT_S = 60.0
+# A queued run gets this long to import TensorFlow and say it is running.
+START_GRACE_S = 180.0
+STOP_GRACE_S = 30.0
+DEAD_MESSAGE = ("The training process ended unexpectedly (it was killed, or ran out of memory). "
+                "The last finished epoch is kept: press Resume to continue from it.")
+
+
+def _log_path(project: Project, run_id: str) -> Path:
+    return project.runs_dir / run_id / "worker.log"
+
+
+def _spawn(project: Project, run_id: str, resume: bool) -> int:
+    log = _log_path(project, run_id)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "seg_core.training", "--project", str(project.path), "--run", run_id]
+    if resume:
+        cmd.append("--resume")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with open(log, "ab") as out:
+        # Its own session: closing the browser tab or restarting the page's script never touches it.
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=env, cwd=str(Path(__file__).resolve().parents[1]))
+    return proc.pid
+
+
+def start(project: Project, config, run_id: str | None = None) -> RunRecord:
+    """Record a run and launch its worker; refused while another run of this project is active."""
+    from seg_core.training import TrainConfig
+
+    refresh(project)
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+    cfg.validate(len(project.classes))
+    if project.count_images(status="labeled") < 2:
+        raise TrainingError("Training needs at least 2 labeled images; paint more masks on the Annotate page.")
+    run = project.create_run(cfg.to_dict(), run_id)
+    pid = _spawn(project, run.id, resume=False)
+    project.update_run(run.id, pid=pid, heartbeat_at=time.time())
+    return project.run(run.id)
+
+
+def resume(project: Project, run_id: str) -> RunRecord:
+    """Continue a stopped or failed run from its last.keras."""
+    refresh(project)
+    run = project.run(run_id)
+    if run.active:
+        raise TrainingError(f"Run {run_id} is still {run.status}.")
+    if not (project.runs_dir / run_id / "last.keras").exists():
+        raise TrainingError(f"Run {run_id} never finished an epoch, so there is nothing to resume; start a new run.")
+    busy = [r for r in project.list_runs() if r.active]
+    if busy:
+        raise TrainingError(f"Run {busy[0].id} is {busy[0].status}; one run at a time per project.")
+    project.update_run(run_id, status="queued", stop_requested=0, error=None, ended_at=None, heartbeat_at=time.time())
+    pid = _spawn(project, run_id, resume=True)
+    project.update_run(run_id, pid=pid)
+    return project.run(run_id)
+
+
+def stop(project: Project, run_id: str, wait_s: float = 0.0) -> RunRecord:
+    """Ask the worker to stop after the current batch; past the grace period, terminate it."""
+    run = project.run(run_id)
+    if not run.active:
+        return run
+    project.request_stop(run_id)
+    deadline = time.time() + wait_s
+    while time.time() < deadline:
+        run = project.run(run_id)
+        if not run.active:
+            return run
+        time.sleep(0.2)
+    if wait_s and run.pid and _alive(run.pid, run_id):
+        _terminate(run.pid)
+    return refresh_run(project, run_id)
+
+
+def _terminate(pid: int) -> None:
+    try:
+        os.killpg(os.getpgid(pid), signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    for _ in range(50):
+        if not _alive(pid):
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _alive(pid: int, run_id: str | None = None) -> bool:
+    """Is `pid` a live (not zombie) training worker, for this run if given?"""
+    try:
+        # Reap it if it is our child and has exited; otherwise a zombie would look alive.
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass
+    except OSError:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path(f"/proc/{pid}")
+    if proc.exists():
+        try:
+            if (proc / "stat").read_text().split(")")[-1].split()[0] == "Z":
+                return False
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return False
+        # A reused pid belongs to another program: that is a dead worker too.
+        if "seg_core.training" not in cmdline or (run_id and run_id not in cmdline):
+            return False
+    return True
+
+
+def refresh_run(project: Project, run_id: str) -> RunRecord:
+    """Mark the run failed if it claims to be active but its worker is gone."""
+    run = project.run(run_id)
+    if not run.active:
+        return run
+    now = time.time()
+    dead = False
+    if run.pid and not _alive(run.pid, run.id):
+        dead = True
+    elif run.status == "running" and run.heartbeat_at and now - run.heartbeat_at > STALE_HEARTBEAT_S:
+        dead = True
+    elif run.status == "queued" and now - (run.heartbeat_at or run.created_at) > START_GRACE_S:
+        dead = True
+    if dead:
+        project.update_run(run_id, status="failed", ended_at=now, error=DEAD_MESSAGE)
+    return project.run(run_id)
+
+
+def refresh(project: Project) -> list[RunRecord]:
+    """All runs, newest first, with dead workers' runs marked failed."""
+    return [refresh_run(project, r.id) if r.active else r for r in project.list_runs()]
+
+
+def active_run(project: Project) -> RunRecord | None:
+    return next((r for r in refresh(project) if r.active), None)
+
+
+def worker_log(project: Project, run_id: str, tail: int = 4000) -> str:
+    path = _log_path(project, run_id)
+    if not path.exists():
+        return ""
+    data = path.read_bytes()[-tail:]
+    return data.decode(errors="replace")

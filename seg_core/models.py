@@ -1,0 +1,206 @@
+"""Segmentation networks by name: U-Net, a skip-less FCN baseline, and optional pretrained-encoder U-Nets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import keras
+from keras import layers
+
+from seg_core.errors import SegError
+
+UPSAMPLING = ("transpose", "bilinear")
+# Keras' 0.99 leaves the moving statistics near their initial values for the first few hundred steps;
+# a small project trains for only a few steps per epoch, so validation would see the wrong statistics.
+BN_MOMENTUM = 0.9
+
+
+def _head(x, num_classes: int):
+    # float32 output keeps losses stable under a mixed-precision policy.
+    if num_classes == 2:
+        return layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="probabilities")(x)
+    return layers.Conv2D(num_classes, 1, activation="softmax", dtype="float32", name="probabilities")(x)
+
+
+def _conv_block(x, filters: int, batchnorm: bool, name: str):
+    for i in (1, 2):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=not batchnorm, kernel_initializer="he_normal",
+                          name=f"{name}_conv{i}")(x)
+        if batchnorm:
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn{i}")(x)
+        x = layers.Activation("relu", name=f"{name}_relu{i}")(x)
+    return x
+
+
+def _up(x, filters: int, upsampling: str, name: str):
+    if upsampling == "transpose":
+        return layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=f"{name}_up")(x)
+    x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_up")(x)
+    return layers.Conv2D(filters, 1, padding="same", name=f"{name}_up_proj")(x)
+
+
+def build_unet(input_shape=(None, None, 3), num_classes: int = 2, base_filters: int = 16, depth: int = 4,
+               dropout: float = 0.0, batchnorm: bool = True, upsampling: str = "transpose") -> keras.Model:
+    """Ronneberger's U-Net: two 3x3 convs per level, max-pool down, transposed conv (or bilinear) up, skips."""
+    if upsampling not in UPSAMPLING:
+        raise ValueError(f"upsampling must be one of {UPSAMPLING}")
+    inputs = keras.Input(shape=input_shape, name="image")
+    x, skips = inputs, []
+    for level in range(depth):
+        x = _conv_block(x, base_filters * 2**level, batchnorm, f"down{level}")
+        skips.append(x)
+        x = layers.MaxPooling2D(2, name=f"down{level}_pool")(x)
+    x = _conv_block(x, base_filters * 2**depth, batchnorm, "bottleneck")
+    if dropout > 0:
+        x = layers.Dropout(dropout, name="bottleneck_dropout")(x)
+    for level in reversed(range(depth)):
+        x = _up(x, base_filters * 2**level, upsampling, f"up{level}")
+        x = layers.Concatenate(name=f"up{level}_concat")([x, skips[level]])
+        x = _conv_block(x, base_filters * 2**level, batchnorm, f"up{level}")
+    return keras.Model(inputs, _head(x, num_classes), name="unet")
+
+
+def build_fcn(input_shape=(None, None, 3), num_classes: int = 2, base_filters: int = 16, depth: int = 4,
+              dropout: float = 0.0, batchnorm: bool = True, upsampling: str = "transpose") -> keras.Model:
+    """The simple baseline: strided-conv encoder, transposed-conv decoder, no skip connections."""
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = inputs
+    for level in range(depth):
+        x = layers.Conv2D(base_filters * 2**level, 3, strides=2, padding="same", use_bias=not batchnorm,
+                          name=f"down{level}_conv")(x)
+        if batchnorm:
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"down{level}_bn")(x)
+        x = layers.Activation("relu", name=f"down{level}_relu")(x)
+    if dropout > 0:
+        x = layers.Dropout(dropout, name="dropout")(x)
+    for level in reversed(range(depth)):
+        x = _up(x, base_filters * 2**level, upsampling, f"up{level}")
+        x = layers.Activation("relu", name=f"up{level}_relu")(x)
+    return keras.Model(inputs, _head(x, num_classes), name="fcn")
+
+
+# keras.applications encoders: the layers whose outputs feed the decoder, from fine to coarse.
+_ENCODERS = {
+    "mobilenetv2": ("MobileNetV2", "mobilenet_v2", ["block_1_expand_relu", "block_3_expand_relu",
+                                                    "block_6_expand_relu", "block_13_expand_relu", "out_relu"],
+                    "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"),
+    "densenet121": ("DenseNet121", "densenet", ["conv1_relu", "pool2_relu", "pool3_relu", "pool4_relu", "relu"],
+                    "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+}
+
+
+def keras_cache_dir() -> Path:
+    import os
+
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+
+
+def build_pretrained_unet(input_shape=(224, 224, 3), num_classes: int = 2, encoder: str = "mobilenetv2",
+                          weights: str | None = None, base_filters: int = 16, dropout: float = 0.0,
+                          batchnorm: bool = True, upsampling: str = "transpose", **_) -> keras.Model:
+    """A U-Net decoder on a keras.applications encoder. weights='imagenet' only from the local Keras cache."""
+    if encoder not in _ENCODERS:
+        raise SegError(f"Unknown encoder '{encoder}'; choose one of {', '.join(_ENCODERS)}.")
+    cls_name, _, skip_names, weight_file = _ENCODERS[encoder]
+    h, w, c = input_shape
+    if c != 3 or h is None or w is None or h % 32 or w % 32:
+        raise SegError(f"A pretrained {encoder} encoder needs RGB input with a size divisible by 32; got {input_shape}.")
+    if weights == "imagenet":
+        cached = keras_cache_dir() / weight_file
+        if not cached.exists():
+            raise SegError(
+                f"ImageNet weights for {encoder} are not on this machine ({cached}) and cannot be downloaded "
+                "here. Train without pretrained weights, or copy that file there first."
+            )
+        weights = str(cached)
+    base = getattr(keras.applications, cls_name)(input_shape=input_shape, include_top=False, weights=weights)
+    base._name = "encoder"
+    skips = [base.get_layer(n).output for n in skip_names]
+    inputs = base.input
+    x = skips[-1]
+    for level, skip in reversed(list(enumerate(skips[:-1]))):
+        x = _up(x, base_filters * 2 ** (level + 1), upsampling, f"up{level}")
+        x = layers.Concatenate(name=f"up{level}_concat")([x, skip])
+        x = _conv_block(x, base_filters * 2 ** (level + 1), batchnorm, f"up{level}")
+    x = _up(x, base_filters, upsampling, "final")
+    x = _conv_block(x, base_filters, batchnorm, "final")
+    if dropout > 0:
+        x = layers.Dropout(dropout, name="final_dropout")(x)
+    return keras.Model(inputs, _head(x, num_classes), name=f"{encoder}_unet")
+
+
+def set_encoder_trainable(model: keras.Model, trainable: bool) -> bool:
+    """Freeze or unfreeze a pretrained encoder's layers; returns False for models without one."""
+    names = set()
+    for enc in _ENCODERS.values():
+        names.add(enc[0].lower())
+    encoder_layers = [l for l in model.layers if not l.name.startswith(("up", "final", "probabilities"))
+                      and l.name != "image"]
+    if model.name.endswith("_unet") and model.name != "unet":
+        for layer in encoder_layers:
+            # BatchNorm statistics stay frozen while the encoder is frozen (the usual fine-tuning recipe).
+            layer.trainable = trainable
+        return True
+    return False
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    build: Callable[..., keras.Model]
+    description: str
+    pretrained: bool = False
+    fixed_size: bool = False     # needs a fixed input size (pretrained encoders)
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    "unet": ModelSpec("unet", build_unet, "U-Net: the standard for segmentation, sharp edges from skip connections"),
+    "fcn": ModelSpec("fcn", build_fcn, "FCN: strided convs without skips; a fast, blurry baseline"),
+    "mobilenetv2-unet": ModelSpec("mobilenetv2-unet",
+                                  lambda **kw: build_pretrained_unet(encoder="mobilenetv2", **kw),
+                                  "U-Net decoder on a MobileNetV2 encoder (ImageNet weights if cached)", True, True),
+    "densenet121-unet": ModelSpec("densenet121-unet",
+                                  lambda **kw: build_pretrained_unet(encoder="densenet121", **kw),
+                                  "U-Net decoder on a DenseNet121 encoder (ImageNet weights if cached)", True, True),
+}
+
+
+def get_model(name: str, input_shape, num_classes: int, **kwargs) -> keras.Model:
+    """Build a registered model by name."""
+    try:
+        spec = REGISTRY[name]
+    except KeyError:
+        raise SegError(f"Unknown model '{name}'; choose one of {', '.join(REGISTRY)}.") from None
+    return spec.build(input_shape=tuple(input_shape), num_classes=num_classes, **kwargs)
+
+
+def forward_flops(model: keras.Model) -> int:
+    """Multiply-adds x 2 of one forward pass, from the layers' shapes (model must have a fixed input size)."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, (layers.Conv2DTranspose,)):
+            _, h, w, cin = layer.input.shape
+            kh, kw = layer.kernel_size
+            total += 2 * h * w * kh * kw * cin * layer.filters
+        elif isinstance(layer, layers.DepthwiseConv2D):
+            _, h, w, c = layer.output.shape
+            kh, kw = layer.kernel_size
+            total += 2 * h * w * kh * kw * c
+        elif isinstance(layer, layers.Conv2D):
+            _, h, w, cout = layer.output.shape
+            cin = layer.input.shape[-1]
+            kh, kw = layer.kernel_size
+            total += 2 * h * w * kh * kw * (cin // layer.groups) * cout
+        elif isinstance(layer, layers.Dense):
+            total += 2 * layer.input.shape[-1] * layer.units
+    return int(total)
+
+
+def summarize(name: str, image_size: int | tuple[int, int], channels: int, num_classes: int, **kwargs) -> dict:
+    """Parameters and forward GFLOPs per image for a model at a given size."""
+    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+    model = get_model(name, (h, w, channels), num_classes, **kwargs)
+    return {"model": name, "input": [h, w, channels], "params": int(model.count_params()),
+            "gflops": forward_flops(model) / 1e9}

@@ -1,0 +1,73 @@
+"""The tf.data pipeline: shapes, dtypes, resize rules, palette masks read as ids, streaming vs cache."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from helpers import photo, png_bytes
+from seg_core import dataset, masks
+from seg_core.augment import AugmentConfig
+from seg_core.classes import default_classes
+from seg_core.project import new_project
+
+
+def _project(workspace, gray=False, n=5):
+    classes = default_classes(["background", "a", "b"])
+    p = new_project(workspace / "ds", classes)
+    for i in range(n):
+        rec = p.add_image(png_bytes(photo(40, 60, seed=i, gray=gray)), f"i{i}.png").image
+        m = np.zeros((40, 60), np.uint8)
+        m[:, 30:] = 1 + i % 2
+        m[0, 0] = 255
+        p.save_mask(rec.id, m, 0)
+    return p
+
+
+def test_batches_have_the_right_shapes_and_values(workspace):
+    p = _project(workspace)
+    items = dataset.examples(p, None)
+    ds = dataset.make_dataset(items, (32, 48), 3, batch_size=2)
+    batches = list(ds)
+    assert [int(b[0].shape[0]) for b in batches] == [2, 2, 1]
+    img, mask = batches[0]
+    assert img.shape == (2, 32, 48, 3) and img.dtype.name == "float32"
+    assert mask.shape == (2, 32, 48, 1) and mask.dtype.name == "uint8"
+    arr = np.asarray(img)
+    assert 0.0 <= arr.min() and arr.max() <= 1.0
+    # Palette indices come through as ids (tf's PNG decoder would have given colours), nearest resize.
+    values = set(np.unique(np.asarray(mask)).tolist())
+    assert values <= {0, 1, 2, 255} and {0, 1, 2} & values
+
+
+def test_grayscale_project_gives_one_channel(workspace):
+    p = _project(workspace, gray=True)
+    assert dataset.project_channels(p) == 1
+    img, _ = next(iter(dataset.make_dataset(dataset.examples(p, None), (32, 32), 1, 4)))
+    assert img.shape[-1] == 1
+
+
+def test_training_stream_repeats_shuffles_and_augments_reproducibly(workspace):
+    p = _project(workspace)
+    items = dataset.examples(p, None)
+    kw = dict(augment=AugmentConfig(flip_h=True, shift_scale_rotate=True), shuffle=True, repeat=True, seed=3)
+    a = [np.asarray(x[0]) for x in dataset.make_dataset(items, (32, 32), 3, 2, **kw).take(6)]
+    b = [np.asarray(x[0]) for x in dataset.make_dataset(items, (32, 32), 3, 2, **kw).take(6)]
+    assert len(a) == 6, "repeat() keeps the stream going past one pass"
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_cache_only_when_it_fits():
+    assert dataset.fits_in_memory(100, (256, 256), 3)
+    assert not dataset.fits_in_memory(100_000, (512, 512), 3)
+
+
+def test_validation_pipeline_is_stable(workspace):
+    p = _project(workspace)
+    items = dataset.examples(p, None)
+    first = [np.asarray(m) for _, m in dataset.make_dataset(items, (32, 32), 3, 2)]
+    second = [np.asarray(m) for _, m in dataset.make_dataset(items, (32, 32), 3, 2, cache=True)]
+    for x, y in zip(first, second):
+        np.testing.assert_array_equal(x, y)
+    stored = masks.load_png(items[0].mask)
+    assert stored.shape == (40, 60)

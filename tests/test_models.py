@@ -1,0 +1,63 @@
+"""Model builders, registry, FLOP counting, and the offline-only pretrained weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seg_core import models
+from seg_core.errors import SegError
+
+
+def test_unet_binary_and_multiclass_heads():
+    import keras
+    binary = models.build_unet((32, 32, 1), 2, base_filters=4, depth=2)
+    assert binary.output_shape == (None, 32, 32, 1)
+    assert binary.get_layer("probabilities").activation.__name__ == "sigmoid"
+    multi = models.build_unet((None, None, 3), 5, base_filters=4, depth=3, dropout=0.2, upsampling="bilinear")
+    out = multi(np.zeros((2, 48, 64, 3), np.float32))
+    assert tuple(out.shape) == (2, 48, 64, 5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(out).sum(-1), 1.0, rtol=1e-5)
+
+
+def test_fcn_has_no_skip_connections():
+    fcn = models.build_fcn((64, 64, 3), 2, base_filters=4, depth=3)
+    assert not any("concat" in layer.name for layer in fcn.layers)
+    assert fcn.output_shape == (None, 64, 64, 1)
+
+
+def test_flops_of_a_single_conv_by_hand():
+    import keras
+    inp = keras.Input((10, 10, 3))
+    out = keras.layers.Conv2D(4, 3, padding="same")(inp)
+    assert models.forward_flops(keras.Model(inp, out)) == 2 * 10 * 10 * 3 * 3 * 3 * 4
+
+
+def test_summary_of_the_tutorial_unet():
+    s = models.summarize("unet", 256, 1, 2, base_filters=16, depth=4, batchnorm=False)
+    assert 1.8e6 < s["params"] < 2.0e6
+    assert 5.5 < s["gflops"] < 6.5
+
+
+def test_registry_and_unknown_names():
+    assert {"unet", "fcn", "mobilenetv2-unet", "densenet121-unet"} <= set(models.REGISTRY)
+    with pytest.raises(SegError, match="Unknown model"):
+        models.get_model("resnet-9000", (32, 32, 3), 2)
+
+
+def test_pretrained_encoder_without_weights_builds_and_freezes(tmp_path, monkeypatch):
+    model = models.get_model("mobilenetv2-unet", (64, 64, 3), 3, base_filters=4)
+    assert model.output_shape == (None, 64, 64, 3)
+    assert models.set_encoder_trainable(model, False)
+    frozen = [l for l in model.layers if l.name.startswith("block_")]
+    assert frozen and not any(l.trainable for l in frozen)
+    assert any(l.trainable for l in model.layers if l.name.startswith("up"))
+    assert not models.set_encoder_trainable(models.build_unet((32, 32, 3), 2, 4, 2), False)
+
+
+def test_imagenet_weights_only_from_the_local_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(SegError, match="cannot be downloaded"):
+        models.get_model("mobilenetv2-unet", (64, 64, 3), 2, weights="imagenet")
+    with pytest.raises(SegError, match="divisible by 32"):
+        models.get_model("mobilenetv2-unet", (50, 50, 3), 2)
