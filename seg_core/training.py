@@ -258,16 +258,19 @@ def _make_callbacks(keras, tf, project: Project, run_id: str, config: TrainConfi
             row.update({"lr": lr, "images_per_s": self.batches * config.batch_size / train_s,
                         "epoch_s": now - self.epoch_start,
                         "elapsed_s": state["elapsed_before"] + now - state["started"]})
-            project.add_metrics(run_id, epoch, row)
+            # Checkpoints first: an epoch row in the DB then always has its checkpoint on disk.
             score = row.get(MONITOR)
-            if score is not None and (state["best_score"] is None or score > state["best_score"]):
+            improved = score is not None and (state["best_score"] is None or score > state["best_score"])
+            if improved:
                 state["best_score"], state["best_epoch"] = score, epoch
                 _save_model(self.model, out / "best.keras")
-                project.update_run(run_id, best_score=score, best_epoch=epoch)
             _save_model(self.model, out / "last.keras")
             state["elapsed"] = row["elapsed_s"]
             atomic_write(out / "state.json", json.dumps({k: state[k] for k in
                                                          ("epoch", "best_score", "best_epoch", "elapsed")}).encode())
+            project.add_metrics(run_id, epoch, row)
+            if improved:
+                project.update_run(run_id, best_score=score, best_epoch=epoch)
             self._preview(epoch)
             if self._should_stop():
                 self.model.stop_training = True

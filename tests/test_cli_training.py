@@ -1,0 +1,58 @@
+"""segstudio train / runs / predict / evaluate on a tiny project, through the real worker process."""
+
+from __future__ import annotations
+
+import json
+
+from PIL import Image
+
+from seg_core import demo
+from seg_core.cli import main
+
+
+def test_train_runs_predict_evaluate(capsys, workspace, tmp_path):
+    project = demo.create_demo_project(workspace / "tiny", count=8, unlabeled=2)
+    code = main(["train", "--project", "tiny", "--preset", "fast", "--epochs", "2", "--size", "32", "--filters", "4",
+                 "--depth", "2", "--batch", "4"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    lines = out.strip().splitlines()
+    assert sum(line.startswith("epoch ") for line in lines) == 2
+    run_id = lines[-1]
+    assert "completed" in lines[-2] and run_id in lines[-2]
+
+    assert main(["runs", "--project", "tiny", "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)
+    assert runs[0]["id"] == run_id and runs[0]["status"] == "completed" and runs[0]["epochs_done"] == 2
+
+    src = tmp_path / "new"
+    src.mkdir()
+    unlabeled = project.list_images(status="unlabeled")
+    for rec in unlabeled:
+        (src / rec.filename).write_bytes(project.image_path(rec).read_bytes())
+    out_dir = tmp_path / "pred"
+    assert main(["predict", "--project", "tiny", "--images", str(src), "--out", str(out_dir)]) == 0
+    capsys.readouterr()
+    for rec in unlabeled:
+        mask = Image.open(out_dir / f"{rec.stem}.png")
+        assert mask.mode == "P" and mask.size == (rec.width, rec.height)
+        assert Image.open(out_dir / f"{rec.stem}_overlay.png").size == (rec.width, rec.height)
+
+    imgs, msks = tmp_path / "ev_img", tmp_path / "ev_msk"
+    imgs.mkdir()
+    msks.mkdir()
+    for rec in project.list_images(status="labeled")[:3]:
+        (imgs / rec.filename).write_bytes(project.image_path(rec).read_bytes())
+        (msks / rec.filename).write_bytes(project.mask_path(rec.id).read_bytes())
+    assert main(["evaluate", "--project", "tiny", "--images", str(imgs), "--masks", str(msks), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) >= {"mean_iou", "per_class", "pixel_accuracy", "images"}
+    assert len(result["images"]) == 3 and result["run"] == run_id
+
+
+def test_train_refuses_a_project_without_labels(capsys, workspace):
+    demo.create_demo_project(workspace / "bare", count=3, unlabeled=3)
+    code = main(["train", "--project", "bare", "--epochs", "1"])
+    assert code == 2 and "at least 2 labeled" in capsys.readouterr().err
+    code = main(["predict", "--project", "bare", "--images", ".", "--out", "x"])
+    assert code == 2 and "no trained model" in capsys.readouterr().err
