@@ -20,8 +20,11 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
+
+from reference import reference_unet  # noqa: E402
 
 MEMBRANE = ROOT.parent / "shared" / "data" / "membrane"
 
@@ -35,26 +38,6 @@ def matmul_peak(tf, dtype="float32", n=2048, reps=10) -> float:
     for _ in range(reps):
         f().numpy()
     return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
-
-
-def reference_unet(keras, size, channels, filters, depth=4):
-    from keras import layers
-    inputs = keras.Input((size, size, channels))
-    x, skips = inputs, []
-    for i in range(depth):
-        x = layers.Conv2D(filters * 2 ** i, 3, activation="relu", padding="same")(x)
-        x = layers.Conv2D(filters * 2 ** i, 3, activation="relu", padding="same")(x)
-        skips.append(x)
-        x = layers.MaxPooling2D()(x)
-    x = layers.Conv2D(filters * 2 ** depth, 3, activation="relu", padding="same")(x)
-    x = layers.Conv2D(filters * 2 ** depth, 3, activation="relu", padding="same")(x)
-    for i in reversed(range(depth)):
-        x = layers.Conv2DTranspose(filters * 2 ** i, 2, strides=2, padding="same")(x)
-        x = layers.concatenate([x, skips[i]])
-        x = layers.Conv2D(filters * 2 ** i, 3, activation="relu", padding="same")(x)
-        x = layers.Conv2D(filters * 2 ** i, 3, activation="relu", padding="same")(x)
-    out = layers.Conv2D(1, 1, activation="sigmoid")(x)
-    return keras.Model(inputs, out)
 
 
 def timed_fit(model, data, steps, epochs, batch=None):

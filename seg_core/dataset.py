@@ -54,11 +54,14 @@ def fits_in_memory(count: int, size: tuple[int, int], channels: int, budget: int
 
 def make_dataset(items: Sequence[Example], size: tuple[int, int], channels: int, batch_size: int, *,
                  augment: AugmentConfig | None = None, shuffle: bool = False, repeat: bool = False,
-                 seed: int = 0, cache: bool | None = None, cache_budget: int = DEFAULT_CACHE_BYTES) -> tf.data.Dataset:
+                 seed: int = 0, cache: bool | None = None, cache_budget: int = DEFAULT_CACHE_BYTES,
+                 crop: int | None = None) -> tf.data.Dataset:
     """Batches of (image float32 BxHxWxC, mask uint8 BxHxWx1).
 
     Training: shuffle + augment + repeat (fit with steps_per_epoch, so augmentation differs each epoch).
     Validation: neither; the same images in the same order every time.
+    crop: train on random crop x crop windows of the resized images (a fully convolutional model then
+    predicts whole images): the same resolution for a fraction of the compute per step.
     """
     if not items:
         raise ValueError("no examples")
@@ -79,11 +82,22 @@ def make_dataset(items: Sequence[Example], size: tuple[int, int], channels: int,
         ds = tf.data.Dataset.zip((ds, seeds)).map(
             lambda pair, s: augment_pair(pair[0], pair[1], augment, s),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if crop and (crop < size[0] or crop < size[1]):
+        crop_seeds = tf.data.Dataset.random(seed=seed + 1).batch(2)
+        ds = tf.data.Dataset.zip((ds, crop_seeds)).map(
+            lambda pair, s: _random_crop(pair[0], pair[1], crop, channels, s),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=False)
     options = tf.data.Options()
     options.deterministic = True
     options.threading.private_threadpool_size = max(1, (os.cpu_count() or 2))
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def _random_crop(image, mask, crop: int, channels: int, seed):
+    stacked = tf.concat([image, tf.cast(mask, tf.float32)], axis=-1)
+    window = tf.image.stateless_random_crop(stacked, [crop, crop, channels + 1], tf.cast(seed, tf.int32))
+    return window[..., :channels], tf.cast(window[..., channels:], tf.uint8)
 
 
 def project_channels(project: Project) -> int:

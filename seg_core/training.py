@@ -40,6 +40,7 @@ PREVIEW_COUNT = 2
 class TrainConfig:
     model: str = "unet"
     image_size: int = 256
+    crop_size: int | None = None           # train on random crops of this size (whole images at validation)
     base_filters: int = 16
     depth: int = 4
     dropout: float = 0.0
@@ -92,6 +93,9 @@ class TrainConfig:
             problems.append(f"model must be one of {', '.join(REGISTRY)}")
         if not 32 <= self.image_size <= 2048 or self.image_size % 2 ** self.depth:
             problems.append(f"image size must be 32..2048 and divisible by {2 ** self.depth} (depth {self.depth})")
+        if self.crop_size is not None and (self.crop_size > self.image_size or self.crop_size % 2 ** self.depth
+                                           or self.crop_size < 2 ** self.depth):
+            problems.append(f"crop size must be at most the image size and divisible by {2 ** self.depth}")
         if not 1 <= self.depth <= 6:
             problems.append("depth must be 1..6")
         if not 2 <= self.base_filters <= 256:
@@ -121,23 +125,24 @@ class TrainConfig:
         return self
 
 
-# Chosen by bench/time_to_quality.py on a 2-core CPU: see README "Performance".
+# Chosen with bench/time_to_quality.py and bench/train_speed.py on a 2-core CPU (README "Performance").
+# Random crops keep the full 256 px resolution at a quarter (128) or half (192) of the compute per step.
 PRESETS: dict[str, TrainConfig] = {
-    "fast": TrainConfig(preset="fast", image_size=192, base_filters=16, depth=4, epochs=30, batch_size=8,
-                        learning_rate=2e-3, lr_schedule="cosine", early_stopping_patience=0,
-                        augment=AugmentConfig(flip_h=True, flip_v=True, rot90=True)),
-    "balanced": TrainConfig(preset="balanced", image_size=256, base_filters=16, depth=4, epochs=60, batch_size=8,
-                            learning_rate=2e-3, lr_schedule="cosine", early_stopping_patience=15,
+    "fast": TrainConfig(preset="fast", image_size=256, crop_size=128, base_filters=16, depth=4, epochs=40,
+                        batch_size=8, learning_rate=3e-3, lr_schedule="cosine", early_stopping_patience=0,
+                        augment=AugmentConfig(flip_h=True, flip_v=True, rot90=True, brightness_contrast=False)),
+    "balanced": TrainConfig(preset="balanced", image_size=256, crop_size=192, base_filters=16, depth=4, epochs=80,
+                            batch_size=8, learning_rate=2e-3, lr_schedule="cosine", early_stopping_patience=20,
                             augment=AugmentConfig(flip_h=True, flip_v=True, rot90=True, shift_scale_rotate=True,
                                                   brightness_contrast=True)),
-    "quality": TrainConfig(preset="quality", image_size=256, base_filters=32, depth=4, epochs=120, batch_size=8,
-                           learning_rate=1e-3, lr_schedule="plateau", early_stopping_patience=25, dropout=0.1,
+    "quality": TrainConfig(preset="quality", image_size=256, base_filters=32, depth=4, epochs=150, batch_size=8,
+                           learning_rate=1e-3, lr_schedule="plateau", early_stopping_patience=30, dropout=0.1,
                            augment=AugmentConfig(flip_h=True, flip_v=True, rot90=True, shift_scale_rotate=True,
                                                  brightness_contrast=True, hsv=True, gamma=True)),
 }
 PRESET_NOTES = {
-    "fast": "A first model in a few minutes: small input, quick schedule. Good to check your labels work.",
-    "balanced": "The usual choice: full 256 px input, more augmentation, stops when it no longer improves.",
+    "fast": "A first model in a few minutes: learns on 128 px crops of 256 px images. Checks your labels work.",
+    "balanced": "The usual choice: larger crops, more augmentation, stops when it no longer improves.",
     "quality": "Twice the filters and long training with strong augmentation; for a model you will keep.",
 }
 
@@ -204,6 +209,10 @@ def _make_callbacks(keras, tf, project: Project, run_id: str, config: TrainConfi
     preview = list(dataset.make_dataset(val_items[:PREVIEW_COUNT], size, channels, PREVIEW_COUNT).take(1))[0]
     budget_s = config.time_budget_minutes * 60 if config.time_budget_minutes else None
 
+    def elapsed() -> float:
+        # signals["paused_s"]: time a caller (a benchmark scoring checkpoints) asks not to count.
+        return state["elapsed_before"] + time.time() - state["started"] - signals.get("paused_s", 0.0)
+
     class Monitor(keras.callbacks.Callback):
         """Metrics to the DB, stop flag and time budget, checkpoints, previews."""
 
@@ -218,7 +227,7 @@ def _make_callbacks(keras, tf, project: Project, run_id: str, config: TrainConfi
             if signals.get("term"):
                 state["stopped_by"] = "user"
                 return True
-            if budget_s is not None and state["elapsed_before"] + (now - state["started"]) >= budget_s:
+            if budget_s is not None and elapsed() >= budget_s:
                 state["stopped_by"] = "time"
                 return True
             if now - self.last_poll >= STOP_POLL_S:
@@ -241,7 +250,7 @@ def _make_callbacks(keras, tf, project: Project, run_id: str, config: TrainConfi
                 project.add_metrics(run_id, state["epoch"], {
                     "loss": float(logs.get("loss", float("nan"))), "dice": float(logs.get("dice", float("nan"))),
                     "step": self.batches, "steps": steps, "images_per_s": rate,
-                    "elapsed_s": state["elapsed_before"] + now - state["started"]}, batch=self.batches)
+                    "elapsed_s": elapsed()}, batch=self.batches)
             if self._should_stop():
                 self.model.stop_training = True
 
@@ -257,7 +266,7 @@ def _make_callbacks(keras, tf, project: Project, run_id: str, config: TrainConfi
             row = {k: float(v) for k, v in logs.items() if np.isscalar(v) or getattr(v, "shape", None) == ()}
             row.update({"lr": lr, "images_per_s": self.batches * config.batch_size / train_s,
                         "epoch_s": now - self.epoch_start,
-                        "elapsed_s": state["elapsed_before"] + now - state["started"]})
+                        "elapsed_s": elapsed()})
             # Checkpoints first: an epoch row in the DB then always has its checkpoint on disk.
             score = row.get(MONITOR)
             improved = score is not None and (state["best_score"] is None or score > state["best_score"])
@@ -299,8 +308,15 @@ def _make_callbacks(keras, tf, project: Project, run_id: str, config: TrainConfi
                                                            min_lr=config.min_learning_rate, verbose=0))
     elif config.lr_schedule == "cosine":
         lr0, lo, total = config.learning_rate, config.min_learning_rate, max(config.epochs, 1)
-        callbacks.append(keras.callbacks.LearningRateScheduler(
-            lambda e, lr: lo + 0.5 * (lr0 - lo) * (1 + math.cos(math.pi * min(e, total) / total)), verbose=0))
+
+        def cosine(epoch: int, lr: float) -> float:
+            # With a time budget the schedule runs over the budget, whichever ends first.
+            frac = epoch / total
+            if budget_s:
+                frac = max(frac, elapsed() / budget_s)
+            return lo + 0.5 * (lr0 - lo) * (1 + math.cos(math.pi * min(frac, 1.0)))
+
+        callbacks.append(keras.callbacks.LearningRateScheduler(cosine, verbose=0))
     if config.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max",
                                                        patience=config.early_stopping_patience, verbose=0))
@@ -344,7 +360,7 @@ def _compile(keras, model, config: TrainConfig, num_classes: int, learning_rate:
 
 
 def train(project: Project, run_id: str, config: TrainConfig, resume: bool = False,
-          signals: dict | None = None) -> str:
+          signals: dict | None = None, extra_callbacks: list | None = None) -> str:
     """Train in this process; returns the final status: completed or stopped."""
     signals = signals if signals is not None else {}
     num_classes = len(project.classes)
@@ -356,8 +372,9 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
     channels = 3 if models.REGISTRY[config.model].pretrained else dataset.project_channels(project)
     size = (config.image_size, config.image_size)
     steps = config.steps_per_epoch or max(1, math.ceil(len(train_items) / config.batch_size))
+    crop = None if models.REGISTRY[config.model].fixed_size else config.crop_size
     train_ds = dataset.make_dataset(train_items, size, channels, config.batch_size, augment=config.augment,
-                                    shuffle=True, repeat=True, seed=config.seed)
+                                    shuffle=True, repeat=True, seed=config.seed, crop=crop)
     val_ds = dataset.make_dataset(val_items, size, channels, config.batch_size)
 
     out = run_dir(project, run_id)
@@ -383,7 +400,7 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
                        config.model, config.image_size, channels, num_classes, **_summary_kwargs(config))}, f, indent=2)
 
     callbacks = _make_callbacks(keras, tf, project, run_id, config, model, val_items, channels, num_classes,
-                                state, steps, signals)
+                                state, steps, signals) + list(extra_callbacks or [])
     if state["epoch"] < config.epochs:
         freeze = config.freeze_encoder_epochs if models.REGISTRY[config.model].pretrained else 0
         if freeze and state["epoch"] < freeze:

@@ -71,3 +71,16 @@ def test_validation_pipeline_is_stable(workspace):
         np.testing.assert_array_equal(x, y)
     stored = masks.load_png(items[0].mask)
     assert stored.shape == (40, 60)
+
+
+def test_random_crops_keep_image_and_mask_aligned(workspace):
+    p = _project(workspace)
+    items = dataset.examples(p, None)
+    full = dataset.make_dataset(items, (32, 48), 3, 1)
+    crops = dataset.make_dataset(items, (32, 48), 3, 1, crop=16, repeat=False, seed=1)
+    for (img, mask), (cimg, cmask) in zip(full, crops):
+        img, mask, cimg, cmask = (np.asarray(x)[0] for x in (img, mask, cimg, cmask))
+        assert cimg.shape == (16, 16, 3) and cmask.shape == (16, 16, 1)
+        # Find the window in the full image: the mask must come from the same place.
+        found = [(y, x) for y in range(17) for x in range(33) if np.array_equal(img[y:y + 16, x:x + 16], cimg)]
+        assert found and np.array_equal(mask[found[0][0]:found[0][0] + 16, found[0][1]:found[0][1] + 16], cmask)
