@@ -33,6 +33,9 @@ test: install browser-deps
 
 bench: install
 	$(BIN)/python bench/import_speed.py
+	$(BIN)/python bench/predict_latency.py
+	$(BIN)/python bench/train_speed.py
+	$(BIN)/python bench/time_to_quality.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

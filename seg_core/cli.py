@@ -128,6 +128,10 @@ def _train_config(args: argparse.Namespace):
         "steps_per_epoch": args.steps}.items() if v is not None}
     if args.no_augment:
         overrides["augment"] = AugmentConfig.none()
+    if args.minutes is not None and args.epochs is None:
+        # "--minutes 5" means five minutes of training: the budget, not the preset's epoch count, ends it.
+        overrides["epochs"] = 10_000
+        overrides.setdefault("early_stopping_patience", 0)
     return preset(args.preset, **overrides)
 
 

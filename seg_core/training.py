@@ -150,7 +150,14 @@ PRESET_NOTES = {
 def preset(name: str, **overrides) -> TrainConfig:
     if name not in PRESETS:
         raise TrainingError(f"Unknown preset '{name}'; choose one of {', '.join(PRESETS)}.")
-    return dataclasses.replace(PRESETS[name], **overrides)
+    base = PRESETS[name]
+    config = dataclasses.replace(base, **overrides)
+    if base.crop_size and "crop_size" not in overrides and ("image_size" in overrides or "depth" in overrides):
+        # Keep the preset's crop-to-image ratio at the new size (crops must stay divisible by 2**depth).
+        step = 2 ** config.depth
+        crop = round(config.image_size * base.crop_size / base.image_size / step) * step
+        config.crop_size = crop if step <= crop < config.image_size else None
+    return config
 
 
 def run_dir(project: Project, run_id: str) -> Path:

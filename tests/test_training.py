@@ -167,3 +167,22 @@ def test_stop_request_reaches_the_worker(binary):
     stopped = jobs.stop(binary, run.id, wait_s=120)
     assert stopped.status == "stopped"
     assert len(binary.epoch_metrics(run.id)) < 200
+
+
+def test_pretrained_encoder_is_frozen_then_fine_tuned(binary):
+    config = tiny(model="mobilenetv2-unet", image_size=32, epochs=2, freeze_encoder_epochs=1, base_filters=4)
+    run = run_inline(binary, config)
+    assert run.status == "completed" and [m["epoch"] for m in binary.epoch_metrics(run.id)] == [0, 1]
+    # The fine-tuning epoch runs with a tenth of the learning rate.
+    lrs = [m["lr"] for m in binary.epoch_metrics(run.id)]
+    assert lrs[1] < lrs[0]
+    pred = Predictor.from_run(binary, run.id).predict_one(binary.load_image(1))
+    assert pred.ids.shape == (240, 320)
+
+
+def test_preset_crop_follows_a_changed_image_size():
+    assert preset("fast").crop_size == 128
+    assert preset("fast", image_size=512).crop_size == 256
+    assert preset("fast", image_size=32, depth=2).crop_size == 16
+    assert preset("fast", image_size=16, depth=4).crop_size is None
+    assert preset("fast", image_size=512, crop_size=64).crop_size == 64

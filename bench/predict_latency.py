@@ -1,0 +1,64 @@
+"""Interactive prediction latency: Predictor (one traced function) vs model.predict per image.
+
+Median and p90 milliseconds for one image at the training size, with a U-Net of 16 filters, on the
+demo scenes. Target: Predictor median <= 50 ms at 256 px on the reference machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+
+def timings(fn, reps: int) -> tuple[float, float]:
+    fn()
+    ms = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        ms.append(1000 * (time.perf_counter() - t))
+    return float(np.median(ms)), float(np.percentile(ms, 90))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--filters", type=int, default=16)
+    ap.add_argument("--reps", type=int, default=30)
+    args = ap.parse_args()
+
+    from seg_core import models
+    from seg_core.demo_scenes import render_scene
+    from seg_core.inference import Predictor
+
+    model = models.build_unet((None, None, 3), 2, base_filters=args.filters, depth=4)
+    predictor = Predictor(model, {"image_size": args.size, "channels": 3, "num_classes": 2})
+    image, _ = render_scene(0, args.size, args.size)
+    own, _ = render_scene(1, 640, 480)
+    x = image[None].astype(np.float32) / 255
+
+    rows = [
+        ("Predictor, image at training size", timings(lambda: predictor.predict_one(image), args.reps)),
+        ("Predictor, 640x480 photo (resize both ways)", timings(lambda: predictor.predict_one(own), args.reps)),
+        ("model.predict per image (reference)", timings(lambda: model.predict(x, verbose=0), args.reps)),
+        ("model(x) eager", timings(lambda: model(x, training=False), args.reps)),
+    ]
+    gflops = models.forward_flops(models.build_unet((args.size, args.size, 3), 2, base_filters=args.filters, depth=4)) / 1e9
+    print(f"U-Net {args.filters} filters at {args.size}x{args.size} ({gflops:.1f} GFLOP forward), {args.reps} repeats")
+    print(f"{'':46}{'median ms':>10}{'p90 ms':>9}")
+    for name, (med, p90) in rows:
+        print(f"{name:46}{med:>10.1f}{p90:>9.1f}")
+    ref = rows[2][1][0]
+    print(f"Predictor speed-up over model.predict: {ref / rows[0][1][0]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
