@@ -15,6 +15,7 @@ from seg_core import formats
 from seg_core.classes import parse_class_args
 from seg_core.errors import SegError
 from seg_core.masks import MASK_KINDS
+from seg_core.training import LOSS_CHOICES, PRESETS
 from seg_core.project import (CLASSES_EXPLICIT, SPLITS, Project, is_project, list_projects, new_project,
                               resolve_project_path, workspace_dir)
 
@@ -320,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model in a background worker and follow it (Ctrl-C stops it)")
     _project_arg(p)
-    p.add_argument("--preset", choices=("fast", "balanced", "quality"), default="fast")
+    p.add_argument("--preset", choices=list(PRESETS), default="fast")
     p.add_argument("--epochs", type=int)
     p.add_argument("--minutes", type=float, help="time budget: stop after this many minutes")
     p.add_argument("--size", type=int, help="input size in pixels (square)")
@@ -328,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=int, help="number of down-sampling levels")
     p.add_argument("--batch", type=int)
     p.add_argument("--lr", type=float, help="learning rate")
-    p.add_argument("--loss", choices=("auto", "dice", "bce", "bce_dice", "ce", "sparse_ce", "ce_dice"))
+    p.add_argument("--loss", choices=LOSS_CHOICES)
     p.add_argument("--model", help="unet, fcn, mobilenetv2-unet, densenet121-unet")
     p.add_argument("--seed", type=int)
     p.add_argument("--val-fraction", type=float)
