@@ -102,7 +102,7 @@ def main() -> None:
 
         keras.mixed_precision.set_global_policy(args.precision)
         results = {}
-        for label, kw in (("seg studio (BN)", dict(batchnorm=True)), ("seg studio (no BN)", dict(batchnorm=False))):
+        for label, kw in (("seg studio (no BN)", dict(batchnorm=False)), ("seg studio (BN)", dict(batchnorm=True))):
             model = models.build_unet((None, None, 1), 2, base_filters=args.filters, depth=4, **kw)
             model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=losses.bce_dice, metrics=losses.keras_metrics(2))
             ds = dataset.make_dataset(items, (args.size, args.size), 1, args.batch, shuffle=True, repeat=True,

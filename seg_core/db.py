@@ -85,6 +85,15 @@ MIGRATIONS: list[str] = [
         detail TEXT
     );
     """,
+    # 2: the newest model prediction per image, for the gallery, "start from prediction" and review.
+    """
+    CREATE TABLE predictions (
+        image_id INTEGER PRIMARY KEY REFERENCES images (id) ON DELETE CASCADE,
+        run_id TEXT NOT NULL,
+        uncertainty REAL,
+        created_at REAL NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -159,3 +159,14 @@ def load_pairs(images_dir: Path, masks_dir: Path, classes, kind: str = "auto"):
         reading = masks.read_mask(by_key[p.stem].read_bytes(), classes, by_key[p.stem].name,
                                   expected_size=(arr.shape[1], arr.shape[0]), kind=kind)
         yield p.name, arr, reading.ids
+
+
+def predict_project_image(project: Project, image_id: int, predictor: Predictor):
+    """Predict one of the project's images and keep it as that image's stored prediction."""
+    if predictor.num_classes != len(project.classes):
+        raise TrainingError(f"Run {predictor.run_id} was trained with {predictor.num_classes} classes but the project "
+                            f"has {len(project.classes)} now; train a new model first.")
+    rec = project.image(image_id)
+    pred = predictor.predict_one(project.load_image(rec))
+    project.save_prediction(rec.id, predictor.run_id, pred.ids, pred.uncertainty)
+    return project.prediction(rec.id)

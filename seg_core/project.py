@@ -19,8 +19,8 @@ import numpy as np
 from seg_core import db, images, masks
 from seg_core.classes import ClassSpec, binary_classes, parse_color, validate_classes
 from seg_core.errors import (ClassSpecError, InvalidImageError, MaskConflictError, NotFoundError,
-                             ProjectError, RunBusyError)
-from seg_core.files import commit_temp, write_temp
+                             ProjectError, RunBusyError, SegError)
+from seg_core.files import atomic_write, commit_temp, write_temp
 
 WORKSPACE_ENV = "SEG_WORKSPACE"
 DEFAULT_WORKSPACE = "workspace"
@@ -108,6 +108,7 @@ class Project:
         with self._db() as conn:
             db.enable_wal(conn)
             db.migrate(conn)
+        self._finish_pending_renames()
 
     # ----- creation and identity -------------------------------------------------------------
     @classmethod
@@ -295,26 +296,35 @@ class Project:
         return ImageRecord.from_row(row)
 
     def list_images(self, status: str | None = None, split: str | None = None, offset: int = 0,
-                    limit: int | None = None) -> list[ImageRecord]:
-        where, args = self._filters(status, split)
+                    limit: int | None = None, *, search: str | None = None,
+                    predicted: bool | None = None) -> list[ImageRecord]:
+        where, args = self._filters(status, split, search, predicted)
         sql = f"SELECT * FROM images{where} ORDER BY id LIMIT ? OFFSET ?"
         with self._db() as conn:
             rows = conn.execute(sql, (*args, -1 if limit is None else int(limit), int(offset))).fetchall()
         return [ImageRecord.from_row(r) for r in rows]
 
-    def image_ids(self, status: str | None = None, split: str | None = None) -> list[int]:
-        where, args = self._filters(status, split)
+    def image_ids(self, status: str | None = None, split: str | None = None, *, search: str | None = None,
+                  predicted: bool | None = None) -> list[int]:
+        where, args = self._filters(status, split, search, predicted)
         with self._db() as conn:
             return [r[0] for r in conn.execute(f"SELECT id FROM images{where} ORDER BY id", args)]
 
-    def count_images(self, status: str | None = None, split: str | None = None) -> int:
-        where, args = self._filters(status, split)
+    def count_images(self, status: str | None = None, split: str | None = None, *, search: str | None = None,
+                     predicted: bool | None = None) -> int:
+        where, args = self._filters(status, split, search, predicted)
         with self._db() as conn:
             return int(conn.execute(f"SELECT COUNT(*) FROM images{where}", args).fetchone()[0])
 
     @staticmethod
-    def _filters(status: str | None, split: str | None) -> tuple[str, tuple]:
+    def _filters(status: str | None, split: str | None, search: str | None = None,
+                 predicted: bool | None = None) -> tuple[str, tuple]:
         clauses, args = [], []
+        if search:
+            clauses.append("filename LIKE ? ESCAPE '\\'")
+            args.append("%" + _like_escape(search.strip()) + "%")
+        if predicted is not None:
+            clauses.append(("" if predicted else "NOT ") + "EXISTS (SELECT 1 FROM predictions p WHERE p.image_id = images.id)")
         if status is not None:
             if status not in STATUSES:
                 raise ProjectError(f"Status must be one of {', '.join(STATUSES)}; got '{status}'.")
@@ -343,6 +353,8 @@ class Project:
         # Files go after the commit: a crash in between leaves unreferenced files, never a dangling row.
         (self.images_dir / rec.stored_name).unlink(missing_ok=True)
         self.mask_path(rec.id).unlink(missing_ok=True)
+        self.draft_path(rec.id).unlink(missing_ok=True)
+        self.prediction_path(rec.id).unlink(missing_ok=True)
 
     # ----- masks -----------------------------------------------------------------------------
     def mask_path(self, image_id: int) -> Path:
@@ -418,6 +430,152 @@ class Project:
         with self._db() as conn:
             rows = conn.execute("SELECT class_id, pixels FROM mask_classes WHERE image_id = ?", (int(image_id),))
             return {r[0]: r[1] for r in rows}
+
+    # ----- drafts: unsaved edits that outlive a closed tab, a page switch or a killed server ---
+    @property
+    def drafts_dir(self) -> Path:
+        return self.path / "drafts"
+
+    def draft_path(self, image_id: int) -> Path:
+        return self.drafts_dir / f"{int(image_id)}.png"
+
+    def save_draft(self, image_id: int, ids: np.ndarray, base_version: int, source: str = "painted") -> None:
+        """Keep an edited mask that is not saved yet, with the mask version it was painted over (one file)."""
+        rec = self.image(image_id)
+        classes = self.classes
+        ids = masks.validate_ids(ids, classes, rec.size)
+        meta = json.dumps({"base_version": int(base_version), "source": source, "saved_at": time.time()})
+        atomic_write(self.draft_path(rec.id), masks.encode_png(ids, classes, text={DRAFT_TEXT_KEY: meta}))
+
+    def draft(self, image_id: int) -> "Draft | None":
+        path = self.draft_path(image_id)
+        if not path.exists():
+            return None
+        try:
+            ids, text = masks.load_png_text(path)
+            meta = json.loads(text[DRAFT_TEXT_KEY])
+            rec = self.image(image_id)
+        except (OSError, KeyError, ValueError, SegError):
+            return None  # an unreadable draft is no work to restore
+        if ids.shape != (rec.height, rec.width):
+            return None
+        return Draft(int(image_id), ids, int(meta["base_version"]), str(meta.get("source", "painted")),
+                     float(meta.get("saved_at", 0.0)))
+
+    def discard_draft(self, image_id: int) -> None:
+        self.draft_path(image_id).unlink(missing_ok=True)
+
+    def draft_image_ids(self) -> set[int]:
+        if not self.drafts_dir.is_dir():
+            return set()
+        return {int(p.stem) for p in self.drafts_dir.glob("*.png") if p.stem.isdigit()}
+
+    # ----- predictions: the newest model output per image ----------------------------------
+    @property
+    def predictions_dir(self) -> Path:
+        return self.path / "predictions"
+
+    def prediction_path(self, image_id: int) -> Path:
+        return self.predictions_dir / f"{int(image_id)}.png"
+
+    def save_prediction(self, image_id: int, run_id: str, ids: np.ndarray, uncertainty: float | None = None) -> None:
+        rec = self.image(image_id)
+        classes = self.classes
+        ids = masks.validate_ids(ids, classes, rec.size)
+        atomic_write(self.prediction_path(rec.id), masks.encode_png(ids, classes))
+        with self._db() as conn:
+            conn.execute("INSERT OR REPLACE INTO predictions (image_id, run_id, uncertainty, created_at) "
+                         "VALUES (?, ?, ?, ?)", (rec.id, run_id, uncertainty, time.time()))
+
+    def prediction(self, image_id: int) -> "StoredPrediction | None":
+        with self._db() as conn:
+            row = conn.execute("SELECT * FROM predictions WHERE image_id = ?", (int(image_id),)).fetchone()
+        path = self.prediction_path(image_id)
+        if row is None or not path.exists():
+            return None
+        return StoredPrediction(int(image_id), row["run_id"], masks.load_png(path), row["uncertainty"],
+                                row["created_at"])
+
+    def predicted_image_ids(self) -> set[int]:
+        with self._db() as conn:
+            return {r[0] for r in conn.execute("SELECT image_id FROM predictions")}
+
+    def forget_predictions(self) -> None:
+        """Drop every stored prediction (their class ids no longer mean what they meant)."""
+        with self._db() as conn:
+            conn.execute("DELETE FROM predictions")
+        for p in self.predictions_dir.glob("*.png") if self.predictions_dir.is_dir() else ():
+            p.unlink(missing_ok=True)
+
+    # ----- removing a class: every mask that uses it is rewritten, all or nothing -----------
+    def remove_class(self, class_id: int, pixels_to: int = 0, author: str = "user") -> int:
+        """Delete a class; its pixels become `pixels_to` and higher ids move down one. Returns masks rewritten.
+
+        New masks are written beside the old ones first; one transaction then records the new classes,
+        versions and the pending renames, which are finished here or, after a crash, on the next open.
+        """
+        classes = self.classes
+        class_id, pixels_to = int(class_id), int(pixels_to)
+        if not 0 < class_id < len(classes):
+            raise ClassSpecError("The background (class 0) cannot be removed." if class_id == 0
+                                 else f"There is no class {class_id}.")
+        if len(classes) <= 2:
+            raise ClassSpecError("A project needs at least two classes: background and one thing to segment.")
+        if pixels_to == class_id or not (0 <= pixels_to < len(classes) or pixels_to == masks.IGNORE_ID):
+            raise ClassSpecError(f"The pixels of '{classes[class_id].name}' must go to another class.")
+        target = pixels_to if pixels_to == masks.IGNORE_ID or pixels_to < class_id else pixels_to - 1
+        mapping = {class_id: target, **{i: i - 1 for i in range(class_id + 1, len(classes))}}
+        new_classes = [ClassSpec(i, c.name, c.color) for i, c in enumerate(c for c in classes if c.id != class_id)]
+        with self._db() as conn:
+            affected = [r[0] for r in conn.execute(
+                "SELECT DISTINCT image_id FROM mask_classes WHERE class_id >= ? AND class_id != 255 ORDER BY image_id",
+                (class_id,))]
+        pending, counts = [], {}
+        try:
+            for image_id in affected:
+                ids = masks.remap_ids(masks.load_png(self.mask_path(image_id)), mapping)
+                counts[image_id] = masks.class_pixel_counts(ids)
+                pending.append((str(write_temp(self.mask_path(image_id), masks.encode_png(ids, new_classes))),
+                                str(self.mask_path(image_id))))
+            now = time.time()
+            with self._db() as conn, db.transaction(conn):
+                conn.execute("DELETE FROM classes")
+                conn.executemany("INSERT INTO classes (id, name, color) VALUES (?, ?, ?)",
+                                 [(c.id, c.name, c.hex) for c in new_classes])
+                conn.execute("UPDATE project SET kind = ? WHERE id = 1",
+                             ("binary" if len(new_classes) == 2 else "multiclass",))
+                for image_id, cnt in counts.items():
+                    conn.execute("UPDATE images SET mask_version = mask_version + 1, mask_updated_by = ?, "
+                                 "mask_updated_at = ?, updated_at = ? WHERE id = ?", (author, now, now, image_id))
+                    conn.execute("DELETE FROM mask_classes WHERE image_id = ?", (image_id,))
+                    conn.executemany("INSERT INTO mask_classes (image_id, class_id, pixels) VALUES (?, ?, ?)",
+                                     [(image_id, c, n) for c, n in cnt.items()])
+                conn.execute("DELETE FROM predictions")
+                conn.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
+                             (PENDING_RENAMES, json.dumps(pending)))
+                self._event(conn, "class-removed", None, json.dumps(
+                    {"class": classes[class_id].to_dict(), "pixels_to": pixels_to, "masks": len(counts)}))
+        except BaseException:
+            for tmp, _ in pending:
+                Path(tmp).unlink(missing_ok=True)
+            raise
+        self._finish_pending_renames()
+        for image_id in self.draft_image_ids():  # unsaved edits keep up with the new numbering
+            d = self.draft(image_id)
+            if d is not None:
+                self.save_draft(image_id, masks.remap_ids(d.ids, mapping), d.base_version, d.source)
+        self.forget_predictions()
+        return len(counts)
+
+    def _finish_pending_renames(self) -> None:
+        pending = self.setting(PENDING_RENAMES)
+        if not pending:
+            return
+        for tmp, target in pending:
+            if Path(tmp).exists():
+                commit_temp(Path(tmp), Path(target))
+        with self._db() as conn:
+            conn.execute("DELETE FROM settings WHERE key = ?", (PENDING_RENAMES,))
 
     # ----- splits ----------------------------------------------------------------------------
     def assign_splits(self, val_fraction: float | None = 0.2, val_count: int | None = None, seed: int = 0,
@@ -627,6 +785,28 @@ class RunRecord:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+DRAFT_TEXT_KEY = "segstudio-draft"
+PENDING_RENAMES = "pending_mask_renames"
+
+
+@dataclass(frozen=True)
+class Draft:
+    image_id: int
+    ids: np.ndarray
+    base_version: int          # the mask version it was painted over; another means someone saved since
+    source: str                # "painted", "prediction", ...
+    saved_at: float
+
+
+@dataclass(frozen=True)
+class StoredPrediction:
+    image_id: int
+    run_id: str
+    ids: np.ndarray
+    uncertainty: float | None
+    created_at: float
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,73 @@
+"""The image gallery: filtered, paged listings and thumbnails cached on disk, quick at 10,000 images."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from seg_core import viz
+from seg_core.files import atomic_write
+from seg_core.project import ImageRecord, Project
+
+THUMB_SIDE = 192
+STATUS_FILTERS = {"all": {}, "unlabeled": {"status": "unlabeled"}, "labeled": {"status": "labeled"},
+                  "has prediction": {"predicted": True}}
+
+
+@dataclass(frozen=True)
+class GalleryPage:
+    records: list[ImageRecord]
+    total: int           # images matching the filters
+    page: int            # 0-based, clamped to the pages that exist
+    pages: int
+
+
+def page(project: Project, status: str = "all", split: str | None = None, search: str = "",
+         page_no: int = 0, per_page: int = 24) -> GalleryPage:
+    """One page of the images matching the filters, in upload order; only that page is read."""
+    filters = dict(STATUS_FILTERS[status], split=split or None, search=search.strip() or None)
+    total = project.count_images(**filters)
+    pages = max(1, math.ceil(total / per_page))
+    page_no = min(max(0, int(page_no)), pages - 1)
+    records = project.list_images(offset=page_no * per_page, limit=per_page, **filters)
+    return GalleryPage(records, total, page_no, pages)
+
+
+def thumbnail_path(project: Project, rec: ImageRecord, side: int = THUMB_SIDE) -> Path:
+    # The class colours are part of the picture: a recoloured class gives new thumbnails.
+    colours = hashlib.sha1("".join(c.hex for c in project.classes).encode()).hexdigest()[:8]
+    return project.path / "cache" / "thumbs" / f"{rec.id}-v{rec.mask_version}-{colours}-{side}.jpg"
+
+
+def thumbnail(project: Project, rec: ImageRecord, side: int = THUMB_SIDE) -> bytes:
+    """JPEG of the image with its mask blended in, made once per mask version and kept on disk."""
+    path = thumbnail_path(project, rec, side)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    image = project.load_image(rec)
+    ids = project.load_mask(rec)
+    rgb = viz.overlay_thumbnail(image, ids, project.classes, max_side=side)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=85)
+    data = buf.getvalue()
+    for old in path.parent.glob(f"{rec.id}-v*-{side}.jpg") if path.parent.is_dir() else ():
+        old.unlink(missing_ok=True)  # older mask versions
+    atomic_write(path, data)
+    return data
+
+
+def caption(rec: ImageRecord, drafts: set[int], predicted: set[int]) -> str:
+    """A thumbnail's caption: name, status, split, and whether unsaved strokes or a prediction exist."""
+    parts = [rec.status, rec.split]
+    if rec.id in predicted:
+        parts.append("has prediction")
+    if rec.id in drafts:
+        parts.append("unsaved strokes")
+    return f"{rec.filename} · " + " · ".join(parts)
