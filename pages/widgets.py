@@ -73,3 +73,19 @@ def show_error(exc: Exception) -> None:
     else:
         st.error(f"Something went wrong inside Seg Studio ({type(exc).__name__}: {exc}). "
                  "Your saved work is safe; please report this.", icon="🐞")
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def cached_image(path: str, sha256: str):
+    """A decoded image, shared by reruns (each stroke reruns the page); the sha256 keys out replaced files."""
+    from seg_core.images import load_image
+
+    return load_image(path)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the model...")
+def load_predictor(project_path: str, run_id: str):
+    from seg_core.inference import Predictor
+    from seg_core.project import Project
+
+    return Predictor.from_run(Project(project_path), run_id)

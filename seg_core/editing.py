@@ -17,7 +17,7 @@ ZOOMS = (1, 2, 4, 8, 16)
 MIN_REGION = 32
 # The canvas's PNG of strokes and its background travel on every stroke: past ~1000 px wide the round trip
 # grows with no gain in precision (zoom gives that).
-MAX_CANVAS_W, MAX_CANVAS_H = 960, 720
+MAX_CANVAS_W, MAX_CANVAS_H = 860, 640
 
 
 @dataclass(frozen=True)
@@ -111,3 +111,43 @@ def class_areas(ids: np.ndarray | None, classes: Sequence[ClassSpec]) -> list[di
         rows.append({"id": 255, "name": "ignore", "color": "#808080", "pixels": counts[255],
                      "percent": 100.0 * counts[255] / total})
     return rows
+
+
+def legend_html(classes: Sequence[ClassSpec]) -> str:
+    """Class colours as swatches with names: widget labels cannot hold arbitrary colours."""
+    from html import escape
+
+    return " ".join(
+        f'<span style="white-space:nowrap;margin-right:.8em"><span style="display:inline-block;width:.9em;'
+        f'height:.9em;border-radius:2px;border:1px solid #888;vertical-align:middle;background:{c.hex}"></span> '
+        f'{escape(c.name)}</span>' for c in classes)
+
+
+def minimap(image: np.ndarray, ids: np.ndarray | None, classes: Sequence[ClassSpec], view: CanvasView,
+            side: int = 240) -> np.ndarray:
+    """A small picture of the whole image with the viewed region outlined, to see where a zoom is."""
+    h, w = np.asarray(image).shape[:2]
+    thumb = Image.fromarray(viz.overlay_thumbnail(image, ids, classes, max_side=side))
+    sx, sy = thumb.width / w, thumb.height / h
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(thumb)
+    box = (view.x0 * sx, view.y0 * sy, max(view.x0 * sx + 2, view.x1 * sx - 1), max(view.y0 * sy + 2, view.y1 * sy - 1))
+    draw.rectangle(box, outline=(255, 255, 0), width=2)
+    return np.asarray(thumb)
+
+
+def start_from_prediction(project, image_id: int, predictor) -> str:
+    """Make the model's mask for this image its unsaved draft, to correct and then save as ground truth.
+
+    Uses the stored prediction when it came from the same run; returns a sentence saying what was done.
+    """
+    from seg_core.inference import predict_project_image
+
+    rec = project.image(image_id)
+    stored = project.prediction(rec.id)
+    if stored is None or stored.run_id != predictor.run_id:
+        stored = predict_project_image(project, rec.id, predictor)
+    project.save_draft(rec.id, stored.ids, rec.mask_version, source="prediction")
+    return (f"Loaded the prediction of run {stored.run_id}: correct it, then Save to make it this image's mask."
+            + (" It replaces the current mask only when you save." if rec.status == "labeled" else ""))

@@ -1,0 +1,179 @@
+"""Annotate: paint or correct one image's mask on a canvas; every stroke is kept as a draft until Save."""
+
+import numpy as np
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from pages.widgets import cached_image, current_project, load_predictor, show_error
+from seg_core import editing
+from seg_core.errors import MaskConflictError
+
+TOOLS = {"Brush": "freedraw", "Rectangle": "rect", "Polygon": "polygon", "Ellipse": "circle", "Line": "line"}
+STROKE_OPACITY = 0.6
+ss = st.session_state
+
+st.title("Annotate")
+project = current_project()
+if project is None:
+    st.info("Open a project on the Home page first.")
+    st.stop()
+ids_all = project.image_ids()
+if not ids_all:
+    st.info("This project has no images yet: add some on the Data page.")
+    st.page_link("pages/data.py", label="Go to Data", icon="🗂️")
+    st.stop()
+
+
+def _go(image_id: int) -> None:
+    ss["annotate_image_id"] = int(image_id)
+
+
+def _next_unlabeled(after: int) -> int | None:
+    todo = project.image_ids(status="unlabeled")
+    return next((i for i in todo if i > after), todo[0] if todo else None)
+
+
+if ss.get("annotate_image_id") not in ids_all:
+    _go(_next_unlabeled(-1) or ids_all[0])
+image_id = ss["annotate_image_id"]
+pos = ids_all.index(image_id)
+
+nav = st.columns([1, 1, 1.4, 3], vertical_alignment="bottom")
+nav[0].button("◀ Previous", disabled=pos == 0, on_click=_go, args=(ids_all[pos - 1],), width="stretch")
+nav[1].button("Next ▶", disabled=pos == len(ids_all) - 1, on_click=_go, args=(ids_all[min(pos + 1, len(ids_all) - 1)],),
+              width="stretch")
+nxt = _next_unlabeled(image_id)
+nav[2].button("Next unlabeled", disabled=nxt is None or nxt == image_id, on_click=_go, args=(nxt or image_id,),
+              width="stretch", key="annotate_next_unlabeled")
+jump = nav[3].number_input(f"Image (of {len(ids_all)})", 1, len(ids_all), pos + 1, key=f"annotate_pos_{image_id}")
+if jump != pos + 1:
+    _go(ids_all[int(jump) - 1])
+    st.rerun()
+
+rec = project.image(image_id)
+classes = project.classes
+image = cached_image(str(project.image_path(rec)), rec.sha256)
+saved = project.load_mask(rec)
+draft = project.draft(rec.id)
+working = draft.ids if draft is not None else (saved if saved is not None else np.zeros((rec.height, rec.width), np.uint8))
+base_version = draft.base_version if draft is not None else rec.mask_version
+epoch = ss.setdefault("annotate_epoch", 0)
+
+with st.sidebar:
+    st.markdown("**Paint with**")
+    st.markdown(editing.legend_html(classes), unsafe_allow_html=True)
+    cls_id = st.radio("Paint with", [c.id for c in classes], key="annotate_class", label_visibility="collapsed",
+                      format_func=lambda i: classes[i].name + ("  (erases)" if i == 0 else ""),
+                      index=min(1, len(classes) - 1))
+    tool = st.radio("Tool", list(TOOLS), horizontal=True, key="annotate_tool")
+    brush = st.slider("Brush size (screen pixels)", 1, 100, 20, key="annotate_brush",
+                      disabled=TOOLS[tool] not in ("freedraw", "line"))
+    if TOOLS[tool] == "polygon":
+        st.caption("Click the corners; click the first corner again to close the polygon.")
+    opacity = st.slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key="annotate_opacity")
+    show_mask = st.toggle("Show mask", True, key="annotate_show_mask")
+    zooms = [z for z in editing.ZOOMS if z <= editing.max_zoom(rec.width, rec.height)]
+    zoom = st.select_slider("Zoom", zooms, key=f"annotate_zoom_{image_id}", format_func=lambda z: f"{z}x",
+                            disabled=len(zooms) == 1)
+    center = (0.5, 0.5)
+    if zoom > 1:
+        center = (st.slider("Left ↔ right", 0, 100, 50, key=f"annotate_cx_{image_id}") / 100,
+                  st.slider("Top ↕ bottom", 0, 100, 50, key=f"annotate_cy_{image_id}") / 100)
+view = editing.view_for(rec.width, rec.height, zoom, center)
+canvas_key = f"annotate_canvas_{image_id}_{view.key}_{epoch}"
+ss["annotate_canvas_key"] = canvas_key
+mount = ss.get("annotate_mount")
+if canvas_key not in ss or mount is None or mount["key"] != canvas_key:
+    # A fresh canvas starts empty over the current working mask: earlier strokes are already in it.
+    mount = ss["annotate_mount"] = {"key": canvas_key, "ids": working}
+
+st.caption(f"**{rec.filename}** · {rec.width}x{rec.height} · {rec.status} · split {rec.split} · "
+           f"mask version {rec.mask_version}" + (f" · zoom {zoom}x: {view.scale:.2f} screen px per image px"
+                                                 if zoom > 1 else ""))
+actions = st.container()  # filled after the canvas: this run's stroke decides whether there is something to save
+result = st_canvas(
+    fill_color=editing.stroke_color(classes[cls_id], STROKE_OPACITY),
+    stroke_color=editing.stroke_color(classes[cls_id], STROKE_OPACITY),
+    stroke_width=brush if TOOLS[tool] in ("freedraw", "line") else 1,
+    background_image=editing.background(image, mount["ids"], classes, view, opacity, show_mask),
+    update_streamlit=True, height=view.canvas_h, width=view.canvas_w, drawing_mode=TOOLS[tool],
+    return_image_data=True, key=canvas_key,
+)
+
+strokes = result.image_data if result is not None else None
+if strokes is not None and strokes.shape[:2] == (view.canvas_h, view.canvas_w):
+    painted = editing.paint(mount["ids"], strokes, classes, view, STROKE_OPACITY)
+    if not np.array_equal(painted, working):
+        if draft is None and saved is None and not painted.any():
+            project.discard_draft(rec.id)
+        else:
+            project.save_draft(rec.id, painted, base_version, draft.source if draft is not None else "painted")
+        working, draft = painted, project.draft(rec.id)
+
+
+def _after_change(message: str) -> None:
+    ss["annotate_epoch"] = ss.get("annotate_epoch", 0) + 1  # a new canvas key clears the strokes
+    ss["annotate_flash"] = message
+
+
+def _save(expected: int) -> None:
+    try:
+        d = project.draft(rec.id)
+        if d is None:
+            return
+        new = project.save_mask(rec.id, d.ids, expected, source="corrected" if d.source == "prediction" else "painted")
+        project.discard_draft(rec.id)
+        ss.pop("annotate_conflict", None)
+        _after_change(f"Saved the mask of {rec.filename} (version {new.mask_version}).")
+    except MaskConflictError as exc:
+        ss["annotate_conflict"] = str(exc)
+    except Exception as exc:
+        ss["annotate_flash"] = exc
+
+
+def _discard() -> None:
+    project.discard_draft(rec.id)
+    ss.pop("annotate_conflict", None)
+    _after_change("Discarded the unsaved strokes.")
+
+
+def _from_prediction(run_id: str) -> None:
+    try:
+        _after_change(editing.start_from_prediction(project, rec.id, load_predictor(str(project.path), run_id)))
+    except Exception as exc:
+        ss["annotate_flash"] = exc
+
+
+dirty = draft is not None
+with actions:
+    a1, a2, a3, a4 = st.columns([1, 1, 2, 3], vertical_alignment="center")
+    a1.button("Save", type="primary", disabled=not dirty, on_click=_save, args=(base_version,), width="stretch",
+              key="annotate_save")
+    a2.button("Discard", disabled=not dirty, on_click=_discard, width="stretch", key="annotate_discard")
+    best = project.best_run()
+    if best is not None:
+        a3.button("Start from model prediction", on_click=_from_prediction, args=(best.id,), width="stretch",
+                  key="annotate_from_prediction", help=f"Load run {best.id}'s mask for this image to correct it.")
+    a4.markdown("**Unsaved strokes**: kept as a draft, even if you leave, until you Save or Discard." if dirty
+                else "All changes saved.")
+    flash = ss.pop("annotate_flash", None)
+    if isinstance(flash, Exception):
+        show_error(flash)
+    elif flash:
+        st.success(flash)
+    if ss.get("annotate_conflict"):
+        st.error(ss["annotate_conflict"], icon="⚠️")
+        c1, c2 = st.columns(2)
+        c1.button("Discard mine and load the saved mask", on_click=_discard, key="annotate_conflict_discard")
+        c2.button("Save mine over it", on_click=_save, args=(rec.mask_version,), key="annotate_conflict_overwrite")
+    elif draft is not None and draft.base_version != rec.mask_version:
+        st.warning(f"This mask was saved again (version {rec.mask_version}) after your unsaved strokes were made "
+                   f"on version {draft.base_version}. Save to replace it with yours, or Discard to keep the saved one.")
+
+with st.sidebar:
+    if zoom > 1:
+        st.image(editing.minimap(image, working, classes, view), caption="Where the zoom is")
+    if draft is not None or saved is not None:
+        st.caption("Class areas" + (" (with unsaved strokes)" if dirty else ""))
+        st.dataframe([{"class": a["name"], "pixels": a["pixels"], "%": round(a["percent"], 2)}
+                      for a in editing.class_areas(working, classes)], hide_index=True, width="stretch")

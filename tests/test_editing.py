@@ -1,0 +1,278 @@
+"""Painting on the canvas: stroke compositing, canvas views and zoom, drafts, class removal, gallery."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from helpers import box_mask, photo, png_bytes
+from seg_core import editing, gallery, masks
+from seg_core.classes import ClassSpec, default_classes
+from seg_core.errors import ClassSpecError, InvalidMaskError
+from seg_core.project import Project, new_project
+
+CLASSES = default_classes(["background", "leaf", "spot"])  # black, (230,25,75), (60,180,75)
+
+
+def canvas_strokes(w: int, h: int, draw_fn, supersample: int = 4) -> np.ndarray:
+    """RGBA strokes with anti-aliased edges, as a browser canvas makes them (drawn large, scaled down)."""
+    big = Image.new("RGBA", (w * supersample, h * supersample), (0, 0, 0, 0))
+    draw_fn(ImageDraw.Draw(big), supersample)
+    small = big.resize((w, h), Image.LANCZOS)
+    arr = np.asarray(small).copy()
+    arr[arr[..., 3] == 0] = 0  # unpainted pixels are (0,0,0,0) in image_data
+    return arr
+
+
+def rgba(cls: ClassSpec, alpha: int = 255) -> tuple[int, int, int, int]:
+    return (*cls.color, alpha)
+
+
+def test_stroke_paints_its_class_and_antialiased_edges_snap_or_stay_out():
+    strokes = canvas_strokes(40, 30, lambda d, s: d.ellipse((10 * s, 5 * s, 30 * s, 25 * s), fill=rgba(CLASSES[1])))
+    partial = (strokes[..., 3] > 0) & (strokes[..., 3] < 255)
+    assert partial.sum() > 10  # the test really has soft edges
+    out = masks.apply_strokes(np.zeros((30, 40), np.uint8), strokes, CLASSES)
+    assert set(np.unique(out)) == {0, 1}
+    assert (out == 1).sum() == (strokes[..., 3] >= 128).sum()
+    assert out[15, 20] == 1 and out[0, 0] == 0
+
+
+def test_every_class_and_erase_with_background():
+    base = np.full((20, 30), 2, np.uint8)  # all "spot"
+    strokes = np.zeros((20, 30, 4), np.uint8)
+    strokes[0:5, :] = rgba(CLASSES[0])        # background erases
+    strokes[5:10, :] = rgba(CLASSES[1])
+    strokes[10:15, :] = rgba(CLASSES[2])
+    out = masks.apply_strokes(base, strokes, CLASSES)
+    assert (out[0:5] == 0).all() and (out[5:10] == 1).all() and (out[10:20] == 2).all()
+    assert (base == 2).all()  # the input mask is left as it was
+
+
+def test_blended_colours_snap_to_the_nearest_class():
+    strokes = np.zeros((2, 3, 4), np.uint8)
+    strokes[0, 0] = (200, 40, 80, 200)    # near leaf red
+    strokes[0, 1] = (70, 170, 90, 255)    # near spot green
+    strokes[0, 2] = (20, 10, 15, 255)     # near black
+    out = masks.apply_strokes(np.full((2, 3), 1, np.uint8), strokes, CLASSES)
+    assert out[0].tolist() == [1, 2, 0]
+    assert out[1].tolist() == [1, 1, 1]
+
+
+def test_semi_transparent_strokes_use_a_threshold_relative_to_their_opacity():
+    strokes = np.zeros((1, 3, 4), np.uint8)
+    strokes[0, :] = (*CLASSES[1].color, 0)
+    strokes[0, 0, 3] = 153   # the stroke's own 0.6 opacity
+    strokes[0, 1, 3] = 80    # an anti-aliased edge above half of it
+    strokes[0, 2, 3] = 60    # below half of it
+    out = masks.apply_strokes(np.zeros((1, 3), np.uint8), strokes, CLASSES, stroke_alpha=0.6)
+    assert out[0].tolist() == [1, 1, 0]
+    # Taken as fully opaque strokes, only the 153 pixel passes 128.
+    assert masks.apply_strokes(np.zeros((1, 3), np.uint8), strokes, CLASSES)[0].tolist() == [1, 0, 0]
+
+
+def test_strokes_are_scaled_back_to_the_image_size_with_nearest_neighbour():
+    base = np.zeros((300, 400), np.uint8)   # the canvas shows it at 200x150
+    strokes = np.zeros((150, 200, 4), np.uint8)
+    strokes[50:100, 20:60] = rgba(CLASSES[2])
+    out = masks.apply_strokes(base, strokes, CLASSES)
+    assert out.shape == (300, 400)
+    ys, xs = np.nonzero(out == 2)
+    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (100, 199, 40, 119)
+    assert set(np.unique(out)) == {0, 2}
+
+
+def test_strokes_on_a_zoomed_region_land_only_in_that_region():
+    base = np.ones((1500, 2000), np.uint8)
+    view = editing.view_for(2000, 1500, zoom=8, center=(0.25, 0.75))
+    assert (view.x1 - view.x0, view.y1 - view.y0) == (250, 188)
+    strokes = np.zeros((view.canvas_h, view.canvas_w, 4), np.uint8)
+    strokes[:, :3] = rgba(CLASSES[2])   # a thin line at the left edge of the canvas
+    out = editing.paint(base, strokes, CLASSES, view, 1.0)
+    changed = np.argwhere(out != base)
+    assert changed[:, 1].min() == view.x0 and changed[:, 1].max() < view.x0 + 2   # about one image pixel wide
+    assert changed[:, 0].min() == view.y0 and changed[:, 0].max() == view.y1 - 1
+
+
+def test_bad_strokes_and_regions_are_refused():
+    base = np.zeros((10, 10), np.uint8)
+    with pytest.raises(InvalidMaskError, match="RGBA"):
+        masks.apply_strokes(base, np.zeros((10, 10, 3), np.uint8), CLASSES)
+    with pytest.raises(InvalidMaskError, match="outside"):
+        masks.apply_strokes(base, np.zeros((5, 5, 4), np.uint8), CLASSES, region=(5, 5, 12, 10))
+
+
+def test_view_for_keeps_aspect_fits_canvas_and_clamps_the_centre():
+    v = editing.view_for(2000, 1500)
+    assert v.region == (0, 0, 2000, 1500) and (v.canvas_w, v.canvas_h) == (853, editing.MAX_CANVAS_H)
+    small = editing.view_for(64, 48)
+    assert small.region == (0, 0, 64, 48) and small.scale > 10
+    corner = editing.view_for(2000, 1500, zoom=4, center=(1.0, 0.0))
+    assert corner.region == (1500, 0, 2000, 375)
+    assert editing.max_zoom(2000, 1500) == 16 and editing.max_zoom(100, 80) == 2 and editing.max_zoom(40, 40) == 1
+
+
+def test_background_is_a_jpeg_of_the_region_at_canvas_size():
+    image = photo(120, 160, seed=3)
+    ids = box_mask(120, 160, 1, (0, 0, 60, 80))
+    view = editing.view_for(160, 120, zoom=2, center=(0.0, 0.0), max_w=300, max_h=300)
+    data = editing.background(image, ids, CLASSES, view, opacity=1.0)
+    im = Image.open(io.BytesIO(data))
+    assert im.format == "JPEG" and im.size == (view.canvas_w, view.canvas_h)
+    # The whole zoomed region is the leaf box, fully opaque: the picture is the leaf colour.
+    assert np.abs(np.asarray(im, np.int32).mean(axis=(0, 1)) - CLASSES[1].color).max() < 12
+    hidden = np.asarray(Image.open(io.BytesIO(editing.background(image, ids, CLASSES, view, 1.0, show_mask=False))))
+    assert np.abs(hidden.astype(int).mean(axis=(0, 1)) - CLASSES[1].color).max() > 30
+
+
+def test_class_areas_and_legend():
+    ids = np.zeros((10, 10), np.uint8)
+    ids[:2] = 1
+    ids[9, 9] = 255
+    rows = editing.class_areas(ids, CLASSES)
+    assert [(r["name"], r["pixels"]) for r in rows] == [("background", 79), ("leaf", 20), ("spot", 0), ("ignore", 1)]
+    assert rows[1]["percent"] == 20.0
+    assert "#e6194b" in editing.legend_html(CLASSES) and "leaf" in editing.legend_html(CLASSES)
+    assert "&lt;b&gt;" in editing.legend_html([ClassSpec(0, "<b>", (0, 0, 0))])
+
+
+@pytest.fixture
+def project(tmp_path) -> Project:
+    p = new_project(tmp_path / "p", CLASSES)
+    for i in range(3):
+        p.add_image(png_bytes(photo(24, 32, seed=i)), f"img{i}.png")
+    return p
+
+
+def test_drafts_survive_a_new_project_object_and_keep_their_base_version(project):
+    ids = box_mask(24, 32, 2)
+    project.save_draft(1, ids, base_version=0, source="prediction")
+    again = Project(project.path).draft(1)
+    assert again is not None and np.array_equal(again.ids, ids)
+    assert (again.base_version, again.source) == (0, "prediction")
+    assert project.draft_image_ids() == {1}
+    assert project.image(1).status == "unlabeled"  # a draft is not a label
+    with pytest.raises(InvalidMaskError, match="32x24"):
+        project.save_draft(1, np.zeros((10, 10), np.uint8), 0)
+    project.discard_draft(1)
+    assert project.draft(1) is None
+
+
+def test_damaged_draft_is_ignored_not_fatal(project):
+    project.drafts_dir.mkdir(exist_ok=True)
+    project.draft_path(2).write_bytes(b"not a png")
+    assert project.draft(2) is None
+
+
+def test_delete_image_removes_its_draft_and_prediction(project):
+    project.save_draft(1, box_mask(24, 32, 1), 0)
+    project.save_prediction(1, "run-a", box_mask(24, 32, 1), 0.2)
+    project.delete_image(1)
+    assert not project.draft_path(1).exists() and not project.prediction_path(1).exists()
+    assert project.predicted_image_ids() == set()
+
+
+def test_predictions_are_stored_listed_and_filtered(project):
+    project.save_prediction(2, "run-a", box_mask(24, 32, 2), 0.3)
+    stored = project.prediction(2)
+    assert stored.run_id == "run-a" and stored.uncertainty == pytest.approx(0.3)
+    assert np.array_equal(stored.ids, box_mask(24, 32, 2))
+    assert project.image_ids(predicted=True) == [2] and project.image_ids(predicted=False) == [1, 3]
+    assert project.prediction(1) is None
+
+
+def _label_all(project):
+    project.save_mask(1, box_mask(24, 32, 1), 0)
+    two = box_mask(24, 32, 2)
+    two[0, 0] = 1
+    project.save_mask(2, two, 0)
+    project.save_mask(3, np.zeros((24, 32), np.uint8), 0)
+
+
+def test_remove_class_moves_its_pixels_and_renumbers_the_rest(project):
+    _label_all(project)
+    project.save_draft(3, box_mask(24, 32, 2), 1)
+    rewritten = project.remove_class(1, pixels_to=0)
+    assert rewritten == 2  # image 3 uses neither class 1 nor 2
+    assert [c.name for c in project.classes] == ["background", "spot"]
+    assert project.classes[1].color == CLASSES[2].color
+    m1, m2 = project.load_mask(1), project.load_mask(2)
+    assert set(np.unique(m1)) == {0}
+    assert m2[0, 0] == 0 and (m2 == 1).sum() == (box_mask(24, 32, 2) == 2).sum()
+    assert project.image(1).mask_version == 2 and project.image(3).mask_version == 1
+    assert project.class_pixels(2) == masks.class_pixel_counts(m2)
+    assert set(np.unique(project.draft(3).ids)) == {0, 1}  # the draft follows the renumbering
+    assert project.kind == "binary"
+    assert not list(project.masks_dir.glob("*.tmp"))
+
+
+def test_remove_class_into_another_class_and_refusals(project):
+    _label_all(project)
+    project.remove_class(2, pixels_to=1)
+    assert set(np.unique(project.load_mask(2))) == {0, 1}
+    with pytest.raises(ClassSpecError, match="at least two"):
+        project.remove_class(1)
+    with pytest.raises(ClassSpecError, match="background"):
+        project.remove_class(0)
+
+
+def test_remove_class_crash_before_the_renames_is_finished_on_next_open(project, monkeypatch):
+    _label_all(project)
+    import seg_core.project as project_module
+
+    monkeypatch.setattr(Project, "_finish_pending_renames", lambda self: None)  # "killed" right after the commit
+    project.remove_class(1, pixels_to=2)
+    # The transaction committed but no mask file was replaced yet: image 2's file still holds the old id 2.
+    assert 2 in np.unique(masks.load_png(project.mask_path(2)))
+    monkeypatch.undo()
+    reopened = Project(project.path)
+    assert set(np.unique(reopened.load_mask(2))) == {0, 1}   # spot and old leaf are both class 1 now
+    assert set(np.unique(reopened.load_mask(1))) == {0, 1}
+    assert reopened.setting(project_module.PENDING_RENAMES) is None
+
+
+def test_remove_class_failure_before_commit_changes_nothing(project, monkeypatch):
+    _label_all(project)
+    before = [project.load_mask(i).copy() for i in (1, 2)]
+    import seg_core.project as project_module
+
+    calls = {"n": 0}
+    real = project_module.write_temp
+
+    def failing(path, data):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("disk full")
+        return real(path, data)
+
+    monkeypatch.setattr(project_module, "write_temp", failing)
+    with pytest.raises(OSError):
+        project.remove_class(1)
+    assert len(project.classes) == 3
+    assert all(np.array_equal(project.load_mask(i), b) for i, b in zip((1, 2), before))
+    assert not list(project.masks_dir.glob("*.tmp"))
+
+
+def test_gallery_pages_filters_and_thumbnails(tmp_path):
+    p = new_project(tmp_path / "g", CLASSES)
+    for i in range(30):
+        p.add_image(png_bytes(photo(24, 32, seed=100 + i)), f"{'cat' if i % 2 else 'dog'}_{i}.png")
+    p.save_mask(1, box_mask(24, 32, 1), 0)
+    first = gallery.page(p, per_page=24)
+    assert (first.total, first.pages, len(first.records)) == (30, 2, 24)
+    last = gallery.page(p, page_no=5, per_page=24)
+    assert last.page == 1 and len(last.records) == 6
+    assert gallery.page(p, status="labeled").total == 1
+    assert gallery.page(p, search="cat").total == 15
+    assert gallery.page(p, status="unlabeled", search="dog_").total == 14
+    rec = p.image(1)
+    data = gallery.thumbnail(p, rec)
+    assert Image.open(io.BytesIO(data)).format == "JPEG"
+    assert gallery.thumbnail_path(p, rec).exists()
+    # A new mask version or a recoloured class makes a new thumbnail.
+    p.update_class(1, color="#0000ff")
+    assert not gallery.thumbnail_path(p, p.image(1)).exists()
+    assert gallery.caption(rec, {1}, {1}) == "dog_0.png · labeled · train · has prediction · unsaved strokes"
