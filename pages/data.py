@@ -1,0 +1,297 @@
+"""Data: add images and masks, browse and delete them, edit classes, set splits, export the project."""
+
+import tempfile
+import time
+from pathlib import Path
+
+import streamlit as st
+
+from pages.widgets import current_project, show_error
+from seg_core import formats, gallery
+from seg_core.classes import ClassSpec, default_color, parse_color
+from seg_core.images import IMAGE_EXTENSIONS
+from seg_core.project import CLASSES_EXPLICIT, SPLITS
+
+IMAGE_TYPES = sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS)
+PER_PAGE, COLUMNS = 24, 6
+ss = st.session_state
+
+st.title("Data")
+project = current_project()
+if project is None:
+    st.info("No project is open. Open or create one on the Home page (the demo is there too), then come back here.")
+    st.page_link("pages/home.py", label="Go to Home", icon="🏠")
+    st.stop()
+
+stats = project.stats()
+classes = project.classes
+st.markdown(f"**{project.name}** · {stats['images']} images · {stats['labeled']} labeled · "
+            f"{stats['unlabeled']} unlabeled · {stats['num_classes']} classes")
+
+
+def _flash(section: str, kind: str, message) -> None:
+    ss[f"data_flash_{section}"] = (kind, message)
+
+
+def _show_flash(section: str) -> None:
+    kind, message = ss.pop(f"data_flash_{section}", (None, None))
+    if kind == "error":
+        show_error(message)
+    elif kind:
+        getattr(st, kind)(message)
+
+
+def _code_list(items) -> str:
+    return "\n".join(f"- `{name}`" + (f": {why}" if why else "") for name, why in items)
+
+
+def _show_report(title: str, r: formats.ImportReport) -> None:
+    if r.added:
+        st.success(f"{title}: added {len(r.added)} image(s), {r.labeled} with a mask.")
+    elif not r.masks_added:
+        st.info(f"{title}: no new images were added.")
+    if r.masks_added:
+        st.success(f"{title}: masks added to {len(r.masks_added)} image(s) already in the project.")
+    if r.classes:
+        st.info(f"Classes: {r.classes}")
+    if r.mask_kinds:
+        st.caption("Masks read as " + ", ".join(f"{k} ({n})" for k, n in r.mask_kinds.most_common())
+                   + (f" · layout: {r.layout}" if r.layout else ""))
+    if r.refused:
+        st.error(f"Refused {len(r.refused)} file(s); they were not added:\n\n" + _code_list(r.refused))
+    if r.duplicates:
+        st.info(f"Skipped {len(r.duplicates)} file(s) already in the project:\n\n" + _code_list(r.duplicates[:20]))
+    if r.masks_without_image:
+        st.warning(f"{len(r.masks_without_image)} mask(s) match no image by name and were not imported:\n\n"
+                   + _code_list((n, "") for n in r.masks_without_image[:50]))
+
+
+def _import(imgs, msks, zipf) -> None:
+    """Runs in the script body, not a callback, so the progress bar is drawn while it works."""
+    bar = st.progress(0.0, text="Reading files...")
+
+    def progress(done: int, total: int, name: str) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=f"{done} of {total}: {name}")
+
+    # As the command line does: a project made without naming classes takes them from the first masks.
+    infer = not project.setting(CLASSES_EXPLICIT, False)
+    reports, error = [], None
+    try:
+        if imgs or msks:
+            reports.append(("Uploaded files", formats.import_uploads(
+                project, [(f.name, f.getvalue()) for f in imgs or []], [(f.name, f.getvalue()) for f in msks or []],
+                infer_classes=infer, progress=progress)))
+        if zipf is not None:
+            reports.append((zipf.name, formats.import_zip(project, zipf.getvalue(), infer_classes=infer,
+                                                          progress=progress)))
+    except Exception as exc:
+        error = exc
+    ss["data_import"] = {"project": str(project.path), "reports": reports, "error": error}
+    # A new key gives empty uploaders: the files are in the project now, the report says what happened.
+    ss["data_upload_round"] = ss.get("data_upload_round", 0) + 1
+    st.rerun()
+
+
+def _set(key: str, value) -> None:
+    ss[key] = value
+
+
+def _delete(image_id: int, filename: str) -> None:
+    ss.pop("data_confirm_delete", None)
+    try:
+        project.delete_image(image_id)
+        _flash("gallery", "success", f"Deleted '{filename}' and its mask.")
+    except Exception as exc:
+        _flash("gallery", "error", exc)
+
+
+def _tile(rec, drafts: set[int], predicted: set[int]) -> None:
+    try:
+        st.image(gallery.thumbnail(project, rec), caption=gallery.caption(rec, drafts, predicted), width="stretch")
+    except Exception as exc:  # one unreadable file must not hide the rest of the page
+        st.warning(f"`{rec.filename}` cannot be shown ({exc}).")
+    if ss.get("data_confirm_delete") == rec.id:
+        st.button("Confirm delete", key=f"data_confirm_{rec.id}", type="primary", width="stretch",
+                  on_click=_delete, args=(rec.id, rec.filename))
+        st.button("Cancel", key=f"data_cancel_{rec.id}", width="stretch", on_click=_set,
+                  args=("data_confirm_delete", None))
+        return
+    a, d = st.columns([3, 1], vertical_alignment="center")
+    if a.button("Annotate", key=f"data_annotate_{rec.id}", width="stretch"):
+        ss["annotate_image_id"] = rec.id
+        st.switch_page("pages/annotate.py")
+    d.button(":material/delete:", key=f"data_delete_{rec.id}", type="tertiary",
+             help="Delete this image and its mask (asks first)", on_click=_set, args=("data_confirm_delete", rec.id))
+
+
+def _reset_class_widgets() -> None:
+    # Widgets keep what was typed; after a change they must show the project's classes again.
+    for key in [k for k in ss if str(k).startswith(("data_class_", "data_new_class_", "data_remove_to_"))]:
+        del ss[key]
+    for key in ("data_remove_class", "data_confirm_remove"):
+        ss.pop(key, None)
+
+
+def _save_classes() -> None:
+    try:
+        new = [ClassSpec(c.id, ss.get(f"data_class_name_{c.id}", c.name).strip(),
+                         parse_color(ss.get(f"data_class_color_{c.id}", c.hex))) for c in classes]
+        changed = [n.name for n, c in zip(new, classes) if n != c]
+        if changed:
+            project.set_classes(new)  # one transaction: a refused name leaves every class as it was
+    except Exception as exc:
+        _flash("classes", "error", exc)
+        return
+    _reset_class_widgets()
+    _flash("classes", "success", f"Saved: {', '.join(changed)}." if changed else "Nothing had changed.")
+
+
+def _add_class() -> None:
+    try:
+        new = project.add_class(ss.get("data_new_class_name", ""), ss.get("data_new_class_color"))
+    except Exception as exc:
+        _flash("classes", "error", exc)
+        return
+    _reset_class_widgets()
+    _flash("classes", "success", f"Added class {new.id}, '{new.name}'. Paint it on the Annotate page.")
+
+
+def _remove_class(class_id: int, pixels_to: int) -> None:
+    name, target = classes[class_id].name, classes[pixels_to].name
+    try:
+        rewritten = project.remove_class(class_id, pixels_to=pixels_to)
+    except Exception as exc:
+        _flash("classes", "error", exc)
+        return
+    _reset_class_widgets()
+    _flash("classes", "success", f"Removed '{name}': its pixels are now '{target}'; {rewritten} mask(s) rewritten. "
+                                 "Stored predictions were dropped; train again to predict the new classes.")
+
+
+def _assign_splits() -> None:
+    by_count = ss.get("data_split_mode") == "A number of images"
+    try:
+        result = project.assign_splits(val_fraction=None if by_count else ss.get("data_val_fraction", 0.2),
+                                       val_count=int(ss.get("data_val_count", 0)) if by_count else None,
+                                       seed=int(ss.get("data_split_seed", 0)))
+    except Exception as exc:
+        _flash("splits", "error", exc)
+        return
+    _flash("splits", "success", f"{result['val']} labeled image(s) for validation, {result['train']} for training"
+                                f" ({result['test']} test image(s) left as they are).")
+
+
+tab_images, tab_add, tab_classes, tab_splits, tab_export = st.tabs(
+    ["Images", "Add images", "Classes", "Splits", "Export"])
+
+with tab_add:
+    st.write("Add photos, and masks for them if you have any: a mask belongs to the image with the same base name "
+             "(`cat_01.png` or `cat_01_mask.png` for `cat_01.jpg`). A zip may hold "
+             "`images/` + `masks/` folders, the keras_segmentation or Oxford-pets layout, or a Seg Studio export.")
+    n = ss.get("data_upload_round", 0)
+    imgs = st.file_uploader("Images", type=IMAGE_TYPES, accept_multiple_files=True, key=f"data_images_{n}")
+    msks = st.file_uploader("Masks (optional)", type=IMAGE_TYPES, accept_multiple_files=True, key=f"data_masks_{n}")
+    zipf = st.file_uploader("Or a .zip of a data set", type=["zip"], key=f"data_zip_{n}")
+    if st.button("Add to project", type="primary", key="data_add", disabled=not (imgs or msks or zipf)):
+        _import(imgs, msks, zipf)
+    done = ss.get("data_import")
+    if done and done["project"] == str(project.path):
+        for title, report in done["reports"]:
+            _show_report(title, report)
+        if done["error"] is not None:
+            show_error(done["error"])
+
+with tab_images:
+    f1, f2, f3 = st.columns([1, 1, 2])
+    first_page = dict(on_change=_set, args=("data_page", 0))  # a new filter starts at its first page
+    status = f1.selectbox("Show", list(gallery.STATUS_FILTERS), key="data_status", **first_page)
+    split = f2.selectbox("Split", ["all", *SPLITS], key="data_split", **first_page)
+    search = f3.text_input("Name contains", key="data_search", **first_page)
+    gp = gallery.page(project, status, None if split == "all" else split, search, ss.get("data_page", 0), PER_PAGE)
+    ss["data_page"] = gp.page  # clamped: deleting the last image of the last page moves back a page
+    _show_flash("gallery")
+    if not gp.records:
+        st.info("No images yet: add some on the 'Add images' tab." if not stats["images"]
+                else "No image matches these filters.")
+    drafts, predicted = project.draft_image_ids(), project.predicted_image_ids()
+    for start in range(0, len(gp.records), COLUMNS):
+        for col, rec in zip(st.columns(COLUMNS), gp.records[start:start + COLUMNS]):
+            with col:
+                _tile(rec, drafts, predicted)
+    p1, p2, p3 = st.columns([1, 2, 1], vertical_alignment="center")
+    p1.button("← Previous", key="data_prev", disabled=gp.page == 0, width="stretch",
+              on_click=_set, args=("data_page", gp.page - 1))
+    p2.markdown(f"<div style='text-align:center'>page {gp.page + 1} of {gp.pages} · {gp.total} image(s)</div>",
+                unsafe_allow_html=True)
+    p3.button("Next →", key="data_next", disabled=gp.page + 1 >= gp.pages, width="stretch",
+              on_click=_set, args=("data_page", gp.page + 1))
+
+with tab_classes:
+    st.caption("Class 0, the background, is everything that is none of the other classes: painting with it "
+               "erases. Its colour only changes how masks are shown.")
+    for c in classes:
+        a, b, u = st.columns([4, 1, 2], vertical_alignment="bottom")
+        a.text_input(f"Class {c.id} name", c.name, key=f"data_class_name_{c.id}", disabled=c.id == 0)
+        b.color_picker("Colour", c.hex, key=f"data_class_color_{c.id}")
+        u.caption(f"in {stats['classes'][c.id]['images']} labeled image(s)")
+    st.button("Save class names and colours", key="data_save_classes", on_click=_save_classes)
+    _show_flash("classes")
+
+    st.markdown("**Add a class**")
+    a, b, u = st.columns([4, 1, 2], vertical_alignment="bottom")
+    a.text_input("New class name", key="data_new_class_name", placeholder="e.g. spot")
+    b.color_picker("Colour", ClassSpec(len(classes), "", default_color(len(classes))).hex, key="data_new_class_color")
+    u.button("Add class", key="data_add_class", on_click=_add_class)
+    if len(classes) == 2:
+        st.caption("Adding a class makes this a multi-class project.")
+
+    st.markdown("**Remove a class**")
+    if len(classes) <= 2:
+        st.info("Not possible here: a project needs the background and at least one class to segment. "
+                "Rename the class instead, or add another class first.")
+    else:
+        a, b = st.columns(2)
+        rid = a.selectbox("Class to remove", [c.id for c in classes[1:]], key="data_remove_class",
+                          format_func=lambda i: f"{i} · {classes[i].name}")
+        to = b.selectbox("Its pixels become", [c.id for c in classes if c.id != rid], key=f"data_remove_to_{rid}",
+                         format_func=lambda i: f"{i} · {classes[i].name}")
+        used = stats["classes"][rid]["images"]
+        st.caption(f"'{classes[rid].name}' is painted in {used} labeled image(s); those masks are rewritten. "
+                   "Classes after it move down one number, and stored predictions are dropped.")
+        if ss.get("data_confirm_remove") == rid:
+            st.button(f"Confirm: remove '{classes[rid].name}'", key="data_remove_confirm", type="primary",
+                      on_click=_remove_class, args=(rid, to))
+            st.button("Cancel", key="data_remove_cancel", on_click=_set, args=("data_confirm_remove", None))
+        else:
+            st.button("Remove class", key="data_remove", on_click=_set, args=("data_confirm_remove", rid))
+
+with tab_splits:
+    by = stats["by_split"]
+    st.write(f"Now: **{by['train']}** train · **{by['val']}** validation · **{by['test']}** test.")
+    st.caption("Training learns from 'train' and is scored on 'validation'. Only labeled images are held out; "
+               "unlabeled ones go to train and test images stay as they are. The same seed gives the same split.")
+    mode = st.radio("Hold out for validation", ["A fraction", "A number of images"], horizontal=True,
+                    key="data_split_mode")
+    if mode == "A fraction":
+        st.slider("Fraction of labeled images", 0.0, 0.9, 0.2, 0.05, key="data_val_fraction")
+    else:
+        st.number_input("Number of labeled images", 0, None, min(5, stats["labeled"]), key="data_val_count")
+    st.number_input("Seed", 0, 2**31 - 1, 0, key="data_split_seed")
+    st.button("Assign splits", key="data_assign_splits", on_click=_assign_splits)
+    _show_flash("splits")
+
+with tab_export:
+    st.write("A zip of `images/`, `masks/` (palette PNGs), `classes.json` and `manifest.json`; "
+             "importing it gives back the same project.")
+    if st.button("Prepare export zip", key="data_export"):
+        try:
+            with st.spinner("Writing the zip..."), tempfile.TemporaryDirectory() as tmp:
+                data = formats.export_zip(project, Path(tmp) / "export.zip").read_bytes()
+            ss["data_export_zip"] = (str(project.path), data, time.strftime("%H:%M:%S"))
+        except Exception as exc:
+            show_error(exc)
+    ready = ss.get("data_export_zip")
+    if ready and ready[0] == str(project.path):
+        st.download_button(f"Download {project.name}.zip ({len(ready[1]) / 1e6:.1f} MB, prepared {ready[2]})",
+                           ready[1], file_name=f"{project.name}.zip", mime="application/zip",
+                           key="data_download", on_click="ignore")
