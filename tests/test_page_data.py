@@ -27,7 +27,7 @@ def open_data_page(at: AppTest, project: Project | None = None) -> AppTest:
     if project is not None:
         at.session_state["project_path"] = str(project.path)
     at.run()  # AppTest learns the pages that st.navigation registers on the first run
-    at.switch_page("pages/data.py").run()
+    at.switch_page("app_pages/data.py").run()
     assert not at.exception, at.exception
     return at
 

@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from pages.widgets import cached_image, current_project, load_predictor, show_error
+from app_pages.widgets import cached_image, current_project, load_predictor, show_error
 from seg_core import editing
 from seg_core.errors import MaskConflictError
 
@@ -20,7 +20,7 @@ if project is None:
 ids_all = project.image_ids()
 if not ids_all:
     st.info("This project has no images yet: add some on the Data page.")
-    st.page_link("pages/data.py", label="Go to Data", icon="🗂️")
+    st.page_link("app_pages/data.py", label="Go to Data", icon=":material/photo_library:")
     st.stop()
 
 
@@ -34,8 +34,10 @@ def _next_unlabeled(after: int) -> int | None:
 
 
 if ss.get("annotate_image_id") not in ids_all:
-    _go(_next_unlabeled(-1) or ids_all[0])
+    from_url = st.query_params.get("image", "")
+    _go(int(from_url) if from_url.isdigit() and int(from_url) in ids_all else (_next_unlabeled(-1) or ids_all[0]))
 image_id = ss["annotate_image_id"]
+st.query_params["image"] = str(image_id)  # a reload or a shared link opens the same image
 pos = ids_all.index(image_id)
 
 nav = st.columns([1, 1, 1.4, 3], vertical_alignment="bottom")
@@ -113,7 +115,8 @@ if strokes is not None and strokes.shape[:2] == (view.canvas_h, view.canvas_w):
 
 def _after_change(message: str) -> None:
     ss["annotate_epoch"] = ss.get("annotate_epoch", 0) + 1  # a new canvas key clears the strokes
-    ss["annotate_flash"] = message
+    # Shown until the next stroke or change: the new canvas's mount rerun must not wipe it at once.
+    ss["annotate_flash"] = (message, rec.id, ss["annotate_epoch"])
 
 
 def _save(expected: int) -> None:
@@ -128,7 +131,7 @@ def _save(expected: int) -> None:
     except MaskConflictError as exc:
         ss["annotate_conflict"] = str(exc)
     except Exception as exc:
-        ss["annotate_flash"] = exc
+        ss["annotate_error"] = exc
 
 
 def _discard() -> None:
@@ -141,12 +144,13 @@ def _from_prediction(run_id: str) -> None:
     try:
         _after_change(editing.start_from_prediction(project, rec.id, load_predictor(str(project.path), run_id)))
     except Exception as exc:
-        ss["annotate_flash"] = exc
+        ss["annotate_error"] = exc
 
 
 dirty = draft is not None
 with actions:
-    a1, a2, a3, a4 = st.columns([1, 1, 2, 3], vertical_alignment="center")
+    # The last column stays empty: the canvas toolbar floats over that corner.
+    a1, a2, a3, a4, _ = st.columns([1, 1, 2, 2.4, 1], vertical_alignment="center")
     a1.button("Save", type="primary", disabled=not dirty, on_click=_save, args=(base_version,), width="stretch",
               key="annotate_save")
     a2.button("Discard", disabled=not dirty, on_click=_discard, width="stretch", key="annotate_discard")
@@ -154,13 +158,16 @@ with actions:
     if best is not None:
         a3.button("Start from model prediction", on_click=_from_prediction, args=(best.id,), width="stretch",
                   key="annotate_from_prediction", help=f"Load run {best.id}'s mask for this image to correct it.")
-    a4.markdown("**Unsaved strokes**: kept as a draft, even if you leave, until you Save or Discard." if dirty
-                else "All changes saved.")
-    flash = ss.pop("annotate_flash", None)
-    if isinstance(flash, Exception):
-        show_error(flash)
-    elif flash:
-        st.success(flash)
+    # One line either way: a status that wraps would move the canvas under the pen.
+    a4.markdown(":orange[**Unsaved strokes**] (kept until you Save)" if dirty else "All changes saved",
+                help="Every stroke is written to a draft at once: leaving the page, closing the tab or a crash "
+                     "keeps it. Save makes it the image's mask; Discard drops it.")
+    error = ss.pop("annotate_error", None)
+    if error is not None:
+        show_error(error)
+    flash = ss.get("annotate_flash")
+    if flash and flash[1:] == (rec.id, ss["annotate_epoch"]) and not (dirty and flash[0].startswith("Saved")):
+        st.success(flash[0])
     if ss.get("annotate_conflict"):
         st.error(ss["annotate_conflict"], icon="⚠️")
         c1, c2 = st.columns(2)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages.widgets import current_project, set_current_project, show_error
+from app_pages.widgets import current_project, set_current_project, show_error
 from seg_core import demo, viz
 from seg_core.classes import ClassSpec, default_color, parse_color
 from seg_core.project import list_projects, new_project, workspace_dir

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.widgets import current_project, show_error
+from app_pages.widgets import current_project, show_error
 from seg_core import formats, gallery
 from seg_core.classes import ClassSpec, default_color, parse_color
 from seg_core.images import IMAGE_EXTENSIONS
@@ -20,7 +20,7 @@ st.title("Data")
 project = current_project()
 if project is None:
     st.info("No project is open. Open or create one on the Home page (the demo is there too), then come back here.")
-    st.page_link("pages/home.py", label="Go to Home", icon="🏠")
+    st.page_link("app_pages/home.py", label="Go to Home", icon=":material/home:")
     st.stop()
 
 stats = project.stats()
@@ -119,7 +119,7 @@ def _tile(rec, drafts: set[int], predicted: set[int]) -> None:
     a, d = st.columns([3, 1], vertical_alignment="center")
     if a.button("Annotate", key=f"data_annotate_{rec.id}", width="stretch"):
         ss["annotate_image_id"] = rec.id
-        st.switch_page("pages/annotate.py")
+        st.switch_page("app_pages/annotate.py")
     d.button(":material/delete:", key=f"data_delete_{rec.id}", type="tertiary",
              help="Delete this image and its mask (asks first)", on_click=_set, args=("data_confirm_delete", rec.id))
 
@@ -182,7 +182,7 @@ def _assign_splits() -> None:
 
 
 tab_images, tab_add, tab_classes, tab_splits, tab_export = st.tabs(
-    ["Images", "Add images", "Classes", "Splits", "Export"])
+    ["Images", "Add images", "Classes", "Splits", "Export"], default="Add images" if not stats["images"] else None)
 
 with tab_add:
     st.write("Add photos, and masks for them if you have any: a mask belongs to the image with the same base name "

@@ -1,0 +1,193 @@
+"""The real thing: create a project, upload images, paint with the mouse on the canvas, save, reload."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from browser_helpers import shot, wait_idle
+from helpers import png_bytes
+from seg_core.classes import default_classes
+from seg_core.project import Project, new_project
+
+CANVAS = "canvas.upper-canvas"
+
+
+def open_page(page, app_server, title: str) -> None:
+    page.locator("[data-testid='stSidebarNav']").get_by_text(title, exact=True).click()
+    page.get_by_role("heading", name=title).wait_for()
+    wait_idle(page)
+
+
+def settle_canvas(page):
+    """The canvas mounts, sends its background fit and reruns once: wait for that before drawing."""
+    last = None
+    for _ in range(60):   # a new view mounts a new canvas: wait until one stays put
+        page.locator(CANVAS).first.wait_for()
+        wait_idle(page)
+        page.wait_for_timeout(500)
+        box = page.locator(CANVAS).first.bounding_box()
+        if box is not None and box == last:
+            return box
+        last = box
+    raise AssertionError("the canvas never settled")
+
+
+def choose(page, group: str, label: str, exact: bool = True) -> None:
+    """Pick a radio option; the canvas gets its new tool or colour a moment after the rerun ends."""
+    page.locator(f".st-key-{group}").get_by_text(label, exact=exact).click()
+    wait_idle(page)
+    page.wait_for_timeout(700)
+
+
+def drag(page, points) -> None:
+    page.mouse.move(*points[0])
+    page.mouse.down()
+    for p in points[1:]:
+        page.mouse.move(*p, steps=4)
+    page.mouse.up()
+
+
+def wait_text(page, text: str) -> None:
+    page.get_by_text(text).first.wait_for()
+    wait_idle(page)
+
+
+def canvas_pixels(page) -> np.ndarray:
+    """What the person sees in the canvas (background and strokes), as RGB."""
+    return np.asarray(Image.open(io.BytesIO(page.locator(CANVAS).first.screenshot())).convert("RGB"))
+
+
+def test_create_upload_paint_save_reload(app_server, page, workspace, tmp_path):
+    grey = [np.full((120, 160), v, np.uint8) for v in (110, 140)]
+    files = []
+    for i, g in enumerate(grey):
+        path = tmp_path / f"grey_{i}.png"
+        path.write_bytes(png_bytes(g))
+        files.append(str(path))
+
+    page.goto(app_server.url)
+    page.get_by_label("Name", exact=True).wait_for()
+    wait_idle(page)
+    page.get_by_label("Name", exact=True).fill("painted")
+    page.get_by_label("Name", exact=True).press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name="Create project").click()
+    wait_text(page, "Created 'painted'")
+
+    open_page(page, app_server, "Data")
+    page.get_by_role("tab", name="Add images").click()   # already chosen for an empty project
+    page.locator(".st-key-data_images_0 input[type='file']").set_input_files(files)
+    wait_idle(page)
+    page.get_by_role("button", name="Add to project").click()
+    wait_text(page, "added 2 image(s)")
+    shot(page, "annotate_flow_1_uploaded")
+    project = Project(workspace / "painted")
+    assert project.count_images() == 2
+
+    open_page(page, app_server, "Annotate")
+    box = settle_canvas(page)
+    first = project.image_ids()[0]
+    y = box["y"] + box["height"] * 0.5
+    drag(page, [(box["x"] + box["width"] * f, y) for f in (0.2, 0.35, 0.5, 0.65, 0.8)])
+    wait_text(page, "Unsaved strokes")
+    assert project.draft(first) is not None  # every stroke is on disk before Save
+    shot(page, "annotate_flow_2_stroke")
+    page.locator(".st-key-annotate_save button").click()
+    wait_text(page, "Saved the mask of grey_0.png (version 1)")
+    shot(page, "annotate_flow_3_saved")
+
+    rec = project.image(first)
+    assert rec.mask_version == 1 and rec.status == "labeled"
+    mask = project.load_mask(first)
+    assert mask[60, 40:120].min() == 1           # under the stroke: the object class
+    assert (mask[:40] == 0).all() and (mask[85:] == 0).all()   # far from it: background
+    assert project.draft(first) is None
+
+    page.reload()
+    box = settle_canvas(page)
+    seen = canvas_pixels(page)
+    h, w = seen.shape[:2]
+    on_stroke, off_stroke = seen[h // 2, w // 2].astype(int), seen[h // 6, w // 2].astype(int)
+    # The object class is red (230, 25, 75) blended over grey 110; away from the stroke the grey stays.
+    assert on_stroke[0] - on_stroke[1] > 40, on_stroke
+    assert abs(off_stroke[0] - off_stroke[1]) < 10, off_stroke
+    shot(page, "annotate_flow_4_reloaded")
+
+
+def test_shapes_two_classes_erase_and_zoom_on_a_large_photo(app_server, page, workspace):
+    classes = default_classes(["background", "leaf", "spot"])
+    project = new_project(workspace / "shapes", classes)
+    rng = np.random.default_rng(0)
+    photo = (rng.random((1500, 2000, 3)) * 60 + 100).astype(np.uint8)
+    project.add_image(png_bytes(photo), "large.png")
+    page.goto(f"{app_server.url}/annotate?project=shapes")
+    box = settle_canvas(page)
+    x, y, w, h = box["x"], box["y"], box["width"], box["height"]
+
+    # Rectangle of 'leaf' over the left half's middle.
+    choose(page, "annotate_tool", "Rectangle")
+    drag(page, [(x + 0.1 * w, y + 0.3 * h), (x + 0.45 * w, y + 0.7 * h)])
+    wait_text(page, "Unsaved strokes")
+    # Polygon of 'spot' on the right: click the corners, then the first again to close it.
+    choose(page, "annotate_class", "spot")
+    choose(page, "annotate_tool", "Polygon")
+    corners = [(0.6, 0.3), (0.9, 0.3), (0.9, 0.7), (0.6, 0.7), (0.6, 0.3)]
+    for cx, cy in corners:
+        page.mouse.click(x + cx * w, y + cy * h)
+        page.wait_for_timeout(150)
+    page.wait_for_timeout(600)
+    wait_idle(page)
+    # Erase a band through the rectangle with the background brush.
+    choose(page, "annotate_class", "background", exact=False)
+    choose(page, "annotate_tool", "Brush")
+    box = page.locator(CANVAS).first.bounding_box()
+    x, y, w, h = box["x"], box["y"], box["width"], box["height"]
+    drag(page, [(x + 0.05 * w, y + 0.5 * h), (x + 0.5 * w, y + 0.5 * h)])
+    page.wait_for_timeout(600)
+    wait_idle(page)
+    draft = project.draft(1)
+    assert draft is not None
+    ids = draft.ids
+    assert ids[int(0.4 * 1500), int(0.25 * 2000)] == 1      # rectangle, above the erased band
+    assert ids[int(0.5 * 1500), int(0.25 * 2000)] == 0      # erased
+    assert ids[int(0.5 * 1500), int(0.75 * 2000)] == 2      # inside the polygon
+    assert ids[int(0.1 * 1500), int(0.5 * 2000)] == 0
+    shot(page, "annotate_shapes_before_zoom")
+
+    # Zoom 8x into the bottom-left corner and draw a thin line at full resolution.
+    choose(page, "annotate_class", "leaf")
+    slider = page.locator(".st-key-annotate_zoom_1 input[type='range']")
+    slider.focus()
+    for _ in range(3):
+        slider.press("ArrowRight")
+        wait_idle(page)
+    for key in ("annotate_cx_1", "annotate_cy_1"):
+        s = page.locator(f".st-key-{key} input[type='range']")
+        s.focus()
+        s.press("Home" if key == "annotate_cx_1" else "End")
+        wait_idle(page)
+    page.locator(".st-key-annotate_brush input[type='range']").focus()
+    page.locator(".st-key-annotate_brush input[type='range']").press("Home")
+    for _ in range(3):   # a 4 px brush: about one image pixel at this zoom
+        page.locator(".st-key-annotate_brush input[type='range']").press("ArrowRight")
+    box = settle_canvas(page)
+    x, y, w, h = box["x"], box["y"], box["width"], box["height"]
+    drag(page, [(x + 0.1 * w, y + 0.5 * h), (x + 0.9 * w, y + 0.5 * h)])
+    page.wait_for_timeout(600)
+    wait_idle(page)
+    shot(page, "annotate_shapes_zoomed")
+    zoomed = project.draft(1).ids
+    region = zoomed[1500 - 188:, :250]
+    line_rows = np.nonzero((region == 1).any(axis=1))[0]
+    assert len(line_rows) and line_rows.max() - line_rows.min() <= 2   # about one image pixel thick
+    assert np.array_equal(zoomed[:1300], ids[:1300])   # nothing outside the zoomed region changed
+    page.locator(".st-key-annotate_save button").click()
+    wait_text(page, "Saved the mask of large.png (version 1)")
+
+    page.reload()
+    settle_canvas(page)
+    assert np.array_equal(project.load_mask(1), zoomed)
+    shot(page, "annotate_shapes_reloaded")

@@ -1,0 +1,201 @@
+"""Annotate page logic through AppTest: a drawing injected as the canvas would send it, drafts, save, conflicts."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from helpers import ROOT, box_mask, photo, png_bytes
+from seg_core import demo
+from seg_core.classes import default_classes
+from seg_core.project import Project, new_project
+
+CLASSES = default_classes(["background", "leaf", "spot"])
+
+
+@pytest.fixture
+def project(workspace) -> Project:
+    p = new_project(workspace / "leaves", CLASSES)
+    p.add_image(png_bytes(photo(60, 80, seed=1)), "first.png")
+    p.add_image(png_bytes(photo(60, 80, seed=2)), "second.png")
+    p.save_mask(1, box_mask(60, 80, 2, (0, 0, 10, 10)), 0)  # image 1 labeled, image 2 not
+    return p
+
+
+def open_annotate(project: Project, monkeypatch, image_id: int | None = None) -> AppTest:
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.session_state["project_path"] = str(project.path)
+    if image_id is not None:
+        at.session_state["annotate_image_id"] = image_id
+    at.switch_page("app_pages/annotate.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def drawing(strokes: np.ndarray) -> dict:
+    """What streamlit-drawable-canvas puts in session state for a drawing (see shared/CANVAS.md)."""
+    url = "data:image/png;base64," + base64.b64encode(png_bytes(strokes, "RGBA")).decode()
+    return {"drawing": {"raw": {"version": "5.3.0", "objects": [{"type": "path"}]}, "data": url}}
+
+
+def paint(at: AppTest, cls_id: int, rows: slice, cols: slice) -> AppTest:
+    """A stroke of class `cls_id` over canvas rows/cols (the canvas shows the whole image at zoom 1)."""
+    key = at.session_state["annotate_canvas_key"]
+    w, h = key_size(at)
+    strokes = np.zeros((h, w, 4), np.uint8)
+    strokes[rows, cols] = (*CLASSES[cls_id].color, 153)
+    at.session_state[key] = drawing(strokes)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def key_size(at: AppTest) -> tuple[int, int]:
+    from seg_core.editing import view_for
+
+    v = view_for(80, 60)
+    return v.canvas_w, v.canvas_h
+
+
+def button(at: AppTest, key: str):
+    return at.button(key=key)
+
+
+def test_no_project_and_no_images(workspace, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.switch_page("app_pages/annotate.py").run()
+    assert "Open a project on the Home page first." in at.info[0].value
+    empty = new_project(workspace / "empty")
+    at.session_state["project_path"] = str(empty.path)
+    at.run()
+    assert "no images yet" in at.info[0].value
+
+
+def test_opens_the_first_unlabeled_image_and_navigates(project, monkeypatch):
+    at = open_annotate(project, monkeypatch)
+    assert at.session_state["annotate_image_id"] == 2
+    assert "**second.png** · 80x60 · unlabeled" in at.caption[0].value
+    at.button(key="annotate_next_unlabeled")  # exists; there is no other unlabeled image
+    next(b for b in at.button if b.label == "◀ Previous").click().run()
+    assert at.session_state["annotate_image_id"] == 1
+    assert "first.png" in at.caption[0].value and "mask version 1" in at.caption[0].value
+    assert [r.value for r in at.radio if r.key == "annotate_class"][0] == 1
+
+
+def test_stroke_becomes_a_draft_then_save_writes_the_mask_with_a_new_version(project, monkeypatch):
+    at = open_annotate(project, monkeypatch, image_id=2)
+    assert button(at, "annotate_save").disabled
+    w, h = key_size(at)
+    paint(at, 1, slice(0, h // 2), slice(0, w // 2))
+    d = project.draft(2)
+    assert d is not None and d.base_version == 0
+    assert (d.ids[:30, :40] == 1).all() and (d.ids[30:, :] == 0).all() and (d.ids[:, 40:] == 0).all()
+    assert project.image(2).status == "unlabeled"  # nothing is saved before Save
+    assert not button(at, "annotate_save").disabled
+    button(at, "annotate_save").click().run()
+    rec = project.image(2)
+    assert (rec.status, rec.mask_version, rec.mask_source) == ("labeled", 1, "painted")
+    assert np.array_equal(project.load_mask(2), d.ids)
+    assert project.draft(2) is None
+    assert any("Saved the mask of second.png (version 1)" in s.value for s in at.success)
+    # The canvas got a new key: the strokes are cleared and now part of the saved mask.
+    assert at.session_state["annotate_canvas_key"].endswith("_1")
+
+
+def test_erasing_and_a_second_class_on_a_labeled_image(project, monkeypatch):
+    at = open_annotate(project, monkeypatch, image_id=1)
+    w, h = key_size(at)
+    sx, sy = w / 80, h / 60
+    paint(at, 0, slice(0, int(5 * sy)), slice(0, int(10 * sx)))   # erase the top half of the 10x10 spot box
+    key = at.session_state["annotate_canvas_key"]
+    strokes = np.zeros((h, w, 4), np.uint8)
+    strokes[0:int(5 * sy), 0:int(10 * sx)] = (0, 0, 0, 153)
+    strokes[int(40 * sy):, int(60 * sx):] = (*CLASSES[1].color, 153)
+    at.session_state[key] = drawing(strokes)   # the canvas sends all its strokes each time
+    at.run()
+    button(at, "annotate_save").click().run()
+    m = project.load_mask(1)
+    assert (m[:5, :10] == 0).all() and (m[5:10, :10] == 2).all()
+    assert (m[41:, 61:] == 1).all() and project.image(1).mask_version == 2
+    areas = at.dataframe[0].value
+    assert list(areas["class"]) == ["background", "leaf", "spot"]
+
+
+def test_unsaved_strokes_survive_switching_images_and_a_new_session(project, monkeypatch):
+    at = open_annotate(project, monkeypatch, image_id=2)
+    paint(at, 2, slice(0, 50), slice(0, 50))
+    next(b for b in at.button if b.label == "◀ Previous").click().run()
+    assert at.session_state["annotate_image_id"] == 1
+    again = open_annotate(project, monkeypatch, image_id=2)   # a new browser session
+    assert any("Unsaved strokes" in m.value for m in again.markdown)
+    assert not button(again, "annotate_save").disabled
+    button(again, "annotate_save").click().run()
+    assert project.image(2).status == "labeled" and (project.load_mask(2) == 2).any()
+
+
+def test_discard_drops_the_draft(project, monkeypatch):
+    at = open_annotate(project, monkeypatch, image_id=1)
+    paint(at, 1, slice(0, 50), slice(0, 50))
+    button(at, "annotate_discard").click().run()
+    assert project.draft(1) is None and project.image(1).mask_version == 1
+    assert np.array_equal(project.load_mask(1), box_mask(60, 80, 2, (0, 0, 10, 10)))
+
+
+def test_conflicting_save_is_shown_and_never_silently_overwrites(project, monkeypatch):
+    at = open_annotate(project, monkeypatch, image_id=1)
+    paint(at, 1, slice(0, 50), slice(0, 50))
+    theirs = np.full((60, 80), 2, np.uint8)
+    project.save_mask(1, theirs, 1, author="alice")   # someone else saves meanwhile
+    button(at, "annotate_save").click().run()
+    assert "was saved by alice" in at.error[0].value
+    mine = project.draft(1)
+    assert np.array_equal(project.load_mask(1), theirs) and mine is not None
+    at.button(key="annotate_conflict_overwrite").click().run()
+    assert project.image(1).mask_version == 3 and np.array_equal(project.load_mask(1), mine.ids)
+    assert (mine.ids[:4, :4] == 1).all() and (mine.ids[30:, 30:] == 0).all()
+
+
+def test_zoom_paints_only_the_zoomed_region(project, monkeypatch, workspace):
+    big = new_project(workspace / "big", CLASSES)
+    big.add_image(png_bytes(photo(600, 800, seed=5)), "big.png")
+    at = open_annotate(big, monkeypatch)
+    at.select_slider(key="annotate_zoom_1").set_value(4).run()
+    at.slider(key="annotate_cx_1").set_value(100).run()
+    at.slider(key="annotate_cy_1").set_value(100).run()
+    key = at.session_state["annotate_canvas_key"]
+    assert key.startswith("annotate_canvas_1_600_450_800_600_")
+    from seg_core.editing import view_for
+
+    v = view_for(800, 600, 4, (1.0, 1.0))
+    strokes = np.zeros((v.canvas_h, v.canvas_w, 4), np.uint8)
+    strokes[:, :] = (*CLASSES[1].color, 153)
+    at.session_state[key] = drawing(strokes)
+    at.run()
+    d = big.draft(1).ids
+    assert (d[450:, 600:] == 1).all() and (d[:450] == 0).all() and (d[:, :600] == 0).all()
+    assert any("Where the zoom is" in c for img in at.sidebar.get("image") for c in img.captions)  # the minimap
+
+
+def test_start_from_model_prediction_then_save_as_corrected(workspace, monkeypatch):
+    from seg_core.training import TrainConfig, train
+
+    p = demo.create_demo_project(workspace / "demo", count=6, unlabeled=1)
+    config = TrainConfig(image_size=32, base_filters=4, depth=2, epochs=1, batch_size=4, early_stopping_patience=0)
+    run = p.create_run(config.to_dict())
+    p.update_run(run.id, status=train(p, run.id, config))
+    unlabeled = p.image_ids(status="unlabeled")[0]
+    at = open_annotate(p, monkeypatch, image_id=unlabeled)
+    at.button(key="annotate_from_prediction").click().run()
+    assert not at.exception, at.exception
+    d = p.draft(unlabeled)
+    assert d is not None and d.source == "prediction" and p.prediction(unlabeled).run_id == run.id
+    assert any("Loaded the prediction of run" in s.value for s in at.success)
+    button(at, "annotate_save").click().run()
+    rec = p.image(unlabeled)
+    assert (rec.status, rec.mask_source) == ("labeled", "corrected")
