@@ -41,24 +41,15 @@ def _up(x, filters: int, upsampling: str, name: str):
     return layers.Conv2D(filters, 1, padding="same", name=f"{name}_up_proj")(x)
 
 
-def _bn_at(level: int, batchnorm: bool) -> bool:
-    # Batch norm at full resolution halved training speed on a 2-core CPU (bench/train_speed.py: 1.56 vs
-    # 3.2 img/s at 256 px) for no measurable gain; the coarser levels keep it, and its fast convergence.
-    return batchnorm and level > 0
-
-
 def build_unet(input_shape=(None, None, 3), num_classes: int = 2, base_filters: int = 16, depth: int = 4,
                dropout: float = 0.0, batchnorm: bool = True, upsampling: str = "transpose") -> keras.Model:
-    """Ronneberger's U-Net: two 3x3 convs per level, max-pool down, transposed conv (or bilinear) up, skips.
-
-    batchnorm=True normalises every level but the full-resolution one (see _bn_at).
-    """
+    """Ronneberger's U-Net: two 3x3 convs per level, max-pool down, transposed conv (or bilinear) up, skips."""
     if upsampling not in UPSAMPLING:
         raise ValueError(f"upsampling must be one of {UPSAMPLING}")
     inputs = keras.Input(shape=input_shape, name="image")
     x, skips = inputs, []
     for level in range(depth):
-        x = _conv_block(x, base_filters * 2**level, _bn_at(level, batchnorm), f"down{level}")
+        x = _conv_block(x, base_filters * 2**level, batchnorm, f"down{level}")
         skips.append(x)
         x = layers.MaxPooling2D(2, name=f"down{level}_pool")(x)
     x = _conv_block(x, base_filters * 2**depth, batchnorm, "bottleneck")
@@ -67,7 +58,7 @@ def build_unet(input_shape=(None, None, 3), num_classes: int = 2, base_filters: 
     for level in reversed(range(depth)):
         x = _up(x, base_filters * 2**level, upsampling, f"up{level}")
         x = layers.Concatenate(name=f"up{level}_concat")([x, skips[level]])
-        x = _conv_block(x, base_filters * 2**level, _bn_at(level, batchnorm), f"up{level}")
+        x = _conv_block(x, base_filters * 2**level, batchnorm, f"up{level}")
     return keras.Model(inputs, _head(x, num_classes), name="unet")
 
 
