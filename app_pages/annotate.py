@@ -89,6 +89,14 @@ if canvas_key not in ss or mount is None or mount["key"] != canvas_key:
     # A fresh canvas starts empty over the current working mask: earlier strokes are already in it.
     mount = ss["annotate_mount"] = {"key": canvas_key, "ids": working}
 
+def _background(mount: dict, opacity: float, show_mask: bool) -> bytes:
+    # Every stroke reruns the page; the picture under the canvas only changes with the view or the sliders.
+    sig = (mount["key"], opacity, show_mask, tuple(c.hex for c in classes))
+    if mount.get("bg_sig") != sig:
+        mount["bg"], mount["bg_sig"] = editing.background(image, mount["ids"], classes, view, opacity, show_mask), sig
+    return mount["bg"]
+
+
 st.caption(f"**{rec.filename}** · {rec.width}x{rec.height} · {rec.status} · split {rec.split} · "
            f"mask version {rec.mask_version}" + (f" · zoom {zoom}x: {view.scale:.2f} screen px per image px"
                                                  if zoom > 1 else ""))
@@ -97,7 +105,7 @@ result = st_canvas(
     fill_color=editing.stroke_color(classes[cls_id], STROKE_OPACITY),
     stroke_color=editing.stroke_color(classes[cls_id], STROKE_OPACITY),
     stroke_width=brush if TOOLS[tool] in ("freedraw", "line") else 1,
-    background_image=editing.background(image, mount["ids"], classes, view, opacity, show_mask),
+    background_image=_background(mount, opacity, show_mask),
     update_streamlit=True, height=view.canvas_h, width=view.canvas_w, drawing_mode=TOOLS[tool],
     return_image_data=True, key=canvas_key,
 )
@@ -106,8 +114,9 @@ strokes = result.image_data if result is not None else None
 if strokes is not None and strokes.shape[:2] == (view.canvas_h, view.canvas_w):
     painted = editing.paint(mount["ids"], strokes, classes, view, STROKE_OPACITY)
     if not np.array_equal(painted, working):
-        if draft is None and saved is None and not painted.any():
-            project.discard_draft(rec.id)
+        back_to_saved = np.array_equal(painted, saved) if saved is not None else not painted.any()
+        if back_to_saved and (draft is None or draft.source == "painted"):
+            project.discard_draft(rec.id)   # undone down to the saved mask: nothing left to save
         else:
             project.save_draft(rec.id, painted, base_version, draft.source if draft is not None else "painted")
         working, draft = painted, project.draft(rec.id)
@@ -134,6 +143,14 @@ def _save(expected: int) -> None:
         ss["annotate_error"] = exc
 
 
+def _all_background() -> None:
+    try:
+        new = project.save_mask(rec.id, np.zeros((rec.height, rec.width), np.uint8), rec.mask_version)
+        _after_change(f"Saved {rec.filename} as all background (version {new.mask_version}).")
+    except Exception as exc:
+        ss["annotate_error"] = exc
+
+
 def _discard() -> None:
     project.discard_draft(rec.id)
     ss.pop("annotate_conflict", None)
@@ -150,16 +167,19 @@ def _from_prediction(run_id: str) -> None:
 dirty = draft is not None
 with actions:
     # The last column stays empty: the canvas toolbar floats over that corner.
-    a1, a2, a3, a4, _ = st.columns([1, 1, 2, 2.4, 1], vertical_alignment="center")
+    a1, a2, a3, a5, a4, _ = st.columns([1, 1, 1.9, 1.9, 2.1, 0.8], vertical_alignment="center")
     a1.button("Save", type="primary", disabled=not dirty, on_click=_save, args=(base_version,), width="stretch",
               key="annotate_save")
     a2.button("Discard", disabled=not dirty, on_click=_discard, width="stretch", key="annotate_discard")
     best = project.best_run()
+    if rec.status == "unlabeled" and not dirty:
+        a5.button("Nothing to paint", on_click=_all_background, width="stretch", key="annotate_all_background",
+                  help="Save an all-background mask: this image shows none of the classes.")
     if best is not None:
-        a3.button("Start from model prediction", on_click=_from_prediction, args=(best.id,), width="stretch",
+        a3.button("Start from prediction", on_click=_from_prediction, args=(best.id,), width="stretch",
                   key="annotate_from_prediction", help=f"Load run {best.id}'s mask for this image to correct it.")
     # One line either way: a status that wraps would move the canvas under the pen.
-    a4.markdown(":orange[**Unsaved strokes**] (kept until you Save)" if dirty else "All changes saved",
+    a4.markdown(":orange[**Unsaved strokes**]" if dirty else "All changes saved",
                 help="Every stroke is written to a draft at once: leaving the page, closing the tab or a crash "
                      "keeps it. Save makes it the image's mask; Discard drops it.")
     error = ss.pop("annotate_error", None)

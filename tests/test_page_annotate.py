@@ -199,3 +199,23 @@ def test_start_from_model_prediction_then_save_as_corrected(workspace, monkeypat
     button(at, "annotate_save").click().run()
     rec = p.image(unlabeled)
     assert (rec.status, rec.mask_source) == ("labeled", "corrected")
+
+
+def test_undoing_every_stroke_leaves_nothing_to_save(project, monkeypatch):
+    at = open_annotate(project, monkeypatch, image_id=1)
+    paint(at, 1, slice(0, 50), slice(0, 50))
+    assert project.draft(1) is not None
+    w, h = key_size(at)
+    at.session_state[at.session_state["annotate_canvas_key"]] = drawing(np.zeros((h, w, 4), np.uint8))  # undo
+    at.run()
+    assert project.draft(1) is None and button(at, "annotate_save").disabled
+    assert any("All changes saved" in m.value for m in at.markdown)
+
+
+def test_nothing_to_paint_saves_an_all_background_mask(project, monkeypatch):
+    at = open_annotate(project, monkeypatch, image_id=2)
+    at.button(key="annotate_all_background").click().run()
+    rec = project.image(2)
+    assert rec.status == "labeled" and rec.mask_version == 1
+    assert not project.load_mask(2).any()
+    assert any("as all background" in s.value for s in at.success)

@@ -93,7 +93,17 @@ def test_create_upload_paint_save_reload(app_server, page, workspace, tmp_path):
     y = box["y"] + box["height"] * 0.5
     drag(page, [(box["x"] + box["width"] * f, y) for f in (0.2, 0.35, 0.5, 0.65, 0.8)])
     wait_text(page, "Unsaved strokes")
-    assert project.draft(first) is not None  # every stroke is on disk before Save
+    after_one = project.draft(first)
+    assert after_one is not None  # every stroke is on disk before Save
+    # A second stroke, then the canvas toolbar's Undo: the draft is back to the first stroke alone.
+    drag(page, [(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * f) for f in (0.1, 0.2, 0.3)])
+    page.wait_for_timeout(700)
+    wait_idle(page)
+    assert not np.array_equal(project.draft(first).ids, after_one.ids)
+    page.get_by_role("button", name="Undo").click()
+    page.wait_for_timeout(700)
+    wait_idle(page)
+    assert np.array_equal(project.draft(first).ids, after_one.ids)
     shot(page, "annotate_flow_2_stroke")
     page.locator(".st-key-annotate_save button").click()
     wait_text(page, "Saved the mask of grey_0.png (version 1)")
