@@ -65,8 +65,9 @@ def main() -> None:
         buf = io.BytesIO()
         Image.fromarray(image).save(buf, format="PNG")
         project.add_image(buf.getvalue(), "photo.png")
-        print(f"{args.width}x{args.height} photo, {args.reps} repeats, median ms per stroke (one page rerun)")
-        print(f"{'':34}{'background':>11}{'strokes':>9}{'draft':>7}{'total':>7}{'sent':>10}")
+        print(f"{args.width}x{args.height} photo, {args.reps} repeats, median ms: background (once per view in "
+              "Seg Studio), applying the strokes, writing + reading the draft, and the total per stroke")
+        print(f"{'':34}{'background':>11}{'strokes':>9}{'draft':>7}{'stroke':>7}{'sent':>10}")
         for zoom in (1, 8):
             view = editing.view_for(args.width, args.height, zoom, (0.3, 0.4))
             png = canvas_png(strokes_for(view))
@@ -102,10 +103,13 @@ def main() -> None:
                 holder["ids"] = base
                 ms = [median_ms(f, args.reps) for f in fns]
                 rows.append((label, ms, sent()))
-            for label, ms, sent in rows:
-                print(f"{label:34}{ms[0]:>11.1f}{ms[1]:>9.1f}{ms[2]:>7.1f}{sum(ms):>7.1f}{sent / 1e6:>8.2f} MB")
-            print(f"{'':34}speed-up {sum(rows[1][1]) / sum(rows[0][1]):.1f}x, "
-                  f"{rows[1][2] / rows[0][2]:.0f}x fewer bytes per rerun")
+            # The page keeps its background per view, so a stroke costs strokes + draft; the naive page
+            # rebuilds and re-encodes the full-size picture on every rerun.
+            per_stroke = [sum(rows[0][1][1:]), sum(rows[1][1])]
+            for (label, ms, sent), total in zip(rows, per_stroke):
+                print(f"{label:34}{ms[0]:>11.1f}{ms[1]:>9.1f}{ms[2]:>7.1f}{total:>7.1f}{sent / 1e6:>8.2f} MB")
+            print(f"{'':34}per stroke {per_stroke[1] / per_stroke[0]:.0f}x faster, "
+                  f"{rows[1][2] / rows[0][2]:.0f}x fewer bytes per background")
     print("Browser round trip measured in shared/CANVAS.md: 410-580 ms at 1024x768, before any of this work.")
 
 
