@@ -9,23 +9,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-
-
-def timings(fn, reps: int) -> tuple[float, float]:
-    fn()
-    ms = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        ms.append(1000 * (time.perf_counter() - t))
-    return float(np.median(ms)), float(np.percentile(ms, 90))
+from timing import timings  # noqa: E402
 
 
 def main() -> None:

@@ -210,12 +210,15 @@ class Project:
         if len(classes) != len(current) and self.count_images(status="labeled"):
             raise ClassSpecError("Masks already use the current classes; add or remove classes one at a time.")
         with self._db() as conn, db.transaction(conn):
-            conn.execute("DELETE FROM classes")
-            conn.executemany("INSERT INTO classes (id, name, color) VALUES (?, ?, ?)",
-                             [(c.id, c.name, c.hex) for c in classes])
-            conn.execute("UPDATE project SET kind = ? WHERE id = 1",
-                         ("binary" if len(classes) == 2 else "multiclass",))
+            self._write_classes(conn, classes)
             self._event(conn, "classes", None, json.dumps([c.to_dict() for c in classes]))
+
+    @staticmethod
+    def _write_classes(conn: sqlite3.Connection, classes: Sequence[ClassSpec]) -> None:
+        conn.execute("DELETE FROM classes")
+        conn.executemany("INSERT INTO classes (id, name, color) VALUES (?, ?, ?)",
+                         [(c.id, c.name, c.hex) for c in classes])
+        conn.execute("UPDATE project SET kind = ? WHERE id = 1", ("binary" if len(classes) == 2 else "multiclass",))
 
     def update_class(self, class_id: int, name: str | None = None, color: str | Sequence[int] | None = None) -> None:
         classes = self.classes
@@ -539,11 +542,7 @@ class Project:
                                 str(self.mask_path(image_id))))
             now = time.time()
             with self._db() as conn, db.transaction(conn):
-                conn.execute("DELETE FROM classes")
-                conn.executemany("INSERT INTO classes (id, name, color) VALUES (?, ?, ?)",
-                                 [(c.id, c.name, c.hex) for c in new_classes])
-                conn.execute("UPDATE project SET kind = ? WHERE id = 1",
-                             ("binary" if len(new_classes) == 2 else "multiclass",))
+                self._write_classes(conn, new_classes)
                 for image_id, cnt in counts.items():
                     conn.execute("UPDATE images SET mask_version = mask_version + 1, mask_updated_by = ?, "
                                  "mask_updated_at = ?, updated_at = ? WHERE id = ?", (author, now, now, image_id))

@@ -19,3 +19,16 @@ def shot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def create_project(page, url: str, name: str) -> None:
+    """Create a project with the Home page's form, as a person would."""
+    page.goto(url)
+    page.get_by_label("Name", exact=True).wait_for()
+    wait_idle(page)
+    page.get_by_label("Name", exact=True).fill(name)
+    page.get_by_label("Name", exact=True).press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name="Create project").click()
+    page.get_by_text(f"Created '{name}'").wait_for()
+    wait_idle(page)

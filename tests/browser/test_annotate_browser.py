@@ -7,7 +7,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from browser_helpers import shot, wait_idle
+from browser_helpers import create_project, shot, wait_idle
 from helpers import png_bytes
 from seg_core.classes import default_classes
 from seg_core.project import Project, new_project
@@ -68,14 +68,7 @@ def test_create_upload_paint_save_reload(app_server, page, workspace, tmp_path):
         path.write_bytes(png_bytes(g))
         files.append(str(path))
 
-    page.goto(app_server.url)
-    page.get_by_label("Name", exact=True).wait_for()
-    wait_idle(page)
-    page.get_by_label("Name", exact=True).fill("painted")
-    page.get_by_label("Name", exact=True).press("Enter")
-    wait_idle(page)
-    page.get_by_role("button", name="Create project").click()
-    wait_text(page, "Created 'painted'")
+    create_project(page, app_server.url, "painted")
 
     open_page(page, app_server, "Data")
     page.get_by_role("tab", name="Add images").click()   # already chosen for an empty project

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from browser_helpers import shot, wait_idle
+from browser_helpers import create_project, shot, wait_idle
 from seg_core import demo
 from seg_core.project import new_project
 
@@ -40,15 +40,7 @@ def test_open_switches_project_and_survives_reload(app_server, page, workspace):
 
 
 def test_home_creates_a_project_in_the_browser(app_server, page, workspace):
-    page.goto(app_server.url)
-    page.get_by_label("Name", exact=True).wait_for()
-    wait_idle(page)
-    page.get_by_label("Name", exact=True).fill("my-cells")
-    page.get_by_label("Name", exact=True).press("Enter")
-    wait_idle(page)
-    page.get_by_role("button", name="Create project").click()
-    page.get_by_text("Created 'my-cells'").wait_for()
-    wait_idle(page)
+    create_project(page, app_server.url, "my-cells")
     assert (workspace / "my-cells" / "project.db").is_file()
     assert page.get_by_label("Name", exact=True).input_value() == ""
     shot(page, "home_created")
