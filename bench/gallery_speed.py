@@ -42,7 +42,7 @@ def main() -> None:
         t = time.perf_counter()
         for i in range(args.images):
             img = base.copy()
-            img[0, :4] = [i & 255, (i >> 8) & 255, (i >> 16) & 255, 7]  # unique bytes, no duplicates
+            img[0, 0] = [i & 255, (i >> 8) & 255, 7]  # unique bytes, no duplicates
             buf = io.BytesIO()
             Image.fromarray(img).save(buf, format="PNG", compress_level=0 if i >= 48 else 6)
             project.add_image(buf.getvalue(), f"{'cat' if i % 3 else 'dog'}_{i:05d}.png")

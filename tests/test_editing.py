@@ -107,7 +107,7 @@ def test_bad_strokes_and_regions_are_refused():
 
 def test_view_for_keeps_aspect_fits_canvas_and_clamps_the_centre():
     v = editing.view_for(2000, 1500)
-    assert v.region == (0, 0, 2000, 1500) and (v.canvas_w, v.canvas_h) == (853, editing.MAX_CANVAS_H)
+    assert v.region == (0, 0, 2000, 1500) and (v.canvas_w, v.canvas_h) == (800, editing.MAX_CANVAS_H)
     small = editing.view_for(64, 48)
     assert small.region == (0, 0, 64, 48) and small.scale > 10
     corner = editing.view_for(2000, 1500, zoom=4, center=(1.0, 0.0))
