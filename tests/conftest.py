@@ -27,3 +27,44 @@ def shared_data() -> Path:
     require((SHARED_DATA / "membrane").is_dir() and (SHARED_DATA / "camvid-mini").is_dir(),
             f"the real data sets are not at {SHARED_DATA} (a clone without ../shared/data)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def _trained_template(tmp_path_factory) -> dict[str, Path]:
+    """Demo projects (binary and 3 classes) with one finished tiny training run each, made once per session."""
+    from seg_core import demo
+    from seg_core.training import TrainConfig, train
+
+    out = {}
+    for name, multi in (("binary", False), ("multiclass", True)):
+        path = tmp_path_factory.mktemp("trained") / name
+        project = demo.create_demo_project(path, multiclass=multi, count=8, unlabeled=2)
+        config = TrainConfig(image_size=32, base_filters=4, depth=2, epochs=2, batch_size=4, learning_rate=3e-3,
+                             early_stopping_patience=0)
+        run = project.create_run(config.to_dict())
+        project.update_run(run.id, status=train(project, run.id, config))
+        project.close()
+        out[name] = path
+    return out
+
+
+def _copy_trained(template: Path, workspace: Path, name: str):
+    import shutil
+
+    from seg_core.project import Project
+
+    target = workspace / name
+    shutil.copytree(template, target)
+    return Project(target)
+
+
+@pytest.fixture
+def trained_project(_trained_template, workspace):
+    """A binary demo project (8 images, 2 unlabeled) in this test's workspace, with a finished tiny run."""
+    return _copy_trained(_trained_template["binary"], workspace, "trained")
+
+
+@pytest.fixture
+def trained_multiclass_project(_trained_template, workspace):
+    """A 3-class demo project (8 images, 2 unlabeled) in this test's workspace, with a finished tiny run."""
+    return _copy_trained(_trained_template["multiclass"], workspace, "trained3")
