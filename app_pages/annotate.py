@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from app_pages.widgets import cached_image, current_project, load_predictor, show_error
+from app_pages.widgets import annotate_changed, cached_image, current_project, load_predictor, show_error
 from seg_core import editing
 from seg_core.errors import MaskConflictError
 
@@ -123,9 +123,7 @@ if strokes is not None and strokes.shape[:2] == (view.canvas_h, view.canvas_w):
 
 
 def _after_change(message: str) -> None:
-    ss["annotate_epoch"] = ss.get("annotate_epoch", 0) + 1  # a new canvas key clears the strokes
-    # Shown until the next stroke or change: the new canvas's mount rerun must not wipe it at once.
-    ss["annotate_flash"] = (message, rec.id, ss["annotate_epoch"])
+    annotate_changed(rec.id, message)
 
 
 def _save(expected: int) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages.widgets import current_project, show_error
+from app_pages.widgets import current_project, open_in_annotate, show_error
 from seg_core import formats, gallery
 from seg_core.classes import ClassSpec, default_color, parse_color
 from seg_core.images import IMAGE_EXTENSIONS
@@ -118,8 +118,7 @@ def _tile(rec, drafts: set[int], predicted: set[int]) -> None:
         return
     a, d = st.columns([3, 1], vertical_alignment="center")
     if a.button("Annotate", key=f"data_annotate_{rec.id}", width="stretch"):
-        ss["annotate_image_id"] = rec.id
-        st.switch_page("app_pages/annotate.py")
+        open_in_annotate(rec.id)
     d.button(":material/delete:", key=f"data_delete_{rec.id}", type="tertiary",
              help="Delete this image and its mask (asks first)", on_click=_set, args=("data_confirm_delete", rec.id))
 

@@ -1,5 +1,267 @@
-"""Predict & review: the model's masks over the images, and what to correct next."""
+"""Predict & review: the model's masks over the images, what to correct next, and how good the model is."""
 
 import streamlit as st
 
+from app_pages.widgets import cached_image, current_project, load_predictor, open_in_annotate, show_error
+from seg_core import editing, masks, review, viz
+from seg_core.images import IMAGE_EXTENSIONS
+from seg_core.inference import check_classes
+from seg_core.project import SPLITS
+
+SECTIONS = ("Look at an image", "What to fix next", "How good is the model")
+IMAGE_TYPES = sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS)
+ROWS_SHOWN = 8
+AUTO_MEASURE = 60   # validation images measured without asking; past that a button starts it
+ss = st.session_state
+
 st.title("Predict & review")
+project = current_project()
+if project is None:
+    st.info("No project is open. Open or create one on the Home page (the demo is there too), then come back here.")
+    st.page_link("app_pages/home.py", label="Go to Home", icon=":material/home:")
+    st.stop()
+
+runs = review.usable_runs(project)
+if not runs and any(r.active for r in project.list_runs()):
+    st.info("A model is training now. Its masks can be looked at here once the run has finished (or been stopped); "
+            "follow it on the Train page meanwhile.")
+    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.stop()
+if not runs:
+    st.info("There is no trained model in this project yet. Train one on the Train page: once it has finished "
+            "its first round (epoch), come back here to see its masks over your images.")
+    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.stop()
+by_run = {r.id: r for r in runs}
+if ss.get("review_run") not in by_run:
+    ss["review_run"] = runs[0].id   # the best run, unless this session chose another
+run_id = st.selectbox("Model", list(by_run), format_func=lambda i: review.run_label(by_run[i]), key="review_run",
+                      help="Each training run made one model. The first one listed scored best on the validation "
+                           "images.")
+try:
+    predictor = load_predictor(str(project.path), run_id)
+    check_classes(project, predictor)
+except Exception as exc:
+    show_error(exc)
+    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.stop()
+
+classes = project.classes
+binary = len(classes) == 2
+with st.sidebar:
+    st.markdown("**Show on the image**")
+    shown = [c.id for c in classes[1:] if st.checkbox(c.name, True, key=f"review_show_{c.id}")]
+    opacity = st.slider("Mask opacity", 0.0, 1.0, 0.5, 0.05, key="review_opacity")
+    threshold = 0.5
+    if binary:
+        threshold = st.slider(f"Threshold: '{classes[1].name}' from probability", 0.05, 0.95, 0.5, 0.05,
+                              key="review_threshold",
+                              help=f"Lower finds more '{classes[1].name}' pixels (and more false alarms); higher "
+                                   "keeps only the pixels the model is sure about.")
+hidden = [c.id for c in classes if c.id not in shown]
+
+
+@st.cache_resource(max_entries=4, show_spinner="Predicting...")
+def _probabilities(project_path: str, run: str, image_key: str, _image):
+    """Kept per shown image, so the sliders re-threshold and recolour without running the model again."""
+    return review.probabilities(load_predictor(project_path, run), _image)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _upload(file_id: str, name: str, _data: bytes):
+    return review.read_upload(_data, name)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _heatmap(image_key: str, run: str, choice, label: str, _values) -> bytes:
+    return viz.heatmap_png(_values, label)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _confusion_png(cm: list, names: list) -> bytes:
+    return viz.confusion_matrix_png(cm, names)
+
+
+def _correct(image_id: int, probs=None) -> None:
+    try:
+        message = review.correct_in_annotate(project, predictor, image_id, probs, threshold)
+    except Exception as exc:
+        show_error(exc)
+        return
+    open_in_annotate(image_id, message)
+
+
+def _view(image_id: int) -> None:
+    ss.update(review_section=SECTIONS[0], review_source="Project images", review_status="all", review_split="any",
+              review_image_id=image_id)
+
+
+def _pick_project_image():
+    f1, f2, f3 = st.columns([1, 1, 3])
+    status = f1.selectbox("Status", ["all", "unlabeled", "labeled"], key="review_status")
+    split = f2.selectbox("Split", ["any", *SPLITS], key="review_split")
+    recs = project.list_images(status=None if status == "all" else status, split=None if split == "any" else split)
+    if not recs:
+        st.info("No image matches these filters.")
+        return None
+    by_id = {r.id: r for r in recs}
+    if ss.get("review_image_id") not in by_id:
+        ss["review_image_id"] = recs[0].id
+    image_id = f3.selectbox(f"Image ({len(recs)} match)", list(by_id), key="review_image_id",
+                            format_func=lambda i: f"{by_id[i].filename} · {by_id[i].status} · {by_id[i].split}")
+    rec = by_id[image_id]
+    return rec.filename, cached_image(str(project.image_path(rec)), rec.sha256), rec.sha256, rec
+
+
+def _pick_upload():
+    files = st.file_uploader("Photos to predict (they are not added to the project)", type=IMAGE_TYPES,
+                             accept_multiple_files=True, key="review_uploads")
+    if not files:
+        st.caption("Drop photos here to see what the model makes of them; nothing is saved.")
+        return None
+    pick = st.selectbox("Image", range(len(files)), format_func=lambda i: files[i].name, key="review_upload_pick")
+    f = files[min(pick, len(files) - 1)]
+    try:
+        return f.name, _upload(f.file_id, f.name, f.getvalue()), f.file_id, None
+    except Exception as exc:
+        show_error(exc)
+        return None
+
+
+def _look() -> None:
+    source = st.radio("Images from", ["Project images", "Upload new images"], horizontal=True, key="review_source")
+    picked = _pick_project_image() if source == "Project images" else _pick_upload()
+    if picked is None:
+        return
+    name, image, key, rec = picked
+    probs = _probabilities(str(project.path), run_id, key, image)
+    ids = review.mask(probs, threshold)
+    shown_rgb = viz.overlay(image, ids, classes, opacity, hidden=hidden)
+    left, right = st.columns(2)
+    with left:
+        st.image(shown_rgb, caption=f"{name}: the model's mask", width="stretch")
+        st.markdown(editing.legend_html(classes), unsafe_allow_html=True)
+        areas = editing.class_areas(ids, classes)[1:]
+        st.caption("Predicted: " + " · ".join(f"{a['name']} {a['percent']:.1f}% ({a['pixels']:,} px)" for a in areas))
+        d1, d2, d3 = st.columns(3)
+        stem = name.rsplit(".", 1)[0]
+        d1.download_button("Mask (PNG)", masks.encode_png(ids, classes), f"{stem}_mask.png", "image/png",
+                           key="review_dl_mask", help="Palette PNG: pixel value = class id, colours = class colours.")
+        d2.download_button("Overlay (PNG)", viz.png_bytes(shown_rgb), f"{stem}_overlay.png", "image/png",
+                           key="review_dl_overlay")
+        if rec is not None and d3.button("Correct in Annotate", key="review_fix_shown", type="primary",
+                                         help="Open this mask on the Annotate page to fix it and save it."):
+            _correct(rec.id, probs)
+    with right:
+        choice = None
+        if not binary:
+            choice = st.selectbox("Heat map of", [None, *[c.id for c in classes]], key="review_heat_class",
+                                  format_func=lambda i: "the model's confidence" if i is None else classes[i].name)
+        values, label = review.heat_values(probs, classes, choice)
+        st.image(_heatmap(key, run_id, choice, label, values), width="stretch",
+                 caption="How sure the model is, pixel by pixel (colour bar on the right).")
+    if rec is not None and rec.status == "labeled":
+        truth = project.load_mask(rec)
+        score = review.image_score(truth, ids, len(classes))
+        st.markdown(f"**Compared with your mask** · dice {score.dice:.3f} · IoU {score.iou:.3f} · "
+                    f"pixel accuracy {score.pixel_accuracy:.3f}",
+                    help="Dice and IoU measure the overlap of the objects in your mask and the model's (1 = identical, "
+                         "0 = no overlap); pixel accuracy counts every pixel, background included.")
+        pics = [(image, "Photo"), (viz.overlay(image, truth, classes, opacity, hidden=hidden), "Your mask"),
+                (shown_rgb, "The model's mask"), (viz.disagreement(image, truth, ids), "Where they differ (magenta)")]
+        for col, (pic, caption) in zip(st.columns(4), pics):
+            col.image(pic, caption=caption, width="stretch")
+
+
+def _predict_all(fn, what: str) -> None:
+    bar = st.progress(0.0, text=f"Predicting {what}...")
+    try:
+        report = fn(project, predictor, lambda done, total, name: bar.progress(
+            done / max(total, 1), text=f"{done} of {total}: {name}"), threshold)
+        ss["review_flash"] = f"Predicted {report.predicted} {what} in {report.seconds:.1f} s."
+    except Exception as exc:
+        show_error(exc)
+    bar.empty()
+
+
+def _ranked_rows(items, what: str, empty: str) -> None:
+    if not items:
+        st.caption(empty)
+        return
+    limit = len(items) if st.toggle(f"Show all {len(items)}", key=f"review_all_{what}") else ROWS_SHOWN
+    for item in items[:limit]:
+        pic, text = st.columns([1, 2], vertical_alignment="center")
+        pic.image(review.prediction_thumbnail(project, item), width="stretch")
+        extra = f" · dice {item.dice:.2f}" if item.dice is not None else ""
+        text.markdown(f"**{item.filename}** · {item.split}  \n{what} {item.score:.3f}{extra}")
+        b1, b2 = text.columns([2, 3])
+        b1.button("View", key=f"review_view_{item.image_id}", on_click=_view, args=(item.image_id,), width="stretch")
+        if b2.button("Correct in Annotate", key=f"review_fix_{item.image_id}", width="stretch"):
+            _correct(item.image_id)
+
+
+def _fix_next() -> None:
+    unlabeled, labeled = project.count_images(status="unlabeled"), project.count_images(status="labeled")
+    c1, c2 = st.columns(2)
+    if c1.button(f"Predict all {unlabeled} unlabeled images", type="primary", disabled=not unlabeled,
+                 key="review_predict_unlabeled", width="stretch"):
+        _predict_all(review.predict_unlabeled, "unlabeled images")
+    if c2.button(f"Compare the model with the {labeled} labeled images", disabled=not labeled,
+                 key="review_predict_labeled", width="stretch"):
+        _predict_all(review.predict_labeled, "labeled images")
+    if ss.get("review_flash"):
+        st.success(ss.pop("review_flash"))
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.subheader("Annotate next")
+        st.caption("Unlabeled images, the ones the model is least sure about first: labeling these teaches it most. "
+                   "Uncertainty 0 means sure of every pixel, 1 a coin flip.")
+        _ranked_rows(review.annotate_next(project, run_id), "uncertainty",
+                     "Press 'Predict all unlabeled images' to rank them." if unlabeled else "Every image is labeled.")
+    with right:
+        st.subheader("Review worst first")
+        st.caption("Labeled images where the model disagrees most with the mask: the model is wrong there, "
+                   "or the mask is. Disagreement is 1 - IoU: 0 identical, 1 no overlap at all.")
+        _ranked_rows(review.review_worst_first(project, run_id), "disagreement",
+                     "Press 'Compare the model with the labeled images' to rank them.")
+
+
+def _quality() -> None:
+    ids, scope = review.validation_images(project)
+    summary = review.cached_validation_summary(project, run_id, threshold)
+    if summary is None:
+        if not ids:
+            st.info("There are no labeled images to measure the model on.")
+            return
+        if len(ids) > AUTO_MEASURE and not st.button(f"Measure the model on {len(ids)} images", key="review_measure"):
+            return
+        bar = st.progress(0.0, text="Measuring the model...")
+        try:
+            summary = review.validation_summary(project, predictor, threshold, progress=lambda done, total, name:
+                                                bar.progress(done / max(total, 1), text=f"{done} of {total}: {name}"))
+        except Exception as exc:
+            show_error(exc)
+            return
+        bar.empty()
+    at_threshold = f" Pixels count as '{classes[1].name}' from probability {threshold:.2f}." if binary else ""
+    (st.caption if summary.scope == "validation" else st.warning)(summary.note + at_threshold)
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Mean IoU", "–" if summary.mean_iou is None else f"{summary.mean_iou:.3f}",
+              help="Per class, the overlap of the model's pixels and the masks' pixels divided by their union "
+                   "(1 = identical), averaged over the classes.")
+    m2.metric("Pixel accuracy", "–" if summary.pixel_accuracy is None else f"{summary.pixel_accuracy:.3f}",
+              help="The share of all pixels the model got right, background included.")
+    m3.metric("Images measured", summary.images)
+    table, figure = st.columns([2, 3])
+    table.dataframe([{"class": c["name"], "IoU": c["iou"], "dice": c["dice"], "pixels in masks": c["pixels"]}
+                     for c in summary.per_class], hide_index=True, width="stretch",
+                    column_config={"IoU": st.column_config.NumberColumn(format="%.3f"),
+                                   "dice": st.column_config.NumberColumn(format="%.3f")})
+    table.caption("A class the model never gets right has IoU and dice near 0: give it more labeled examples.")
+    figure.image(_confusion_png(summary.confusion, summary.class_names), width="stretch",
+                 caption="Confusion matrix: each row is a class in your masks, split by what the model called "
+                         "those pixels. A perfect model fills only the diagonal.")
+
+
+section = st.radio("Section", SECTIONS, horizontal=True, key="review_section", label_visibility="collapsed")
+{SECTIONS[0]: _look, SECTIONS[1]: _fix_next, SECTIONS[2]: _quality}[section]()

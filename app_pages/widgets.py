@@ -89,3 +89,22 @@ def load_predictor(project_path: str, run_id: str):
     from seg_core.project import Project
 
     return Predictor.from_run(Project(project_path), run_id)
+
+
+def annotate_changed(image_id: int, message: str | None = None) -> None:
+    """After the mask or draft of `image_id` changed outside the canvas: a fresh canvas and, optionally, a note.
+
+    The note stays until the next stroke or change: the new canvas's mount rerun must not wipe it at once.
+    """
+    ss = st.session_state
+    ss["annotate_epoch"] = ss.get("annotate_epoch", 0) + 1  # a new canvas key clears the strokes
+    if message:
+        ss["annotate_flash"] = (message, int(image_id), ss["annotate_epoch"])
+
+
+def open_in_annotate(image_id: int, message: str | None = None) -> None:
+    """Go to the Annotate page on this image (from the gallery or the review lists)."""
+    st.session_state["annotate_image_id"] = int(image_id)
+    if message:
+        annotate_changed(image_id, message)
+    st.switch_page("app_pages/annotate.py")

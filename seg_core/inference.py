@@ -104,14 +104,32 @@ class Predictor:
         return self.predict([image], threshold)[0]
 
     def _to_prediction(self, probs: np.ndarray, threshold: float) -> Prediction:
-        c = probs.shape[-1]
-        if c == 2:
-            ids = (probs[..., 1] >= threshold).astype(np.uint8)
-        else:
-            ids = probs.argmax(axis=-1).astype(np.uint8)
-        p = np.clip(probs, 1e-7, 1.0)
-        entropy = float(-(p * np.log(p)).sum(axis=-1).mean() / np.log(c))
-        return Prediction(probs, ids, entropy)
+        return Prediction(probs, ids_from_probabilities(probs, threshold), uncertainty(probs))
+
+
+def ids_from_probabilities(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Class ids from HxWxC probabilities: binary by `threshold` on the foreground, otherwise the likeliest class.
+
+    Kept apart from the model so a page can move the threshold over cached probabilities without predicting again.
+    """
+    if probs.shape[-1] == 2:
+        return (probs[..., 1] >= threshold).astype(np.uint8)
+    return probs.argmax(axis=-1).astype(np.uint8)
+
+
+def uncertainty(probs: np.ndarray) -> float:
+    """Mean pixel entropy normalised by log(C): 0 when every pixel is certain, 1 when every pixel is a coin flip."""
+    c = probs.shape[-1]
+    p = np.clip(probs, 1e-7, 1.0)
+    return float(-(p * np.log(p)).sum(axis=-1).mean() / np.log(c))
+
+
+def check_classes(project: Project, predictor: Predictor) -> None:
+    """A model predicts the class ids it was trained with; after a class was added or removed they mean other things."""
+    if predictor.num_classes != len(project.classes):
+        raise TrainingError(f"Run {predictor.run_id} was trained with {predictor.num_classes} classes but the project "
+                            f"has {len(project.classes)} now (a class was added or removed since); train a new "
+                            "model on the Train page first.")
 
 
 def evaluate(predictor: Predictor, pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], num_classes: int,
@@ -163,9 +181,7 @@ def load_pairs(images_dir: Path, masks_dir: Path, classes, kind: str = "auto"):
 
 def predict_project_image(project: Project, image_id: int, predictor: Predictor):
     """Predict one of the project's images and keep it as that image's stored prediction."""
-    if predictor.num_classes != len(project.classes):
-        raise TrainingError(f"Run {predictor.run_id} was trained with {predictor.num_classes} classes but the project "
-                            f"has {len(project.classes)} now; train a new model first.")
+    check_classes(project, predictor)
     rec = project.image(image_id)
     pred = predictor.predict_one(project.load_image(rec))
     project.save_prediction(rec.id, predictor.run_id, pred.ids, pred.uncertainty)

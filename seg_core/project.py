@@ -499,6 +499,16 @@ class Project:
         return StoredPrediction(int(image_id), row["run_id"], masks.load_png(path), row["uncertainty"],
                                 row["created_at"])
 
+    def prediction_rows(self, run_id: str, status: str | None = None) -> list[sqlite3.Row]:
+        """Stored predictions of one run (image_id, uncertainty, created_at, filename, split), without their pixels."""
+        sql = ("SELECT p.image_id, p.uncertainty, p.created_at, i.filename, i.split FROM predictions p "
+               "JOIN images i ON i.id = p.image_id WHERE p.run_id = ?")
+        args: tuple = (run_id,)
+        if status is not None:
+            sql, args = sql + " AND i.status = ?", (run_id, status)
+        with self._db() as conn:
+            return conn.execute(sql + " ORDER BY p.image_id", args).fetchall()
+
     def predicted_image_ids(self) -> set[int]:
         with self._db() as conn:
             return {r[0] for r in conn.execute("SELECT image_id FROM predictions")}

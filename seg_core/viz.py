@@ -1,4 +1,4 @@
-"""Pictures for people: masks blended over images, colourised masks, thumbnails."""
+"""Pictures for people: masks blended over images, colourised masks, thumbnails, heat maps and figures."""
 
 from __future__ import annotations
 
@@ -39,3 +39,89 @@ def thumbnail(rgb: np.ndarray, max_side: int = 256) -> np.ndarray:
 def overlay_thumbnail(image: np.ndarray, ids: np.ndarray | None, classes: Sequence[ClassSpec],
                       max_side: int = 256, alpha: float = 0.45) -> np.ndarray:
     return thumbnail(overlay(image, ids, classes, alpha), max_side)
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """A picture as PNG bytes, for downloads and st.image."""
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def disagreement(image: np.ndarray, truth: np.ndarray, pred: np.ndarray, alpha: float = 0.7,
+                 color: tuple[int, int, int] = (255, 0, 255)) -> np.ndarray:
+    """The image, dimmed, with the pixels where the model and the mask disagree painted in `color`."""
+    rgb = to_rgb(image).astype(np.float32) * 0.6
+    wrong = (truth != pred) & (truth != IGNORE_ID)
+    rgb[wrong] = rgb[wrong] * (1 - alpha) + np.asarray(color, np.float32) * alpha
+    return rgb.round().astype(np.uint8)
+
+
+def _figure_png(fig, dpi: int = 100) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.08)
+    return buf.getvalue()
+
+
+HEATMAP_CMAP = "viridis"  # perceptually even and readable in grey: 0 dark purple, 1 yellow
+MAX_HEATMAP_SIDE = 640
+
+
+def heatmap_figure(values: np.ndarray, label: str, vmin: float = 0.0, vmax: float = 1.0, cmap: str = HEATMAP_CMAP,
+                   width_in: float = 6.0):
+    """A matplotlib Figure of HxW values (e.g. probabilities) with a labelled colour bar on the right."""
+    from matplotlib.figure import Figure
+
+    values = np.asarray(values, np.float32)
+    h, w = values.shape
+    step = max(1, int(np.ceil(max(h, w) / MAX_HEATMAP_SIDE)))  # more pixels than the figure shows only cost time
+    shown = values[::step, ::step]
+    fig = Figure(figsize=(width_in, max(1.5, width_in * 0.82 * h / w)))
+    ax = fig.add_subplot()
+    im = ax.imshow(shown, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest", extent=(0, w, h, 0))
+    ax.set_axis_off()
+    bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    bar.set_label(label)
+    return fig
+
+
+def heatmap_png(values: np.ndarray, label: str, **kwargs) -> bytes:
+    return _figure_png(heatmap_figure(values, label, **kwargs))
+
+
+def row_normalised(cm: np.ndarray) -> np.ndarray:
+    """Each row (a true class) as fractions of its pixels; a class with no pixels stays 0."""
+    cm = np.asarray(cm, np.float64)
+    totals = cm.sum(axis=1, keepdims=True)
+    return np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
+
+
+def confusion_matrix_figure(cm: np.ndarray, names: Sequence[str], cmap: str = "Blues"):
+    """Rows: the mask's class, columns: the model's; each cell the share of that row's pixels, written in it."""
+    from matplotlib.figure import Figure
+
+    frac = row_normalised(cm)
+    n = len(names)
+    side = min(9.0, 1.6 + 0.75 * n)
+    fig = Figure(figsize=(side + 1.0, side))
+    ax = fig.add_subplot()
+    im = ax.imshow(frac, cmap=cmap, vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(n), labels=list(names), rotation=45 if n > 4 else 0, ha="right" if n > 4 else "center")
+    ax.set_yticks(range(n), labels=list(names))
+    ax.set_xlabel("model says")
+    ax.set_ylabel("mask says")
+    if n <= 15:  # beyond that the numbers are too small to read
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, f"{100 * frac[i, j]:.0f}%", ha="center", va="center", fontsize=9,
+                        color="white" if frac[i, j] > 0.55 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the row's pixels")
+    return fig
+
+
+def confusion_matrix_png(cm: np.ndarray, names: Sequence[str]) -> bytes:
+    return _figure_png(confusion_matrix_figure(cm, names))

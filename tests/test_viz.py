@@ -33,3 +33,74 @@ def test_overlay_without_mask_and_size_mismatch():
 
 def test_thumbnail_keeps_aspect():
     assert viz.thumbnail(np.zeros((100, 400, 3), np.uint8), 200).shape == (50, 200, 3)
+
+
+def _png(data: bytes) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def _near(rgb: np.ndarray, color) -> np.ndarray:
+    return (np.abs(rgb.astype(int) - np.asarray(color)).sum(axis=-1) <= 12)
+
+
+def test_heatmap_png_has_the_values_and_a_colour_bar_on_the_right():
+    from matplotlib import colormaps
+
+    cmap = colormaps[viz.HEATMAP_CMAP]
+    low, mid, high = ((np.array(cmap(v)[:3]) * 255).round() for v in (0.0, 0.5, 1.0))
+    rgb = _png(viz.heatmap_png(np.full((60, 80), 0.5, np.float32), "probability of 'cell'"))
+    h, w, _ = rgb.shape
+    assert w > 300 and h > 150
+    # A constant 0.5 fills the picture with the middle colour; the ends of the scale exist only in the colour bar.
+    assert _near(rgb[:, : w // 2], mid).mean() > 0.5
+    assert not _near(rgb[:, : w // 2], low).any() and not _near(rgb[:, : w // 2], high).any()
+    bar = rgb[:, int(w * 0.75):]
+    assert _near(bar, low).sum() > 20 and _near(bar, high).sum() > 20
+    low_rows, high_rows = np.nonzero(_near(bar, low))[0], np.nonzero(_near(bar, high))[0]
+    assert high_rows.mean() < low_rows.mean()   # 1 at the top of the bar, 0 at the bottom
+
+
+def test_heatmap_figure_labels_its_colour_bar_and_shows_large_images_downsampled():
+    values = np.linspace(0, 1, 2000 * 1500, dtype=np.float32).reshape(1500, 2000)
+    fig = viz.heatmap_figure(values, "confidence")
+    image_ax, bar_ax = fig.axes
+    assert bar_ax.get_ylabel() == "confidence"
+    shown = image_ax.images[0].get_array()
+    assert max(shown.shape) <= viz.MAX_HEATMAP_SIDE and image_ax.images[0].get_extent() == [0, 2000, 1500, 0]
+
+
+def test_row_normalised_confusion_matrix_against_a_hand_computed_case():
+    from seg_core import losses as L
+
+    truth = np.array([[0, 0, 0, 0], [1, 1, 2, 2]], np.uint8)
+    pred = np.array([[0, 0, 0, 1], [1, 0, 2, 2]], np.uint8)
+    cm = L.confusion_matrix(truth, pred, 4)   # class 3 never occurs
+    assert cm.tolist() == [[3, 1, 0, 0], [1, 1, 0, 0], [0, 0, 2, 0], [0, 0, 0, 0]]
+    assert viz.row_normalised(cm).tolist() == [[0.75, 0.25, 0, 0], [0.5, 0.5, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+    fig = viz.confusion_matrix_figure(cm, ["background", "a", "b", "c"])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts][:4] == ["75%", "25%", "0%", "0%"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["background", "a", "b", "c"]
+    assert ax.get_ylabel() == "mask says" and ax.get_xlabel() == "model says"
+    rgb = _png(viz.confusion_matrix_png(cm, ["background", "a", "b", "c"]))
+    assert rgb.shape[0] > 200 and rgb.shape[1] > 200
+
+
+def test_disagreement_marks_only_the_wrong_pixels():
+    img = np.full((2, 3), 100, np.uint8)
+    truth = np.array([[0, 1, IGNORE_ID], [1, 1, 0]], np.uint8)
+    pred = np.array([[1, 1, 0], [1, 0, 0]], np.uint8)
+    out = viz.disagreement(img, truth, pred, alpha=1.0)
+    wrong = [(0, 0), (1, 1)]
+    for y in range(2):
+        for x in range(3):
+            assert tuple(out[y, x]) == ((255, 0, 255) if (y, x) in wrong else (60, 60, 60))
+
+
+def test_png_bytes_round_trip():
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    assert np.array_equal(_png(viz.png_bytes(rgb)), rgb)

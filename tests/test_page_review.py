@@ -1,0 +1,246 @@
+"""Predict & review page through AppTest, on demo projects with a real tiny trained run."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+from helpers import ROOT, photo, png_bytes
+from seg_core import demo, review, viz
+from seg_core import losses as L
+from seg_core.inference import Predictor, ids_from_probabilities
+
+LOOK, FIX, QUALITY = ("Look at an image", "What to fix next", "How good is the model")
+
+
+@pytest.fixture
+def media(monkeypatch):
+    """The bytes behind st.image URLs: AppTest keeps them in a memory store made afresh on every run."""
+    stores = []
+    init = MemoryMediaFileStorage.__init__
+
+    def keep(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        stores.append(self)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "__init__", keep)
+
+    def read(url: str) -> np.ndarray:
+        data = stores[-1].get_file(url.rsplit("/", 1)[-1]).content
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+    return read
+
+
+def open_review(project, monkeypatch, **state) -> AppTest:
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.session_state["project_path"] = str(project.path)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.switch_page("app_pages/review.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, at.exception
+    return at
+
+
+def image_by_caption(at: AppTest, start: str):
+    return next(im for im in at.get("image") if im.captions and im.captions[0].startswith(start))
+
+
+def predicted_pixels(at: AppTest, name: str) -> int:
+    caption = next(c.value for c in at.caption if c.value.startswith("Predicted:"))
+    return int(re.search(rf"{name} [\d.]+% \(([\d,]+) px\)", caption).group(1).replace(",", ""))
+
+
+def test_without_a_trained_run_the_page_says_so_and_links_to_train(workspace, monkeypatch):
+    project = demo.create_demo_project(workspace / "fresh", count=6, unlabeled=1)
+    at = open_review(project, monkeypatch)
+    assert "no trained model in this project yet" in at.info[0].value
+    assert [p.proto.page for p in at.page_link] == ["train"]
+    assert not any(s.key == "review_run" for s in at.selectbox) and not at.get("image")
+    run = project.create_run({"preset": "fast"})
+    project.update_run(run.id, status="running")
+    ok(at.run())
+    assert "A model is training now" in at.info[0].value and not at.get("image")
+
+
+def test_the_best_run_is_preselected_and_another_can_be_chosen(trained_project, monkeypatch):
+    best = trained_project.best_run()
+    newer = trained_project.create_run(best.config)   # newer but weaker: listed, not preselected
+    shutil.copy(trained_project.runs_dir / best.id / "best.keras", trained_project.runs_dir / newer.id / "best.keras")
+    shutil.copy(trained_project.runs_dir / best.id / "config.json", trained_project.runs_dir / newer.id / "config.json")
+    trained_project.update_run(newer.id, status="completed", best_score=best.best_score / 2)
+    at = open_review(trained_project, monkeypatch)
+    run = at.selectbox(key="review_run")
+    assert run.value == best.id and run.options[0].endswith(f"({best.id})") and len(run.options) == 2
+    assert f"validation dice {best.best_score:.3f}" in run.options[0]
+    ok(run.set_value(newer.id).run())
+    assert at.selectbox(key="review_run").value == newer.id and image_by_caption(at, "scene_000.png")
+
+
+def test_an_image_shows_its_overlay_and_a_heat_map_with_a_colour_bar(trained_project, monkeypatch, media):
+    at = open_review(trained_project, monkeypatch)
+    rec = trained_project.image(at.selectbox(key="review_image_id").value)
+    image = trained_project.load_image(rec)
+    probs = Predictor.from_run(trained_project).probabilities([image])[0]
+    expected = viz.overlay(image, ids_from_probabilities(probs, 0.5), trained_project.classes, 0.5)
+    shown = media(image_by_caption(at, f"{rec.filename}: the model's mask").value[0])
+    assert shown.shape == expected.shape
+    assert np.abs(shown.astype(int) - expected).mean() < 4            # JPEG on the way, nothing more
+    heat = media(image_by_caption(at, "How sure the model is").value[0])
+    top, bottom = (np.array(v) * 255 for v in (viz_colour(1.0), viz_colour(0.0)))
+    bar = heat[:, int(heat.shape[1] * 0.8):].astype(int)
+    assert (np.abs(bar - top).sum(-1) < 15).any() and (np.abs(bar - bottom).sum(-1) < 15).any()
+    assert {d.label for d in at.get("download_button")} == {"Mask (PNG)", "Overlay (PNG)"}
+
+
+def viz_colour(v: float):
+    from matplotlib import colormaps
+
+    return colormaps[viz.HEATMAP_CMAP](v)[:3]
+
+
+def test_the_threshold_slider_re_thresholds_the_shown_mask(trained_project, monkeypatch):
+    at = open_review(trained_project, monkeypatch)
+    rec = trained_project.image(at.selectbox(key="review_image_id").value)
+    fg = Predictor.from_run(trained_project).probabilities([trained_project.load_image(rec)])[0][..., 1]
+    counts = {}
+    for t in (0.05, 0.5, 0.95):
+        ok(at.slider(key="review_threshold").set_value(t).run())
+        counts[t] = predicted_pixels(at, "object")
+        assert counts[t] == pytest.approx(int((fg >= t).sum()), abs=fg.size // 1000)
+    assert counts[0.05] > counts[0.95]
+    # "Correct in Annotate" takes the mask as shown, at this threshold.
+    ok(at.slider(key="review_threshold").set_value(0.05).run())
+    at.button(key="review_fix_shown").click().run()
+    draft = trained_project.draft(rec.id)
+    assert draft.source == "prediction" and abs(int((draft.ids == 1).sum()) - counts[0.05]) <= fg.size // 1000
+
+
+def test_a_labeled_image_is_compared_with_its_mask(trained_project, monkeypatch):
+    labeled = trained_project.image_ids(status="labeled")
+    at = open_review(trained_project, monkeypatch)
+    ok(at.selectbox(key="review_status").set_value("labeled").run())
+    ok(at.selectbox(key="review_image_id").set_value(labeled[2]).run())
+    rec = trained_project.image(labeled[2])
+    pred = Predictor.from_run(trained_project).predict_one(trained_project.load_image(rec))
+    score = review.image_score(trained_project.load_mask(rec), pred.ids, 2)
+    line = next(m.value for m in at.markdown if m.value.startswith("**Compared with your mask**"))
+    assert f"dice {score.dice:.3f}" in line and f"IoU {score.iou:.3f}" in line
+    captions = [im.captions[0] for im in at.get("image") if im.captions]
+    assert captions[-4:] == ["Photo", "Your mask", "The model's mask", "Where they differ (magenta)"]
+    unlabeled = trained_project.image_ids(status="unlabeled")[0]
+    ok(at.selectbox(key="review_status").set_value("all").run())
+    ok(at.selectbox(key="review_image_id").set_value(unlabeled).run())
+    assert not any(m.value.startswith("**Compared with your mask**") for m in at.markdown)
+
+
+def test_predict_all_then_both_ranked_lists_and_correct_in_annotate(trained_project, monkeypatch):
+    run = trained_project.best_run().id
+    unlabeled = trained_project.image_ids(status="unlabeled")
+    at = open_review(trained_project, monkeypatch, review_section=FIX)
+    assert "Press 'Predict all unlabeled images'" in " ".join(c.value for c in at.caption)
+    ok(at.button(key="review_predict_unlabeled").click().run())
+    assert trained_project.predicted_image_ids() == set(unlabeled)
+    assert all(trained_project.prediction(i).run_id == run for i in unlabeled)
+    assert "Predicted 2 unlabeled images" in at.success[0].value
+    order = sorted(unlabeled, key=lambda i: -trained_project.prediction(i).uncertainty)   # most uncertain first
+    fix_buttons = [b.key for b in at.button if b.key and b.key.startswith("review_fix_")]
+    assert fix_buttons == [f"review_fix_{i}" for i in order] and sorted(order) == unlabeled
+
+    ok(at.button(key="review_predict_labeled").click().run())
+    worst = [r.image_id for r in review.review_worst_first(trained_project, run)]
+    assert sorted(worst) == trained_project.image_ids(status="labeled")
+    ious = [review.image_score(trained_project.load_mask(i), trained_project.prediction(i).ids, 2).iou for i in worst]
+    assert ious == sorted(ious)   # least overlap with the mask first
+    fix_buttons = [b.key for b in at.button if b.key and b.key.startswith("review_fix_")]
+    assert fix_buttons == [f"review_fix_{i}" for i in order + worst]
+    assert any("disagreement" in m.value for m in at.markdown)
+
+    target = order[0]
+    at.button(key=f"review_fix_{target}").click().run()
+    ok(at)
+    draft = trained_project.draft(target)
+    assert draft is not None and draft.source == "prediction"
+    assert np.array_equal(draft.ids, trained_project.prediction(target).ids)
+    assert at.session_state["annotate_image_id"] == target
+    assert at.title[0].value == "Annotate" and "Loaded the prediction" in at.success[0].value
+
+
+def test_view_opens_a_ranked_image_in_the_viewer(trained_project, monkeypatch):
+    run = trained_project.best_run().id
+    review.predict_unlabeled(trained_project, Predictor.from_run(trained_project))
+    target = review.annotate_next(trained_project, run)[-1].image_id
+    at = open_review(trained_project, monkeypatch, review_section=FIX)
+    ok(at.button(key=f"review_view_{target}").click().run())
+    assert at.radio(key="review_section").value == LOOK
+    assert at.selectbox(key="review_image_id").value == target
+    assert image_by_caption(at, f"{trained_project.image(target).filename}: the model's mask")
+
+
+def test_validation_summary_shows_mean_iou_per_class_and_a_confusion_matrix(trained_project, monkeypatch, media):
+    predictor = Predictor.from_run(trained_project)
+    cm = np.zeros((2, 2), np.int64)
+    val = trained_project.image_ids(status="labeled", split="val")
+    for i in val:
+        pred = predictor.predict_one(trained_project.load_image(i))
+        cm += L.confusion_matrix(trained_project.load_mask(i), pred.ids, 2)
+    at = open_review(trained_project, monkeypatch, review_section=QUALITY)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Mean IoU"] == f"{L.mean_iou(cm):.3f}" and metrics["Images measured"] == str(len(val))
+    assert metrics["Pixel accuracy"] == f"{L.pixel_accuracy(cm):.3f}"
+    table = at.dataframe[0].value
+    assert list(table["class"]) == ["background", "object"]
+    assert table["IoU"].tolist() == pytest.approx(L.per_class_iou(cm).tolist())
+    figure = media(image_by_caption(at, "Confusion matrix").value[0])
+    assert figure.shape[0] > 200
+    assert list((trained_project.path / "cache" / "review").glob(f"validation-{predictor.run_id}-*.json"))
+    assert "validation split" in at.caption[0].value
+
+
+def test_upload_predicts_without_adding_to_the_project(trained_project, monkeypatch):
+    before = trained_project.count_images()
+    at = open_review(trained_project, monkeypatch)
+    ok(at.radio(key="review_source").set_value("Upload new images").run())
+    at.file_uploader(key="review_uploads").set_value([("mine.png", png_bytes(photo(40, 50, seed=3)), "image/png"),
+                                                      ("broken.png", b"not a png", "image/png")]).run()
+    ok(at)
+    assert image_by_caption(at, "mine.png: the model's mask") and predicted_pixels(at, "object") >= 0
+    assert trained_project.count_images() == before and not any(b.key == "review_fix_shown" for b in at.button)
+    ok(at.selectbox(key="review_upload_pick").set_value(1).run())
+    assert "'broken.png'" in at.error[0].value
+
+
+def test_multiclass_heat_map_choice_and_class_toggles(trained_multiclass_project, monkeypatch, media):
+    project = trained_multiclass_project
+    at = open_review(project, monkeypatch)
+    assert not any(s.key == "review_threshold" for s in at.slider)      # no threshold: the likeliest class wins
+    heat = at.selectbox(key="review_heat_class")
+    assert heat.options == ["the model's confidence", *[c.name for c in project.classes]]
+    ok(heat.set_value(2).run())
+    rec = project.image(at.selectbox(key="review_image_id").value)
+    image = project.load_image(rec)
+    for c in project.classes[1:]:
+        ok(at.checkbox(key=f"review_show_{c.id}").uncheck().run())
+    shown = media(image_by_caption(at, f"{rec.filename}: the model's mask").value[0])
+    assert np.abs(shown.astype(int) - image).mean() < 4      # every class hidden: the photo itself
+
+
+def test_a_run_whose_classes_no_longer_match_is_explained(trained_project, monkeypatch):
+    trained_project.add_class("extra")
+    at = open_review(trained_project, monkeypatch)
+    assert "trained with 2 classes but the project has 3" in at.error[0].value
+    assert [p.proto.page for p in at.page_link] == ["train"]

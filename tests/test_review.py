@@ -1,0 +1,208 @@
+"""Reviewing a run: predict-all with progress, rankings, per-image scores, the validation summary, with real data."""
+
+from __future__ import annotations
+
+import io
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import box_mask, photo, png_bytes
+from seg_core import losses as L
+from seg_core import review
+from seg_core.classes import default_classes
+from seg_core.errors import InvalidImageError, TrainingError
+from seg_core.inference import Predictor, ids_from_probabilities
+from seg_core.project import new_project
+
+
+@pytest.fixture
+def predictor(trained_project):
+    return Predictor.from_run(trained_project)
+
+
+def test_usable_runs_put_the_best_first_and_skip_runs_without_a_model(trained_project):
+    first = trained_project.best_run()
+    weaker = trained_project.create_run(first.config)
+    shutil.copy(trained_project.runs_dir / first.id / "best.keras", trained_project.runs_dir / weaker.id / "last.keras")
+    trained_project.update_run(weaker.id, status="stopped", best_score=first.best_score / 2)
+    empty = trained_project.create_run(first.config)  # stopped before its first epoch: nothing saved
+    trained_project.update_run(empty.id, status="stopped", best_score=0.99)
+    runs = review.usable_runs(trained_project)
+    assert [r.id for r in runs] == [first.id, weaker.id]
+    label = review.run_label(runs[0])
+    assert f"validation dice {first.best_score:.3f}" in label and first.id in label
+
+
+def test_no_runs_means_nothing_to_choose(workspace):
+    assert review.usable_runs(new_project(workspace / "empty")) == []
+
+
+def test_image_score_against_a_hand_computed_case():
+    truth = np.zeros((4, 4), np.uint8)
+    truth[:2, :2] = 1                     # 4 object pixels
+    pred = np.zeros((4, 4), np.uint8)
+    pred[:2, :3] = 1                      # 6 predicted, 4 of them right
+    s = review.image_score(truth, pred, 2)
+    assert s.iou == pytest.approx(4 / 6) and s.dice == pytest.approx(2 * 4 / (4 + 6))
+    assert s.pixel_accuracy == pytest.approx(14 / 16) and s.disagreement == pytest.approx(1 / 3)
+    nothing = np.zeros((4, 4), np.uint8)
+    assert review.image_score(nothing, nothing, 2) == review.ImageScore(1.0, 1.0, 1.0)
+    ignored = truth.copy()
+    ignored[0, 2] = 255                   # the one false positive falls on an "ignore" pixel
+    assert review.image_score(ignored, pred, 2).iou == pytest.approx(4 / 5)
+
+
+def test_threshold_and_heat_values_come_from_the_probabilities():
+    fg = np.array([[0.1, 0.4], [0.6, 0.9]], np.float32)
+    probs = np.stack([1 - fg, fg], axis=-1)
+    assert review.mask(probs, 0.5).tolist() == [[0, 0], [1, 1]]
+    assert review.mask(probs, 0.3).tolist() == [[0, 1], [1, 1]]
+    classes = default_classes(["background", "cell"])
+    values, label = review.heat_values(probs, classes)
+    assert np.allclose(values, fg) and "cell" in label
+    three = np.zeros((1, 2, 3), np.float32)
+    three[0, 0] = (0.2, 0.5, 0.3)
+    three[0, 1] = (0.1, 0.1, 0.8)
+    names = default_classes(["background", "a", "b"])
+    conf, label = review.heat_values(three, names)
+    assert np.allclose(conf, [[0.5, 0.8]]) and "confidence" in label
+    b, label = review.heat_values(three, names, 2)
+    assert np.allclose(b, [[0.3, 0.8]]) and "'b'" in label
+    assert review.mask(three).tolist() == [[1, 2]]
+
+
+def test_predict_unlabeled_stores_one_prediction_per_image_and_reports_each(trained_project, predictor):
+    unlabeled = trained_project.image_ids(status="unlabeled")
+    assert len(unlabeled) == 2 and not trained_project.predicted_image_ids()
+    calls = []
+    report = review.predict_unlabeled(trained_project, predictor, lambda *a: calls.append(a))
+    names = [trained_project.image(i).filename for i in unlabeled]
+    assert calls == [(1, 2, names[0]), (2, 2, names[1])]
+    assert (report.predicted, report.skipped, report.run_id) == (2, 0, predictor.run_id)
+    assert trained_project.predicted_image_ids() == set(unlabeled)
+    for image_id in unlabeled:
+        stored = trained_project.prediction(image_id)
+        direct = predictor.predict_one(trained_project.load_image(image_id))
+        # Batched and single forward passes may differ in the last float bit: a pixel exactly at 0.5 could flip.
+        assert stored.run_id == predictor.run_id and (stored.ids != direct.ids).mean() < 1e-3
+        assert stored.uncertainty == pytest.approx(direct.uncertainty, abs=1e-5)
+
+
+def test_predicting_refuses_a_run_whose_classes_no_longer_match(trained_project, predictor):
+    trained_project.add_class("extra")
+    with pytest.raises(TrainingError, match="trained with 2 classes but the project has 3"):
+        review.predict_unlabeled(trained_project, predictor)
+    with pytest.raises(TrainingError):
+        review.validation_summary(trained_project, predictor)
+    assert not trained_project.predicted_image_ids()
+
+
+@pytest.fixture
+def hand_made(workspace):
+    """Four images: 1 and 2 labeled (a 10x10 box), 3 and 4 unlabeled; predictions stored by hand."""
+    p = new_project(workspace / "hand", default_classes(["background", "object"]))
+    for i in range(4):
+        p.add_image(png_bytes(photo(20, 20, seed=i)), f"img{i + 1}.png")
+    truth = box_mask(20, 20, 1, (0, 0, 10, 10))
+    p.save_mask(1, truth, 0)
+    p.save_mask(2, truth, 0)
+    p.save_prediction(1, "run-a", box_mask(20, 20, 1, (0, 0, 10, 5)), 0.1)   # half the box: IoU 0.5
+    p.save_prediction(2, "run-a", truth, 0.3)                                # exact: IoU 1
+    p.save_prediction(3, "run-a", truth, 0.2)
+    p.save_prediction(4, "run-a", truth, 0.7)
+    return p
+
+
+def test_rankings_put_the_most_uncertain_and_the_worst_first(hand_made):
+    nxt = review.annotate_next(hand_made, "run-a")
+    assert [(r.image_id, r.score) for r in nxt] == [(4, pytest.approx(0.7)), (3, pytest.approx(0.2))]
+    worst = review.review_worst_first(hand_made, "run-a")
+    assert [r.image_id for r in worst] == [1, 2]
+    assert worst[0].score == pytest.approx(0.5) and worst[0].iou == pytest.approx(0.5)
+    assert worst[0].dice == pytest.approx(2 * 50 / 150) and worst[1].score == pytest.approx(0.0)
+    # Another run's predictions are not this run's opinion.
+    hand_made.save_prediction(4, "run-b", box_mask(20, 20), 0.9)
+    assert [r.image_id for r in review.annotate_next(hand_made, "run-a")] == [3]
+    assert [r.image_id for r in review.annotate_next(hand_made, "run-b")] == [4]
+    # A labeled image's new mask changes its rank.
+    hand_made.save_mask(2, np.zeros((20, 20), np.uint8), 1)
+    assert [r.image_id for r in review.review_worst_first(hand_made, "run-a")] == [2, 1]
+
+
+def test_prediction_thumbnail_is_kept_until_the_prediction_changes(hand_made):
+    item = review.annotate_next(hand_made, "run-a")[0]
+    data = review.prediction_thumbnail(hand_made, item, side=16)
+    assert Image.open(io.BytesIO(data)).size == (16, 16)
+    folder = hand_made.path / "cache" / "thumbs"
+    assert len(list(folder.glob("pred-4-*-16.jpg"))) == 1
+    hand_made.save_prediction(4, "run-a", np.zeros((20, 20), np.uint8), 0.8)
+    newer = review.annotate_next(hand_made, "run-a")[0]
+    review.prediction_thumbnail(hand_made, newer, side=16)
+    files = list(folder.glob("pred-4-*-16.jpg"))
+    assert len(files) == 1 and f"{newer.created_at:.6f}".replace(".", "") in files[0].name
+
+
+def test_validation_summary_matches_a_hand_computed_confusion_matrix_and_is_cached(trained_project, predictor):
+    val = trained_project.image_ids(status="labeled", split="val")
+    assert val
+    expected = np.zeros((2, 2), np.int64)
+    for image_id in val:
+        pred = predictor.predict_one(trained_project.load_image(image_id))
+        expected += L.confusion_matrix(trained_project.load_mask(image_id), pred.ids, 2)
+    assert review.cached_validation_summary(trained_project, predictor.run_id) is None
+    calls = []
+    s = review.validation_summary(trained_project, predictor, progress=lambda *a: calls.append(a))
+    assert (s.scope, s.images, len(calls)) == ("validation", len(val), len(val))
+    assert np.array_equal(np.array(s.confusion), expected)
+    assert s.mean_iou == pytest.approx(L.mean_iou(expected))
+    assert s.pixel_accuracy == pytest.approx(np.trace(expected) / expected.sum())
+    assert [c["name"] for c in s.per_class] == ["background", "object"]
+    assert s.per_class[1]["dice"] == pytest.approx(2 * expected[1, 1] / (expected[1].sum() + expected[:, 1].sum()))
+    assert "validation split" in s.note
+    again = review.cached_validation_summary(trained_project, predictor.run_id)
+    assert again == s
+    # A saved mask makes the numbers stale; so does another threshold.
+    assert review.cached_validation_summary(trained_project, predictor.run_id, 0.3) is None
+    rec = trained_project.image(val[0])
+    trained_project.save_mask(rec.id, np.zeros((rec.height, rec.width), np.uint8), rec.mask_version)
+    assert review.cached_validation_summary(trained_project, predictor.run_id) is None
+
+
+def test_validation_falls_back_to_all_labeled_images_with_a_note(trained_project, predictor):
+    labeled = trained_project.image_ids(status="labeled")
+    trained_project.set_split(labeled, "train")
+    s = review.validation_summary(trained_project, predictor)
+    assert (s.scope, s.images) == ("labeled", len(labeled))
+    assert "no labeled validation images" in s.note
+
+
+def test_correct_in_annotate_uses_the_mask_as_shown(trained_project, predictor):
+    image_id = trained_project.image_ids(status="unlabeled")[0]
+    probs = review.probabilities(predictor, trained_project.load_image(image_id))
+    message = review.correct_in_annotate(trained_project, predictor, image_id, probs, threshold=0.2)
+    draft = trained_project.draft(image_id)
+    assert draft.source == "prediction" and draft.base_version == 0
+    assert np.array_equal(draft.ids, ids_from_probabilities(probs, 0.2))
+    assert trained_project.prediction(image_id).run_id == predictor.run_id and "Save" in message
+
+
+def test_read_upload_decodes_a_photo_and_refuses_a_broken_file():
+    arr = photo(10, 12)
+    assert np.array_equal(review.read_upload(png_bytes(arr), "x.png"), arr)
+    with pytest.raises(InvalidImageError):
+        review.read_upload(b"not an image at all", "broken.png")
+
+
+def test_correct_in_annotate_keeps_unsaved_changes(trained_project, predictor):
+    image_id = trained_project.image_ids(status="unlabeled")[0]
+    rec = trained_project.image(image_id)
+    painted = np.ones((rec.height, rec.width), np.uint8)
+    trained_project.save_draft(image_id, painted, 0, source="painted")
+    message = review.correct_in_annotate(trained_project, predictor, image_id)
+    assert "already has unsaved changes" in message
+    draft = trained_project.draft(image_id)
+    assert draft.source == "painted" and np.array_equal(draft.ids, painted)
+    assert trained_project.prediction(image_id) is None
