@@ -1,5 +1,245 @@
-"""Train: launch a training run and watch it learn."""
+"""Train: check the project is ready, pick a preset, start a run, watch it learn, compare runs."""
 
+import altair as alt
 import streamlit as st
 
+from app_pages.widgets import current_project, show_error
+from seg_core import jobs, planning
+from seg_core.errors import SegError
+from seg_core.training import LOSS_CHOICES, MODEL_NAMES, PRESET_NOTES, PRESETS, preview_paths
+
+AUGMENTS = {"flip_h": "Mirror left-right", "flip_v": "Mirror top-bottom", "rot90": "Quarter turns",
+            "shift_scale_rotate": "Shift, scale, rotate a little", "brightness_contrast": "Brightness and contrast",
+            "hsv": "Hue and saturation", "gamma": "Gamma", "crop_resize": "Random crop and resize"}
+LOSSES = {"auto": "Automatic", "dice": "Dice", "bce": "Binary cross-entropy",
+          "bce_dice": "Binary cross-entropy + dice", "ce": "Cross-entropy", "sparse_ce": "Sparse cross-entropy",
+          "ce_dice": "Cross-entropy + dice"}
+STATUS_WORDS = {"queued": "starting", "running": "training", "completed": "finished", "stopped": "stopped",
+                "failed": "failed"}
+ss = st.session_state
+
 st.title("Train")
+project = current_project()
+if project is None:
+    st.info("No project is open. Open or create one on the Home page (the demo is there too), then come back here.")
+    st.page_link("app_pages/home.py", label="Go to Home", icon=":material/home:")
+    st.stop()
+
+# Everything about runs comes from the project database, so a reopened tab or a second browser sees the same.
+runs = jobs.refresh(project)
+active = next((r for r in runs if r.active), None)
+
+
+def _chart(rows: list[dict], title: str, color: str = "series", zero_one: bool = False) -> None:
+    if not rows:
+        st.caption(f"{title}: appears after the first epoch.")
+        return
+    # Short series names fit on the right; long run names go below, where the chart then needs more height.
+    below, lines = color == "run", len({r[color] for r in rows})
+    legend = (alt.Legend(orient="bottom", columns=1, labelLimit=400) if below
+              else alt.Legend(orient="right") if lines > 1 else None)
+    scale = alt.Scale(domain=[0, 1]) if zero_one else alt.Scale(zero=False)
+    chart = alt.Chart(alt.Data(values=rows), title=title).mark_line(point=True).encode(
+        x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
+        y=alt.Y("value:Q", title=None, scale=scale), color=alt.Color(f"{color}:N", title=None, legend=legend),
+        tooltip=[f"{color}:N", "epoch:Q", alt.Tooltip("value:Q", format=".4f")])
+    if below:
+        st.altair_chart(chart.properties(height=200), width="stretch", height=300 + 20 * lines)
+    else:
+        st.altair_chart(chart, width="stretch")
+
+
+def _curves(run_id: str) -> None:
+    rows = project.epoch_metrics(run_id)
+    top, bottom = st.columns(2), st.columns(2)
+    with top[0]:
+        _chart(planning.curve_rows(rows, {"loss": "train", "val_loss": "validation"}), "Loss (lower is better)")
+    with top[1]:
+        _chart(planning.curve_rows(rows, {"dice": "train", "val_dice": "validation"}),
+               "Dice: overlap with your masks (1 = perfect)", zero_one=True)
+    with bottom[0]:
+        _chart(planning.curve_rows(rows, {"lr": "learning rate"}), "Learning rate")
+    with bottom[1]:
+        _chart(planning.curve_rows(rows, {"images_per_s": "images per second"}), "Training speed (images/s)")
+
+
+def _preview(run_id: str) -> None:
+    shots = preview_paths(project, run_id)
+    if shots:
+        epoch = int(shots[-1].stem.split("_")[1])
+        st.image(str(shots[-1]), width=720, output_format="PNG",
+                 caption=f"After epoch {epoch}, on validation images: photo · your mask · the model's mask")
+
+
+def _stop(run_id: str) -> None:
+    jobs.stop(project, run_id)
+
+
+def _run_panel(run_id: str, live: bool) -> None:
+    run = jobs.refresh_run(project, run_id)
+    if live and not run.active:
+        st.rerun()  # the run ended: redraw the whole page once, and the 2-second redraws stop
+    status = planning.live_status(project, run)
+    best = ("" if run.best_score is None
+            else f" · best validation dice {run.best_score:.3f} (epoch {run.best_epoch + 1})")
+    st.markdown(f"**Run {run.id}**: {run.config.get('preset') or 'custom'} · {planning.describe(run.config)}"
+                f" · **{STATUS_WORDS.get(run.status, run.status)}**{best}")
+    if run.active:
+        st.progress(status.fraction, text=status.label)
+        st.button("Stop", key="train_stop", on_click=_stop, args=(run.id,), disabled=run.stop_requested,
+                  help="Stops after the current batch; the last finished epoch is kept and can be resumed.")
+    elif run.status == "completed":
+        st.success(f"Finished: {status.label}. See its masks on Predict & review.", icon=":material/check_circle:")
+    elif run.status == "stopped":
+        st.info(f"Stopped: {status.label}. Resume goes on from the last finished epoch.")
+    elif run.status == "failed":
+        st.error(f"This run failed: {run.error or 'no reason was recorded.'}", icon=":material/error:")
+        with st.expander("What the training process printed"):
+            st.code(jobs.worker_log(project, run.id) or "(nothing)", language=None)
+    if not run.active and jobs.resumable(project, run):
+        if st.button("Resume", key="train_resume", help="Go on from the last finished epoch."):
+            try:
+                jobs.resume(project, run.id)
+                st.rerun()
+            except SegError as exc:
+                show_error(exc)
+    _curves(run.id)
+    _preview(run.id)
+
+
+def _history(runs: list) -> None:
+    st.subheader("Run history")
+    if not runs:
+        st.caption("No runs yet.")
+        return
+    st.dataframe(planning.history_rows(project, runs), hide_index=True, width="stretch",
+                 column_config={"best val dice": st.column_config.NumberColumn(format="%.3f")})
+    labels = {r.id: planning.run_label(r) for r in runs}
+    chosen = st.multiselect("Compare runs", list(labels), format_func=labels.get, key="train_compare",
+                            placeholder="Choose runs to overlay their curves", persist_state="session")
+    picked = [r for r in runs if r.id in chosen]
+    if picked:
+        c = st.columns(2)
+        with c[0]:
+            _chart(planning.overlay_rows(project, picked, "val_dice"), "Validation dice", "run", zero_one=True)
+        with c[1]:
+            _chart(planning.overlay_rows(project, picked, "val_loss"), "Validation loss", "run")
+
+
+def _live(run_id: str) -> None:
+    _run_panel(run_id, live=True)
+    st.caption("A new run can start when this one ends (one run at a time per project).")
+    _history(jobs.refresh(project))
+
+
+def _key(name: str, field: str) -> str:
+    return f"train_{name}_{field}"
+
+
+def _rescale_crop(name: str) -> None:
+    ss[_key(name, "crop_size")] = planning.crop_for(name, ss[_key(name, "image_size")], ss[_key(name, "depth")]) or 0
+
+
+def _advanced(name: str, split_exists: bool) -> dict:
+    """The advanced form, defaults from the preset; each preset keeps its own edits for this session."""
+    base = planning.app_preset(name)
+    fields = ("model", "image_size", "crop_size", "base_filters", "depth", "epochs", "time_budget_minutes",
+              "batch_size", "learning_rate", "loss", "val_fraction", "early_stopping_patience", "seed")
+    defaults = {f: getattr(base, f) for f in fields} | {f: getattr(base.augment, f) for f in AUGMENTS}
+    # The form shows "none" as 0.
+    defaults |= {"crop_size": base.crop_size or 0, "time_budget_minutes": float(base.time_budget_minutes or 0)}
+    for f, value in defaults.items():
+        ss.setdefault(_key(name, f), value)
+    keep = dict(persist_state="session")
+    v: dict = {}
+    with st.expander("Advanced settings"):
+        c = st.columns(4)
+        v["model"] = c[0].selectbox("Model", MODEL_NAMES, key=_key(name, "model"), **keep,
+                                    help="U-Net suits almost everything; FCN is a fast, blurry baseline.")
+        v["image_size"] = c[1].number_input("Image size (px)", 32, 2048, step=16, key=_key(name, "image_size"),
+                                            on_change=_rescale_crop, args=(name,), **keep,
+                                            help="Every image is resized to this square for training.")
+        v["crop_size"] = c[2].number_input("Crop size (px, 0 = whole image)", 0, 2048, step=16, **keep,
+                                           key=_key(name, "crop_size"),
+                                           help="Learn on random squares of this size: less work per step.")
+        v["base_filters"] = c[3].number_input("Filters", 2, 256, key=_key(name, "base_filters"), **keep,
+                                              help="Width of the network; twice the filters is about 4x the work.")
+        c = st.columns(4)
+        v["depth"] = c[0].number_input("Depth", 1, 6, key=_key(name, "depth"), on_change=_rescale_crop,
+                                       args=(name,), **keep, help="Levels of the U-Net.")
+        v["epochs"] = c[1].number_input("Epochs (at most)", 1, 10_000, key=_key(name, "epochs"), **keep,
+                                        help="Passes over your training images.")
+        v["time_budget_minutes"] = c[2].number_input("Time budget (minutes, 0 = none)", 0.0, 10_000.0, step=1.0,
+                                                     format="%.1f", key=_key(name, "time_budget_minutes"), **keep,
+                                                     help="Stops after this long even if epochs remain.")
+        v["batch_size"] = c[3].number_input("Batch size", 1, 512, key=_key(name, "batch_size"), **keep)
+        c = st.columns(4)
+        v["learning_rate"] = c[0].number_input("Learning rate", 1e-6, 1.0, step=1e-4, format="%.5f", **keep,
+                                               key=_key(name, "learning_rate"))
+        v["loss"] = c[1].selectbox("Loss", LOSS_CHOICES, format_func=LOSSES.get, key=_key(name, "loss"), **keep,
+                                   help="Automatic: cross-entropy + dice, binary for two classes.")
+        v["val_fraction"] = c[2].slider("Validation fraction", 0.05, 0.5, step=0.05, key=_key(name, "val_fraction"),
+                                        disabled=split_exists, **keep,
+                                        help="The project already has a validation split (Data page), which is "
+                                             "used as it is." if split_exists else
+                                        "Share of labeled images set aside to check the model on.")
+        v["early_stopping_patience"] = c[3].number_input("Early stopping (epochs, 0 = off)", 0, 10_000,
+                                                         key=_key(name, "early_stopping_patience"), **keep,
+                                                         help="Stop when validation dice has not improved for "
+                                                              "this many epochs.")
+        c = st.columns(4)
+        v["seed"] = c[0].number_input("Seed", 0, 2**31 - 1, key=_key(name, "seed"), **keep,
+                                      help="The same seed and settings give the same run.")
+        st.markdown("**Augmentations**: random changes to each training image, so the model sees more variety")
+        c = st.columns(4)
+        v["augment"] = {f: c[i % 4].checkbox(label, key=_key(name, f), **keep) for i, (f, label) in
+                        enumerate(AUGMENTS.items())}
+    return v
+
+
+def _new_run() -> None:
+    st.subheader("New run")
+    ready_box = st.container()
+    name = st.radio("Preset", list(PRESETS), key="train_preset", horizontal=True, format_func=str.capitalize,
+                    captions=[PRESET_NOTES[p] for p in PRESETS], persist_state="session")
+    split_exists = planning.planned_split(project)[2]
+    values = _advanced(name, split_exists)
+    config, problem = None, None
+    try:
+        config = planning.build_config(name, values)
+    except SegError as exc:
+        problem = exc
+    ready = planning.readiness(project, config or planning.app_preset(name))
+    with ready_box:
+        st.markdown("\n".join(f"- {line}" for line in ready.lines))
+        for text in ready.problems:
+            st.error(text, icon=":material/block:")
+        for text in ready.hints:
+            st.warning(text, icon=":material/lightbulb:")
+    if problem is not None:
+        show_error(problem)
+    elif ready.ready:
+        est = planning.estimate(project, config, ready)
+        limit = (f"{config.epochs} epochs or {config.time_budget_minutes:g} minutes, whichever comes first"
+                 if config.time_budget_minutes else f"{config.epochs} epochs")
+        st.info(f"**Estimated time on this machine: {est.text}** ({limit}; ~{planning.fmt_duration(est.epoch_s)} "
+                f"an epoch, speed {est.source}).", icon=":material/timer:")
+    if st.button("Start training", type="primary", key="train_start", disabled=config is None or not ready.ready,
+                 help=None if ready.ready else "See what is missing above."):
+        try:
+            jobs.start(project, config)
+            st.rerun()
+        except SegError as exc:
+            show_error(exc)
+
+
+if active:
+    st.subheader("Training now")
+    st.caption("You can leave this page or close the tab: training goes on, and this page shows it again.")
+    st.fragment(run_every=2)(_live)(active.id)
+else:
+    if runs:
+        st.subheader("Latest run")
+        _run_panel(runs[0].id, live=False)
+    _new_run()
+    _history(runs)

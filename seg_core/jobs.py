@@ -71,6 +71,11 @@ def resume(project: Project, run_id: str) -> RunRecord:
     return project.run(run_id)
 
 
+def resumable(project: Project, run: RunRecord) -> bool:
+    """A stopped or failed run that finished at least one epoch can go on from its last.keras."""
+    return run.status in ("stopped", "failed") and (project.runs_dir / run.id / "last.keras").exists()
+
+
 def stop(project: Project, run_id: str, wait_s: float = 0.0) -> RunRecord:
     """Ask the worker to stop after the current batch; past the grace period, terminate it."""
     run = project.run(run_id)

@@ -34,6 +34,9 @@ HEARTBEAT_S = 5.0
 PROGRESS_EVERY_S = 1.5
 STOP_POLL_S = 0.5
 PREVIEW_COUNT = 2
+# models.REGISTRY's names, here so that checking a config does not import Keras (seconds, in a page);
+# tests/test_planning.py keeps the two in step.
+MODEL_NAMES = ("unet", "fcn", "mobilenetv2-unet", "densenet121-unet")
 
 
 @dataclass
@@ -86,11 +89,9 @@ class TrainConfig:
         return "bce_dice" if num_classes == 2 else "ce_dice"
 
     def validate(self, num_classes: int | None = None) -> "TrainConfig":
-        from seg_core.models import REGISTRY
-
         problems = []
-        if self.model not in REGISTRY:
-            problems.append(f"model must be one of {', '.join(REGISTRY)}")
+        if self.model not in MODEL_NAMES:
+            problems.append(f"model must be one of {', '.join(MODEL_NAMES)}")
         if not 32 <= self.image_size <= 2048 or self.image_size % 2 ** self.depth:
             problems.append(f"image size must be 32..2048 and divisible by {2 ** self.depth} (depth {self.depth})")
         if self.crop_size is not None and (self.crop_size > self.image_size or self.crop_size % 2 ** self.depth
@@ -162,6 +163,12 @@ def preset(name: str, **overrides) -> TrainConfig:
 
 def run_dir(project: Project, run_id: str) -> Path:
     return project.runs_dir / run_id
+
+
+def preview_paths(project: Project, run_id: str) -> list[Path]:
+    """The run's per-epoch preview pictures, oldest first (epoch_0001.png is epoch 1)."""
+    folder = run_dir(project, run_id) / "previews"
+    return sorted(folder.glob("epoch_*.png")) if folder.is_dir() else []
 
 
 def _configure_tf(seed: int, precision: str):

@@ -1,0 +1,432 @@
+"""Before and around a training run: is the project ready, how long will it take, progress, history and curves."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from seg_core.files import atomic_write
+from seg_core.project import Project, RunRecord, workspace_dir
+from seg_core.training import PREVIEW_COUNT, PRESETS, TrainConfig, preset
+
+# The page's presets: `fast` is "a first model in about five minutes" (README), so the page gives it a time
+# budget; the epoch count still ends it sooner on a small project. The CLI keeps PRESETS as they are and
+# asks for a budget with --minutes.
+APP_TIME_BUDGET = {"fast": 5.0}
+FEW_IMAGES = 10
+# Training work per image, in forward passes: the backward pass costs about twice the forward one.
+TRAIN_PASSES = 3.0
+# Share of the measured matmul peak that whole training epochs reach on a CPU. The fast preset on the demo
+# (40 crops of 128 px plus 12 validation images of 256 px an epoch: 255 GFLOP) took 10.6-10.7 s an epoch,
+# 24 GFLOP/s, on the 2-core machine whose matmul peak measures 120-128 GFLOP/s when it is quiet: 0.2.
+# Small layers and the input pipeline keep TensorFlow far below the peak there.
+TRAIN_EFFICIENCY = 0.2
+EPOCH_OVERHEAD_S = 1.0       # two checkpoints, a preview and the DB rows per epoch
+LAUNCH_S = 15.0              # before the training clock starts: the worker imports TensorFlow, builds the model
+TRACE_S = 18.0               # the first epoch's extra time: TensorFlow traces the training step
+MACHINE_FILE = ".machine-speed.json"
+MACHINE_MAX_AGE_S = 7 * 24 * 3600
+MACHINE_RECHECK_S = 3600
+
+
+# ----- readiness ---------------------------------------------------------------------------------
+@dataclass
+class Readiness:
+    ready: bool
+    lines: list[str] = field(default_factory=list)      # what is there, in plain words
+    problems: list[str] = field(default_factory=list)   # why Start is off
+    hints: list[str] = field(default_factory=list)      # would train, but worth knowing
+    labeled: int = 0
+    train: int = 0
+    val: int = 0
+    split_exists: bool = False                          # the project's split is used, not the val fraction
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def planned_split(project: Project, val_fraction: float = 0.2) -> tuple[int, int, bool]:
+    """(train, val, split_exists): the labeled images a run will learn from and check on.
+
+    Mirrors training._split_examples: an existing validation split is used as it is; without one the
+    worker splits the labeled images (test split left out) by the config's fraction, at least one each side.
+    """
+    val = project.count_images(status="labeled", split="val")
+    train = project.count_images(status="labeled", split="train")
+    if val:
+        return train, val, True
+    k = int(round(train * val_fraction))
+    if val_fraction > 0 and train >= 2:
+        k = min(max(k, 1), train - 1)
+    return train - k, k, False
+
+
+def readiness(project: Project, config: TrainConfig | None = None) -> Readiness:
+    config = config or TrainConfig()
+    stats = project.stats()
+    labeled, unlabeled = stats["labeled"], stats["unlabeled"]
+    r = Readiness(ready=False, labeled=labeled)
+    if labeled < 2:
+        need = "any labeled images" if labeled == 0 else "only 1 labeled image"
+        r.problems.append(f"The project has {need}. Training needs at least 2 (one to learn from, one to check "
+                          "on): paint masks on the Annotate page.")
+    else:
+        r.train, r.val, r.split_exists = planned_split(project, config.val_fraction)
+        how = ("the project's split; change it on the Data page" if r.split_exists
+               else f"{config.val_fraction:.0%} set aside for validation when training starts")
+        r.lines.append(f"{_plural(labeled, 'labeled image')}: {r.train} to learn from, {r.val} to check the model "
+                       f"on ({how}).")
+        held = project.count_images(status="labeled", split="test")
+        if held:
+            r.lines.append(f"{held} labeled in the test split stay out of training.")
+        if not r.train or not r.val:
+            r.problems.append("Training needs labeled images in both the train and the validation split; "
+                              "change the split on the Data page.")
+    classes = stats["classes"]
+    present = [c for c in classes if c["images"]]
+    missing = [c for c in classes[1:] if not c["images"]]
+    if labeled:
+        r.lines.append("Classes in your masks: " + ", ".join(f"{c['name']} ({_plural(c['images'], 'image')})"
+                                                             for c in present) + ".")
+        if len(missing) == len(classes) - 1:
+            r.problems.append("Every labeled mask is all background: paint the objects you want found.")
+        else:
+            for c in missing:
+                r.hints.append(f"No labeled mask contains '{c['name']}' yet, so the model cannot learn it: "
+                               "paint it on a few images.")
+    if unlabeled:
+        r.lines.append(f"{_plural(unlabeled, 'image')} still unlabeled: not used for training; once a model "
+                       "exists, Predict & review shows its masks for them.")
+    drafts = len(project.draft_image_ids())
+    if drafts:
+        r.hints.append(f"{_plural(drafts, 'image')} with unsaved strokes on the Annotate page: save them to "
+                       "train on them.")
+    if 2 <= labeled < FEW_IMAGES:
+        r.hints.append(f"With {labeled} labeled images expect a rough first model; 20 or more give a useful one.")
+    if r.val == 1:
+        r.hints.append("Validation is one image, so its score will jump around.")
+    r.ready = not r.problems
+    return r
+
+
+# ----- cost and time --------------------------------------------------------------------------------
+def _conv(h: int, w: int, k: int, cin: int, cout: int) -> float:
+    return 2.0 * h * w * k * k * cin * cout
+
+
+@lru_cache(maxsize=64)
+def forward_gflops(model: str, size: int, channels: int, num_classes: int, base_filters: int = 16,
+                   depth: int = 4, upsampling: str = "transpose") -> float:
+    """One forward pass in GFLOPs, counted as models.forward_flops counts it.
+
+    U-Net and FCN are counted here from their layer shapes (no Keras import, so the page stays quick);
+    pretrained encoders are built once with models.summarize.
+    """
+    f, out = base_filters, 1 if num_classes == 2 else num_classes
+    total = 0.0
+    if model == "unet":
+        cin = channels
+        for level in range(depth + 1):      # encoder levels, then the bottleneck
+            s, cout = size // 2**level, f * 2**level
+            total += _conv(s, s, 3, cin, cout) + _conv(s, s, 3, cout, cout)
+            cin = cout
+        for level in reversed(range(depth)):
+            s, cout = size // 2**level, f * 2**level
+            if upsampling == "transpose":
+                total += _conv(s // 2, s // 2, 2, cin, cout)
+            else:
+                total += _conv(s, s, 1, cin, cout)
+            total += _conv(s, s, 3, 2 * cout, cout) + _conv(s, s, 3, cout, cout)
+            cin = cout
+        return (total + _conv(size, size, 1, f, out)) / 1e9
+    if model == "fcn":
+        cin = channels
+        for level in range(depth):
+            s, cout = size // 2 ** (level + 1), f * 2**level
+            total += _conv(s, s, 3, cin, cout)
+            cin = cout
+        for level in reversed(range(depth)):
+            s, cout = size // 2**level, f * 2**level
+            total += _conv(s // 2, s // 2, 2, cin, cout) if upsampling == "transpose" else _conv(s, s, 1, cin, cout)
+            cin = cout
+        return (total + _conv(size, size, 1, f, out)) / 1e9
+    from seg_core import models
+
+    return models.summarize(model, size, 3, num_classes, base_filters=base_filters,
+                            upsampling=upsampling)["gflops"]
+
+
+def _train_size(config: TrainConfig) -> int:
+    pretrained = config.model not in ("unet", "fcn")
+    return config.crop_size if config.crop_size and not pretrained else config.image_size
+
+
+def epoch_work(config: TrainConfig, train_images: int, val_images: int, channels: int,
+               num_classes: int) -> tuple[float, float]:
+    """GFLOPs of one epoch: (training steps on the images or their crops, validation and previews at full size)."""
+    steps = config.steps_per_epoch or max(1, math.ceil(train_images / config.batch_size))
+    kw = dict(base_filters=config.base_filters, depth=config.depth, upsampling=config.upsampling)
+    train = forward_gflops(config.model, _train_size(config), channels, num_classes, **kw)
+    full = forward_gflops(config.model, config.image_size, channels, num_classes, **kw)
+    return steps * config.batch_size * TRAIN_PASSES * train, (val_images + PREVIEW_COUNT) * full
+
+
+def measure_machine(repeats: int = 5, n: int = 1024) -> float:
+    """Best float32 matmul speed of this machine in GFLOP/s (a fraction of a second)."""
+    import numpy as np
+
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    b = a.T.copy()
+    a @ b  # warm the BLAS threads
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def machine_gflops() -> float:
+    """This machine's matmul speed, kept in the workspace folder and checked again at most once an hour.
+
+    Other programs on the machine only ever lower a measurement, so the best one of the last week is kept:
+    it says what the machine can do, which is what the efficiency factor was calibrated against.
+    """
+    path, now = workspace_dir() / MACHINE_FILE, time.time()
+    try:
+        saved = json.loads(path.read_text())
+        best, best_at, checked_at = float(saved["gflops"]), float(saved["measured_at"]), float(saved["checked_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        best, best_at, checked_at = 0.0, 0.0, 0.0
+    if best > 0 and now - checked_at < MACHINE_RECHECK_S:
+        return best
+    gflops = measure_machine()
+    if gflops >= best or now - best_at > MACHINE_MAX_AGE_S:
+        best, best_at = gflops, now
+    if path.parent.is_dir():
+        atomic_write(path, json.dumps({"gflops": best, "measured_at": best_at, "checked_at": now}).encode())
+    return best
+
+
+def _same_model(a: dict, b: TrainConfig) -> bool:
+    """Same network (and so the same parameters); the image and crop sizes may differ."""
+    keys = ("model", "base_filters", "depth", "upsampling", "batchnorm")
+    return all(a.get(k) == getattr(b, k) for k in keys)
+
+
+def _same_sizes(a: dict, b: TrainConfig) -> bool:
+    return (a.get("image_size"), a.get("crop_size")) == (b.image_size, b.crop_size)
+
+
+@dataclass
+class Estimate:
+    seconds: float
+    epoch_s: float
+    epochs: float                 # epochs that fit in that time
+    limited_by: str               # "epochs" or "time budget"
+    source: str                   # where the speed comes from, in words
+    early_stopping: bool = False
+
+    @property
+    def text(self) -> str:
+        minutes = self.seconds / 60
+        if minutes < 1:
+            about = "under a minute"
+        elif minutes < 90:
+            about = f"about {_plural(round(minutes), 'minute')}"
+        else:
+            about = f"about {_plural(round(minutes / 60), 'hour')}"
+        return about + (" (less if it stops improving earlier)" if self.early_stopping else "")
+
+
+def measured_speed(project: Project, config: TrainConfig, channels: int, num_classes: int):
+    """(GFLOP/s of whole epochs, launch s, first-epoch extra s, run id) measured by the newest finished run of
+    the same network, at the same sizes if there is one; None without such a run."""
+    runs = [r for r in project.list_runs() if r.status in ("completed", "stopped") and _same_model(r.config, config)]
+    for run in sorted(runs, key=lambda r: not _same_sizes(r.config, config)):  # stable: newest first within
+        rows = project.epoch_metrics(run.id)
+        meta = _run_meta(project, run.id)
+        if len(rows) < 2 or "train_images" not in meta:
+            continue
+        # Epochs after the first, with everything between them (validation, checkpoints, previews).
+        epoch_s = (rows[-1]["elapsed_s"] - rows[0]["elapsed_s"]) / (len(rows) - 1)
+        work = sum(epoch_work(TrainConfig.from_dict(run.config), meta["train_images"], meta["val_images"],
+                              channels, num_classes))
+        launch = LAUNCH_S
+        if run.ended_at and run.created_at:
+            launch = max(1.0, run.ended_at - run.created_at - rows[-1]["elapsed_s"])
+        return work / max(epoch_s, 1e-6), launch, max(0.0, rows[0]["elapsed_s"] - epoch_s), run.id
+    return None
+
+
+def _run_meta(project: Project, run_id: str) -> dict:
+    try:
+        return json.loads((project.runs_dir / run_id / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def estimate(project: Project, config: TrainConfig, ready: Readiness | None = None,
+             gflops: float | None = None) -> Estimate:
+    """How long the run will take here: its GFLOPs per epoch over this machine's measured speed."""
+    ready = ready or readiness(project, config)
+    channels, num_classes = project.stats()["channels"] or 3, len(project.classes)
+    train_work, val_work = epoch_work(config, max(ready.train, 1), ready.val, channels, num_classes)
+    measured = measured_speed(project, config, channels, num_classes)
+    if measured:
+        rate, launch, trace, run_id = measured
+        overhead, source = 0.0, f"measured on run {run_id} ({rate:.0f} GFLOP/s)"
+    else:
+        peak = gflops if gflops is not None else machine_gflops()
+        rate, launch, trace, overhead = peak * TRAIN_EFFICIENCY, LAUNCH_S, TRACE_S, EPOCH_OVERHEAD_S
+        source = f"from this machine's measured speed ({peak:.0f} GFLOP/s peak)"
+    epoch_s = (train_work + val_work) / rate + overhead
+    # The training clock (and the time budget) starts after the launch and includes the first epoch's trace.
+    clock, limited_by, epochs = trace + config.epochs * epoch_s, "epochs", float(config.epochs)
+    if config.time_budget_minutes:
+        budget = config.time_budget_minutes * 60
+        if budget < clock:
+            # The budget is checked between batches; the epoch in flight still validates and saves.
+            clock = budget + val_work / rate + overhead
+            limited_by, epochs = "time budget", max(0.0, budget - trace) / epoch_s
+    return Estimate(launch + clock, epoch_s, epochs, limited_by, source, bool(config.early_stopping_patience))
+
+
+# ----- the settings form ---------------------------------------------------------------------------
+def app_preset(name: str) -> TrainConfig:
+    """A preset as the page offers it (fast gets its time budget)."""
+    return preset(name, time_budget_minutes=APP_TIME_BUDGET.get(name, PRESETS[name].time_budget_minutes))
+
+
+def crop_for(name: str, image_size: int, depth: int) -> int | None:
+    """The preset's crop at another image size or depth (keeps its crop-to-image ratio)."""
+    return preset(name, image_size=image_size, depth=depth).crop_size
+
+
+def build_config(name: str, values: dict) -> TrainConfig:
+    """A TrainConfig from a preset and the advanced form's values; raises TrainingError with the reasons."""
+    from seg_core.augment import AugmentConfig
+
+    base = app_preset(name)
+    values = {"time_budget_minutes": base.time_budget_minutes, **values}
+    if isinstance(values.get("augment"), dict):
+        values["augment"] = AugmentConfig.from_dict({**base.augment.to_dict(), **values["augment"]})
+    for key in ("crop_size", "time_budget_minutes"):  # the form's 0 or empty field means "none"
+        if key in values and not values[key]:
+            values[key] = None
+    return preset(name, **values).validate()
+
+
+# ----- watching a run ------------------------------------------------------------------------------
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+@dataclass
+class LiveStatus:
+    fraction: float
+    label: str
+    eta_s: float | None
+    epochs_done: int
+
+
+def live_status(project: Project, run: RunRecord, now: float | None = None) -> LiveStatus:
+    """Progress of a run from its DB rows: epoch/batch, elapsed, an ETA from its own epoch times and budget."""
+    now = now or time.time()
+    cfg, rows, prog = run.config, project.epoch_metrics(run.id), project.latest_progress(run.id)
+    epochs, budget = int(cfg.get("epochs") or 1), (cfg.get("time_budget_minutes") or 0) * 60
+    done = len(rows)
+    if run.status == "queued" or (run.status == "running" and not rows and not prog):
+        return LiveStatus(0.0, "Starting: loading TensorFlow, your images and the model...", None, 0)
+    batch = steps = 0
+    elapsed = rows[-1]["elapsed_s"] if rows else 0.0
+    if prog and prog["epoch"] >= done:
+        batch, steps = int(prog.get("step", prog["batch"])), int(prog.get("steps") or 0)
+        elapsed = max(elapsed, prog.get("elapsed_s", 0.0))
+        if run.active:
+            elapsed += max(0.0, now - prog["at"])
+    in_epoch = batch / steps if steps else 0.0
+    fraction = (done + in_epoch) / epochs
+    if budget:
+        fraction = max(fraction, elapsed / budget)
+    eta = None
+    if done:
+        per_epoch = rows[-1]["elapsed_s"] / done
+        eta = max(0.0, (epochs - done - in_epoch) * per_epoch)
+    if budget:
+        eta = min(eta if eta is not None else math.inf, max(0.0, budget - elapsed))
+    if not run.active:
+        ended = " when its time budget ran out" if budget and elapsed >= budget else ""
+        return LiveStatus(1.0, f"{done} of {epochs} epochs in {fmt_duration(elapsed)}{ended}", 0.0, done)
+    parts = [f"Epoch {min(done + 1, epochs)} of {epochs}"]
+    if steps:
+        parts.append(f"batch {batch} of {steps}")
+    parts.append(f"{fmt_duration(elapsed)} elapsed" + (f" of at most {fmt_duration(budget)}" if budget else ""))
+    if eta is not None:
+        parts.append(f"about {fmt_duration(eta)} left")
+    if run.stop_requested:
+        parts.append("stopping after the current batch")
+    return LiveStatus(min(1.0, fraction), " · ".join(parts), eta, done)
+
+
+def curve_rows(rows: list[dict], series: dict[str, str]) -> list[dict]:
+    """Long-format chart rows (epoch counted from 1, value, series) for the metrics named in `series`."""
+    return [{"epoch": r["epoch"] + 1, "value": r[key], "series": label}
+            for r in rows for key, label in series.items() if r.get(key) is not None and math.isfinite(r[key])]
+
+
+def run_label(run: RunRecord) -> str:
+    started = time.strftime("%b %d %H:%M", time.localtime(run.created_at))
+    # The id's random tail keeps two runs started in the same minute apart in a chart legend.
+    return f"{started} {run.config.get('preset') or 'custom'}, {run.status} ({run.id[-4:]})"
+
+
+def overlay_rows(project: Project, runs: list[RunRecord], key: str) -> list[dict]:
+    """One line per run for one metric: rows of (epoch, value, run label)."""
+    out = []
+    for run in runs:
+        out += [{**r, "run": r.pop("series")} for r in curve_rows(project.epoch_metrics(run.id), {key: run_label(run)})]
+    return out
+
+
+def describe(config: dict) -> str:
+    crop = f", {config['crop_size']} px crops" if config.get("crop_size") else ""
+    return (f"{config.get('model')} {config.get('base_filters')} filters, depth {config.get('depth')}, "
+            f"{config.get('image_size')} px{crop}")
+
+
+def history_rows(project: Project, runs: list[RunRecord]) -> list[dict]:
+    """The run history table: when, how long, what, how it went."""
+    out = []
+    for run in runs:
+        rows = project.epoch_metrics(run.id)
+        prog = project.latest_progress(run.id) if run.active else None
+        elapsed = rows[-1]["elapsed_s"] if rows else None
+        if prog:
+            elapsed = max(elapsed or 0.0, prog.get("elapsed_s", 0.0))
+        cfg = run.config
+        budget = cfg.get("time_budget_minutes")
+        out.append({
+            "run": run.id,
+            "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started_at or run.created_at)),
+            "training time": fmt_duration(elapsed),
+            "preset": cfg.get("preset") or "custom",
+            "model": describe(cfg),
+            "status": run.status,
+            "best val dice": None if run.best_score is None else round(run.best_score, 4),
+            "epochs": f"{len(rows)} / {cfg.get('epochs')}" + (f" (≤ {budget:g} min)" if budget else ""),
+            "error": run.error or "",
+        })
+    return out

@@ -1,0 +1,63 @@
+"""The loop in a real browser: train from the Train page, watch the chart, see the overlay, correct in Annotate."""
+
+from __future__ import annotations
+
+from browser_helpers import shot, wait_idle
+from seg_core import demo
+
+
+def set_number(page, key: str, value) -> None:
+    box = page.locator(f".st-key-{key} input")
+    box.fill(str(value))
+    box.press("Enter")
+    wait_idle(page)
+
+
+def test_train_watch_review_and_send_to_annotate(app_server, page, workspace):
+    project = demo.create_demo_project(workspace / "demo", count=8, unlabeled=2)
+    page.goto(f"{app_server.url}/train?project=demo")
+    page.get_by_role("heading", name="New run").wait_for()
+    wait_idle(page)
+    page.get_by_text("Advanced settings").click()
+    # A tiny network, so the test trains in seconds; the page itself is what is tested.
+    for key, value in (("depth", 2), ("image_size", 32), ("crop_size", 0), ("base_filters", 4), ("epochs", 3),
+                       ("time_budget_minutes", 0), ("batch_size", 4)):
+        set_number(page, f"train_fast_{key}", value)
+    page.get_by_text("Estimated time on this machine").wait_for()
+    shot(page, "train_1_ready")
+    page.locator(".st-key-train_start button").click()
+
+    page.get_by_role("heading", name="Training now").wait_for(timeout=120_000)
+    # The live panel redraws by itself: the charts appear once the first epoch is in.
+    page.locator("[data-testid='stVegaLiteChart']").first.wait_for(timeout=240_000)
+    assert project.epoch_metrics(project.list_runs()[0].id)
+    shot(page, "train_2_live")
+    page.get_by_text("Finished:").wait_for(timeout=240_000)
+    wait_idle(page)
+    run = project.list_runs()[0]
+    assert run.status == "completed" and len(project.epoch_metrics(run.id)) == 3
+    assert page.locator("[data-testid='stVegaLiteChart']").count() >= 2
+    shot(page, "train_3_finished")
+
+    page.locator("[data-testid='stSidebarNav']").get_by_text("Predict & review", exact=True).click()
+    page.get_by_role("heading", name="Predict & review").wait_for()
+    page.get_by_text("the model's mask").first.wait_for(timeout=120_000)
+    wait_idle(page)
+    page.locator("[data-testid='stImage'] img").nth(1).wait_for()   # the overlay and the heat map
+    shot(page, "review_1_overlay")
+
+    unlabeled = project.image_ids(status="unlabeled")[0]
+    page.get_by_label("Status").first.click()
+    page.get_by_role("option", name="unlabeled").click()
+    wait_idle(page)
+    page.get_by_role("button", name="Correct in Annotate").first.click()
+    page.get_by_role("heading", name="Annotate").wait_for()
+    page.get_by_text("Unsaved strokes", exact=True).wait_for()
+    wait_idle(page)
+    draft = project.draft(unlabeled)
+    assert draft is not None and draft.source == "prediction"
+    shot(page, "review_2_sent_to_annotate")
+    page.locator(".st-key-annotate_save button").click()
+    page.get_by_text("Saved the mask").wait_for()
+    rec = project.image(unlabeled)
+    assert rec.status == "labeled" and rec.mask_source == "corrected"

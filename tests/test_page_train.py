@@ -1,0 +1,193 @@
+"""Train page through AppTest: readiness, presets and settings, a real tiny run started from the page, Stop and
+Resume on a real worker, a failed run, the history and its overlaid curves."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from helpers import ROOT, box_mask, photo, png_bytes
+from seg_core import jobs
+from seg_core.classes import binary_classes
+from seg_core.project import Project, new_project
+from seg_core.training import PRESET_NOTES, TrainConfig
+from test_training import wait_for
+
+TINY_FORM = {"image_size": 32, "depth": 2, "base_filters": 4, "epochs": 2, "batch_size": 4}
+
+
+def open_train(project: Project | None, monkeypatch) -> AppTest:
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    if project is not None:
+        at.session_state["project_path"] = str(project.path)
+    at.run()  # AppTest learns the pages that st.navigation registers on the first run
+    at.switch_page("app_pages/train.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [i.value for i in at.info] + [e.value for e in at.error]
+    parts += [s.value for s in at.success] + [w.value for w in at.warning] + [c.value for c in at.caption]
+    return "\n".join(str(p) for p in parts)
+
+
+def charts(at: AppTest) -> list[dict]:
+    """Each chart's Vega-Lite spec, with the rows Streamlit moved out of it (as Arrow) put back under 'rows'."""
+    from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+
+    out = []
+    for c in at.get("vega_lite_chart"):
+        spec = json.loads(c.proto.spec)
+        tables = [d.data.data for d in c.proto.datasets] + ([c.proto.data.data] if c.proto.data.data else [])
+        spec["rows"] = [r for t in tables for r in convert_arrow_bytes_to_pandas_df(t).to_dict("records")]
+        spec["rows"] += spec.get("data", {}).get("values", [])
+        out.append(spec)
+    return out
+
+
+def chart_titled(at: AppTest, start: str) -> list[dict]:
+    found = [c for c in charts(at) if str(c.get("title", "")).startswith(start)]
+    assert found, f"no chart titled {start!r}: {[c.get('title') for c in charts(at)]}"
+    return found[0]["rows"]
+
+
+def preview_captions(at: AppTest) -> list[str]:
+    return [c for img in at.get("image") for c in img.captions]
+
+
+def has_button(at: AppTest, key: str) -> bool:
+    return any(b.key == key for b in at.button)
+
+
+def fill_tiny_form(at: AppTest, preset: str = "fast", **extra) -> AppTest:
+    for field, value in {**TINY_FORM, **extra}.items():
+        at.number_input(key=f"train_{preset}_{field}").set_value(value)
+    at.run()
+    # Changing the size moved the crop to the preset's ratio (16 px); whole 32 px images are the tiny run's.
+    assert at.number_input(key=f"train_{preset}_crop_size").value == 16
+    at.number_input(key=f"train_{preset}_crop_size").set_value(0)
+    at.number_input(key=f"train_{preset}_time_budget_minutes").set_value(0)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_without_a_project_the_page_points_to_home(workspace, monkeypatch):
+    at = open_train(None, monkeypatch)
+    assert "No project is open" in at.info[0].value
+    assert not has_button(at, "train_start")
+
+
+def test_not_ready_disables_start_and_says_why(workspace, monkeypatch):
+    p = new_project(workspace / "one", binary_classes())
+    for i in range(3):
+        rec = p.add_image(png_bytes(photo(seed=i)), f"img_{i}.png").image
+        if i == 0:
+            p.save_mask(rec.id, box_mask(), rec.mask_version)
+    at = open_train(p, monkeypatch)
+    assert at.button(key="train_start").disabled
+    assert "only 1 labeled image" in texts(at) and "at least 2" in texts(at)
+    assert "Estimated time" not in texts(at)
+    assert not at.get("vega_lite_chart")  # no runs, nothing to draw
+
+
+def test_presets_explain_themselves_and_estimate_time(trained_project, monkeypatch):
+    at = open_train(trained_project, monkeypatch)
+    radio = at.radio(key="train_preset")
+    assert radio.value == "fast"
+    assert list(radio.proto.captions) == [PRESET_NOTES[p] for p in ("fast", "balanced", "quality")]
+    assert "6 labeled images" in texts(at)
+    assert "Estimated time on this machine: about" in texts(at)
+    assert "40 epochs or 5 minutes, whichever comes first" in texts(at)
+    assert at.number_input(key="train_fast_time_budget_minutes").value == 5.0
+    radio.set_value("quality").run()
+    assert at.number_input(key="train_quality_base_filters").value == 32
+    assert at.number_input(key="train_quality_time_budget_minutes").value == 0
+    assert "(150 epochs;" in texts(at) and "less if it stops improving earlier" in texts(at)
+    # A setting the engine refuses is explained, and Start stays off.
+    at.number_input(key="train_quality_image_size").set_value(40).run()
+    assert "divisible by 16" in texts(at)
+    assert at.button(key="train_start").disabled
+
+
+def test_history_lists_the_finished_run_and_overlays_chosen_curves(trained_project, monkeypatch):
+    run = trained_project.list_runs()[0]
+    at = open_train(trained_project, monkeypatch)
+    assert "Latest run" in [h.value for h in at.subheader]
+    assert f"Run {run.id}" in texts(at) and "finished" in texts(at)
+    dice = chart_titled(at, "Dice")
+    assert {r["series"] for r in dice} == {"train", "validation"} and {r["epoch"] for r in dice} == {1, 2}
+    assert preview_captions(at) == ["After epoch 2, on validation images: photo · your mask · the model's mask"]
+    table = at.dataframe[0].value
+    assert list(table["run"]) == [run.id] and list(table["status"]) == ["completed"]
+    assert list(table["epochs"]) == ["2 / 2"]
+    before = len(charts(at))
+    at.multiselect(key="train_compare").select(run.id).run()
+    assert len(charts(at)) == before + 2
+    overlay = chart_titled(at, "Validation dice")
+    assert [r["epoch"] for r in overlay] == [1, 2] and len({r["run"] for r in overlay}) == 1
+
+
+def test_a_failed_run_shows_its_error_and_the_worker_log(trained_project, monkeypatch):
+    run = trained_project.create_run(TrainConfig().to_dict())
+    trained_project.update_run(run.id, status="failed", error="Training ran out of memory. Use a smaller image size.")
+    (trained_project.runs_dir / run.id / "worker.log").write_text("Traceback: ResourceExhaustedError OOM\n")
+    at = open_train(trained_project, monkeypatch)
+    assert "This run failed: Training ran out of memory" in texts(at)
+    assert "ResourceExhaustedError OOM" in at.code[0].value
+    assert not has_button(at, "train_resume")  # no finished epoch to go on from
+    table = at.dataframe[0].value
+    assert list(table[table["run"] == run.id]["error"]) == ["Training ran out of memory. Use a smaller image size."]
+
+
+def test_start_a_tiny_run_from_the_page_and_watch_it_finish(trained_project, monkeypatch):
+    at = fill_tiny_form(open_train(trained_project, monkeypatch))
+    assert "2 epochs;" in texts(at)
+    at.button(key="train_start").click().run()
+    assert not at.exception, at.exception
+    runs = trained_project.list_runs()
+    assert len(runs) == 2 and runs[0].active
+    new = runs[0]
+    assert (new.config["image_size"], new.config["crop_size"], new.config["depth"], new.config["epochs"],
+            new.config["time_budget_minutes"], new.config["preset"]) == (32, None, 2, 2, None, "fast")
+    assert "Training now" in [h.value for h in at.subheader]
+    assert at.get("progress") and has_button(at, "train_stop") and not has_button(at, "train_start")
+
+    final = wait_for(lambda: (r := jobs.refresh_run(trained_project, new.id)).status not in ("queued", "running")
+                     and r, "the tiny run to end")
+    assert final.status == "completed", jobs.worker_log(trained_project, new.id)
+    at.run()
+    assert "Latest run" in [h.value for h in at.subheader] and f"Run {new.id}" in texts(at)
+    assert "finished" in texts(at) and has_button(at, "train_start")
+    loss = chart_titled(at, "Loss")
+    assert {r["epoch"] for r in loss} == {1, 2} and {r["series"] for r in loss} == {"train", "validation"}
+    assert preview_captions(at)[0].startswith("After epoch 2")
+    assert list(at.dataframe[0].value["status"]) == ["completed", "completed"]
+
+
+def test_stop_then_resume_a_real_run_seen_from_a_fresh_session(trained_project, monkeypatch):
+    config = TrainConfig(image_size=32, base_filters=4, depth=2, epochs=10_000, batch_size=4,
+                         early_stopping_patience=0)
+    run = jobs.start(trained_project, config)
+    try:
+        wait_for(lambda: trained_project.epoch_metrics(run.id), "the first epoch")
+        # A new browser session (a reopened tab) sees the run from the database alone.
+        at = open_train(trained_project, monkeypatch)
+        assert "Training now" in [h.value for h in at.subheader] and f"Run {run.id}" in texts(at)
+        assert "Epoch" in at.get("progress")[0].proto.text
+        at.button(key="train_stop").click().run()
+        assert trained_project.stop_requested(run.id)
+        assert at.button(key="train_stop").disabled
+        wait_for(lambda: jobs.refresh_run(trained_project, run.id).status == "stopped", "the run to stop")
+        at.run()
+        assert "Stopped" in texts(at)
+        at.button(key="train_resume").click().run()
+        assert not at.exception, at.exception
+        assert trained_project.run(run.id).active and "Training now" in [h.value for h in at.subheader]
+    finally:
+        jobs.stop(trained_project, run.id, wait_s=60)
+    assert not jobs.refresh_run(trained_project, run.id).active

@@ -1,0 +1,293 @@
+"""Train-page logic without a browser: readiness wording, time estimates, progress, history and chart rows."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from helpers import box_mask, photo, png_bytes
+from seg_core import demo, jobs, planning
+from seg_core.classes import binary_classes, default_classes
+from seg_core.errors import TrainingError
+from seg_core.project import new_project
+from seg_core.training import MODEL_NAMES, PRESETS, TrainConfig, preset, preview_paths
+
+TINY = dict(image_size=32, base_filters=4, depth=2, epochs=2, batch_size=4, learning_rate=3e-3,
+            early_stopping_patience=0)
+
+
+def project_with(workspace, n: int, labeled: int, classes=None, value: int = 1, name: str = "p"):
+    p = new_project(workspace / name, classes or binary_classes())
+    for i in range(n):
+        rec = p.add_image(png_bytes(photo(seed=i)), f"img_{i:02d}.png").image
+        if i < labeled:
+            p.save_mask(rec.id, box_mask(value=value), rec.mask_version)
+    return p
+
+
+# ----- readiness ------------------------------------------------------------------------------------
+def test_no_labeled_images_is_not_ready_and_says_why(workspace):
+    r = planning.readiness(project_with(workspace, 3, 0))
+    assert not r.ready and r.labeled == 0
+    assert "any labeled images" in r.problems[0] and "at least 2" in r.problems[0]
+    assert any("3 images still unlabeled" in line for line in r.lines)
+
+
+def test_one_labeled_image_is_not_ready(workspace):
+    r = planning.readiness(project_with(workspace, 3, 1))
+    assert not r.ready
+    assert "only 1 labeled image" in r.problems[0]
+
+
+def test_two_labeled_images_without_a_split_use_one_each_with_hints(workspace):
+    r = planning.readiness(project_with(workspace, 4, 2))
+    assert r.ready, r.problems
+    assert (r.train, r.val, r.split_exists) == (1, 1, False)
+    assert "2 labeled images: 1 to learn from, 1 to check the model on (20% set aside" in r.lines[0]
+    assert any("2 images still unlabeled" in line for line in r.lines)
+    assert any("rough first model" in h for h in r.hints)
+    assert any("Validation is one image" in h for h in r.hints)
+
+
+@pytest.mark.parametrize("labeled, fraction", [(2, 0.2), (5, 0.2), (10, 0.3), (7, 0.05), (9, 0.5)])
+def test_planned_split_is_the_split_training_makes(workspace, labeled, fraction):
+    from seg_core.training import _split_examples
+
+    p = project_with(workspace, labeled + 1, labeled)
+    train, val, exists = planning.planned_split(p, fraction)
+    assert not exists
+    got_train, got_val = _split_examples(p, TrainConfig(val_fraction=fraction))
+    assert (train, val) == (len(got_train), len(got_val))
+    # Once split, the project's split is what counts, whatever the fraction.
+    assert planning.planned_split(p, 0.5) == (train, val, True)
+
+
+def test_existing_split_is_reported_as_the_projects(workspace):
+    p = demo.create_demo_project(workspace / "d", count=12, unlabeled=2)
+    r = planning.readiness(p)
+    assert r.ready and r.split_exists and r.train + r.val == 10
+    assert (f"{r.train} to learn from, {r.val} to check the model on (the project's split; change it on the Data "
+            "page)") in r.lines[0]
+
+
+def test_labeled_images_only_in_test_split_are_not_enough(workspace):
+    p = project_with(workspace, 3, 3)
+    p.set_split([1, 2, 3], "test")
+    r = planning.readiness(p)
+    assert not r.ready
+    assert any("both the train and the validation split" in x for x in r.problems)
+    assert any("3 labeled in the test split" in line for line in r.lines)
+
+
+def test_a_class_never_painted_is_named_and_all_background_blocks(workspace):
+    classes = default_classes(["background", "leaf", "spot"])
+    p = project_with(workspace, 3, 3, classes, value=1)
+    r = planning.readiness(p)
+    assert r.ready
+    assert any("leaf (3 images)" in line for line in r.lines)
+    assert any("'spot'" in h and "cannot learn it" in h for h in r.hints)
+    assert not any("'leaf'" in h for h in r.hints)
+
+    empty = project_with(workspace, 3, 3, value=0, name="empty")
+    r = planning.readiness(empty)
+    assert not r.ready and any("all background" in x for x in r.problems)
+
+
+def test_unsaved_strokes_are_mentioned(workspace):
+    p = project_with(workspace, 3, 2)
+    p.save_draft(3, box_mask(value=1), 0)
+    assert any("1 image with unsaved strokes" in h for h in planning.readiness(p).hints)
+
+
+# ----- cost and time ---------------------------------------------------------------------------------
+def test_model_names_match_the_registry():
+    from seg_core import models
+
+    assert MODEL_NAMES == tuple(models.REGISTRY)
+
+
+@pytest.mark.parametrize("model, size, channels, classes, kw", [
+    ("unet", 128, 3, 2, dict(base_filters=16, depth=4)),
+    ("unet", 64, 1, 3, dict(base_filters=8, depth=3, upsampling="bilinear")),
+    ("unet", 32, 3, 2, dict(base_filters=4, depth=2)),
+    ("fcn", 96, 3, 2, dict(base_filters=16, depth=4)),
+    ("fcn", 64, 1, 4, dict(base_filters=8, depth=2, upsampling="bilinear")),
+])
+def test_counted_gflops_equal_the_models_own_count(model, size, channels, classes, kw):
+    from seg_core import models
+
+    want = models.summarize(model, size, channels, classes, **kw)["gflops"]
+    assert planning.forward_gflops(model, size, channels, classes, **kw) == pytest.approx(want, rel=1e-9)
+
+
+def test_estimate_scales_with_images_and_epochs(workspace):
+    small = demo.create_demo_project(workspace / "small", count=12, unlabeled=0)
+    big = demo.create_demo_project(workspace / "big", count=48, unlabeled=0)
+    cfg = preset("fast", epochs=10)
+    e_small = planning.estimate(small, cfg, gflops=50.0)
+    e_big = planning.estimate(big, cfg, gflops=50.0)
+    assert e_big.epoch_s > 2.5 * e_small.epoch_s - 3 * planning.EPOCH_OVERHEAD_S
+    assert "50 GFLOP/s" in e_small.source and e_small.limited_by == "epochs"
+    e_twice = planning.estimate(small, preset("fast", epochs=20), gflops=50.0)
+    fixed = planning.LAUNCH_S + planning.TRACE_S
+    assert e_twice.seconds - fixed == pytest.approx(2 * (e_small.seconds - fixed))
+    e_fast_machine = planning.estimate(small, cfg, gflops=100.0)
+    assert e_fast_machine.seconds < e_small.seconds
+    # The work itself: 12 images, 20% validation -> 10 train (2 batches of 8 = 16 crops) and 2 val + 2 previews.
+    fwd128 = planning.forward_gflops("unet", 128, 3, 2)
+    fwd256 = planning.forward_gflops("unet", 256, 3, 2)
+    assert planning.epoch_work(cfg, 10, 2, 3, 2) == pytest.approx((16 * 3 * fwd128, 4 * fwd256))
+
+
+def test_time_budget_caps_the_estimate(workspace):
+    p = demo.create_demo_project(workspace / "d", count=48, unlabeled=0)
+    e = planning.estimate(p, preset("quality", epochs=10_000, time_budget_minutes=2), gflops=50.0)
+    assert e.limited_by == "time budget"
+    # Launch, then two minutes on the training clock, then the validation of the epoch in flight.
+    assert planning.LAUNCH_S + 120 < e.seconds < planning.LAUNCH_S + 120 + e.epoch_s
+    assert e.epochs == pytest.approx((120 - planning.TRACE_S) / e.epoch_s)
+    assert e.text.startswith("about ") and e.text.endswith(" minutes (less if it stops improving earlier)")
+    assert [planning.Estimate(s, 1, 1, "epochs", "x").text for s in (30, 70, 170, 5000, 54_000)] == [
+        "under a minute", "about 1 minute", "about 3 minutes", "about 83 minutes", "about 15 hours"]
+
+
+def test_estimate_prefers_the_measured_speed_of_a_finished_run(trained_project):
+    run = trained_project.list_runs()[0]
+    cfg = TrainConfig(**TINY)
+    rows = trained_project.epoch_metrics(run.id)
+    e = planning.estimate(trained_project, cfg)
+    assert run.id in e.source
+    # Same project, same settings: one epoch takes what that run's epochs after the first took.
+    assert e.epoch_s == pytest.approx(rows[1]["elapsed_s"] - rows[0]["elapsed_s"])
+    # The same network at twice the image size: the measured GFLOP/s, four times the pixels.
+    rate = planning.measured_speed(trained_project, cfg, 3, 2)[0]
+    bigger = TrainConfig(**{**TINY, "image_size": 64})
+    e64 = planning.estimate(trained_project, bigger)
+    assert run.id in e64.source
+    ready = planning.readiness(trained_project, bigger)
+    work = sum(planning.epoch_work(bigger, ready.train, ready.val, 3, 2))
+    assert e64.epoch_s == pytest.approx(work / rate)
+    assert e64.epoch_s > 3 * e.epoch_s
+    # Another network (other filters) cannot borrow that speed.
+    other = planning.estimate(trained_project, TrainConfig(**{**TINY, "base_filters": 8}), gflops=50.0)
+    assert run.id not in other.source and "50 GFLOP/s" in other.source
+
+
+def test_machine_speed_is_measured_rarely_and_keeps_the_best(workspace, monkeypatch):
+    first = planning.machine_gflops()
+    saved = json.loads((workspace / planning.MACHINE_FILE).read_text())
+    assert first > 0 and saved["gflops"] == first
+
+    def no_measuring():
+        raise AssertionError("measured again within the hour")
+
+    monkeypatch.setattr(planning, "measure_machine", no_measuring)
+    assert planning.machine_gflops() == first
+    # An hour on, a busy machine measures less: the better figure of the week stays.
+    hour = time.time() + planning.MACHINE_RECHECK_S + 1
+    monkeypatch.setattr(planning.time, "time", lambda: hour)
+    monkeypatch.setattr(planning, "measure_machine", lambda: first / 3)
+    assert planning.machine_gflops() == first
+    # After a week the old figure goes.
+    week = hour + planning.MACHINE_MAX_AGE_S + 1
+    monkeypatch.setattr(planning.time, "time", lambda: week)
+    assert planning.machine_gflops() == pytest.approx(first / 3)
+
+
+# ----- the settings form -------------------------------------------------------------------------------
+def test_app_presets_give_fast_a_time_budget_without_changing_the_cli_presets():
+    assert planning.app_preset("fast").time_budget_minutes == 5.0
+    assert PRESETS["fast"].time_budget_minutes is None
+    assert planning.app_preset("balanced").time_budget_minutes is None
+
+
+def test_build_config_from_form_values():
+    cfg = planning.build_config("fast", {**TINY, "crop_size": 0, "time_budget_minutes": None,
+                                         "augment": {"flip_v": False, "gamma": True}})
+    assert (cfg.image_size, cfg.crop_size, cfg.depth, cfg.time_budget_minutes) == (32, None, 2, None)
+    assert cfg.preset == "fast" and cfg.augment.gamma and not cfg.augment.flip_v and cfg.augment.rot90
+    assert planning.build_config("fast", {}).time_budget_minutes == 5.0
+    with pytest.raises(TrainingError, match="divisible by 16"):
+        planning.build_config("fast", {"image_size": 40, "crop_size": 0})
+    assert planning.crop_for("fast", 64, 2) == 32
+    assert planning.crop_for("quality", 64, 2) is None
+
+
+# ----- watching runs -------------------------------------------------------------------------------------
+def fake_run(project, status="running", **cfg):
+    run = project.create_run(TrainConfig(**{**TINY, **cfg}).to_dict())
+    project.update_run(run.id, status=status, started_at=time.time())
+    return run.id
+
+
+def test_live_status_progress_and_eta(workspace):
+    p = project_with(workspace, 3, 3)
+    run_id = fake_run(p, epochs=10)
+    assert "Starting" in planning.live_status(p, p.run(run_id)).label
+    for epoch in range(2):
+        p.add_metrics(run_id, epoch, {"loss": 1.0, "elapsed_s": 10.0 * (epoch + 1), "epoch_s": 10.0})
+    p.add_metrics(run_id, 2, {"step": 3, "steps": 6, "elapsed_s": 25.0}, batch=3)
+    at = p.latest_progress(run_id)["at"]
+    s = planning.live_status(p, p.run(run_id), now=at)
+    assert s.fraction == pytest.approx(0.25) and s.eta_s == pytest.approx(75.0)
+    assert "Epoch 3 of 10 · batch 3 of 6 · 25 s elapsed · about 1 min 15 s left" == s.label
+
+    pb = project_with(workspace, 3, 3, name="b")
+    budget = fake_run(pb, epochs=10, time_budget_minutes=1)
+    for epoch in range(2):
+        pb.add_metrics(budget, epoch, {"elapsed_s": 10.0 * (epoch + 1)})
+    pb.add_metrics(budget, 2, {"step": 3, "steps": 6, "elapsed_s": 25.0}, batch=3)
+    s = planning.live_status(pb, pb.run(budget), now=pb.latest_progress(budget)["at"] + 5)
+    assert s.fraction == pytest.approx(30 / 60) and s.eta_s == pytest.approx(30.0)
+    assert "30 s elapsed of at most 1 min 00 s" in s.label
+
+    pb.request_stop(budget)
+    assert "stopping after the current batch" in planning.live_status(pb, pb.run(budget)).label
+    pb.update_run(budget, status="stopped")
+    done = planning.live_status(pb, pb.run(budget))
+    assert done.fraction == 1.0 and done.label == "2 of 10 epochs in 25 s"  # the third epoch was under way
+    pb.add_metrics(budget, 2, {"elapsed_s": 61.0})
+    assert planning.live_status(pb, pb.run(budget)).label == "3 of 10 epochs in 1 min 01 s when its time budget ran out"
+
+
+def test_curve_and_overlay_rows(trained_project):
+    rows = [{"epoch": 0, "loss": 1.0, "val_loss": float("nan")}, {"epoch": 1, "loss": 0.5, "val_loss": 0.7}]
+    assert planning.curve_rows(rows, {"loss": "train", "val_loss": "validation"}) == [
+        {"epoch": 1, "value": 1.0, "series": "train"}, {"epoch": 2, "value": 0.5, "series": "train"},
+        {"epoch": 2, "value": 0.7, "series": "validation"}]
+    first = trained_project.list_runs()[0]
+    second = fake_run(trained_project, status="completed")
+    trained_project.add_metrics(second, 0, {"val_dice": 0.25})
+    runs = [first, trained_project.run(second)]
+    out = planning.overlay_rows(trained_project, runs, "val_dice")
+    assert {r["run"] for r in out} == {planning.run_label(r) for r in runs}
+    assert [r["epoch"] for r in out if r["run"] == planning.run_label(runs[0])] == [1, 2]
+    assert [r["value"] for r in out if r["run"] == planning.run_label(runs[1])] == [0.25]
+
+
+def test_history_rows(trained_project):
+    done = trained_project.list_runs()[0]
+    failed = fake_run(trained_project, status="failed", epochs=7)
+    trained_project.update_run(failed, error="Training ran out of memory.")
+    rows = {r["run"]: r for r in planning.history_rows(trained_project, jobs.refresh(trained_project))}
+    assert rows[done.id]["status"] == "completed" and rows[done.id]["epochs"] == "2 / 2"
+    assert rows[done.id]["best val dice"] == round(done.best_score, 4)
+    assert rows[done.id]["model"] == "unet 4 filters, depth 2, 32 px"
+    assert rows[failed]["status"] == "failed" and rows[failed]["error"] == "Training ran out of memory."
+    assert rows[failed]["epochs"] == "0 / 7" and rows[failed]["best val dice"] is None
+
+
+def test_fmt_duration():
+    assert [planning.fmt_duration(s) for s in (None, 4.4, 75, 3725)] == ["-", "4 s", "1 min 15 s", "1 h 02 min"]
+
+
+def test_resumable_and_previews(trained_project):
+    run = trained_project.list_runs()[0]
+    assert [p.name for p in preview_paths(trained_project, run.id)] == ["epoch_0001.png", "epoch_0002.png"]
+    assert not jobs.resumable(trained_project, run)  # completed
+    trained_project.update_run(run.id, status="stopped")
+    assert jobs.resumable(trained_project, trained_project.run(run.id))
+    (trained_project.runs_dir / run.id / "last.keras").unlink()
+    assert not jobs.resumable(trained_project, trained_project.run(run.id))
