@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-from app_pages.widgets import annotate_changed, cached_image, current_project, load_predictor, show_error
+from app_pages.widgets import annotate_changed, cached_image, load_predictor, require_project, show_error
 from seg_core import editing
 from seg_core.errors import MaskConflictError
 
@@ -13,10 +13,7 @@ STROKE_OPACITY = 0.6
 ss = st.session_state
 
 st.title("Annotate")
-project = current_project()
-if project is None:
-    st.info("Open a project on the Home page first.")
-    st.stop()
+project = require_project()
 ids_all = project.image_ids()
 if not ids_all:
     st.info("This project has no images yet: add some on the Data page.")

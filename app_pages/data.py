@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages.widgets import current_project, open_in_annotate, show_error
+from app_pages.widgets import open_in_annotate, require_project, show_error
 from seg_core import formats, gallery
 from seg_core.classes import ClassSpec, default_color, parse_color
 from seg_core.images import IMAGE_EXTENSIONS
@@ -17,11 +17,7 @@ PER_PAGE, COLUMNS = 24, 6
 ss = st.session_state
 
 st.title("Data")
-project = current_project()
-if project is None:
-    st.info("No project is open. Open or create one on the Home page (the demo is there too), then come back here.")
-    st.page_link("app_pages/home.py", label="Go to Home", icon=":material/home:")
-    st.stop()
+project = require_project()
 
 stats = project.stats()
 classes = project.classes

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app_pages.widgets import cached_image, current_project, load_predictor, open_in_annotate, show_error
+from app_pages.widgets import cached_image, load_predictor, open_in_annotate, require_project, show_error
 from seg_core import editing, masks, review, viz
 from seg_core.images import IMAGE_EXTENSIONS
 from seg_core.inference import check_classes
@@ -15,11 +15,7 @@ AUTO_MEASURE = 60   # validation images measured without asking; past that a but
 ss = st.session_state
 
 st.title("Predict & review")
-project = current_project()
-if project is None:
-    st.info("No project is open. Open or create one on the Home page (the demo is there too), then come back here.")
-    st.page_link("app_pages/home.py", label="Go to Home", icon=":material/home:")
-    st.stop()
+project = require_project()
 
 runs = review.usable_runs(project)
 if not runs and any(r.active for r in project.list_runs()):

@@ -3,7 +3,7 @@
 import altair as alt
 import streamlit as st
 
-from app_pages.widgets import current_project, show_error
+from app_pages.widgets import require_project, show_error
 from seg_core import jobs, planning
 from seg_core.errors import SegError
 from seg_core.training import LOSS_CHOICES, MODEL_NAMES, PRESET_NOTES, PRESETS, preview_paths
@@ -19,11 +19,7 @@ STATUS_WORDS = {"queued": "starting", "running": "training", "completed": "finis
 ss = st.session_state
 
 st.title("Train")
-project = current_project()
-if project is None:
-    st.info("No project is open. Open or create one on the Home page (the demo is there too), then come back here.")
-    st.page_link("app_pages/home.py", label="Go to Home", icon=":material/home:")
-    st.stop()
+project = require_project()
 
 # Everything about runs comes from the project database, so a reopened tab or a second browser sees the same.
 runs = jobs.refresh(project)

@@ -108,3 +108,14 @@ def open_in_annotate(image_id: int, message: str | None = None) -> None:
     if message:
         annotate_changed(image_id, message)
     st.switch_page("app_pages/annotate.py")
+
+
+def require_project() -> Project:
+    """The open project; without one, say where to get one and stop the page here."""
+    project = current_project()
+    if project is None:
+        st.info("No project is open. Open or create one on the Home page (the demo is there too), "
+                "then come back here.")
+        st.page_link("app_pages/home.py", label="Go to Home", icon=":material/home:")
+        st.stop()
+    return project

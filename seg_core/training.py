@@ -214,7 +214,7 @@ class _Heartbeat(threading.Thread):
 
 def _make_callbacks(keras, tf, project: Project, run_id: str, config: TrainConfig, model, val_items, channels,
                     num_classes, state: dict, steps: int, signals: dict):
-    from seg_core import dataset, masks as masks_mod, viz
+    from seg_core import dataset, viz
 
     out = run_dir(project, run_id)
     (out / "previews").mkdir(parents=True, exist_ok=True)

@@ -57,3 +57,20 @@ def write_pair_folders(root: Path, n: int, *, size=(24, 32), mask_value: int = 2
     for name in extra_masks:
         (msk_dir / name).write_bytes(png_bytes(box_mask(h, w, mask_value)))
     return img_dir, msk_dir
+
+
+def page_texts(at) -> str:
+    """Everything an AppTest run wrote as text: markdown, captions and the alert boxes."""
+    parts = [m.value for m in at.markdown] + [i.value for i in at.info] + [e.value for e in at.error]
+    parts += [s.value for s in at.success] + [w.value for w in at.warning] + [c.value for c in at.caption]
+    return "\n".join(str(p) for p in parts)
+
+
+def open_app_page(at, page: str, project=None):
+    """Run the app once (AppTest learns the pages st.navigation registers), then switch to app_pages/<page>.py."""
+    if project is not None:
+        at.session_state["project_path"] = str(project.path)
+    at.run()
+    at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception, at.exception
+    return at

@@ -70,7 +70,7 @@ def test_no_project_and_no_images(workspace, monkeypatch):
     monkeypatch.chdir(ROOT)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.switch_page("app_pages/annotate.py").run()
-    assert "Open a project on the Home page first." in at.info[0].value
+    assert "No project is open." in at.info[0].value
     empty = new_project(workspace / "empty")
     at.session_state["project_path"] = str(empty.path)
     at.run()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from helpers import ROOT, box_mask, photo, png_bytes
+from helpers import ROOT, box_mask, open_app_page, page_texts, photo, png_bytes
 from seg_core import images
 from seg_core.classes import binary_classes, default_classes
 from seg_core.errors import SegError
@@ -24,18 +24,10 @@ def app(monkeypatch):
 
 
 def open_data_page(at: AppTest, project: Project | None = None) -> AppTest:
-    if project is not None:
-        at.session_state["project_path"] = str(project.path)
-    at.run()  # AppTest learns the pages that st.navigation registers on the first run
-    at.switch_page("app_pages/data.py").run()
-    assert not at.exception, at.exception
-    return at
+    return open_app_page(at, "data", project)
 
 
-def texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [i.value for i in at.info] + [e.value for e in at.error]
-    parts += [s.value for s in at.success] + [w.value for w in at.warning] + [c.value for c in at.caption]
-    return "\n".join(str(p) for p in parts)
+texts = page_texts
 
 
 def click(at: AppTest, key: str) -> AppTest:

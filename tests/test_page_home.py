@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from helpers import ROOT
+from helpers import ROOT, page_texts
 from seg_core.classes import default_classes
 from seg_core.project import Project, new_project
 
@@ -17,10 +17,7 @@ def app(monkeypatch):
     return at
 
 
-def texts(at) -> str:
-    parts = [m.value for m in at.markdown] + [i.value for i in at.info] + [e.value for e in at.error]
-    parts += [s.value for s in at.success] + [c.value for c in at.caption]
-    return "\n".join(str(p) for p in parts)
+texts = page_texts
 
 
 def test_empty_workspace_invites_to_demo_or_create(app, workspace):

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
-from helpers import ROOT, box_mask, photo, png_bytes
+from helpers import ROOT, box_mask, open_app_page, page_texts, photo, png_bytes
 from seg_core import jobs
 from seg_core.classes import binary_classes
 from seg_core.project import Project, new_project
@@ -21,18 +20,10 @@ TINY_FORM = {"image_size": 32, "depth": 2, "base_filters": 4, "epochs": 2, "batc
 def open_train(project: Project | None, monkeypatch) -> AppTest:
     monkeypatch.chdir(ROOT)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    if project is not None:
-        at.session_state["project_path"] = str(project.path)
-    at.run()  # AppTest learns the pages that st.navigation registers on the first run
-    at.switch_page("app_pages/train.py").run()
-    assert not at.exception, at.exception
-    return at
+    return open_app_page(at, "train", project)
 
 
-def texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [i.value for i in at.info] + [e.value for e in at.error]
-    parts += [s.value for s in at.success] + [w.value for w in at.warning] + [c.value for c in at.caption]
-    return "\n".join(str(p) for p in parts)
+texts = page_texts
 
 
 def charts(at: AppTest) -> list[dict]:
