@@ -46,21 +46,24 @@ def thumbnail_path(project: Project, rec: ImageRecord, side: int = THUMB_SIDE) -
 
 def thumbnail(project: Project, rec: ImageRecord, side: int = THUMB_SIDE) -> bytes:
     """JPEG of the image with its mask blended in, made once per mask version and kept on disk."""
-    path = thumbnail_path(project, rec, side)
+    return cached_overlay(project, thumbnail_path(project, rec, side), f"{rec.id}-v*-{side}.jpg",
+                          rec.id, lambda: project.load_mask(rec), side)
+
+
+def cached_overlay(project: Project, path: Path, stale: str, image_id: int, load_ids, side: int,
+                   alpha: float = 0.45) -> bytes:
+    """A thumbnail JPEG kept at `path`; made on first use, when older ones matching `stale` are removed."""
     try:
         return path.read_bytes()
     except FileNotFoundError:
         pass
-    image = project.load_image(rec)
-    ids = project.load_mask(rec)
-    rgb = viz.overlay_thumbnail(image, ids, project.classes, max_side=side)
+    rgb = viz.overlay_thumbnail(project.load_image(image_id), load_ids(), project.classes, max_side=side, alpha=alpha)
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="JPEG", quality=85)
-    data = buf.getvalue()
-    for old in path.parent.glob(f"{rec.id}-v*-{side}.jpg") if path.parent.is_dir() else ():
-        old.unlink(missing_ok=True)  # older mask versions
-    atomic_write(path, data)
-    return data
+    for old in path.parent.glob(stale) if path.parent.is_dir() else ():
+        old.unlink(missing_ok=True)  # made for an older mask or prediction
+    atomic_write(path, buf.getvalue())
+    return buf.getvalue()
 
 
 def caption(rec: ImageRecord, drafts: set[int], predicted: set[int]) -> str:

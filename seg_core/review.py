@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
-from PIL import Image
 
-from seg_core import editing, images, losses as L, viz
+from seg_core import editing, gallery, images, losses as L
 from seg_core.classes import ClassSpec
 from seg_core.errors import NotFoundError
 from seg_core.files import atomic_write
@@ -169,19 +167,13 @@ def prediction_thumbnail(project: Project, item: Ranked, side: int = 160) -> byt
     """JPEG of the image with its stored prediction blended in, kept on disk per prediction."""
     stamp = f"{item.created_at:.6f}".replace(".", "")
     path = project.path / "cache" / "thumbs" / f"pred-{item.image_id}-{stamp}-{side}.jpg"
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
-    stored = project.prediction(item.image_id)
-    ids = stored.ids if stored is not None else None
-    rgb = viz.overlay_thumbnail(project.load_image(item.image_id), ids, project.classes, max_side=side, alpha=0.5)
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="JPEG", quality=85)
-    for old in path.parent.glob(f"pred-{item.image_id}-*-{side}.jpg") if path.parent.is_dir() else ():
-        old.unlink(missing_ok=True)
-    atomic_write(path, buf.getvalue())
-    return buf.getvalue()
+
+    def ids():
+        stored = project.prediction(item.image_id)
+        return stored.ids if stored is not None else None
+
+    return gallery.cached_overlay(project, path, f"pred-{item.image_id}-*-{side}.jpg", item.image_id, ids, side,
+                                  alpha=0.5)
 
 
 # ----- the validation set -----------------------------------------------------------------------
