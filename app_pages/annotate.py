@@ -52,8 +52,8 @@ if jump != pos + 1:
 rec = project.image(image_id)
 classes = project.classes
 image = cached_image(str(project.image_path(rec)), rec.sha256)
-saved = project.load_mask(rec)
-draft = project.draft(rec.id)
+saved = project.masks.load(rec)
+draft = project.drafts.get(rec.id)
 working = draft.ids if draft is not None else (saved if saved is not None else np.zeros((rec.height, rec.width), np.uint8))
 base_version = draft.base_version if draft is not None else rec.mask_version
 epoch = ss.setdefault("annotate_epoch", 0)
@@ -113,10 +113,10 @@ if strokes is not None and strokes.shape[:2] == (view.canvas_h, view.canvas_w):
     if not np.array_equal(painted, working):
         back_to_saved = np.array_equal(painted, saved) if saved is not None else not painted.any()
         if back_to_saved and (draft is None or draft.source == "painted"):
-            project.discard_draft(rec.id)   # undone down to the saved mask: nothing left to save
+            project.drafts.discard(rec.id)   # undone down to the saved mask: nothing left to save
         else:
-            project.save_draft(rec.id, painted, base_version, draft.source if draft is not None else "painted")
-        working, draft = painted, project.draft(rec.id)
+            project.drafts.save(rec.id, painted, base_version, draft.source if draft is not None else "painted")
+        working, draft = painted, project.drafts.get(rec.id)
 
 
 def _after_change(message: str) -> None:
@@ -125,11 +125,11 @@ def _after_change(message: str) -> None:
 
 def _save(expected: int) -> None:
     try:
-        d = project.draft(rec.id)
+        d = project.drafts.get(rec.id)
         if d is None:
             return
-        new = project.save_mask(rec.id, d.ids, expected, source="corrected" if d.source == "prediction" else "painted")
-        project.discard_draft(rec.id)
+        new = project.masks.save(rec.id, d.ids, expected, source="corrected" if d.source == "prediction" else "painted")
+        project.drafts.discard(rec.id)
         ss.pop("annotate_conflict", None)
         _after_change(f"Saved the mask of {rec.filename} (version {new.mask_version}).")
     except MaskConflictError as exc:
@@ -140,14 +140,14 @@ def _save(expected: int) -> None:
 
 def _all_background() -> None:
     try:
-        new = project.save_mask(rec.id, np.zeros((rec.height, rec.width), np.uint8), rec.mask_version)
+        new = project.masks.save(rec.id, np.zeros((rec.height, rec.width), np.uint8), rec.mask_version)
         _after_change(f"Saved {rec.filename} as all background (version {new.mask_version}).")
     except Exception as exc:
         ss["annotate_error"] = exc
 
 
 def _discard() -> None:
-    project.discard_draft(rec.id)
+    project.drafts.discard(rec.id)
     ss.pop("annotate_conflict", None)
     _after_change("Discarded the unsaved strokes.")
 
@@ -166,7 +166,7 @@ with actions:
     a1.button("Save", type="primary", disabled=not dirty, on_click=_save, args=(base_version,), width="stretch",
               key="annotate_save")
     a2.button("Discard", disabled=not dirty, on_click=_discard, width="stretch", key="annotate_discard")
-    best = project.best_run()
+    best = project.runs.best()
     if rec.status == "unlabeled" and not dirty:
         a5.button("Nothing to paint", on_click=_all_background, width="stretch", key="annotate_all_background",
                   help="Save an all-background mask: this image shows none of the classes.")

@@ -7,10 +7,9 @@ from pathlib import Path
 import streamlit as st
 
 from app_pages.widgets import open_in_annotate, require_project, show_error
-from seg_core import formats, gallery
+from seg_core import CLASSES_EXPLICIT, SPLITS, exporting, gallery, importing, splits
 from seg_core.classes import ClassSpec, default_color, parse_color
-from seg_core.images import IMAGE_EXTENSIONS
-from seg_core.project import CLASSES_EXPLICIT, SPLITS
+from seg_core.formats.images import IMAGE_EXTENSIONS
 
 IMAGE_TYPES = sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS)
 PER_PAGE, COLUMNS = 24, 6
@@ -41,7 +40,7 @@ def _code_list(items) -> str:
     return "\n".join(f"- `{name}`" + (f": {why}" if why else "") for name, why in items)
 
 
-def _show_report(title: str, r: formats.ImportReport) -> None:
+def _show_report(title: str, r: importing.ImportReport) -> None:
     if r.added:
         st.success(f"{title}: added {len(r.added)} image(s), {r.labeled} with a mask.")
     elif not r.masks_added:
@@ -74,11 +73,11 @@ def _import(imgs, msks, zipf) -> None:
     reports, error = [], None
     try:
         if imgs or msks:
-            reports.append(("Uploaded files", formats.import_uploads(
+            reports.append(("Uploaded files", importing.import_uploads(
                 project, [(f.name, f.getvalue()) for f in imgs or []], [(f.name, f.getvalue()) for f in msks or []],
                 infer_classes=infer, progress=progress)))
         if zipf is not None:
-            reports.append((zipf.name, formats.import_zip(project, zipf.getvalue(), infer_classes=infer,
+            reports.append((zipf.name, importing.import_zip(project, zipf.getvalue(), infer_classes=infer,
                                                           progress=progress)))
     except Exception as exc:
         error = exc
@@ -166,7 +165,7 @@ def _remove_class(class_id: int, pixels_to: int) -> None:
 def _assign_splits() -> None:
     by_count = ss.get("data_split_mode") == "A number of images"
     try:
-        result = project.assign_splits(val_fraction=None if by_count else ss.get("data_val_fraction", 0.2),
+        result = splits.assign(project, val_fraction=None if by_count else ss.get("data_val_fraction", 0.2),
                                        val_count=int(ss.get("data_val_count", 0)) if by_count else None,
                                        seed=int(ss.get("data_split_seed", 0)))
     except Exception as exc:
@@ -208,7 +207,7 @@ with tab_images:
     if not gp.records:
         st.info("No images yet: add some on the 'Add images' tab." if not stats["images"]
                 else "No image matches these filters.")
-    drafts, predicted = project.draft_image_ids(), project.predicted_image_ids()
+    drafts, predicted = project.drafts.image_ids(), project.predictions.image_ids()
     for start in range(0, len(gp.records), COLUMNS):
         for col, rec in zip(st.columns(COLUMNS), gp.records[start:start + COLUMNS]):
             with col:
@@ -281,7 +280,7 @@ with tab_export:
     if st.button("Prepare export zip", key="data_export"):
         try:
             with st.spinner("Writing the zip..."), tempfile.TemporaryDirectory() as tmp:
-                data = formats.export_zip(project, Path(tmp) / "export.zip").read_bytes()
+                data = exporting.export_zip(project, Path(tmp) / "export.zip").read_bytes()
             ss["data_export_zip"] = (str(project.path), data, time.strftime("%H:%M:%S"))
         except Exception as exc:
             show_error(exc)

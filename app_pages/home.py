@@ -5,7 +5,7 @@ import streamlit as st
 from app_pages.widgets import current_project, set_current_project, show_error
 from seg_core import demo, viz
 from seg_core.classes import ClassSpec, default_color, parse_color
-from seg_core.project import list_projects, new_project, workspace_dir
+from seg_core import list_projects, new_project, workspace_dir
 
 st.title("Seg Studio")
 st.write("Turn a folder of photos into a segmentation model you trust: upload images, paint masks, "
@@ -39,7 +39,7 @@ if current is not None:
         classes = current.classes
         cols = st.columns(len(recs))
         for col, rec in zip(cols, recs):
-            col.image(viz.overlay_thumbnail(current.load_image(rec), current.load_mask(rec), classes),
+            col.image(viz.overlay_thumbnail(current.load_image(rec), current.masks.load(rec), classes),
                       caption=f"{rec.filename} · {rec.status}", width="stretch")
 
 st.subheader("Demo")

@@ -3,10 +3,9 @@
 import streamlit as st
 
 from app_pages.widgets import cached_image, load_predictor, open_in_annotate, require_project, show_error
-from seg_core import editing, masks, review, viz
-from seg_core.images import IMAGE_EXTENSIONS
-from seg_core.inference import check_classes
-from seg_core.project import SPLITS
+from seg_core import SPLITS, editing, masks, review, viz
+from seg_core.formats.images import IMAGE_EXTENSIONS
+from seg_core.ml.inference import check_classes
 
 SECTIONS = ("Look at an image", "What to fix next", "How good is the model")
 IMAGE_TYPES = sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS)
@@ -18,7 +17,7 @@ st.title("Predict & review")
 project = require_project()
 
 runs = review.usable_runs(project)
-if not runs and any(r.active for r in project.list_runs()):
+if not runs and any(r.active for r in project.runs.list()):
     st.info("A model is training now. Its masks can be looked at here once the run has finished (or been stopped); "
             "follow it on the Train page meanwhile.")
     st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
@@ -157,7 +156,7 @@ def _look() -> None:
         st.image(_heatmap(key, run_id, choice, label, values), width="stretch",
                  caption="How sure the model is, pixel by pixel (colour bar on the right).")
     if rec is not None and rec.status == "labeled":
-        truth = project.load_mask(rec)
+        truth = project.masks.load(rec)
         score = review.image_score(truth, ids, len(classes))
         st.markdown(f"**Compared with your mask** · dice {score.dice:.3f} · IoU {score.iou:.3f} · "
                     f"pixel accuracy {score.pixel_accuracy:.3f}",

@@ -4,9 +4,9 @@ import altair as alt
 import streamlit as st
 
 from app_pages.widgets import require_project, show_error
-from seg_core import jobs, planning
+from seg_core import RunStatus, jobs, planning, splits
 from seg_core.errors import SegError
-from seg_core.training import LOSS_CHOICES, MODEL_NAMES, PRESET_NOTES, PRESETS, preview_paths
+from seg_core.ml.config import LOSS_CHOICES, MODEL_NAMES, PRESET_NOTES, PRESETS
 
 AUGMENTS = {"flip_h": "Mirror left-right", "flip_v": "Mirror top-bottom", "rot90": "Quarter turns",
             "shift_scale_rotate": "Shift, scale, rotate a little", "brightness_contrast": "Brightness and contrast",
@@ -14,8 +14,8 @@ AUGMENTS = {"flip_h": "Mirror left-right", "flip_v": "Mirror top-bottom", "rot90
 LOSSES = {"auto": "Automatic", "dice": "Dice", "bce": "Binary cross-entropy",
           "bce_dice": "Binary cross-entropy + dice", "ce": "Cross-entropy", "sparse_ce": "Sparse cross-entropy",
           "ce_dice": "Cross-entropy + dice"}
-STATUS_WORDS = {"queued": "starting", "running": "training", "completed": "finished", "stopped": "stopped",
-                "failed": "failed"}
+STATUS_WORDS = {RunStatus.QUEUED: "starting", RunStatus.RUNNING: "training", RunStatus.COMPLETED: "finished",
+                RunStatus.STOPPED: "stopped", RunStatus.FAILED: "failed"}
 ss = st.session_state
 
 st.title("Train")
@@ -46,7 +46,7 @@ def _chart(rows: list[dict], title: str, color: str = "series", zero_one: bool =
 
 
 def _curves(run_id: str) -> None:
-    rows = project.epoch_metrics(run_id)
+    rows = project.runs.epoch_metrics(run_id)
     top, bottom = st.columns(2), st.columns(2)
     with top[0]:
         _chart(planning.curve_rows(rows, {"loss": "train", "val_loss": "validation"}), "Loss (lower is better)")
@@ -60,7 +60,7 @@ def _curves(run_id: str) -> None:
 
 
 def _preview(run_id: str) -> None:
-    shots = preview_paths(project, run_id)
+    shots = project.layout.run(run_id).previews()
     if shots:
         epoch = int(shots[-1].stem.split("_")[1])
         st.image(str(shots[-1]), width=720, output_format="PNG",
@@ -78,17 +78,19 @@ def _run_panel(run_id: str, live: bool) -> None:
     status = planning.live_status(project, run)
     best = ("" if run.best_score is None
             else f" · best validation dice {run.best_score:.3f} (epoch {run.best_epoch + 1})")
-    st.markdown(f"**Run {run.id}**: {run.config.get('preset') or 'custom'} · {planning.describe(run.config)}"
-                f" · **{STATUS_WORDS.get(run.status, run.status)}**{best}")
+    st.markdown(f"**Run {run.id}**: {run.preset_name} · {planning.describe(run.config)}"
+                f" · **{STATUS_WORDS[run.status]}**{best}")
+    if run.split is not None:
+        st.caption(f"This run {run.split.note}.")
     if run.active:
         st.progress(status.fraction, text=status.label)
         st.button("Stop", key="train_stop", on_click=_stop, args=(run.id,), disabled=run.stop_requested,
                   help="Stops after the current batch; the last finished epoch is kept and can be resumed.")
-    elif run.status == "completed":
+    elif run.status == RunStatus.COMPLETED:
         st.success(f"Finished: {status.label}. See its masks on Predict & review.", icon=":material/check_circle:")
-    elif run.status == "stopped":
+    elif run.status == RunStatus.STOPPED:
         st.info(f"Stopped: {status.label}. Resume goes on from the last finished epoch.")
-    elif run.status == "failed":
+    elif run.status == RunStatus.FAILED:
         st.error(f"This run failed: {run.error or 'no reason was recorded.'}", icon=":material/error:")
         with st.expander("What the training process printed"):
             st.code(jobs.worker_log(project, run.id) or "(nothing)", language=None)
@@ -198,7 +200,7 @@ def _new_run() -> None:
     ready_box = st.container()
     name = st.radio("Preset", list(PRESETS), key="train_preset", horizontal=True, format_func=str.capitalize,
                     captions=[PRESET_NOTES[p] for p in PRESETS], persist_state="session")
-    split_exists = planning.planned_split(project)[2]
+    split_exists = splits.planned(project)[2]
     values = _advanced(name, split_exists)
     config, problem = None, None
     try:

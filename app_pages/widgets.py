@@ -6,8 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from seg_core.errors import SegError
-from seg_core.project import Project, is_project, list_projects, workspace_dir
+from seg_core import Project, SegError, is_project, project_entries, workspace_dir
 
 PROJECT_KEY = "project_path"
 
@@ -31,7 +30,7 @@ def current_project() -> Project | None:
             path = st.session_state[PROJECT_KEY] = str(candidate)
     if not path:
         # A single project (e.g. the demo that `make run` made) is opened rather than picked.
-        projects = [p for p in list_projects() if not p.error]
+        projects = [p for p in project_entries() if not p.error]
         if len(projects) != 1:
             return None
         set_current_project(projects[0].path)
@@ -52,7 +51,7 @@ def _on_pick() -> None:
 
 def project_picker() -> None:
     """Sidebar select box over the workspace's projects, kept in step with the open project."""
-    projects = [p for p in list_projects() if not p.error]
+    projects = [p for p in project_entries() if not p.error]
     with st.sidebar:
         if not projects:
             st.caption("No projects yet: create one or open the demo on the Home page.")
@@ -78,15 +77,14 @@ def show_error(exc: Exception) -> None:
 @st.cache_resource(max_entries=8, show_spinner=False)
 def cached_image(path: str, sha256: str):
     """A decoded image, shared by reruns (each stroke reruns the page); the sha256 keys out replaced files."""
-    from seg_core.images import load_image
+    from seg_core.formats.images import load_image
 
     return load_image(path)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the model...")
 def load_predictor(project_path: str, run_id: str):
-    from seg_core.inference import Predictor
-    from seg_core.project import Project
+    from seg_core.ml.inference import Predictor
 
     return Predictor.from_run(Project(project_path), run_id)
 

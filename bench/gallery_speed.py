@@ -31,9 +31,10 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=512, help="side of the stored images")
     args = ap.parse_args()
 
-    from seg_core import gallery, viz
+    from seg_core.services import gallery
+    from seg_core import viz
     from seg_core.classes import default_classes
-    from seg_core.project import new_project
+    from seg_core.store.workspace import new_project
 
     rng = np.random.default_rng(0)
     base = (rng.random((args.size, args.size, 3)) * 255).astype(np.uint8)
@@ -47,7 +48,7 @@ def main() -> None:
             Image.fromarray(img).save(buf, format="PNG", compress_level=0 if i >= 48 else 6)
             project.add_image(buf.getvalue(), f"{'cat' if i % 3 else 'dog'}_{i:05d}.png")
             if i < 400 and i % 2 == 0:
-                project.save_mask(i + 1, (rng.random((args.size, args.size)) > 0.7).astype(np.uint8), 0)
+                project.masks.save(i + 1, (rng.random((args.size, args.size)) > 0.7).astype(np.uint8), 0)
         print(f"built {args.images} images of {args.size}x{args.size} in {time.perf_counter() - t:.0f} s")
 
         def ours_page(page_no=0, status="all", search=""):
@@ -75,7 +76,7 @@ def main() -> None:
 
         def thumbs_uncached():
             for r in recs:
-                Image.fromarray(viz.overlay_thumbnail(project.load_image(r), project.load_mask(r), project.classes,
+                Image.fromarray(viz.overlay_thumbnail(project.load_image(r), project.masks.load(r), project.classes,
                                                       max_side=gallery.THUMB_SIDE)).save(io.BytesIO(), format="JPEG")
 
         t = time.perf_counter()

@@ -21,8 +21,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from seg_core import formats  # noqa: E402
-from seg_core.project import Project  # noqa: E402
+from seg_core.services import importing, exporting  # noqa: E402
+from seg_core.store.project import Project  # noqa: E402
 
 MEMBRANE = ROOT.parent / "shared" / "data" / "membrane"
 
@@ -76,11 +76,11 @@ def main() -> None:
         t_ref = time.perf_counter() - t0
         project = Project.create(tmp / "proj")
         t0 = time.perf_counter()
-        report = formats.import_folder(project, tmp / "src" / "images", tmp / "src" / "masks", infer_classes=True)
+        report = importing.import_folder(project, tmp / "src" / "images", tmp / "src" / "masks", infer_classes=True)
         t_seg = time.perf_counter() - t0
         assert report.ok and report.labeled == args.count, report.lines()
         t0 = time.perf_counter()
-        formats.export_zip(project, tmp / "out.zip")
+        exporting.export_zip(project, tmp / "out.zip")
         t_exp = time.perf_counter() - t0
         t0 = time.perf_counter()
         project.stats()

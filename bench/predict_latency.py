@@ -26,9 +26,9 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=30)
     args = ap.parse_args()
 
-    from seg_core import models
-    from seg_core.demo_scenes import render_scene
-    from seg_core.inference import Predictor
+    from seg_core.ml import models
+    from seg_core.services.demo_scenes import render_scene
+    from seg_core.ml.inference import Predictor
 
     model = models.build_unet((None, None, 3), 2, base_filters=args.filters, depth=4)
     predictor = Predictor(model, {"image_size": args.size, "channels": 3, "num_classes": 2})

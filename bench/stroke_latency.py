@@ -31,10 +31,12 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=15)
     args = ap.parse_args()
 
-    from seg_core import editing, masks, viz
+    from seg_core.services import editing
+    from seg_core.formats import masks
+    from seg_core import viz
     from seg_core.classes import default_classes
-    from seg_core.demo_scenes import render_scene
-    from seg_core.project import new_project
+    from seg_core.services.demo_scenes import render_scene
+    from seg_core.store.workspace import new_project
 
     classes = default_classes(["background", "leaf", "spot"])
     image, _ = render_scene(7, args.width, args.height)
@@ -71,8 +73,8 @@ def main() -> None:
                 holder["ids"] = editing.paint(base, np.asarray(Image.open(io.BytesIO(png))), classes, view, 0.6)
 
             def ours_draft():
-                project.save_draft(1, holder["ids"], 0)
-                project.draft(1)
+                project.drafts.save(1, holder["ids"], 0)
+                project.drafts.get(1)
 
             def naive_bg():
                 im = Image.fromarray(viz.overlay(image, base, classes, 0.45)).convert("RGBA")

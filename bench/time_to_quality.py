@@ -38,7 +38,7 @@ def load(names):
 
 def mean_iou_at_full_size(predict_probs, imgs, msks) -> float:
     """predict_probs(list of HxW uint8) -> list of HxW foreground probabilities at full size."""
-    from seg_core import losses as L
+    from seg_core.ml import losses as L
 
     cm = np.zeros((2, 2), np.int64)
     for prob, truth in zip(predict_probs(imgs), msks):
@@ -82,10 +82,11 @@ def run_reference(keras, tf, train, held, budget_s, every_s):
 
 
 def run_preset(keras, name, train_names, held, budget_s, every_s, workdir: Path):
-    from seg_core import formats
-    from seg_core.inference import Predictor
-    from seg_core.project import Project
-    from seg_core.training import preset, train
+    from seg_core.services import importing
+    from seg_core.ml.inference import Predictor
+    from seg_core.store.project import Project
+    from seg_core.ml.config import preset
+    from seg_core.ml.training import train
 
     src = workdir / f"src_{name}"
     for sub in ("images", "masks"):
@@ -93,9 +94,9 @@ def run_preset(keras, name, train_names, held, budget_s, every_s, workdir: Path)
         for n in train_names:
             shutil.copy(MEMBRANE / sub / n, src / sub / n)
     project = Project.create(workdir / f"proj_{name}")
-    formats.import_folder(project, src / "images", src / "masks", infer_classes=True)
+    importing.import_folder(project, src / "images", src / "masks", infer_classes=True)
     config = preset(name, time_budget_minutes=budget_s / 60, early_stopping_patience=0, epochs=10_000)
-    run = project.create_run(config.to_dict())
+    run = project.runs.create(config)
     curve, clock = [], Clock()
     state = {"last": 0.0}
 

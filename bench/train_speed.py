@@ -70,9 +70,9 @@ def main() -> None:
     import tensorflow as tf
     from PIL import Image
 
-    from seg_core import dataset, losses, models
-    from seg_core.augment import AugmentConfig
-    from seg_core.demo_scenes import render_scene
+    from seg_core.ml import dataset, losses, models
+    from seg_core.ml.augment import AugmentConfig
+    from seg_core.services.demo_scenes import render_scene
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

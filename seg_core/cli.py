@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -11,13 +12,17 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from seg_core import formats
 from seg_core.classes import parse_class_args
 from seg_core.errors import SegError
-from seg_core.masks import MASK_KINDS
-from seg_core.training import LOSS_CHOICES, PRESETS
-from seg_core.project import (CLASSES_EXPLICIT, SPLITS, Project, is_project, list_projects, new_project,
-                              resolve_project_path, workspace_dir)
+from seg_core.formats.masks import MASK_KINDS
+from seg_core.ml.config import LOSS_CHOICES, PRESETS
+from seg_core.services import exporting, importing
+from seg_core.store import splits
+from seg_core.store.layout import workspace_dir
+from seg_core.store.project import Project, is_project
+from seg_core.store.runs import RunStatus
+from seg_core.store.splits import SPLITS
+from seg_core.store.workspace import CLASSES_EXPLICIT, list_projects, new_project, resolve_project_path
 
 def _project_arg(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument("--project", required=required,
@@ -48,13 +53,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     infer = not project.setting(CLASSES_EXPLICIT, False)
     opts = dict(mask_kind=args.mask_format, trimap_border=args.trimap_border, infer_classes=infer, split=args.split)
     if args.zip:
-        report = formats.import_zip(project, Path(args.zip), **opts)
+        report = importing.import_zip(project, Path(args.zip), **opts)
     elif args.keras_seg:
-        report = formats.import_tree(project, Path(args.keras_seg), **opts)
+        report = importing.import_tree(project, Path(args.keras_seg), **opts)
     elif args.folder:
-        report = formats.import_tree(project, Path(args.folder), **opts)
+        report = importing.import_tree(project, Path(args.folder), **opts)
     else:
-        report = formats.import_folder(project, Path(args.images), Path(args.masks) if args.masks else None, **opts)
+        report = importing.import_folder(project, Path(args.images), Path(args.masks) if args.masks else None, **opts)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -64,7 +69,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     project = Project(resolve_project_path(args.project))
-    out = formats.export_zip(project, Path(args.out))
+    out = exporting.export_zip(project, Path(args.out))
     s = project.stats()
     print(f"exported {s['images']} images ({s['labeled']} with masks) and {s['num_classes']} classes to {out}")
     return 0
@@ -88,14 +93,14 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_split(args: argparse.Namespace) -> int:
     project = Project(resolve_project_path(args.project))
-    counts = project.assign_splits(val_fraction=args.val_fraction, val_count=args.val_count, seed=args.seed,
+    counts = splits.assign(project, val_fraction=args.val_fraction, val_count=args.val_count, seed=args.seed,
                                    labeled_only=not args.include_unlabeled)
     print("  ".join(f"{k}: {v}" for k, v in counts.items()))
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from seg_core import demo
+    from seg_core.services import demo
 
     path = resolve_project_path(args.project or (demo.DEMO_MULTICLASS if args.multiclass else demo.DEMO_NAME))
     project = demo.create_demo_project(path, multiclass=args.multiclass, count=args.count, seed=args.seed)
@@ -119,8 +124,8 @@ def cmd_projects(args: argparse.Namespace) -> int:
 
 
 def _train_config(args: argparse.Namespace):
-    from seg_core.augment import AugmentConfig
-    from seg_core.training import preset
+    from seg_core.ml.augment import AugmentConfig
+    from seg_core.ml.config import preset
 
     overrides = {k: v for k, v in {
         "epochs": args.epochs, "time_budget_minutes": args.minutes, "image_size": args.size,
@@ -148,7 +153,7 @@ def _fmt_epoch(m: dict) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     import time
 
-    from seg_core import jobs
+    from seg_core.services import jobs
 
     project = Project(resolve_project_path(args.project))
     if args.resume:
@@ -157,11 +162,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         run = jobs.start(project, _train_config(args))
         print(f"started run {run.id} ({args.preset} preset); Ctrl-C stops it cleanly")
-    shown = len(project.epoch_metrics(run.id)) if args.resume else 0
+    shown = len(project.runs.epoch_metrics(run.id)) if args.resume else 0
     try:
         while True:
             time.sleep(1.0)
-            rows = project.epoch_metrics(run.id)
+            rows = project.runs.epoch_metrics(run.id)
             for m in rows[shown:]:
                 print(_fmt_epoch(m), flush=True)
             shown = len(rows)
@@ -171,9 +176,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("stopping after the current batch...", file=sys.stderr)
         run = jobs.stop(project, run.id, wait_s=60)
-    for m in project.epoch_metrics(run.id)[shown:]:
+    for m in project.runs.epoch_metrics(run.id)[shown:]:
         print(_fmt_epoch(m))
-    if run.status == "failed":
+    if run.status == RunStatus.FAILED:
         print(f"error: run {run.id} failed: {run.error}", file=sys.stderr)
         print(jobs.worker_log(project, run.id, 1500), file=sys.stderr)
         return 1
@@ -184,16 +189,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from seg_core import jobs
+    from seg_core.services import jobs
 
     project = Project(resolve_project_path(args.project))
     runs = jobs.refresh(project)
     rows = []
     for r in runs:
-        epochs = project.epoch_metrics(r.id)
-        rows.append({"id": r.id, "status": r.status, "preset": r.config.get("preset"), "model": r.config.get("model"),
-                     "image_size": r.config.get("image_size"), "epochs_done": len(epochs),
-                     "epochs": r.config.get("epochs"), "best_val_dice": r.best_score,
+        epochs = project.runs.epoch_metrics(r.id)
+        rows.append({"id": r.id, "status": r.status.value, "preset": r.config.preset, "model": r.config.model,
+                     "image_size": r.config.image_size, "epochs_done": len(epochs),
+                     "epochs": r.config.epochs, "best_val_dice": r.best_score,
                      "best_epoch": None if r.best_epoch is None else r.best_epoch + 1,
                      "duration_s": (epochs[-1]["elapsed_s"] if epochs else None), "error": r.error})
     if args.json:
@@ -211,8 +216,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from PIL import Image as PILImage
 
-    from seg_core import images, masks, viz
-    from seg_core.inference import Predictor
+    from seg_core import viz
+    from seg_core.formats import images, masks
+    from seg_core.ml.inference import Predictor
 
     project = Project(resolve_project_path(args.project))
     predictor = Predictor.from_run(project, args.run)
@@ -240,21 +246,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from seg_core.inference import Predictor, evaluate, load_pairs
+    from seg_core.ml.evaluation import evaluate, folder_pairs
+    from seg_core.ml.inference import Predictor, check_classes
 
     project = Project(resolve_project_path(args.project))
     predictor = Predictor.from_run(project, args.run)
+    check_classes(project, predictor)
     classes = project.classes
-    result = evaluate(predictor, load_pairs(Path(args.images), Path(args.masks), classes, args.mask_format),
-                      len(classes), args.threshold)
-    if not result["images"]:
+    result = evaluate(predictor, folder_pairs(Path(args.images), Path(args.masks), classes, args.mask_format),
+                      classes, args.threshold)
+    if not result.images:
         raise SegError(f"No image in {args.images} has a mask in {args.masks} (matched by base name).")
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result.to_dict(), indent=2))
         return 0
-    print(f"run {result['run']}: {result['images_evaluated']} images, mean IoU {result['mean_iou']:.4f}, "
-          f"pixel accuracy {result['pixel_accuracy']:.4f}")
-    for c in result["per_class"]:
+    mean_iou = "-" if result.mean_iou is None else f"{result.mean_iou:.4f}"
+    print(f"run {result.run_id}: {result.images} images, mean IoU {mean_iou}, "
+          f"pixel accuracy {result.pixel_accuracy:.4f}")
+    for c in result.per_class:
         iou = "-" if c["iou"] is None else f"{c['iou']:.4f}"
         dice = "-" if c["dice"] is None else f"{c['dice']:.4f}"
         print(f"  {c['id']:>3} {c['name']:<20} IoU {iou}  dice {dice}")
@@ -363,10 +372,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def native_logs_silenced():
+    """TensorFlow's C++ libraries write log lines (oneDNN, cudart_stub, cuInit...) straight to file descriptor 2,
+    before any Python setting can reach them. Point that descriptor at /dev/null while a command runs; our own
+    messages go to the real standard error through a copy of it. SEGSTUDIO_DEBUG=1 shows everything."""
+    if os.environ.get("SEGSTUDIO_DEBUG"):
+        yield
+        return
+    sys.stderr.flush()
+    try:
+        ours = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        ours = False  # e.g. a test's captured stderr: nothing of ours goes to descriptor 2
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    python_stderr = sys.stderr
+    if ours:
+        sys.stderr = open(os.dup(saved), "w", buffering=1, encoding=python_stderr.encoding, errors="backslashreplace")
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        if ours:
+            sys.stderr.close()
+            sys.stderr = python_stderr
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    with native_logs_silenced():
+        return _run(func, args)
+
+
+def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     try:
         return func(args)
     except SegError as exc:

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from seg_core.classes import IGNORE_ID, ClassSpec, palette_bytes
-from seg_core.images import to_rgb
+from seg_core.formats.images import to_rgb
 
 
 def colorize(ids: np.ndarray, classes: Sequence[ClassSpec]) -> np.ndarray:

@@ -1,17 +1,49 @@
-"""Helpers for browser tests: waiting for Streamlit to settle, screenshots kept as artifacts."""
+"""Helpers for browser tests: waiting for Streamlit to settle, waiting for a condition, screenshots as artifacts.
+
+Every assertion on something that appears asynchronously waits for it: Playwright's expect() for the page, and
+wait_until() for what the app writes to disk. Nothing is read once right after an action.
+"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Callable, TypeVar
+
+from playwright.sync_api import expect
 
 from helpers import ARTIFACTS
 
+T = TypeVar("T")
+
 
 def wait_idle(page, timeout_ms: int = 30_000) -> None:
-    """Wait until Streamlit has finished the current script run (no 'Running...' status widget)."""
+    """Wait until Streamlit has finished the current script run (no 'Running...' status widget).
+
+    A rerun that has not started yet looks idle too: use it to let the page settle, never as the proof that an
+    action took effect (wait for the effect itself).
+    """
     page.wait_for_selector("[data-testid='stApp']", timeout=timeout_ms)
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
+
+
+def wait_until(page, check: Callable[[], T], what: str, timeout_ms: int = 30_000) -> T:
+    """Poll `check` (e.g. a file the app writes) until it returns something true; fail saying `what` after the
+    timeout. The page keeps running meanwhile."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout_ms / 1000:.0f} s waiting for {what}")
+        page.wait_for_timeout(150)
+
+
+def wait_text(page, text: str, timeout_ms: int = 30_000) -> None:
+    expect(page.get_by_text(text).first).to_be_visible(timeout=timeout_ms)
+    wait_idle(page)
 
 
 def shot(page, name: str) -> Path:
@@ -24,11 +56,12 @@ def shot(page, name: str) -> Path:
 def create_project(page, url: str, name: str) -> None:
     """Create a project with the Home page's form, as a person would."""
     page.goto(url)
-    page.get_by_label("Name", exact=True).wait_for()
+    name_box = page.get_by_label("Name", exact=True)
+    expect(name_box).to_be_visible()
     wait_idle(page)
-    page.get_by_label("Name", exact=True).fill(name)
-    page.get_by_label("Name", exact=True).press("Enter")
-    wait_idle(page)
+    name_box.fill(name)
+    name_box.press("Enter")
+    expect(page.get_by_role("button", name="Create project")).to_be_enabled()
     page.get_by_role("button", name="Create project").click()
-    page.get_by_text(f"Created '{name}'").wait_for()
+    expect(page.get_by_text(f"Created '{name}'")).to_be_visible()
     wait_idle(page)

@@ -32,8 +32,9 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def _trained_template(tmp_path_factory) -> dict[str, Path]:
     """Demo projects (binary and 3 classes) with one finished tiny training run each, made once per session."""
-    from seg_core import demo
-    from seg_core.training import TrainConfig, train
+    from seg_core.services import demo
+    from seg_core.ml.config import TrainConfig
+    from seg_core.ml.training import train
 
     out = {}
     for name, multi in (("binary", False), ("multiclass", True)):
@@ -41,8 +42,8 @@ def _trained_template(tmp_path_factory) -> dict[str, Path]:
         project = demo.create_demo_project(path, multiclass=multi, count=8, unlabeled=2)
         config = TrainConfig(image_size=32, base_filters=4, depth=2, epochs=2, batch_size=4, learning_rate=3e-3,
                              early_stopping_patience=0)
-        run = project.create_run(config.to_dict())
-        project.update_run(run.id, status=train(project, run.id, config))
+        run = project.runs.create(config)
+        project.runs.update(run.id, status=train(project, run.id, config))
         project.close()
         out[name] = path
     return out
@@ -51,7 +52,7 @@ def _trained_template(tmp_path_factory) -> dict[str, Path]:
 def _copy_trained(template: Path, workspace: Path, name: str):
     import shutil
 
-    from seg_core.project import Project
+    from seg_core.store.project import Project
 
     target = workspace / name
     shutil.copytree(template, target)

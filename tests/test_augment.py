@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seg_core.augment import AugmentConfig, augment_pair
+from seg_core.ml.augment import AugmentConfig, augment_pair
 
 ALL = AugmentConfig(flip_h=True, flip_v=True, rot90=True, shift_scale_rotate=True, hsv=True,
                     brightness_contrast=True, gamma=True, crop_resize=True)

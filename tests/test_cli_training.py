@@ -6,7 +6,7 @@ import json
 
 from PIL import Image
 
-from seg_core import demo
+from seg_core.services import demo
 from seg_core.cli import main
 
 
@@ -43,11 +43,11 @@ def test_train_runs_predict_evaluate(capsys, workspace, tmp_path):
     msks.mkdir()
     for rec in project.list_images(status="labeled")[:3]:
         (imgs / rec.filename).write_bytes(project.image_path(rec).read_bytes())
-        (msks / rec.filename).write_bytes(project.mask_path(rec.id).read_bytes())
+        (msks / rec.filename).write_bytes(project.masks.path(rec.id).read_bytes())
     assert main(["evaluate", "--project", "tiny", "--images", str(imgs), "--masks", str(msks), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert set(result) >= {"mean_iou", "per_class", "pixel_accuracy", "images"}
-    assert len(result["images"]) == 3 and result["run"] == run_id
+    assert set(result) >= {"mean_iou", "per_class", "pixel_accuracy", "images", "per_image", "confusion"}
+    assert result["images"] == len(result["per_image"]) == 3 and result["run_id"] == run_id
 
 
 def test_train_refuses_a_project_without_labels(capsys, workspace):

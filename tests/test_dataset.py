@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from helpers import photo, png_bytes
-from seg_core import dataset, masks
-from seg_core.augment import AugmentConfig
+from seg_core.ml import dataset
+from seg_core.formats import masks
+from seg_core.ml.augment import AugmentConfig
 from seg_core.classes import default_classes
-from seg_core.project import new_project
+from seg_core.store.workspace import new_project
 
 
 def _project(workspace, gray=False, n=5):
@@ -19,13 +20,13 @@ def _project(workspace, gray=False, n=5):
         m = np.zeros((40, 60), np.uint8)
         m[:, 30:] = 1 + i % 2
         m[0, 0] = 255
-        p.save_mask(rec.id, m, 0)
+        p.masks.save(rec.id, m, 0)
     return p
 
 
 def test_batches_have_the_right_shapes_and_values(workspace):
     p = _project(workspace)
-    items = dataset.examples(p, None)
+    items = dataset.examples(p, p.image_ids(status="labeled"))
     ds = dataset.make_dataset(items, (32, 48), 3, batch_size=2)
     batches = list(ds)
     assert [int(b[0].shape[0]) for b in batches] == [2, 2, 1]
@@ -42,13 +43,13 @@ def test_batches_have_the_right_shapes_and_values(workspace):
 def test_grayscale_project_gives_one_channel(workspace):
     p = _project(workspace, gray=True)
     assert dataset.project_channels(p) == 1
-    img, _ = next(iter(dataset.make_dataset(dataset.examples(p, None), (32, 32), 1, 4)))
+    img, _ = next(iter(dataset.make_dataset(dataset.examples(p, p.image_ids(status="labeled")), (32, 32), 1, 4)))
     assert img.shape[-1] == 1
 
 
 def test_training_stream_repeats_shuffles_and_augments_reproducibly(workspace):
     p = _project(workspace)
-    items = dataset.examples(p, None)
+    items = dataset.examples(p, p.image_ids(status="labeled"))
     kw = dict(augment=AugmentConfig(flip_h=True, shift_scale_rotate=True), shuffle=True, repeat=True, seed=3)
     a = [np.asarray(x[0]) for x in dataset.make_dataset(items, (32, 32), 3, 2, **kw).take(6)]
     b = [np.asarray(x[0]) for x in dataset.make_dataset(items, (32, 32), 3, 2, **kw).take(6)]
@@ -64,7 +65,7 @@ def test_cache_only_when_it_fits():
 
 def test_validation_pipeline_is_stable(workspace):
     p = _project(workspace)
-    items = dataset.examples(p, None)
+    items = dataset.examples(p, p.image_ids(status="labeled"))
     first = [np.asarray(m) for _, m in dataset.make_dataset(items, (32, 32), 3, 2)]
     second = [np.asarray(m) for _, m in dataset.make_dataset(items, (32, 32), 3, 2, cache=True)]
     for x, y in zip(first, second):
@@ -75,7 +76,7 @@ def test_validation_pipeline_is_stable(workspace):
 
 def test_random_crops_keep_image_and_mask_aligned(workspace):
     p = _project(workspace)
-    items = dataset.examples(p, None)
+    items = dataset.examples(p, p.image_ids(status="labeled"))
     full = dataset.make_dataset(items, (32, 48), 3, 1)
     crops = dataset.make_dataset(items, (32, 48), 3, 1, crop=16, repeat=False, seed=1)
     for (img, mask), (cimg, cmask) in zip(full, crops):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from seg_core import demo
-from seg_core.project import Project
+from seg_core.services import demo
+from seg_core.store.project import Project
 
 
 def test_full_demo_has_60_images_10_unlabeled_and_a_split(workspace):
@@ -34,7 +34,7 @@ def test_multiclass_demo_uses_all_three_classes(workspace):
     assert [c["name"] for c in s["classes"]] == ["background", "blob", "block"]
     assert s["class_ids_present"] == [0, 1, 2]
     rec = project.list_images(status="labeled")[0]
-    mask = project.load_mask(rec)
+    mask = project.masks.load(rec)
     img = project.load_image(rec)
     assert mask.shape == img.shape[:2] and img.ndim == 3
     assert np.std(img) > 10

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seg_core.demo_scenes import MULTICLASS_NAMES, render_scene
+from seg_core.services.demo_scenes import MULTICLASS_NAMES, render_scene
 
 SEEDS = range(20)
 W, H = 160, 120

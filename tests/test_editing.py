@@ -9,10 +9,12 @@ import pytest
 from PIL import Image, ImageDraw
 
 from helpers import box_mask, photo, png_bytes
-from seg_core import editing, gallery, masks
+from seg_core.services import editing, gallery
+from seg_core.formats import masks
 from seg_core.classes import ClassSpec, default_classes
 from seg_core.errors import ClassSpecError, InvalidMaskError
-from seg_core.project import Project, new_project
+from seg_core.store.project import Project
+from seg_core.store.workspace import new_project
 
 CLASSES = default_classes(["background", "leaf", "spot"])  # black, (230,25,75), (60,180,75)
 
@@ -35,7 +37,7 @@ def test_stroke_paints_its_class_and_antialiased_edges_snap_or_stay_out():
     strokes = canvas_strokes(40, 30, lambda d, s: d.ellipse((10 * s, 5 * s, 30 * s, 25 * s), fill=rgba(CLASSES[1])))
     partial = (strokes[..., 3] > 0) & (strokes[..., 3] < 255)
     assert partial.sum() > 10  # the test really has soft edges
-    out = masks.apply_strokes(np.zeros((30, 40), np.uint8), strokes, CLASSES)
+    out = editing.apply_strokes(np.zeros((30, 40), np.uint8), strokes, CLASSES)
     assert set(np.unique(out)) == {0, 1}
     assert (out == 1).sum() == (strokes[..., 3] >= 128).sum()
     assert out[15, 20] == 1 and out[0, 0] == 0
@@ -47,7 +49,7 @@ def test_every_class_and_erase_with_background():
     strokes[0:5, :] = rgba(CLASSES[0])        # background erases
     strokes[5:10, :] = rgba(CLASSES[1])
     strokes[10:15, :] = rgba(CLASSES[2])
-    out = masks.apply_strokes(base, strokes, CLASSES)
+    out = editing.apply_strokes(base, strokes, CLASSES)
     assert (out[0:5] == 0).all() and (out[5:10] == 1).all() and (out[10:20] == 2).all()
     assert (base == 2).all()  # the input mask is left as it was
 
@@ -57,7 +59,7 @@ def test_blended_colours_snap_to_the_nearest_class():
     strokes[0, 0] = (200, 40, 80, 200)    # near leaf red
     strokes[0, 1] = (70, 170, 90, 255)    # near spot green
     strokes[0, 2] = (20, 10, 15, 255)     # near black
-    out = masks.apply_strokes(np.full((2, 3), 1, np.uint8), strokes, CLASSES)
+    out = editing.apply_strokes(np.full((2, 3), 1, np.uint8), strokes, CLASSES)
     assert out[0].tolist() == [1, 2, 0]
     assert out[1].tolist() == [1, 1, 1]
 
@@ -68,17 +70,17 @@ def test_semi_transparent_strokes_use_a_threshold_relative_to_their_opacity():
     strokes[0, 0, 3] = 153   # the stroke's own 0.6 opacity
     strokes[0, 1, 3] = 80    # an anti-aliased edge above half of it
     strokes[0, 2, 3] = 60    # below half of it
-    out = masks.apply_strokes(np.zeros((1, 3), np.uint8), strokes, CLASSES, stroke_alpha=0.6)
+    out = editing.apply_strokes(np.zeros((1, 3), np.uint8), strokes, CLASSES, stroke_alpha=0.6)
     assert out[0].tolist() == [1, 1, 0]
     # Taken as fully opaque strokes, only the 153 pixel passes 128.
-    assert masks.apply_strokes(np.zeros((1, 3), np.uint8), strokes, CLASSES)[0].tolist() == [1, 0, 0]
+    assert editing.apply_strokes(np.zeros((1, 3), np.uint8), strokes, CLASSES)[0].tolist() == [1, 0, 0]
 
 
 def test_strokes_are_scaled_back_to_the_image_size_with_nearest_neighbour():
     base = np.zeros((300, 400), np.uint8)   # the canvas shows it at 200x150
     strokes = np.zeros((150, 200, 4), np.uint8)
     strokes[50:100, 20:60] = rgba(CLASSES[2])
-    out = masks.apply_strokes(base, strokes, CLASSES)
+    out = editing.apply_strokes(base, strokes, CLASSES)
     assert out.shape == (300, 400)
     ys, xs = np.nonzero(out == 2)
     assert (ys.min(), ys.max(), xs.min(), xs.max()) == (100, 199, 40, 119)
@@ -100,9 +102,9 @@ def test_strokes_on_a_zoomed_region_land_only_in_that_region():
 def test_bad_strokes_and_regions_are_refused():
     base = np.zeros((10, 10), np.uint8)
     with pytest.raises(InvalidMaskError, match="RGBA"):
-        masks.apply_strokes(base, np.zeros((10, 10, 3), np.uint8), CLASSES)
+        editing.apply_strokes(base, np.zeros((10, 10, 3), np.uint8), CLASSES)
     with pytest.raises(InvalidMaskError, match="outside"):
-        masks.apply_strokes(base, np.zeros((5, 5, 4), np.uint8), CLASSES, region=(5, 5, 12, 10))
+        editing.apply_strokes(base, np.zeros((5, 5, 4), np.uint8), CLASSES, region=(5, 5, 12, 10))
 
 
 def test_view_for_keeps_aspect_fits_canvas_and_clamps_the_centre():
@@ -149,70 +151,70 @@ def project(tmp_path) -> Project:
 
 def test_drafts_survive_a_new_project_object_and_keep_their_base_version(project):
     ids = box_mask(24, 32, 2)
-    project.save_draft(1, ids, base_version=0, source="prediction")
-    again = Project(project.path).draft(1)
+    project.drafts.save(1, ids, base_version=0, source="prediction")
+    again = Project(project.path).drafts.get(1)
     assert again is not None and np.array_equal(again.ids, ids)
     assert (again.base_version, again.source) == (0, "prediction")
-    assert project.draft_image_ids() == {1}
+    assert project.drafts.image_ids() == {1}
     assert project.image(1).status == "unlabeled"  # a draft is not a label
     with pytest.raises(InvalidMaskError, match="32x24"):
-        project.save_draft(1, np.zeros((10, 10), np.uint8), 0)
-    project.discard_draft(1)
-    assert project.draft(1) is None
+        project.drafts.save(1, np.zeros((10, 10), np.uint8), 0)
+    project.drafts.discard(1)
+    assert project.drafts.get(1) is None
 
 
 def test_damaged_draft_is_ignored_not_fatal(project):
-    project.drafts_dir.mkdir(exist_ok=True)
-    project.draft_path(2).write_bytes(b"not a png")
-    assert project.draft(2) is None
+    project.layout.drafts_dir.mkdir(exist_ok=True)
+    project.drafts.path(2).write_bytes(b"not a png")
+    assert project.drafts.get(2) is None
 
 
 def test_delete_image_removes_its_draft_and_prediction(project):
-    project.save_draft(1, box_mask(24, 32, 1), 0)
-    project.save_prediction(1, "run-a", box_mask(24, 32, 1), 0.2)
+    project.drafts.save(1, box_mask(24, 32, 1), 0)
+    project.predictions.save(1, "run-a", box_mask(24, 32, 1), 0.2)
     project.delete_image(1)
-    assert not project.draft_path(1).exists() and not project.prediction_path(1).exists()
-    assert project.predicted_image_ids() == set()
+    assert not project.drafts.path(1).exists() and not project.predictions.path(1).exists()
+    assert project.predictions.image_ids() == set()
 
 
 def test_predictions_are_stored_listed_and_filtered(project):
-    project.save_prediction(2, "run-a", box_mask(24, 32, 2), 0.3)
-    stored = project.prediction(2)
+    project.predictions.save(2, "run-a", box_mask(24, 32, 2), 0.3)
+    stored = project.predictions.get(2)
     assert stored.run_id == "run-a" and stored.uncertainty == pytest.approx(0.3)
     assert np.array_equal(stored.ids, box_mask(24, 32, 2))
     assert project.image_ids(predicted=True) == [2] and project.image_ids(predicted=False) == [1, 3]
-    assert project.prediction(1) is None
+    assert project.predictions.get(1) is None
 
 
 def _label_all(project):
-    project.save_mask(1, box_mask(24, 32, 1), 0)
+    project.masks.save(1, box_mask(24, 32, 1), 0)
     two = box_mask(24, 32, 2)
     two[0, 0] = 1
-    project.save_mask(2, two, 0)
-    project.save_mask(3, np.zeros((24, 32), np.uint8), 0)
+    project.masks.save(2, two, 0)
+    project.masks.save(3, np.zeros((24, 32), np.uint8), 0)
 
 
 def test_remove_class_moves_its_pixels_and_renumbers_the_rest(project):
     _label_all(project)
-    project.save_draft(3, box_mask(24, 32, 2), 1)
+    project.drafts.save(3, box_mask(24, 32, 2), 1)
     rewritten = project.remove_class(1, pixels_to=0)
     assert rewritten == 2  # image 3 uses neither class 1 nor 2
     assert [c.name for c in project.classes] == ["background", "spot"]
     assert project.classes[1].color == CLASSES[2].color
-    m1, m2 = project.load_mask(1), project.load_mask(2)
+    m1, m2 = project.masks.load(1), project.masks.load(2)
     assert set(np.unique(m1)) == {0}
     assert m2[0, 0] == 0 and (m2 == 1).sum() == (box_mask(24, 32, 2) == 2).sum()
     assert project.image(1).mask_version == 2 and project.image(3).mask_version == 1
-    assert project.class_pixels(2) == masks.class_pixel_counts(m2)
-    assert set(np.unique(project.draft(3).ids)) == {0, 1}  # the draft follows the renumbering
+    assert project.masks.class_pixels(2) == masks.class_pixel_counts(m2)
+    assert set(np.unique(project.drafts.get(3).ids)) == {0, 1}  # the draft follows the renumbering
     assert project.kind == "binary"
-    assert not list(project.masks_dir.glob("*.tmp"))
+    assert not list(project.layout.masks_dir.glob("*.tmp"))
 
 
 def test_remove_class_into_another_class_and_refusals(project):
     _label_all(project)
     project.remove_class(2, pixels_to=1)
-    assert set(np.unique(project.load_mask(2))) == {0, 1}
+    assert set(np.unique(project.masks.load(2))) == {0, 1}
     with pytest.raises(ClassSpecError, match="at least two"):
         project.remove_class(1)
     with pytest.raises(ClassSpecError, match="background"):
@@ -221,26 +223,26 @@ def test_remove_class_into_another_class_and_refusals(project):
 
 def test_remove_class_crash_before_the_renames_is_finished_on_next_open(project, monkeypatch):
     _label_all(project)
-    import seg_core.project as project_module
+    from seg_core.store import annotations
 
-    monkeypatch.setattr(Project, "_finish_pending_renames", lambda self: None)  # "killed" right after the commit
+    monkeypatch.setattr(annotations, "finish_pending_renames", lambda project: None)  # "killed" right after the commit
     project.remove_class(1, pixels_to=2)
     # The transaction committed but no mask file was replaced yet: image 2's file still holds the old id 2.
-    assert 2 in np.unique(masks.load_png(project.mask_path(2)))
+    assert 2 in np.unique(masks.load_png(project.masks.path(2)))
     monkeypatch.undo()
     reopened = Project(project.path)
-    assert set(np.unique(reopened.load_mask(2))) == {0, 1}   # spot and old leaf are both class 1 now
-    assert set(np.unique(reopened.load_mask(1))) == {0, 1}
-    assert reopened.setting(project_module.PENDING_RENAMES) is None
+    assert set(np.unique(reopened.masks.load(2))) == {0, 1}   # spot and old leaf are both class 1 now
+    assert set(np.unique(reopened.masks.load(1))) == {0, 1}
+    assert reopened.setting(annotations.PENDING_RENAMES) is None
 
 
 def test_remove_class_failure_before_commit_changes_nothing(project, monkeypatch):
     _label_all(project)
-    before = [project.load_mask(i).copy() for i in (1, 2)]
-    import seg_core.project as project_module
+    before = [project.masks.load(i).copy() for i in (1, 2)]
+    from seg_core.store import annotations
 
     calls = {"n": 0}
-    real = project_module.write_temp
+    real = annotations.write_temp
 
     def failing(path, data):
         calls["n"] += 1
@@ -248,19 +250,19 @@ def test_remove_class_failure_before_commit_changes_nothing(project, monkeypatch
             raise OSError("disk full")
         return real(path, data)
 
-    monkeypatch.setattr(project_module, "write_temp", failing)
+    monkeypatch.setattr(annotations, "write_temp", failing)
     with pytest.raises(OSError):
         project.remove_class(1)
     assert len(project.classes) == 3
-    assert all(np.array_equal(project.load_mask(i), b) for i, b in zip((1, 2), before))
-    assert not list(project.masks_dir.glob("*.tmp"))
+    assert all(np.array_equal(project.masks.load(i), b) for i, b in zip((1, 2), before))
+    assert not list(project.layout.masks_dir.glob("*.tmp"))
 
 
 def test_gallery_pages_filters_and_thumbnails(tmp_path):
     p = new_project(tmp_path / "g", CLASSES)
     for i in range(30):
         p.add_image(png_bytes(photo(24, 32, seed=100 + i)), f"{'cat' if i % 2 else 'dog'}_{i}.png")
-    p.save_mask(1, box_mask(24, 32, 1), 0)
+    p.masks.save(1, box_mask(24, 32, 1), 0)
     first = gallery.page(p, per_page=24)
     assert (first.total, first.pages, len(first.records)) == (30, 2, 24)
     last = gallery.page(p, page_no=5, per_page=24)

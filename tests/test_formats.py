@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 
 from helpers import box_mask, photo, png_bytes, write_pair_folders
-from seg_core import formats
+from seg_core.formats.layouts import mask_key
+from seg_core.services import exporting, importing
+from seg_core.store import splits
 from seg_core.classes import ClassSpec, default_classes
 from seg_core.errors import ProjectError, UnsafeArchiveError
-from seg_core.project import Project, new_project
+from seg_core.store.project import Project
+from seg_core.store.workspace import new_project
 
 
 @pytest.fixture
@@ -25,7 +28,7 @@ def test_folder_import_pairs_by_base_name_and_reports_everything(tmp_path, proje
     img_dir, msk_dir = write_pair_folders(tmp_path / "src", 5, skip_masks=(3,), extra_masks=("orphan.png",))
     (img_dir / "notes.txt").write_text("not an image")
     (img_dir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    report = formats.import_folder(project, img_dir, msk_dir)
+    report = importing.import_folder(project, img_dir, msk_dir)
     assert len(report.added) == 5 and report.labeled == 4
     assert report.mask_kinds == {"binary 0/255": 4}
     assert report.masks_without_image == [str(msk_dir / "orphan.png")]
@@ -35,11 +38,11 @@ def test_folder_import_pairs_by_base_name_and_reports_everything(tmp_path, proje
     rec = project.find_by_stem("img_003")[0]
     assert rec.status == "unlabeled"
     labeled = project.find_by_stem("img_001")[0]
-    np.testing.assert_array_equal(project.load_mask(labeled), (box_mask(24, 32, 1, (1, 2, 11, 20))))
+    np.testing.assert_array_equal(project.masks.load(labeled), (box_mask(24, 32, 1, (1, 2, 11, 20))))
     text = "\n".join(report.lines())
     assert "refused: 1" in text and "masks without an image" in text
 
-    again = formats.import_folder(project, img_dir, msk_dir)
+    again = importing.import_folder(project, img_dir, msk_dir)
     assert len(again.duplicates) == 5 and not again.added
     assert project.count_images() == 5
 
@@ -47,22 +50,22 @@ def test_folder_import_pairs_by_base_name_and_reports_everything(tmp_path, proje
 def test_bad_mask_refuses_the_pair_and_changes_nothing(tmp_path, project):
     img_dir, msk_dir = write_pair_folders(tmp_path / "src", 2)
     (msk_dir / "img_001.png").write_bytes(png_bytes(np.zeros((10, 10), np.uint8)))
-    report = formats.import_folder(project, img_dir, msk_dir)
+    report = importing.import_folder(project, img_dir, msk_dir)
     assert len(report.added) == 1
     assert report.refused[0][0].endswith("img_001.png (with mask img_001.png)")
     assert "10x10" in report.refused[0][1] and "32x24" in report.refused[0][1]
     assert project.count_images() == 1
     # Fix the mask and import again: the missing pair arrives, nothing is duplicated.
     (msk_dir / "img_001.png").write_bytes(png_bytes(box_mask(value=255)))
-    fixed = formats.import_folder(project, img_dir, msk_dir)
+    fixed = importing.import_folder(project, img_dir, msk_dir)
     assert len(fixed.added) == 1 and len(fixed.duplicates) == 1 and fixed.ok
 
 
 def test_masks_attach_to_images_already_in_the_project(tmp_path, project):
     img_dir, msk_dir = write_pair_folders(tmp_path / "src", 3)
-    formats.import_folder(project, img_dir)
+    importing.import_folder(project, img_dir)
     assert project.count_images(status="labeled") == 0
-    report = formats.import_uploads(project, [], [(p.name, p.read_bytes()) for p in sorted(msk_dir.iterdir())])
+    report = importing.import_uploads(project, [], [(p.name, p.read_bytes()) for p in sorted(msk_dir.iterdir())])
     assert len(report.masks_added) == 3 and report.ok
     assert project.count_images(status="labeled") == 3
 
@@ -77,9 +80,9 @@ def test_carvana_style_mask_names_and_gif_masks(tmp_path, project):
     buf = io.BytesIO()
     gif.save(buf, format="GIF")
     (tmp_path / "train_masks" / "car_01_mask.gif").write_bytes(buf.getvalue())
-    report = formats.import_folder(project, tmp_path / "train", tmp_path / "train_masks")
+    report = importing.import_folder(project, tmp_path / "train", tmp_path / "train_masks")
     assert report.labeled == 1 and report.mask_kinds == {"GIF mask": 1}
-    np.testing.assert_array_equal(project.load_mask(1), box_mask(value=1))
+    np.testing.assert_array_equal(project.masks.load(1), box_mask(value=1))
 
 
 def test_keras_segmentation_layout_with_test_pair(tmp_path, workspace):
@@ -92,7 +95,7 @@ def test_keras_segmentation_layout_with_test_pair(tmp_path, workspace):
             (root / f"images_prepped_{sub}" / name).write_bytes(png_bytes(photo(24, 32, off + i)))
             (root / f"annotations_prepped_{sub}" / name).write_bytes(png_bytes(box_mask(value=1 + i % 4)))
     project = new_project(workspace / "kseg")
-    report = formats.import_tree(project, root, infer_classes=True)
+    report = importing.import_tree(project, root, infer_classes=True)
     assert report.layout.startswith("keras_segmentation")
     assert "5 classes" in report.classes
     assert project.count_images(split="test") == 2 and project.count_images(split="train") == 4
@@ -109,9 +112,9 @@ def test_oxford_pets_layout_with_trimaps(tmp_path, project):
     tri[7:13, 7:18] = 1
     (root / "images" / "Abyssinian_1.jpg").write_bytes(png_bytes(photo(24, 32, 9), fmt="JPEG"))
     (root / "annotations" / "trimaps" / "Abyssinian_1.png").write_bytes(png_bytes(tri))
-    report = formats.import_tree(project, root, trimap_border="object")
+    report = importing.import_tree(project, root, trimap_border="object")
     assert report.mask_kinds == {"Oxford-pets trimap": 1}
-    mask = project.load_mask(1)
+    mask = project.masks.load(1)
     assert mask[10, 10] == 1 and mask[0, 0] == 0 and mask[5, 5] == 1
 
 
@@ -127,15 +130,15 @@ def _zip(entries: dict[str, bytes]) -> bytes:
 def test_zip_with_escaping_paths_is_refused_before_anything_is_imported(project, bad):
     data = _zip({"images/a.png": png_bytes(photo()), bad: png_bytes(photo(seed=1))})
     with pytest.raises(UnsafeArchiveError, match="outside the archive"):
-        formats.import_zip(project, data)
+        importing.import_zip(project, data)
     assert project.count_images() == 0
 
 
 def test_zip_that_would_expand_past_the_limit_is_refused(project, monkeypatch):
     data = _zip({"images/a.png": png_bytes(photo()), "images/big.bin": b"\0" * 200_000})
-    monkeypatch.setattr(formats, "MAX_ARCHIVE_BYTES", 100_000)
+    monkeypatch.setattr("seg_core.formats.archive.MAX_ARCHIVE_BYTES", 100_000)
     with pytest.raises(UnsafeArchiveError, match="expand to more than"):
-        formats.import_zip(project, data)
+        importing.import_zip(project, data)
     assert project.count_images() == 0
 
 
@@ -144,14 +147,14 @@ def test_zip_bomb_entry_is_refused(project):
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("images/a.png", b"\0" * (40 * 2**20))
     with pytest.raises(UnsafeArchiveError, match="zip bomb"):
-        formats.import_zip(project, buf.getvalue())
+        importing.import_zip(project, buf.getvalue())
 
 
 def test_not_a_zip_and_zip_without_images(project):
     with pytest.raises(UnsafeArchiveError, match="not a readable zip"):
-        formats.import_zip(project, b"hello")
+        importing.import_zip(project, b"hello")
     with pytest.raises(ProjectError, match="No images found"):
-        formats.import_zip(project, _zip({"readme.txt": b"hi"}))
+        importing.import_zip(project, _zip({"readme.txt": b"hi"}))
 
 
 def test_zip_wrapped_in_a_folder_with_macos_junk(project):
@@ -161,7 +164,7 @@ def test_zip_wrapped_in_a_folder_with_macos_junk(project):
         "__MACOSX/mydata/images/._a.png": b"junk",
         "mydata/.DS_Store": b"junk",
     })
-    report = formats.import_zip(project, data)
+    report = importing.import_zip(project, data)
     assert report.ok and report.labeled == 1 and report.layout == "images/ + masks/"
 
 
@@ -173,9 +176,9 @@ def test_export_reimports_to_the_same_project(tmp_path, workspace):
         if i < 3:
             m = box_mask(value=1 + i % 2)
             m[0, 0] = 255  # an ignore pixel survives the trip too
-            src.save_mask(rec.id, m, 0)
-    src.set_split([2], "val")
-    out = formats.export_zip(src, tmp_path / "export.zip")
+            src.masks.save(rec.id, m, 0)
+    splits.set_split(src, [2], "val")
+    out = exporting.export_zip(src, tmp_path / "export.zip")
     with zipfile.ZipFile(out) as zf:
         names = set(zf.namelist())
         meta = json.loads(zf.read("classes.json"))
@@ -185,13 +188,13 @@ def test_export_reimports_to_the_same_project(tmp_path, workspace):
     assert meta["classes"][1] == {"id": 1, "name": "leaf", "color": "#00c800"}
 
     dst = new_project(workspace / "dst")
-    report = formats.import_zip(dst, out, infer_classes=True)
+    report = importing.import_zip(dst, out, infer_classes=True)
     assert report.ok and len(report.added) == 4
     assert dst.classes == classes
     for a, b in zip(src.list_images(), dst.list_images()):
         assert (a.filename, a.split, a.status, a.size) == (b.filename, b.split, b.status, b.size)
         assert src.image_path(a).read_bytes() == dst.image_path(b).read_bytes()
-        ma, mb = src.load_mask(a), dst.load_mask(b)
+        ma, mb = src.masks.load(a), dst.masks.load(b)
         assert (ma is None and mb is None) or np.array_equal(ma, mb)
 
 
@@ -199,9 +202,9 @@ def test_export_is_atomic_on_failure(tmp_path, project, monkeypatch):
     project.add_image(png_bytes(photo()), "a.png")
     out = tmp_path / "e.zip"
     out.write_bytes(b"previous export")
-    monkeypatch.setattr(project, "load_mask", lambda rec: (_ for _ in ()).throw(OSError("disk gone")))
+    monkeypatch.setattr(project.masks, "load", lambda rec: (_ for _ in ()).throw(OSError("disk gone")))
     with pytest.raises(OSError):
-        formats.export_zip(project, out)
+        exporting.export_zip(project, out)
     assert out.read_bytes() == b"previous export"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".e.zip")] == []
 
@@ -209,16 +212,16 @@ def test_export_is_atomic_on_failure(tmp_path, project, monkeypatch):
 def test_classes_inferred_for_a_new_project_but_kept_when_explicit(tmp_path, workspace):
     img_dir, msk_dir = write_pair_folders(tmp_path / "src", 2, mask_value=3)
     inferred = new_project(workspace / "inferred")
-    formats.import_folder(inferred, img_dir, msk_dir, infer_classes=True)
+    importing.import_folder(inferred, img_dir, msk_dir, infer_classes=True)
     assert len(inferred.classes) == 4
     explicit = new_project(workspace / "explicit", default_classes(["background", "thing"]))
-    report = formats.import_folder(explicit, img_dir, msk_dir)
+    report = importing.import_folder(explicit, img_dir, msk_dir)
     assert len(report.refused) == 2 and "3" in report.refused[0][1]
     assert explicit.count_images() == 0
 
 
 def test_mask_key_strips_common_suffixes():
-    assert formats.mask_key("0cdf5b5d0ce1_01_mask.gif") == "0cdf5b5d0ce1_01"
-    assert formats.mask_key("img_label.png") == "img"
-    assert formats.mask_key("plain.png") == "plain"
-    assert formats.mask_key("_mask.png") == "_mask"
+    assert mask_key("0cdf5b5d0ce1_01_mask.gif") == "0cdf5b5d0ce1_01"
+    assert mask_key("img_label.png") == "img"
+    assert mask_key("plain.png") == "plain"
+    assert mask_key("_mask.png") == "_mask"

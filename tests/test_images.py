@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from helpers import photo, png_bytes
-from seg_core import images
+from seg_core.formats import images
 from seg_core.errors import InvalidImageError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seg_core import losses as L
+from seg_core.ml import losses as L
 
 
 def test_confusion_matrix_ignores_255():

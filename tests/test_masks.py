@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from helpers import box_mask, png_bytes
-from seg_core import masks
+from seg_core.formats import masks
 from seg_core.classes import (IGNORE_COLOR, IGNORE_ID, MAX_CLASSES, ClassSpec, binary_classes, default_classes,
                               validate_classes)
 from seg_core.errors import InvalidMaskError

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seg_core import models
+from seg_core.ml import models
 from seg_core.errors import SegError
+from seg_core.ml.config import TrainConfig
 
 
 def test_unet_binary_and_multiclass_heads():
@@ -34,7 +35,7 @@ def test_flops_of_a_single_conv_by_hand():
 
 
 def test_summary_of_the_tutorial_unet():
-    s = models.summarize("unet", 256, 1, 2, base_filters=16, depth=4, batchnorm=False)
+    s = models.summarize(TrainConfig(image_size=256, base_filters=16, depth=4, batchnorm=False), 1, 2)
     assert 1.8e6 < s["params"] < 2.0e6
     assert 5.5 < s["gflops"] < 6.5
 

@@ -9,9 +9,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from helpers import ROOT, box_mask, photo, png_bytes
-from seg_core import demo
+from seg_core.services import demo
 from seg_core.classes import default_classes
-from seg_core.project import Project, new_project
+from seg_core.store.project import Project
+from seg_core.store.workspace import new_project
 
 CLASSES = default_classes(["background", "leaf", "spot"])
 
@@ -21,7 +22,7 @@ def project(workspace) -> Project:
     p = new_project(workspace / "leaves", CLASSES)
     p.add_image(png_bytes(photo(60, 80, seed=1)), "first.png")
     p.add_image(png_bytes(photo(60, 80, seed=2)), "second.png")
-    p.save_mask(1, box_mask(60, 80, 2, (0, 0, 10, 10)), 0)  # image 1 labeled, image 2 not
+    p.masks.save(1, box_mask(60, 80, 2, (0, 0, 10, 10)), 0)  # image 1 labeled, image 2 not
     return p
 
 
@@ -56,7 +57,7 @@ def paint(at: AppTest, cls_id: int, rows: slice, cols: slice) -> AppTest:
 
 
 def key_size(at: AppTest) -> tuple[int, int]:
-    from seg_core.editing import view_for
+    from seg_core.services.editing import view_for
 
     v = view_for(80, 60)
     return v.canvas_w, v.canvas_h
@@ -93,7 +94,7 @@ def test_stroke_becomes_a_draft_then_save_writes_the_mask_with_a_new_version(pro
     assert button(at, "annotate_save").disabled
     w, h = key_size(at)
     paint(at, 1, slice(0, h // 2), slice(0, w // 2))
-    d = project.draft(2)
+    d = project.drafts.get(2)
     assert d is not None and d.base_version == 0
     assert (d.ids[:30, :40] == 1).all() and (d.ids[30:, :] == 0).all() and (d.ids[:, 40:] == 0).all()
     assert project.image(2).status == "unlabeled"  # nothing is saved before Save
@@ -101,8 +102,8 @@ def test_stroke_becomes_a_draft_then_save_writes_the_mask_with_a_new_version(pro
     button(at, "annotate_save").click().run()
     rec = project.image(2)
     assert (rec.status, rec.mask_version, rec.mask_source) == ("labeled", 1, "painted")
-    assert np.array_equal(project.load_mask(2), d.ids)
-    assert project.draft(2) is None
+    assert np.array_equal(project.masks.load(2), d.ids)
+    assert project.drafts.get(2) is None
     assert any("Saved the mask of second.png (version 1)" in s.value for s in at.success)
     # The canvas got a new key: the strokes are cleared and now part of the saved mask.
     assert at.session_state["annotate_canvas_key"].endswith("_1")
@@ -120,7 +121,7 @@ def test_erasing_and_a_second_class_on_a_labeled_image(project, monkeypatch):
     at.session_state[key] = drawing(strokes)   # the canvas sends all its strokes each time
     at.run()
     button(at, "annotate_save").click().run()
-    m = project.load_mask(1)
+    m = project.masks.load(1)
     assert (m[:5, :10] == 0).all() and (m[5:10, :10] == 2).all()
     assert (m[41:, 61:] == 1).all() and project.image(1).mask_version == 2
     areas = at.dataframe[0].value
@@ -136,28 +137,28 @@ def test_unsaved_strokes_survive_switching_images_and_a_new_session(project, mon
     assert any("Unsaved strokes" in m.value for m in again.markdown)
     assert not button(again, "annotate_save").disabled
     button(again, "annotate_save").click().run()
-    assert project.image(2).status == "labeled" and (project.load_mask(2) == 2).any()
+    assert project.image(2).status == "labeled" and (project.masks.load(2) == 2).any()
 
 
 def test_discard_drops_the_draft(project, monkeypatch):
     at = open_annotate(project, monkeypatch, image_id=1)
     paint(at, 1, slice(0, 50), slice(0, 50))
     button(at, "annotate_discard").click().run()
-    assert project.draft(1) is None and project.image(1).mask_version == 1
-    assert np.array_equal(project.load_mask(1), box_mask(60, 80, 2, (0, 0, 10, 10)))
+    assert project.drafts.get(1) is None and project.image(1).mask_version == 1
+    assert np.array_equal(project.masks.load(1), box_mask(60, 80, 2, (0, 0, 10, 10)))
 
 
 def test_conflicting_save_is_shown_and_never_silently_overwrites(project, monkeypatch):
     at = open_annotate(project, monkeypatch, image_id=1)
     paint(at, 1, slice(0, 50), slice(0, 50))
     theirs = np.full((60, 80), 2, np.uint8)
-    project.save_mask(1, theirs, 1, author="alice")   # someone else saves meanwhile
+    project.masks.save(1, theirs, 1, author="alice")   # someone else saves meanwhile
     button(at, "annotate_save").click().run()
     assert "was saved by alice" in at.error[0].value
-    mine = project.draft(1)
-    assert np.array_equal(project.load_mask(1), theirs) and mine is not None
+    mine = project.drafts.get(1)
+    assert np.array_equal(project.masks.load(1), theirs) and mine is not None
     at.button(key="annotate_conflict_overwrite").click().run()
-    assert project.image(1).mask_version == 3 and np.array_equal(project.load_mask(1), mine.ids)
+    assert project.image(1).mask_version == 3 and np.array_equal(project.masks.load(1), mine.ids)
     assert (mine.ids[:4, :4] == 1).all() and (mine.ids[30:, 30:] == 0).all()
 
 
@@ -170,31 +171,32 @@ def test_zoom_paints_only_the_zoomed_region(project, monkeypatch, workspace):
     at.slider(key="annotate_cy_1").set_value(100).run()
     key = at.session_state["annotate_canvas_key"]
     assert key.startswith("annotate_canvas_1_600_450_800_600_")
-    from seg_core.editing import view_for
+    from seg_core.services.editing import view_for
 
     v = view_for(800, 600, 4, (1.0, 1.0))
     strokes = np.zeros((v.canvas_h, v.canvas_w, 4), np.uint8)
     strokes[:, :] = (*CLASSES[1].color, 153)
     at.session_state[key] = drawing(strokes)
     at.run()
-    d = big.draft(1).ids
+    d = big.drafts.get(1).ids
     assert (d[450:, 600:] == 1).all() and (d[:450] == 0).all() and (d[:, :600] == 0).all()
     assert any("Where the zoom is" in c for img in at.sidebar.get("image") for c in img.captions)  # the minimap
 
 
 def test_start_from_model_prediction_then_save_as_corrected(workspace, monkeypatch):
-    from seg_core.training import TrainConfig, train
+    from seg_core.ml.config import TrainConfig
+    from seg_core.ml.training import train
 
     p = demo.create_demo_project(workspace / "demo", count=6, unlabeled=1)
     config = TrainConfig(image_size=32, base_filters=4, depth=2, epochs=1, batch_size=4, early_stopping_patience=0)
-    run = p.create_run(config.to_dict())
-    p.update_run(run.id, status=train(p, run.id, config))
+    run = p.runs.create(config)
+    p.runs.update(run.id, status=train(p, run.id, config))
     unlabeled = p.image_ids(status="unlabeled")[0]
     at = open_annotate(p, monkeypatch, image_id=unlabeled)
     at.button(key="annotate_from_prediction").click().run()
     assert not at.exception, at.exception
-    d = p.draft(unlabeled)
-    assert d is not None and d.source == "prediction" and p.prediction(unlabeled).run_id == run.id
+    d = p.drafts.get(unlabeled)
+    assert d is not None and d.source == "prediction" and p.predictions.get(unlabeled).run_id == run.id
     assert any("Loaded the prediction of run" in s.value for s in at.success)
     button(at, "annotate_save").click().run()
     rec = p.image(unlabeled)
@@ -204,11 +206,11 @@ def test_start_from_model_prediction_then_save_as_corrected(workspace, monkeypat
 def test_undoing_every_stroke_leaves_nothing_to_save(project, monkeypatch):
     at = open_annotate(project, monkeypatch, image_id=1)
     paint(at, 1, slice(0, 50), slice(0, 50))
-    assert project.draft(1) is not None
+    assert project.drafts.get(1) is not None
     w, h = key_size(at)
     at.session_state[at.session_state["annotate_canvas_key"]] = drawing(np.zeros((h, w, 4), np.uint8))  # undo
     at.run()
-    assert project.draft(1) is None and button(at, "annotate_save").disabled
+    assert project.drafts.get(1) is None and button(at, "annotate_save").disabled
     assert any("All changes saved" in m.value for m in at.markdown)
 
 
@@ -217,5 +219,5 @@ def test_nothing_to_paint_saves_an_all_background_mask(project, monkeypatch):
     at.button(key="annotate_all_background").click().run()
     rec = project.image(2)
     assert rec.status == "labeled" and rec.mask_version == 1
-    assert not project.load_mask(2).any()
+    assert not project.masks.load(2).any()
     assert any("as all background" in s.value for s in at.success)

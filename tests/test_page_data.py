@@ -10,11 +10,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from helpers import ROOT, box_mask, open_app_page, page_texts, photo, png_bytes
-from seg_core import images
+from seg_core.formats import images
 from seg_core.classes import binary_classes, default_classes
 from seg_core.errors import SegError
-from seg_core.masks import load_png
-from seg_core.project import Project, new_project
+from seg_core.formats.masks import load_png
+from seg_core.store.project import Project
+from seg_core.store.workspace import new_project
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def labeled_project(workspace, n: int, labeled: int, classes=None) -> Project:
     for i in range(n):
         rec = p.add_image(png_bytes(photo(seed=i)), f"img_{i:02d}.png").image
         if i < labeled:
-            p.save_mask(rec.id, box_mask(value=1), rec.mask_version)
+            p.masks.save(rec.id, box_mask(value=1), rec.mask_version)
     return p
 
 
@@ -76,7 +77,7 @@ def test_first_masks_decide_the_classes_of_a_project_made_without_them(app, work
     app.file_uploader(key="data_masks_0").set_value(("a_mask.png", png_bytes(ids), "image/png")).run()
     click(app, "data_add")
     assert len(p.classes) == 3 and p.count_images(status="labeled") == 1
-    np.testing.assert_array_equal(p.load_mask(p.list_images()[0]), ids)
+    np.testing.assert_array_equal(p.masks.load(p.list_images()[0]), ids)
     assert any(i.value.startswith("Classes: 3 classes inferred") for i in app.info)
 
 
@@ -100,7 +101,7 @@ def test_a_broken_file_is_refused_with_its_reason(app, workspace):
     app.file_uploader(key="data_images_0").set_value(("broken.png", b"this is not a picture", "image/png")).run()
     click(app, "data_add")
     assert p.count_images() == 0
-    assert list(p.images_dir.iterdir()) == []
+    assert list(p.layout.images_dir.iterdir()) == []
     refused = app.error[0].value
     assert "Refused 1 file(s)" in refused and "broken.png" in refused and str(reason.value) in refused
 
@@ -148,7 +149,7 @@ def test_annotate_button_opens_that_image(app, workspace):
 def test_delete_asks_first_then_removes_file_and_row(app, workspace):
     p = labeled_project(workspace, 2, labeled=1)
     rec = p.list_images()[0]
-    image_file, mask_file = p.image_path(rec), p.mask_path(rec.id)
+    image_file, mask_file = p.image_path(rec), p.masks.path(rec.id)
     assert image_file.is_file() and mask_file.is_file()
     open_data_page(app, p)
     click(app, f"data_delete_{rec.id}")
@@ -204,7 +205,7 @@ def test_remove_a_class_moves_its_pixels(app, workspace):
     rec = p.add_image(png_bytes(photo()), "a.png").image
     ids = box_mask(value=1)
     ids[14:20, 20:30] = 2
-    p.save_mask(rec.id, ids, rec.mask_version)
+    p.masks.save(rec.id, ids, rec.mask_version)
     open_data_page(app, p)
     app.selectbox(key="data_remove_class").set_value(2).run()
     assert "'spot' is painted in 1 labeled image(s)" in texts(app)
@@ -213,7 +214,7 @@ def test_remove_a_class_moves_its_pixels(app, workspace):
     assert len(p.classes) == 3  # the first click only asks
     click(app, "data_remove_confirm")
     assert [c.name for c in p.classes] == ["background", "leaf"]
-    on_disk = load_png(p.mask_path(rec.id))
+    on_disk = load_png(p.masks.path(rec.id))
     expected = ids.copy()
     expected[expected == 2] = 1
     np.testing.assert_array_equal(on_disk, expected)

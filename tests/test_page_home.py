@@ -7,7 +7,8 @@ from streamlit.testing.v1 import AppTest
 
 from helpers import ROOT, page_texts
 from seg_core.classes import default_classes
-from seg_core.project import Project, new_project
+from seg_core.store.project import Project
+from seg_core.store.workspace import new_project
 
 
 @pytest.fixture

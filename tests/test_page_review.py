@@ -13,9 +13,11 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from helpers import ROOT, photo, png_bytes
-from seg_core import demo, review, viz
-from seg_core import losses as L
-from seg_core.inference import Predictor, ids_from_probabilities
+from seg_core.services import demo, review
+from seg_core import viz
+from seg_core.ml import losses as L
+from seg_core.ml.config import TrainConfig
+from seg_core.ml.inference import Predictor, ids_from_probabilities
 
 LOOK, FIX, QUALITY = ("Look at an image", "What to fix next", "How good is the model")
 
@@ -71,18 +73,18 @@ def test_without_a_trained_run_the_page_says_so_and_links_to_train(workspace, mo
     assert "no trained model in this project yet" in at.info[0].value
     assert [p.proto.page for p in at.page_link] == ["train"]
     assert not any(s.key == "review_run" for s in at.selectbox) and not at.get("image")
-    run = project.create_run({"preset": "fast"})
-    project.update_run(run.id, status="running")
+    run = project.runs.create(TrainConfig(preset="fast"))
+    project.runs.update(run.id, status="running")
     ok(at.run())
     assert "A model is training now" in at.info[0].value and not at.get("image")
 
 
 def test_the_best_run_is_preselected_and_another_can_be_chosen(trained_project, monkeypatch):
-    best = trained_project.best_run()
-    newer = trained_project.create_run(best.config)   # newer but weaker: listed, not preselected
-    shutil.copy(trained_project.runs_dir / best.id / "best.keras", trained_project.runs_dir / newer.id / "best.keras")
-    shutil.copy(trained_project.runs_dir / best.id / "config.json", trained_project.runs_dir / newer.id / "config.json")
-    trained_project.update_run(newer.id, status="completed", best_score=best.best_score / 2)
+    best = trained_project.runs.best()
+    newer = trained_project.runs.create(best.config)   # newer but weaker: listed, not preselected
+    shutil.copy(trained_project.layout.runs_dir / best.id / "best.keras", trained_project.layout.runs_dir / newer.id / "best.keras")
+    shutil.copy(trained_project.layout.runs_dir / best.id / "config.json", trained_project.layout.runs_dir / newer.id / "config.json")
+    trained_project.runs.update(newer.id, status="completed", best_score=best.best_score / 2)
     at = open_review(trained_project, monkeypatch)
     run = at.selectbox(key="review_run")
     assert run.value == best.id and run.options[0].endswith(f"({best.id})") and len(run.options) == 2
@@ -126,7 +128,7 @@ def test_the_threshold_slider_re_thresholds_the_shown_mask(trained_project, monk
     # "Correct in Annotate" takes the mask as shown, at this threshold.
     ok(at.slider(key="review_threshold").set_value(0.05).run())
     at.button(key="review_fix_shown").click().run()
-    draft = trained_project.draft(rec.id)
+    draft = trained_project.drafts.get(rec.id)
     assert draft.source == "prediction" and abs(int((draft.ids == 1).sum()) - counts[0.05]) <= fg.size // 1000
 
 
@@ -137,7 +139,7 @@ def test_a_labeled_image_is_compared_with_its_mask(trained_project, monkeypatch)
     ok(at.selectbox(key="review_image_id").set_value(labeled[2]).run())
     rec = trained_project.image(labeled[2])
     pred = Predictor.from_run(trained_project).predict_one(trained_project.load_image(rec))
-    score = review.image_score(trained_project.load_mask(rec), pred.ids, 2)
+    score = review.image_score(trained_project.masks.load(rec), pred.ids, 2)
     line = next(m.value for m in at.markdown if m.value.startswith("**Compared with your mask**"))
     assert f"dice {score.dice:.3f}" in line and f"IoU {score.iou:.3f}" in line
     captions = [im.captions[0] for im in at.get("image") if im.captions]
@@ -149,22 +151,22 @@ def test_a_labeled_image_is_compared_with_its_mask(trained_project, monkeypatch)
 
 
 def test_predict_all_then_both_ranked_lists_and_correct_in_annotate(trained_project, monkeypatch):
-    run = trained_project.best_run().id
+    run = trained_project.runs.best().id
     unlabeled = trained_project.image_ids(status="unlabeled")
     at = open_review(trained_project, monkeypatch, review_section=FIX)
     assert "Press 'Predict all unlabeled images'" in " ".join(c.value for c in at.caption)
     ok(at.button(key="review_predict_unlabeled").click().run())
-    assert trained_project.predicted_image_ids() == set(unlabeled)
-    assert all(trained_project.prediction(i).run_id == run for i in unlabeled)
+    assert trained_project.predictions.image_ids() == set(unlabeled)
+    assert all(trained_project.predictions.get(i).run_id == run for i in unlabeled)
     assert "Predicted 2 unlabeled images" in at.success[0].value
-    order = sorted(unlabeled, key=lambda i: -trained_project.prediction(i).uncertainty)   # most uncertain first
+    order = sorted(unlabeled, key=lambda i: -trained_project.predictions.get(i).uncertainty)   # most uncertain first
     fix_buttons = [b.key for b in at.button if b.key and b.key.startswith("review_fix_")]
     assert fix_buttons == [f"review_fix_{i}" for i in order] and sorted(order) == unlabeled
 
     ok(at.button(key="review_predict_labeled").click().run())
     worst = [r.image_id for r in review.review_worst_first(trained_project, run)]
     assert sorted(worst) == trained_project.image_ids(status="labeled")
-    ious = [review.image_score(trained_project.load_mask(i), trained_project.prediction(i).ids, 2).iou for i in worst]
+    ious = [review.image_score(trained_project.masks.load(i), trained_project.predictions.get(i).ids, 2).iou for i in worst]
     assert ious == sorted(ious)   # least overlap with the mask first
     fix_buttons = [b.key for b in at.button if b.key and b.key.startswith("review_fix_")]
     assert fix_buttons == [f"review_fix_{i}" for i in order + worst]
@@ -173,15 +175,15 @@ def test_predict_all_then_both_ranked_lists_and_correct_in_annotate(trained_proj
     target = order[0]
     at.button(key=f"review_fix_{target}").click().run()
     ok(at)
-    draft = trained_project.draft(target)
+    draft = trained_project.drafts.get(target)
     assert draft is not None and draft.source == "prediction"
-    assert np.array_equal(draft.ids, trained_project.prediction(target).ids)
+    assert np.array_equal(draft.ids, trained_project.predictions.get(target).ids)
     assert at.session_state["annotate_image_id"] == target
     assert at.title[0].value == "Annotate" and "Loaded the prediction" in at.success[0].value
 
 
 def test_view_opens_a_ranked_image_in_the_viewer(trained_project, monkeypatch):
-    run = trained_project.best_run().id
+    run = trained_project.runs.best().id
     review.predict_unlabeled(trained_project, Predictor.from_run(trained_project))
     target = review.annotate_next(trained_project, run)[-1].image_id
     at = open_review(trained_project, monkeypatch, review_section=FIX)
@@ -197,7 +199,7 @@ def test_validation_summary_shows_mean_iou_per_class_and_a_confusion_matrix(trai
     val = trained_project.image_ids(status="labeled", split="val")
     for i in val:
         pred = predictor.predict_one(trained_project.load_image(i))
-        cm += L.confusion_matrix(trained_project.load_mask(i), pred.ids, 2)
+        cm += L.confusion_matrix(trained_project.masks.load(i), pred.ids, 2)
     at = open_review(trained_project, monkeypatch, review_section=QUALITY)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Mean IoU"] == f"{L.mean_iou(cm):.3f}" and metrics["Images measured"] == str(len(val))

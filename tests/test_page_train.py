@@ -8,10 +8,11 @@ import json
 from streamlit.testing.v1 import AppTest
 
 from helpers import ROOT, box_mask, open_app_page, page_texts, photo, png_bytes
-from seg_core import jobs
+from seg_core.services import jobs
 from seg_core.classes import binary_classes
-from seg_core.project import Project, new_project
-from seg_core.training import PRESET_NOTES, TrainConfig
+from seg_core.store.project import Project
+from seg_core.store.workspace import new_project
+from seg_core.ml.config import PRESET_NOTES, TrainConfig
 from test_training import wait_for
 
 TINY_FORM = {"image_size": 32, "depth": 2, "base_filters": 4, "epochs": 2, "batch_size": 4}
@@ -78,7 +79,7 @@ def test_not_ready_disables_start_and_says_why(workspace, monkeypatch):
     for i in range(3):
         rec = p.add_image(png_bytes(photo(seed=i)), f"img_{i}.png").image
         if i == 0:
-            p.save_mask(rec.id, box_mask(), rec.mask_version)
+            p.masks.save(rec.id, box_mask(), rec.mask_version)
     at = open_train(p, monkeypatch)
     assert at.button(key="train_start").disabled
     assert "only 1 labeled image" in texts(at) and "at least 2" in texts(at)
@@ -106,10 +107,12 @@ def test_presets_explain_themselves_and_estimate_time(trained_project, monkeypat
 
 
 def test_history_lists_the_finished_run_and_overlays_chosen_curves(trained_project, monkeypatch):
-    run = trained_project.list_runs()[0]
+    run = trained_project.runs.list()[0]
     at = open_train(trained_project, monkeypatch)
     assert "Latest run" in [h.value for h in at.subheader]
     assert f"Run {run.id}" in texts(at) and "finished" in texts(at)
+    n_train, n_val = len(run.split.train_ids), len(run.split.val_ids)
+    assert f"This run learned from {n_train} images, checked on the project's {n_val} validation images." in texts(at)
     dice = chart_titled(at, "Dice")
     assert {r["series"] for r in dice} == {"train", "validation"} and {r["epoch"] for r in dice} == {1, 2}
     assert preview_captions(at) == ["After epoch 2, on validation images: photo · your mask · the model's mask"]
@@ -124,9 +127,9 @@ def test_history_lists_the_finished_run_and_overlays_chosen_curves(trained_proje
 
 
 def test_a_failed_run_shows_its_error_and_the_worker_log(trained_project, monkeypatch):
-    run = trained_project.create_run(TrainConfig().to_dict())
-    trained_project.update_run(run.id, status="failed", error="Training ran out of memory. Use a smaller image size.")
-    (trained_project.runs_dir / run.id / "worker.log").write_text("Traceback: ResourceExhaustedError OOM\n")
+    run = trained_project.runs.create(TrainConfig())
+    trained_project.runs.update(run.id, status="failed", error="Training ran out of memory. Use a smaller image size.")
+    (trained_project.layout.runs_dir / run.id / "worker.log").write_text("Traceback: ResourceExhaustedError OOM\n")
     at = open_train(trained_project, monkeypatch)
     assert "This run failed: Training ran out of memory" in texts(at)
     assert "ResourceExhaustedError OOM" in at.code[0].value
@@ -140,11 +143,11 @@ def test_start_a_tiny_run_from_the_page_and_watch_it_finish(trained_project, mon
     assert "2 epochs;" in texts(at)
     at.button(key="train_start").click().run()
     assert not at.exception, at.exception
-    runs = trained_project.list_runs()
+    runs = trained_project.runs.list()
     assert len(runs) == 2 and runs[0].active
     new = runs[0]
-    assert (new.config["image_size"], new.config["crop_size"], new.config["depth"], new.config["epochs"],
-            new.config["time_budget_minutes"], new.config["preset"]) == (32, None, 2, 2, None, "fast")
+    assert (new.config.image_size, new.config.crop_size, new.config.depth, new.config.epochs,
+            new.config.time_budget_minutes, new.config.preset) == (32, None, 2, 2, None, "fast")
     assert "Training now" in [h.value for h in at.subheader]
     assert at.get("progress") and has_button(at, "train_stop") and not has_button(at, "train_start")
 
@@ -165,20 +168,20 @@ def test_stop_then_resume_a_real_run_seen_from_a_fresh_session(trained_project, 
                          early_stopping_patience=0)
     run = jobs.start(trained_project, config)
     try:
-        wait_for(lambda: trained_project.epoch_metrics(run.id), "the first epoch")
+        wait_for(lambda: trained_project.runs.epoch_metrics(run.id), "the first epoch")
         # A new browser session (a reopened tab) sees the run from the database alone.
         at = open_train(trained_project, monkeypatch)
         assert "Training now" in [h.value for h in at.subheader] and f"Run {run.id}" in texts(at)
         assert "Epoch" in at.get("progress")[0].proto.text
         at.button(key="train_stop").click().run()
-        assert trained_project.stop_requested(run.id)
+        assert trained_project.runs.stop_requested(run.id)
         assert at.button(key="train_stop").disabled
         wait_for(lambda: jobs.refresh_run(trained_project, run.id).status == "stopped", "the run to stop")
         at.run()
         assert "Stopped" in texts(at)
         at.button(key="train_resume").click().run()
         assert not at.exception, at.exception
-        assert trained_project.run(run.id).active and "Training now" in [h.value for h in at.subheader]
+        assert trained_project.runs.get(run.id).active and "Training now" in [h.value for h in at.subheader]
     finally:
         jobs.stop(trained_project, run.id, wait_s=60)
     assert not jobs.refresh_run(trained_project, run.id).active

@@ -8,11 +8,13 @@ import time
 import pytest
 
 from helpers import box_mask, photo, png_bytes
-from seg_core import demo, jobs, planning
+from seg_core.services import demo, jobs, planning
 from seg_core.classes import binary_classes, default_classes
 from seg_core.errors import TrainingError
-from seg_core.project import new_project
-from seg_core.training import MODEL_NAMES, PRESETS, TrainConfig, preset, preview_paths
+from seg_core.store import splits
+from seg_core.store.layout import machine_speed_file
+from seg_core.store.workspace import new_project
+from seg_core.ml.config import MODEL_NAMES, PRESETS, TrainConfig, preset
 
 TINY = dict(image_size=32, base_filters=4, depth=2, epochs=2, batch_size=4, learning_rate=3e-3,
             early_stopping_patience=0)
@@ -23,7 +25,7 @@ def project_with(workspace, n: int, labeled: int, classes=None, value: int = 1, 
     for i in range(n):
         rec = p.add_image(png_bytes(photo(seed=i)), f"img_{i:02d}.png").image
         if i < labeled:
-            p.save_mask(rec.id, box_mask(value=value), rec.mask_version)
+            p.masks.save(rec.id, box_mask(value=value), rec.mask_version)
     return p
 
 
@@ -53,15 +55,17 @@ def test_two_labeled_images_without_a_split_use_one_each_with_hints(workspace):
 
 @pytest.mark.parametrize("labeled, fraction", [(2, 0.2), (5, 0.2), (10, 0.3), (7, 0.05), (9, 0.5)])
 def test_planned_split_is_the_split_training_makes(workspace, labeled, fraction):
-    from seg_core.training import _split_examples
-
     p = project_with(workspace, labeled + 1, labeled)
-    train, val, exists = planning.planned_split(p, fraction)
+    train, val, exists = splits.planned(p, fraction)
     assert not exists
-    got_train, got_val = _split_examples(p, TrainConfig(val_fraction=fraction))
-    assert (train, val) == (len(got_train), len(got_val))
-    # Once split, the project's split is what counts, whatever the fraction.
-    assert planning.planned_split(p, 0.5) == (train, val, True)
+    run_split = splits.for_run(p, fraction, seed=0)
+    assert run_split.source == "run" and (train, val) == (len(run_split.train_ids), len(run_split.val_ids))
+    # The run sets its images aside without touching the project's split.
+    assert splits.planned(p, fraction) == (train, val, False)
+    assert p.count_images(split="val") == 0
+    # Once the project has a validation split, that is what counts, whatever the fraction.
+    splits.assign(p, val_fraction=fraction)
+    assert splits.planned(p, 0.5)[2] and splits.for_run(p, 0.5).source == "project"
 
 
 def test_existing_split_is_reported_as_the_projects(workspace):
@@ -74,7 +78,7 @@ def test_existing_split_is_reported_as_the_projects(workspace):
 
 def test_labeled_images_only_in_test_split_are_not_enough(workspace):
     p = project_with(workspace, 3, 3)
-    p.set_split([1, 2, 3], "test")
+    splits.set_split(p, [1, 2, 3], "test")
     r = planning.readiness(p)
     assert not r.ready
     assert any("both the train and the validation split" in x for x in r.problems)
@@ -97,29 +101,30 @@ def test_a_class_never_painted_is_named_and_all_background_blocks(workspace):
 
 def test_unsaved_strokes_are_mentioned(workspace):
     p = project_with(workspace, 3, 2)
-    p.save_draft(3, box_mask(value=1), 0)
+    p.drafts.save(3, box_mask(value=1), 0)
     assert any("1 image with unsaved strokes" in h for h in planning.readiness(p).hints)
 
 
 # ----- cost and time ---------------------------------------------------------------------------------
 def test_model_names_match_the_registry():
-    from seg_core import models
+    from seg_core.ml import models
 
     assert MODEL_NAMES == tuple(models.REGISTRY)
 
 
-@pytest.mark.parametrize("model, size, channels, classes, kw", [
-    ("unet", 128, 3, 2, dict(base_filters=16, depth=4)),
-    ("unet", 64, 1, 3, dict(base_filters=8, depth=3, upsampling="bilinear")),
-    ("unet", 32, 3, 2, dict(base_filters=4, depth=2)),
-    ("fcn", 96, 3, 2, dict(base_filters=16, depth=4)),
-    ("fcn", 64, 1, 4, dict(base_filters=8, depth=2, upsampling="bilinear")),
+@pytest.mark.parametrize("model, channels, classes, kw", [
+    ("unet", 3, 2, dict(base_filters=16, depth=4)),
+    ("unet", 1, 3, dict(base_filters=8, depth=3, upsampling="bilinear")),
+    ("fcn", 1, 4, dict(base_filters=8, depth=2, upsampling="bilinear")),
 ])
-def test_counted_gflops_equal_the_models_own_count(model, size, channels, classes, kw):
-    from seg_core import models
+def test_gflops_come_from_the_built_network_and_grow_with_the_area(model, channels, classes, kw):
+    from seg_core.ml import models
 
-    want = models.summarize(model, size, channels, classes, **kw)["gflops"]
-    assert planning.forward_gflops(model, size, channels, classes, **kw) == pytest.approx(want, rel=1e-9)
+    config = TrainConfig(model=model, image_size=64, **kw)
+    small = planning.forward_gflops(config, 32, channels, classes)
+    assert small == pytest.approx(models.forward_flops(models.build(config, channels, classes, size=32)) / 1e9)
+    # Every layer of a fully convolutional network costs in proportion to the pixels.
+    assert planning.forward_gflops(config, 64, channels, classes) == pytest.approx(4 * small, rel=1e-9)
 
 
 def test_estimate_scales_with_images_and_epochs(workspace):
@@ -136,8 +141,8 @@ def test_estimate_scales_with_images_and_epochs(workspace):
     e_fast_machine = planning.estimate(small, cfg, gflops=100.0)
     assert e_fast_machine.seconds < e_small.seconds
     # The work itself: 12 images, 20% validation -> 10 train (2 batches of 8 = 16 crops) and 2 val + 2 previews.
-    fwd128 = planning.forward_gflops("unet", 128, 3, 2)
-    fwd256 = planning.forward_gflops("unet", 256, 3, 2)
+    fwd128 = planning.forward_gflops(cfg, 128, 3, 2)
+    fwd256 = planning.forward_gflops(cfg, 256, 3, 2)
     assert planning.epoch_work(cfg, 10, 2, 3, 2) == pytest.approx((16 * 3 * fwd128, 4 * fwd256))
 
 
@@ -154,9 +159,9 @@ def test_time_budget_caps_the_estimate(workspace):
 
 
 def test_estimate_prefers_the_measured_speed_of_a_finished_run(trained_project):
-    run = trained_project.list_runs()[0]
+    run = trained_project.runs.list()[0]
     cfg = TrainConfig(**TINY)
-    rows = trained_project.epoch_metrics(run.id)
+    rows = trained_project.runs.epoch_metrics(run.id)
     e = planning.estimate(trained_project, cfg)
     assert run.id in e.source
     # Same project, same settings: one epoch takes what that run's epochs after the first took.
@@ -177,7 +182,7 @@ def test_estimate_prefers_the_measured_speed_of_a_finished_run(trained_project):
 
 def test_machine_speed_is_measured_rarely_and_keeps_the_best(workspace, monkeypatch):
     first = planning.machine_gflops()
-    saved = json.loads((workspace / planning.MACHINE_FILE).read_text())
+    saved = json.loads(machine_speed_file().read_text())
     assert first > 0 and saved["gflops"] == first
 
     def no_measuring():
@@ -217,39 +222,39 @@ def test_build_config_from_form_values():
 
 # ----- watching runs -------------------------------------------------------------------------------------
 def fake_run(project, status="running", **cfg):
-    run = project.create_run(TrainConfig(**{**TINY, **cfg}).to_dict())
-    project.update_run(run.id, status=status, started_at=time.time())
+    run = project.runs.create(TrainConfig(**{**TINY, **cfg}))
+    project.runs.update(run.id, status=status, started_at=time.time())
     return run.id
 
 
 def test_live_status_progress_and_eta(workspace):
     p = project_with(workspace, 3, 3)
     run_id = fake_run(p, epochs=10)
-    assert "Starting" in planning.live_status(p, p.run(run_id)).label
+    assert "Starting" in planning.live_status(p, p.runs.get(run_id)).label
     for epoch in range(2):
-        p.add_metrics(run_id, epoch, {"loss": 1.0, "elapsed_s": 10.0 * (epoch + 1), "epoch_s": 10.0})
-    p.add_metrics(run_id, 2, {"step": 3, "steps": 6, "elapsed_s": 25.0}, batch=3)
-    at = p.latest_progress(run_id)["at"]
-    s = planning.live_status(p, p.run(run_id), now=at)
+        p.runs.add_metrics(run_id, epoch, {"loss": 1.0, "elapsed_s": 10.0 * (epoch + 1), "epoch_s": 10.0})
+    p.runs.add_metrics(run_id, 2, {"step": 3, "steps": 6, "elapsed_s": 25.0}, batch=3)
+    at = p.runs.latest_progress(run_id)["at"]
+    s = planning.live_status(p, p.runs.get(run_id), now=at)
     assert s.fraction == pytest.approx(0.25) and s.eta_s == pytest.approx(75.0)
     assert "Epoch 3 of 10 · batch 3 of 6 · 25 s elapsed · about 1 min 15 s left" == s.label
 
     pb = project_with(workspace, 3, 3, name="b")
     budget = fake_run(pb, epochs=10, time_budget_minutes=1)
     for epoch in range(2):
-        pb.add_metrics(budget, epoch, {"elapsed_s": 10.0 * (epoch + 1)})
-    pb.add_metrics(budget, 2, {"step": 3, "steps": 6, "elapsed_s": 25.0}, batch=3)
-    s = planning.live_status(pb, pb.run(budget), now=pb.latest_progress(budget)["at"] + 5)
+        pb.runs.add_metrics(budget, epoch, {"elapsed_s": 10.0 * (epoch + 1)})
+    pb.runs.add_metrics(budget, 2, {"step": 3, "steps": 6, "elapsed_s": 25.0}, batch=3)
+    s = planning.live_status(pb, pb.runs.get(budget), now=pb.runs.latest_progress(budget)["at"] + 5)
     assert s.fraction == pytest.approx(30 / 60) and s.eta_s == pytest.approx(30.0)
     assert "30 s elapsed of at most 1 min 00 s" in s.label
 
-    pb.request_stop(budget)
-    assert "stopping after the current batch" in planning.live_status(pb, pb.run(budget)).label
-    pb.update_run(budget, status="stopped")
-    done = planning.live_status(pb, pb.run(budget))
+    pb.runs.request_stop(budget)
+    assert "stopping after the current batch" in planning.live_status(pb, pb.runs.get(budget)).label
+    pb.runs.update(budget, status="stopped")
+    done = planning.live_status(pb, pb.runs.get(budget))
     assert done.fraction == 1.0 and done.label == "2 of 10 epochs in 25 s"  # the third epoch was under way
-    pb.add_metrics(budget, 2, {"elapsed_s": 61.0})
-    assert planning.live_status(pb, pb.run(budget)).label == "3 of 10 epochs in 1 min 01 s when its time budget ran out"
+    pb.runs.add_metrics(budget, 2, {"elapsed_s": 61.0})
+    assert planning.live_status(pb, pb.runs.get(budget)).label == "3 of 10 epochs in 1 min 01 s when its time budget ran out"
 
 
 def test_curve_and_overlay_rows(trained_project):
@@ -257,10 +262,10 @@ def test_curve_and_overlay_rows(trained_project):
     assert planning.curve_rows(rows, {"loss": "train", "val_loss": "validation"}) == [
         {"epoch": 1, "value": 1.0, "series": "train"}, {"epoch": 2, "value": 0.5, "series": "train"},
         {"epoch": 2, "value": 0.7, "series": "validation"}]
-    first = trained_project.list_runs()[0]
+    first = trained_project.runs.list()[0]
     second = fake_run(trained_project, status="completed")
-    trained_project.add_metrics(second, 0, {"val_dice": 0.25})
-    runs = [first, trained_project.run(second)]
+    trained_project.runs.add_metrics(second, 0, {"val_dice": 0.25})
+    runs = [first, trained_project.runs.get(second)]
     out = planning.overlay_rows(trained_project, runs, "val_dice")
     assert {r["run"] for r in out} == {planning.run_label(r) for r in runs}
     assert [r["epoch"] for r in out if r["run"] == planning.run_label(runs[0])] == [1, 2]
@@ -268,9 +273,9 @@ def test_curve_and_overlay_rows(trained_project):
 
 
 def test_history_rows(trained_project):
-    done = trained_project.list_runs()[0]
+    done = trained_project.runs.list()[0]
     failed = fake_run(trained_project, status="failed", epochs=7)
-    trained_project.update_run(failed, error="Training ran out of memory.")
+    trained_project.runs.update(failed, error="Training ran out of memory.")
     rows = {r["run"]: r for r in planning.history_rows(trained_project, jobs.refresh(trained_project))}
     assert rows[done.id]["status"] == "completed" and rows[done.id]["epochs"] == "2 / 2"
     assert rows[done.id]["best val dice"] == round(done.best_score, 4)
@@ -284,10 +289,10 @@ def test_fmt_duration():
 
 
 def test_resumable_and_previews(trained_project):
-    run = trained_project.list_runs()[0]
-    assert [p.name for p in preview_paths(trained_project, run.id)] == ["epoch_0001.png", "epoch_0002.png"]
+    run = trained_project.runs.list()[0]
+    assert [p.name for p in trained_project.layout.run(run.id).previews()] == ["epoch_0001.png", "epoch_0002.png"]
     assert not jobs.resumable(trained_project, run)  # completed
-    trained_project.update_run(run.id, status="stopped")
-    assert jobs.resumable(trained_project, trained_project.run(run.id))
-    (trained_project.runs_dir / run.id / "last.keras").unlink()
-    assert not jobs.resumable(trained_project, trained_project.run(run.id))
+    trained_project.runs.update(run.id, status="stopped")
+    assert jobs.resumable(trained_project, trained_project.runs.get(run.id))
+    (trained_project.layout.runs_dir / run.id / "last.keras").unlink()
+    assert not jobs.resumable(trained_project, trained_project.runs.get(run.id))

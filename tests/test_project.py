@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 
 from helpers import box_mask, photo, png_bytes
-from seg_core import db, files
+from seg_core.store import db
+from seg_core import files
 from seg_core.classes import ClassSpec, default_classes
 from seg_core.errors import ClassSpecError, InvalidImageError, InvalidMaskError, MaskConflictError, NotFoundError, ProjectError
-from seg_core.project import Project, list_projects, new_project, resolve_project_path
+from seg_core.store import splits
+from seg_core.store.project import Project
+from seg_core.store.workspace import list_projects, new_project, resolve_project_path
 
 
 @pytest.fixture
@@ -29,7 +32,7 @@ def test_create_makes_folders_db_wal_and_default_binary_classes(tmp_path):
     assert all((p.path / d).is_dir() for d in ("images", "masks", "runs"))
     assert p.kind == "binary" and p.name == "proj"
     assert [c.name for c in p.classes] == ["background", "object"]
-    with db.opened(p.db_path) as conn:
+    with db.opened(p.layout.db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.schema_version(conn) == db.SCHEMA_VERSION
     assert not list(p.path.glob(".*creating*"))
@@ -73,60 +76,60 @@ def test_refused_image_changes_nothing(project):
     with pytest.raises(InvalidImageError):
         project.add_image(b"not an image at all", "x.png")
     assert project.count_images() == 0
-    assert list(project.images_dir.iterdir()) == []
+    assert list(project.layout.images_dir.iterdir()) == []
 
 
 def test_save_mask_versions_and_conflict(project):
     rec = add(project)
     m1 = box_mask(value=1)
-    r1 = project.save_mask(rec.id, m1, expected_version=0, author="alice")
+    r1 = project.masks.save(rec.id, m1, expected_version=0, author="alice")
     assert (r1.mask_version, r1.status, r1.mask_updated_by) == (1, "labeled", "alice")
-    np.testing.assert_array_equal(project.load_mask(rec.id), m1)
+    np.testing.assert_array_equal(project.masks.load(rec.id), m1)
     # Bob loaded version 0 too; his save must not silently overwrite Alice's.
     with pytest.raises(MaskConflictError, match="alice"):
-        project.save_mask(rec.id, np.zeros_like(m1), expected_version=0, author="bob")
-    np.testing.assert_array_equal(project.load_mask(rec.id), m1)
-    r2 = project.save_mask(rec.id, np.zeros_like(m1), expected_version=1, author="bob")
+        project.masks.save(rec.id, np.zeros_like(m1), expected_version=0, author="bob")
+    np.testing.assert_array_equal(project.masks.load(rec.id), m1)
+    r2 = project.masks.save(rec.id, np.zeros_like(m1), expected_version=1, author="bob")
     assert r2.mask_version == 2
-    assert project.class_pixels(rec.id) == {0: 24 * 32}
-    assert not [p for p in project.masks_dir.iterdir() if p.suffix == ".tmp"]
+    assert project.masks.class_pixels(rec.id) == {0: 24 * 32}
+    assert not [p for p in project.layout.masks_dir.iterdir() if p.suffix == ".tmp"]
 
 
 def test_save_mask_refuses_wrong_size_and_unknown_class(project):
     rec = add(project)
     with pytest.raises(InvalidMaskError, match="32x24"):
-        project.save_mask(rec.id, np.zeros((10, 10), np.uint8), 0)
+        project.masks.save(rec.id, np.zeros((10, 10), np.uint8), 0)
     with pytest.raises(InvalidMaskError, match="7"):
-        project.save_mask(rec.id, box_mask(value=7), 0)
+        project.masks.save(rec.id, box_mask(value=7), 0)
     assert project.image(rec.id).mask_version == 0
-    assert project.load_mask(rec.id) is None
+    assert project.masks.load(rec.id) is None
 
 
 def test_failed_mask_write_keeps_the_old_mask(project, monkeypatch):
     rec = add(project)
     old = box_mask(value=1)
-    project.save_mask(rec.id, old, 0)
+    project.masks.save(rec.id, old, 0)
 
     def crash(tmp, path):
         raise OSError("disk full")
 
-    monkeypatch.setattr("seg_core.project.commit_temp", crash)
+    monkeypatch.setattr("seg_core.store.annotations.commit_temp", crash)
     with pytest.raises(OSError):
-        project.save_mask(rec.id, np.zeros_like(old), 1)
+        project.masks.save(rec.id, np.zeros_like(old), 1)
     monkeypatch.undo()
     assert project.image(rec.id).mask_version == 1
-    np.testing.assert_array_equal(project.load_mask(rec.id), old)
-    assert not [p for p in project.masks_dir.iterdir() if p.name.startswith(".")]
+    np.testing.assert_array_equal(project.masks.load(rec.id), old)
+    assert not [p for p in project.layout.masks_dir.iterdir() if p.name.startswith(".")]
 
 
 def test_clear_and_delete(project):
     rec = add(project)
-    project.save_mask(rec.id, box_mask(), 0)
-    cleared = project.clear_mask(rec.id, 1)
-    assert cleared.status == "unlabeled" and project.load_mask(rec.id) is None
+    project.masks.save(rec.id, box_mask(), 0)
+    cleared = project.masks.clear(rec.id, 1)
+    assert cleared.status == "unlabeled" and project.masks.load(rec.id) is None
     project.delete_image(rec.id)
     assert project.count_images() == 0
-    assert list(project.images_dir.iterdir()) == []
+    assert list(project.layout.images_dir.iterdir()) == []
     with pytest.raises(NotFoundError):
         project.image(rec.id)
 
@@ -134,7 +137,7 @@ def test_clear_and_delete(project):
 def test_listing_filters_and_paging(project):
     recs = [add(project, seed=i) for i in range(7)]
     for r in recs[:3]:
-        project.save_mask(r.id, box_mask(), 0)
+        project.masks.save(r.id, box_mask(), 0)
     assert project.count_images(status="labeled") == 3
     assert [r.id for r in project.list_images(status="unlabeled")] == [r.id for r in recs[3:]]
     page = project.list_images(offset=2, limit=3)
@@ -154,43 +157,43 @@ def test_find_by_stem_matches_base_name_exactly(project):
 def _labeled(project, n):
     for i in range(n):
         r = add(project, seed=i, h=8, w=8)
-        project.save_mask(r.id, np.zeros((8, 8), np.uint8), 0)
+        project.masks.save(r.id, np.zeros((8, 8), np.uint8), 0)
 
 
 def test_split_by_count_is_exact_and_reproducible(tmp_path):
     a = Project.create(tmp_path / "a")
     _labeled(a, 97)
-    counts = a.assign_splits(val_count=20, seed=42)
+    counts = splits.assign(a, val_count=20, seed=42)
     assert counts["val"] == 20 and counts["train"] == 77
     val_a = {r.sha256 for r in a.list_images(split="val")}
     # Same images uploaded in another order: the same images go to validation.
     b = Project.create(tmp_path / "b")
     for i in reversed(range(97)):
         r = add(b, seed=i, h=8, w=8)
-        b.save_mask(r.id, np.zeros((8, 8), np.uint8), 0)
-    b.assign_splits(val_count=20, seed=42)
+        b.masks.save(r.id, np.zeros((8, 8), np.uint8), 0)
+    splits.assign(b, val_count=20, seed=42)
     assert {r.sha256 for r in b.list_images(split="val")} == val_a
-    a.assign_splits(val_count=20, seed=43)
+    splits.assign(a, val_count=20, seed=43)
     assert {r.sha256 for r in a.list_images(split="val")} != val_a
 
 
 def test_split_by_fraction_leaves_test_alone(project):
     _labeled(project, 10)
-    project.set_split([1, 2], "test")
-    counts = project.assign_splits(val_fraction=0.25, seed=0)
+    splits.set_split(project, [1, 2], "test")
+    counts = splits.assign(project, val_fraction=0.25, seed=0)
     assert counts == {"train": 6, "val": 2, "test": 2}
     assert project.count_images(split="test") == 2
     with pytest.raises(ProjectError, match="8 are available"):
-        project.assign_splits(val_count=9)
+        splits.assign(project, val_count=9)
     with pytest.raises(ProjectError):
-        project.assign_splits(val_fraction=1.5)
+        splits.assign(project, val_fraction=1.5)
 
 
 def test_stats_counts_by_status_split_and_class(tmp_path):
     p = Project.create(tmp_path / "m", classes=default_classes(["background", "cat", "dog"]))
     r1, r2, _ = add(p, 1), add(p, 2), add(p, 3)
-    p.save_mask(r1.id, box_mask(value=1), 0)
-    p.save_mask(r2.id, box_mask(value=2), 0)
+    p.masks.save(r1.id, box_mask(value=1), 0)
+    p.masks.save(r2.id, box_mask(value=2), 0)
     s = p.stats()
     assert (s["images"], s["labeled"], s["unlabeled"], s["kind"]) == (3, 2, 1, "multiclass")
     assert s["by_split"]["train"] == 3
@@ -211,7 +214,7 @@ def test_class_editing(project):
 
 def test_newer_schema_is_refused_and_old_one_migrated(tmp_path):
     p = Project.create(tmp_path / "p")
-    with db.opened(p.db_path) as conn:
+    with db.opened(p.layout.db) as conn:
         conn.execute(f"PRAGMA user_version = {db.SCHEMA_VERSION + 1}")
     with pytest.raises(ProjectError, match="newer Seg Studio"):
         Project(p.path)
@@ -220,18 +223,19 @@ def test_newer_schema_is_refused_and_old_one_migrated(tmp_path):
         assert db.migrate(conn) == 0
         assert db.schema_version(conn) == db.SCHEMA_VERSION
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"project", "classes", "images", "runs", "metrics", "events", "mask_classes"} <= tables
+    assert {"project", "classes", "images", "runs", "metrics", "mask_classes", "predictions"} <= tables
+    assert "events" not in tables
 
 
 def test_concurrent_writer_waits_instead_of_failing(project):
     rec = add(project)
-    other = sqlite3.connect(project.db_path, timeout=5, isolation_level=None, check_same_thread=False)
+    other = sqlite3.connect(project.layout.db, timeout=5, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
     other.execute("UPDATE images SET updated_at = 0")
 
     import threading
     threading.Timer(0.3, lambda: other.execute("COMMIT")).start()
-    saved = project.save_mask(rec.id, box_mask(), 0)
+    saved = project.masks.save(rec.id, box_mask(), 0)
     assert saved.mask_version == 1
     other.close()
 

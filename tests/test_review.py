@@ -10,12 +10,14 @@ import pytest
 from PIL import Image
 
 from helpers import box_mask, photo, png_bytes
-from seg_core import losses as L
-from seg_core import review
+from seg_core.ml import losses as L
+from seg_core.services import review
 from seg_core.classes import default_classes
 from seg_core.errors import InvalidImageError, TrainingError
-from seg_core.inference import Predictor, ids_from_probabilities
-from seg_core.project import new_project
+from seg_core.ml import evaluation
+from seg_core.ml.inference import Predictor, ids_from_probabilities
+from seg_core.store import splits
+from seg_core.store.workspace import new_project
 
 
 @pytest.fixture
@@ -24,12 +26,12 @@ def predictor(trained_project):
 
 
 def test_usable_runs_put_the_best_first_and_skip_runs_without_a_model(trained_project):
-    first = trained_project.best_run()
-    weaker = trained_project.create_run(first.config)
-    shutil.copy(trained_project.runs_dir / first.id / "best.keras", trained_project.runs_dir / weaker.id / "last.keras")
-    trained_project.update_run(weaker.id, status="stopped", best_score=first.best_score / 2)
-    empty = trained_project.create_run(first.config)  # stopped before its first epoch: nothing saved
-    trained_project.update_run(empty.id, status="stopped", best_score=0.99)
+    first = trained_project.runs.best()
+    weaker = trained_project.runs.create(first.config)
+    shutil.copy(trained_project.layout.runs_dir / first.id / "best.keras", trained_project.layout.runs_dir / weaker.id / "last.keras")
+    trained_project.runs.update(weaker.id, status="stopped", best_score=first.best_score / 2)
+    empty = trained_project.runs.create(first.config)  # stopped before its first epoch: nothing saved
+    trained_project.runs.update(empty.id, status="stopped", best_score=0.99)
     runs = review.usable_runs(trained_project)
     assert [r.id for r in runs] == [first.id, weaker.id]
     label = review.run_label(runs[0])
@@ -45,14 +47,14 @@ def test_image_score_against_a_hand_computed_case():
     truth[:2, :2] = 1                     # 4 object pixels
     pred = np.zeros((4, 4), np.uint8)
     pred[:2, :3] = 1                      # 6 predicted, 4 of them right
-    s = review.image_score(truth, pred, 2)
+    s = evaluation.image_score(truth, pred, 2)
     assert s.iou == pytest.approx(4 / 6) and s.dice == pytest.approx(2 * 4 / (4 + 6))
     assert s.pixel_accuracy == pytest.approx(14 / 16) and s.disagreement == pytest.approx(1 / 3)
     nothing = np.zeros((4, 4), np.uint8)
-    assert review.image_score(nothing, nothing, 2) == review.ImageScore(1.0, 1.0, 1.0)
+    assert evaluation.image_score(nothing, nothing, 2) == evaluation.ImageScore(1.0, 1.0, 1.0)
     ignored = truth.copy()
     ignored[0, 2] = 255                   # the one false positive falls on an "ignore" pixel
-    assert review.image_score(ignored, pred, 2).iou == pytest.approx(4 / 5)
+    assert evaluation.image_score(ignored, pred, 2).iou == pytest.approx(4 / 5)
 
 
 def test_threshold_and_heat_values_come_from_the_probabilities():
@@ -76,15 +78,15 @@ def test_threshold_and_heat_values_come_from_the_probabilities():
 
 def test_predict_unlabeled_stores_one_prediction_per_image_and_reports_each(trained_project, predictor):
     unlabeled = trained_project.image_ids(status="unlabeled")
-    assert len(unlabeled) == 2 and not trained_project.predicted_image_ids()
+    assert len(unlabeled) == 2 and not trained_project.predictions.image_ids()
     calls = []
     report = review.predict_unlabeled(trained_project, predictor, lambda *a: calls.append(a))
     names = [trained_project.image(i).filename for i in unlabeled]
     assert calls == [(1, 2, names[0]), (2, 2, names[1])]
     assert (report.predicted, report.skipped, report.run_id) == (2, 0, predictor.run_id)
-    assert trained_project.predicted_image_ids() == set(unlabeled)
+    assert trained_project.predictions.image_ids() == set(unlabeled)
     for image_id in unlabeled:
-        stored = trained_project.prediction(image_id)
+        stored = trained_project.predictions.get(image_id)
         direct = predictor.predict_one(trained_project.load_image(image_id))
         # Batched and single forward passes may differ in the last float bit: a pixel exactly at 0.5 could flip.
         assert stored.run_id == predictor.run_id and (stored.ids != direct.ids).mean() < 1e-3
@@ -97,7 +99,7 @@ def test_predicting_refuses_a_run_whose_classes_no_longer_match(trained_project,
         review.predict_unlabeled(trained_project, predictor)
     with pytest.raises(TrainingError):
         review.validation_summary(trained_project, predictor)
-    assert not trained_project.predicted_image_ids()
+    assert not trained_project.predictions.image_ids()
 
 
 @pytest.fixture
@@ -107,12 +109,12 @@ def hand_made(workspace):
     for i in range(4):
         p.add_image(png_bytes(photo(20, 20, seed=i)), f"img{i + 1}.png")
     truth = box_mask(20, 20, 1, (0, 0, 10, 10))
-    p.save_mask(1, truth, 0)
-    p.save_mask(2, truth, 0)
-    p.save_prediction(1, "run-a", box_mask(20, 20, 1, (0, 0, 10, 5)), 0.1)   # half the box: IoU 0.5
-    p.save_prediction(2, "run-a", truth, 0.3)                                # exact: IoU 1
-    p.save_prediction(3, "run-a", truth, 0.2)
-    p.save_prediction(4, "run-a", truth, 0.7)
+    p.masks.save(1, truth, 0)
+    p.masks.save(2, truth, 0)
+    p.predictions.save(1, "run-a", box_mask(20, 20, 1, (0, 0, 10, 5)), 0.1)   # half the box: IoU 0.5
+    p.predictions.save(2, "run-a", truth, 0.3)                                # exact: IoU 1
+    p.predictions.save(3, "run-a", truth, 0.2)
+    p.predictions.save(4, "run-a", truth, 0.7)
     return p
 
 
@@ -124,11 +126,11 @@ def test_rankings_put_the_most_uncertain_and_the_worst_first(hand_made):
     assert worst[0].score == pytest.approx(0.5) and worst[0].iou == pytest.approx(0.5)
     assert worst[0].dice == pytest.approx(2 * 50 / 150) and worst[1].score == pytest.approx(0.0)
     # Another run's predictions are not this run's opinion.
-    hand_made.save_prediction(4, "run-b", box_mask(20, 20), 0.9)
+    hand_made.predictions.save(4, "run-b", box_mask(20, 20), 0.9)
     assert [r.image_id for r in review.annotate_next(hand_made, "run-a")] == [3]
     assert [r.image_id for r in review.annotate_next(hand_made, "run-b")] == [4]
     # A labeled image's new mask changes its rank.
-    hand_made.save_mask(2, np.zeros((20, 20), np.uint8), 1)
+    hand_made.masks.save(2, np.zeros((20, 20), np.uint8), 1)
     assert [r.image_id for r in review.review_worst_first(hand_made, "run-a")] == [2, 1]
 
 
@@ -138,7 +140,7 @@ def test_prediction_thumbnail_is_kept_until_the_prediction_changes(hand_made):
     assert Image.open(io.BytesIO(data)).size == (16, 16)
     folder = hand_made.path / "cache" / "thumbs"
     assert len(list(folder.glob("pred-4-*-16.jpg"))) == 1
-    hand_made.save_prediction(4, "run-a", np.zeros((20, 20), np.uint8), 0.8)
+    hand_made.predictions.save(4, "run-a", np.zeros((20, 20), np.uint8), 0.8)
     newer = review.annotate_next(hand_made, "run-a")[0]
     review.prediction_thumbnail(hand_made, newer, side=16)
     files = list(folder.glob("pred-4-*-16.jpg"))
@@ -151,7 +153,7 @@ def test_validation_summary_matches_a_hand_computed_confusion_matrix_and_is_cach
     expected = np.zeros((2, 2), np.int64)
     for image_id in val:
         pred = predictor.predict_one(trained_project.load_image(image_id))
-        expected += L.confusion_matrix(trained_project.load_mask(image_id), pred.ids, 2)
+        expected += L.confusion_matrix(trained_project.masks.load(image_id), pred.ids, 2)
     assert review.cached_validation_summary(trained_project, predictor.run_id) is None
     calls = []
     s = review.validation_summary(trained_project, predictor, progress=lambda *a: calls.append(a))
@@ -167,13 +169,13 @@ def test_validation_summary_matches_a_hand_computed_confusion_matrix_and_is_cach
     # A saved mask makes the numbers stale; so does another threshold.
     assert review.cached_validation_summary(trained_project, predictor.run_id, 0.3) is None
     rec = trained_project.image(val[0])
-    trained_project.save_mask(rec.id, np.zeros((rec.height, rec.width), np.uint8), rec.mask_version)
+    trained_project.masks.save(rec.id, np.zeros((rec.height, rec.width), np.uint8), rec.mask_version)
     assert review.cached_validation_summary(trained_project, predictor.run_id) is None
 
 
 def test_validation_falls_back_to_all_labeled_images_with_a_note(trained_project, predictor):
     labeled = trained_project.image_ids(status="labeled")
-    trained_project.set_split(labeled, "train")
+    splits.set_split(trained_project, labeled, "train")
     s = review.validation_summary(trained_project, predictor)
     assert (s.scope, s.images) == ("labeled", len(labeled))
     assert "no labeled validation images" in s.note
@@ -183,10 +185,10 @@ def test_correct_in_annotate_uses_the_mask_as_shown(trained_project, predictor):
     image_id = trained_project.image_ids(status="unlabeled")[0]
     probs = review.probabilities(predictor, trained_project.load_image(image_id))
     message = review.correct_in_annotate(trained_project, predictor, image_id, probs, threshold=0.2)
-    draft = trained_project.draft(image_id)
+    draft = trained_project.drafts.get(image_id)
     assert draft.source == "prediction" and draft.base_version == 0
     assert np.array_equal(draft.ids, ids_from_probabilities(probs, 0.2))
-    assert trained_project.prediction(image_id).run_id == predictor.run_id and "Save" in message
+    assert trained_project.predictions.get(image_id).run_id == predictor.run_id and "Save" in message
 
 
 def test_read_upload_decodes_a_photo_and_refuses_a_broken_file():
@@ -200,9 +202,9 @@ def test_correct_in_annotate_keeps_unsaved_changes(trained_project, predictor):
     image_id = trained_project.image_ids(status="unlabeled")[0]
     rec = trained_project.image(image_id)
     painted = np.ones((rec.height, rec.width), np.uint8)
-    trained_project.save_draft(image_id, painted, 0, source="painted")
+    trained_project.drafts.save(image_id, painted, 0, source="painted")
     message = review.correct_in_annotate(trained_project, predictor, image_id)
     assert "already has unsaved changes" in message
-    draft = trained_project.draft(image_id)
+    draft = trained_project.drafts.get(image_id)
     assert draft.source == "painted" and np.array_equal(draft.ids, painted)
-    assert trained_project.prediction(image_id) is None
+    assert trained_project.predictions.get(image_id) is None

@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from seg_core.cli import main
-from seg_core.project import Project
+from seg_core.store.project import Project
 
 
 def info(capsys, project) -> dict:
@@ -26,7 +26,7 @@ def roundtrip(capsys, tmp_path, project):
     recs_a, recs_b = a.list_images(), b.list_images()
     assert [r.filename for r in recs_a] == [r.filename for r in recs_b]
     for ra, rb in zip(recs_a, recs_b):
-        np.testing.assert_array_equal(a.load_mask(ra), b.load_mask(rb))
+        np.testing.assert_array_equal(a.masks.load(ra), b.masks.load(rb))
         np.testing.assert_array_equal(a.load_image(ra), b.load_image(rb))
 
 

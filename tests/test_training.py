@@ -10,11 +10,14 @@ import time
 import numpy as np
 import pytest
 
-from seg_core import demo, jobs
-from seg_core.augment import AugmentConfig
+from seg_core.services import demo, jobs
+from seg_core.ml.augment import AugmentConfig
 from seg_core.errors import RunBusyError, TrainingError
-from seg_core.inference import Predictor, evaluate
-from seg_core.training import PRESETS, TrainConfig, preset, train
+from seg_core.ml.inference import Predictor
+from seg_core.ml.evaluation import Labeled, evaluate
+from seg_core.ml.config import PRESETS, TrainConfig, preset
+from seg_core.ml.training import train
+from seg_core.store import splits
 
 TINY = dict(image_size=32, base_filters=4, depth=2, epochs=2, batch_size=4, learning_rate=3e-3,
             augment=AugmentConfig(flip_h=True, shift_scale_rotate=True), early_stopping_patience=0)
@@ -41,20 +44,20 @@ def binary(workspace):
 
 
 def run_inline(project, config, resume=False, run_id=None):
-    run = project.run(run_id) if run_id else project.create_run(config.to_dict())
+    run = project.runs.get(run_id) if run_id else project.runs.create(config)
     status = train(project, run.id, config, resume=resume)
-    project.update_run(run.id, status=status)
-    return project.run(run.id)
+    project.runs.update(run.id, status=status)
+    return project.runs.get(run.id)
 
 
 def test_binary_train_save_load_predict(binary):
     run = run_inline(binary, tiny())
     assert run.status == "completed" and run.best_score is not None
-    epochs = binary.epoch_metrics(run.id)
+    epochs = binary.runs.epoch_metrics(run.id)
     assert [m["epoch"] for m in epochs] == [0, 1]
     for key in ("loss", "dice", "iou", "val_loss", "val_dice", "val_iou", "lr", "images_per_s", "elapsed_s"):
         assert key in epochs[-1] and np.isfinite(epochs[-1][key])
-    folder = binary.runs_dir / run.id
+    folder = binary.layout.runs_dir / run.id
     assert (folder / "best.keras").exists() and (folder / "last.keras").exists()
     assert sorted(p.name for p in (folder / "previews").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
     config = json.loads((folder / "config.json").read_text())
@@ -77,52 +80,63 @@ def test_multiclass_train_and_evaluate(workspace):
     project = demo.create_demo_project(workspace / "multi", multiclass=True, count=8, unlabeled=0)
     run = run_inline(project, tiny(loss="ce_dice"))
     predictor = Predictor.from_run(project, run.id)
-    pairs = [(r.filename, project.load_image(r), project.load_mask(r)) for r in project.list_images()[:3]]
-    result = evaluate(predictor, pairs, 3)
-    assert set(result) >= {"mean_iou", "per_class", "pixel_accuracy", "images"}
-    assert [c["name"] for c in result["per_class"]] == ["background", "blob", "block"]
-    assert len(result["images"]) == 3 and 0 <= result["mean_iou"] <= 1
-    assert predictor.predict_one(pairs[0][1]).probabilities.shape[-1] == 3
+    pairs = [Labeled(r.filename, project.load_image(r), project.masks.load(r)) for r in project.list_images()[:3]]
+    result = evaluate(predictor, pairs, project.classes)
+    assert [c["name"] for c in result.per_class] == ["background", "blob", "block"]
+    assert result.images == len(result.per_image) == 3 and 0 <= result.mean_iou <= 1
+    assert np.asarray(result.confusion).sum() == sum(p.truth.size for p in pairs)
+    assert predictor.predict_one(pairs[0].image).probabilities.shape[-1] == 3
+
+
+def test_a_project_without_validation_images_keeps_its_split(workspace):
+    project = demo.create_demo_project(workspace / "nosplit", count=6, unlabeled=0)
+    splits.set_split(project, project.image_ids(), "train")
+    run = run_inline(project, tiny(epochs=1, val_fraction=0.34))
+    assert project.count_images(split="val") == 0 and project.count_images(split="train") == 6
+    assert run.split.source == "run" and (len(run.split.train_ids), len(run.split.val_ids)) == (4, 2)
+    assert "it set aside itself" in run.split.note
+    saved = json.loads(project.layout.run(run.id).config.read_text())
+    assert (saved["train_images"], saved["val_images"]) == (4, 2)
 
 
 def test_same_seed_same_result(binary):
     a = run_inline(binary, tiny(seed=5))
     b = run_inline(binary, tiny(seed=5))
-    la = [m["loss"] for m in binary.epoch_metrics(a.id)]
-    lb = [m["loss"] for m in binary.epoch_metrics(b.id)]
+    la = [m["loss"] for m in binary.runs.epoch_metrics(a.id)]
+    lb = [m["loss"] for m in binary.runs.epoch_metrics(b.id)]
     assert la == lb
 
 
 def test_stop_flag_stops_cleanly(binary):
-    run = binary.create_run(tiny(epochs=50).to_dict())
-    binary.request_stop(run.id)
+    run = binary.runs.create(tiny(epochs=50))
+    binary.runs.request_stop(run.id)
     status = train(binary, run.id, tiny(epochs=50))
     assert status == "stopped"
-    assert len(binary.epoch_metrics(run.id)) <= 1
+    assert len(binary.runs.epoch_metrics(run.id)) <= 1
 
 
 def test_time_budget_ends_the_run(binary):
     run = run_inline(binary, tiny(epochs=500, time_budget_minutes=0.001))
-    assert run.status == "completed" and len(binary.epoch_metrics(run.id)) <= 2
+    assert run.status == "completed" and len(binary.runs.epoch_metrics(run.id)) <= 2
 
 
 def test_resume_continues_from_last_checkpoint(binary):
     first = tiny(epochs=1)
     run = run_inline(binary, first)
-    before = binary.epoch_metrics(run.id)
+    before = binary.runs.epoch_metrics(run.id)
     longer = tiny(epochs=3)
-    binary.update_run(run.id, config=longer.to_dict())
+    binary.runs.update(run.id, config=longer)
     run = run_inline(binary, longer, resume=True, run_id=run.id)
-    after = binary.epoch_metrics(run.id)
+    after = binary.runs.epoch_metrics(run.id)
     assert [m["epoch"] for m in after] == [0, 1, 2]
     assert after[0] == before[0], "the first epoch is kept, not redone"
-    assert json.loads((binary.runs_dir / run.id / "state.json").read_text())["epoch"] == 3
+    assert json.loads((binary.layout.runs_dir / run.id / "state.json").read_text())["epoch"] == 3
     assert after[2]["elapsed_s"] > before[0]["elapsed_s"]
 
 
 def test_training_needs_two_labeled_images(workspace):
     project = demo.create_demo_project(workspace / "one", count=2, unlabeled=1)
-    run = project.create_run(tiny().to_dict())
+    run = project.runs.create(tiny())
     with pytest.raises(TrainingError, match="at least 2 labeled"):
         train(project, run.id, tiny())
 
@@ -146,35 +160,35 @@ def test_worker_killed_mid_run_is_marked_failed_and_resumes(binary):
     run = jobs.start(binary, config)
     with pytest.raises(RunBusyError, match="one run at a time"):
         jobs.start(binary, config)
-    wait_for(lambda: binary.epoch_metrics(run.id), "the first epoch")
-    os.kill(binary.run(run.id).pid, signal.SIGKILL)
+    wait_for(lambda: binary.runs.epoch_metrics(run.id), "the first epoch")
+    os.kill(binary.runs.get(run.id).pid, signal.SIGKILL)
     failed = wait_for(lambda: (r := jobs.refresh_run(binary, run.id)).status == "failed" and r, "failed status")
     assert "ended unexpectedly" in failed.error
     # The project and the best checkpoint are intact after SIGKILL.
     assert binary.stats()["labeled"] == 7
     Predictor.from_run(binary, run.id).predict_one(binary.load_image(1))
-    done_before = len(binary.epoch_metrics(run.id))
+    done_before = len(binary.runs.epoch_metrics(run.id))
     jobs.resume(binary, run.id)
     final = wait_for(lambda: (r := jobs.refresh_run(binary, run.id)) and not r.active and r, "the resumed run")
     assert final.status == "completed", jobs.worker_log(binary, run.id)
-    epochs = [m["epoch"] for m in binary.epoch_metrics(run.id)]
+    epochs = [m["epoch"] for m in binary.runs.epoch_metrics(run.id)]
     assert epochs == [0, 1, 2, 3] and done_before >= 1
 
 
 def test_stop_request_reaches_the_worker(binary):
     run = jobs.start(binary, tiny(epochs=200, steps_per_epoch=2))
-    wait_for(lambda: binary.epoch_metrics(run.id), "the first epoch")
+    wait_for(lambda: binary.runs.epoch_metrics(run.id), "the first epoch")
     stopped = jobs.stop(binary, run.id, wait_s=120)
     assert stopped.status == "stopped"
-    assert len(binary.epoch_metrics(run.id)) < 200
+    assert len(binary.runs.epoch_metrics(run.id)) < 200
 
 
 def test_pretrained_encoder_is_frozen_then_fine_tuned(binary):
     config = tiny(model="mobilenetv2-unet", image_size=32, epochs=2, freeze_encoder_epochs=1, base_filters=4)
     run = run_inline(binary, config)
-    assert run.status == "completed" and [m["epoch"] for m in binary.epoch_metrics(run.id)] == [0, 1]
+    assert run.status == "completed" and [m["epoch"] for m in binary.runs.epoch_metrics(run.id)] == [0, 1]
     # The fine-tuning epoch runs with a tenth of the learning rate.
-    lrs = [m["lr"] for m in binary.epoch_metrics(run.id)]
+    lrs = [m["lr"] for m in binary.runs.epoch_metrics(run.id)]
     assert lrs[1] < lrs[0]
     pred = Predictor.from_run(binary, run.id).predict_one(binary.load_image(1))
     assert pred.ids.shape == (240, 320)

@@ -74,7 +74,7 @@ def test_heatmap_figure_labels_its_colour_bar_and_shows_large_images_downsampled
 
 
 def test_row_normalised_confusion_matrix_against_a_hand_computed_case():
-    from seg_core import losses as L
+    from seg_core.ml import losses as L
 
     truth = np.array([[0, 0, 0, 0], [1, 1, 2, 2]], np.uint8)
     pred = np.array([[0, 0, 0, 1], [1, 0, 2, 2]], np.uint8)

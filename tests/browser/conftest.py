@@ -20,6 +20,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
 SERVER_START_S = 90
+EXPECT_TIMEOUT_MS = 30_000
 
 
 def pytest_collection_modifyitems(items):
@@ -47,9 +48,11 @@ def browser():
     exe = _chromium()
     require(exe is not None, "Chromium is not installed (apt-get install chromium)")
     try:
-        from playwright.sync_api import sync_playwright
+        from playwright.sync_api import expect, sync_playwright
     except ImportError:
         require(False, "the playwright package is not installed (pip install -e '.[test]')")
+    # expect() waits 5 s by default: too short for a rerun on a busy 2-core CI machine.
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_ARGS)
         yield b

@@ -7,37 +7,43 @@ import io
 import numpy as np
 from PIL import Image
 
-from browser_helpers import create_project, shot, wait_idle
+from playwright.sync_api import expect
+
+from browser_helpers import create_project, shot, wait_idle, wait_text, wait_until
 from helpers import png_bytes
 from seg_core.classes import default_classes
-from seg_core.project import Project, new_project
+from seg_core.store.project import Project
+from seg_core.store.workspace import new_project
 
 CANVAS = "canvas.upper-canvas"
 
 
 def open_page(page, app_server, title: str) -> None:
     page.locator("[data-testid='stSidebarNav']").get_by_text(title, exact=True).click()
-    page.get_by_role("heading", name=title).wait_for()
+    expect(page.get_by_role("heading", name=title)).to_be_visible()
     wait_idle(page)
 
 
 def settle_canvas(page):
-    """The canvas mounts, sends its background fit and reruns once: wait for that before drawing."""
+    """The canvas mounts, sends its background fit and reruns once: wait until one canvas stays put."""
     last = None
-    for _ in range(60):   # a new view mounts a new canvas: wait until one stays put
-        page.locator(CANVAS).first.wait_for()
+
+    def steady():
+        nonlocal last
+        expect(page.locator(CANVAS).first).to_be_visible()
         wait_idle(page)
         page.wait_for_timeout(500)
         box = page.locator(CANVAS).first.bounding_box()
-        if box is not None and box == last:
-            return box
-        last = box
-    raise AssertionError("the canvas never settled")
+        steady_box, last = (box if box is not None and box == last else None), box
+        return steady_box
+
+    return wait_until(page, steady, "the canvas to stop moving", timeout_ms=60_000)
 
 
 def choose(page, group: str, label: str, exact: bool = True) -> None:
     """Pick a radio option; the canvas gets its new tool or colour a moment after the rerun ends."""
     page.locator(f".st-key-{group}").get_by_text(label, exact=exact).click()
+    expect(page.locator(f".st-key-{group} input[type='radio']:checked")).to_have_count(1)
     wait_idle(page)
     page.wait_for_timeout(700)
 
@@ -48,11 +54,6 @@ def drag(page, points) -> None:
     for p in points[1:]:
         page.mouse.move(*p, steps=4)
     page.mouse.up()
-
-
-def wait_text(page, text: str) -> None:
-    page.get_by_text(text).first.wait_for()
-    wait_idle(page)
 
 
 def canvas_pixels(page) -> np.ndarray:
@@ -86,17 +87,17 @@ def test_create_upload_paint_save_reload(app_server, page, workspace, tmp_path):
     y = box["y"] + box["height"] * 0.5
     drag(page, [(box["x"] + box["width"] * f, y) for f in (0.2, 0.35, 0.5, 0.65, 0.8)])
     wait_text(page, "Unsaved strokes")
-    after_one = project.draft(first)
-    assert after_one is not None  # every stroke is on disk before Save
+    after_one = project.drafts.get(first)
+    assert after_one is not None  # every stroke is on disk before the page says "Unsaved strokes"
     # A second stroke, then the canvas toolbar's Undo: the draft is back to the first stroke alone.
     drag(page, [(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * f) for f in (0.1, 0.2, 0.3)])
-    page.wait_for_timeout(700)
+    wait_until(page, lambda: not np.array_equal(project.drafts.get(first).ids, after_one.ids),
+               "the second stroke in the draft")
     wait_idle(page)
-    assert not np.array_equal(project.draft(first).ids, after_one.ids)
     page.get_by_role("button", name="Undo").click()
-    page.wait_for_timeout(700)
+    wait_until(page, lambda: np.array_equal(project.drafts.get(first).ids, after_one.ids),
+               "Undo to take the second stroke out of the draft")
     wait_idle(page)
-    assert np.array_equal(project.draft(first).ids, after_one.ids)
     shot(page, "annotate_flow_2_stroke")
     page.locator(".st-key-annotate_save button").click()
     wait_text(page, "Saved the mask of grey_0.png (version 1)")
@@ -104,19 +105,22 @@ def test_create_upload_paint_save_reload(app_server, page, workspace, tmp_path):
 
     rec = project.image(first)
     assert rec.mask_version == 1 and rec.status == "labeled"
-    mask = project.load_mask(first)
+    mask = project.masks.load(first)
     assert mask[60, 40:120].min() == 1           # under the stroke: the object class
     assert (mask[:40] == 0).all() and (mask[85:] == 0).all()   # far from it: background
-    assert project.draft(first) is None
+    assert project.drafts.get(first) is None
 
     page.reload()
     box = settle_canvas(page)
-    seen = canvas_pixels(page)
-    h, w = seen.shape[:2]
-    on_stroke, off_stroke = seen[h // 2, w // 2].astype(int), seen[h // 6, w // 2].astype(int)
-    # The object class is red (230, 25, 75) blended over grey 110; away from the stroke the grey stays.
-    assert on_stroke[0] - on_stroke[1] > 40, on_stroke
-    assert abs(off_stroke[0] - off_stroke[1]) < 10, off_stroke
+
+    def stroke_drawn():
+        seen = canvas_pixels(page)
+        h, w = seen.shape[:2]
+        on_stroke, off_stroke = seen[h // 2, w // 2].astype(int), seen[h // 6, w // 2].astype(int)
+        # The object class is red (230, 25, 75) blended over grey 110; away from the stroke the grey stays.
+        return on_stroke[0] - on_stroke[1] > 40 and abs(off_stroke[0] - off_stroke[1]) < 10
+
+    wait_until(page, stroke_drawn, "the saved stroke in red under the canvas after the reload")
     shot(page, "annotate_flow_4_reloaded")
 
 
@@ -149,11 +153,17 @@ def test_shapes_two_classes_erase_and_zoom_on_a_large_photo(app_server, page, wo
     box = page.locator(CANVAS).first.bounding_box()
     x, y, w, h = box["x"], box["y"], box["width"], box["height"]
     drag(page, [(x + 0.05 * w, y + 0.5 * h), (x + 0.5 * w, y + 0.5 * h)])
-    page.wait_for_timeout(600)
+
+    def draft_ids():
+        draft = project.drafts.get(1)
+        return draft.ids if draft is not None else None
+
+    def shapes_and_erase_in(ids) -> bool:
+        return ids is not None and ids[int(0.5 * 1500), int(0.75 * 2000)] == 2 and ids[int(0.5 * 1500), int(0.25 * 2000)] == 0
+
+    wait_until(page, lambda: shapes_and_erase_in(draft_ids()), "the polygon and the erased band in the draft")
     wait_idle(page)
-    draft = project.draft(1)
-    assert draft is not None
-    ids = draft.ids
+    ids = draft_ids()
     assert ids[int(0.4 * 1500), int(0.25 * 2000)] == 1      # rectangle, above the erased band
     assert ids[int(0.5 * 1500), int(0.25 * 2000)] == 0      # erased
     assert ids[int(0.5 * 1500), int(0.75 * 2000)] == 2      # inside the polygon
@@ -179,10 +189,10 @@ def test_shapes_two_classes_erase_and_zoom_on_a_large_photo(app_server, page, wo
     box = settle_canvas(page)
     x, y, w, h = box["x"], box["y"], box["width"], box["height"]
     drag(page, [(x + 0.1 * w, y + 0.5 * h), (x + 0.9 * w, y + 0.5 * h)])
-    page.wait_for_timeout(600)
+    wait_until(page, lambda: (draft_ids()[1500 - 188:, :250] == 1).any(), "the zoomed line in the draft")
     wait_idle(page)
     shot(page, "annotate_shapes_zoomed")
-    zoomed = project.draft(1).ids
+    zoomed = project.drafts.get(1).ids
     region = zoomed[1500 - 188:, :250]
     line_rows = np.nonzero((region == 1).any(axis=1))[0]
     assert len(line_rows) and line_rows.max() - line_rows.min() <= 2   # about one image pixel thick
@@ -190,7 +200,8 @@ def test_shapes_two_classes_erase_and_zoom_on_a_large_photo(app_server, page, wo
     page.locator(".st-key-annotate_save button").click()
     wait_text(page, "Saved the mask of large.png (version 1)")
 
+    assert np.array_equal(project.masks.load(1), zoomed)   # saved before the page said so
     page.reload()
     settle_canvas(page)
-    assert np.array_equal(project.load_mask(1), zoomed)
+    expect(page.get_by_text("All changes saved")).to_be_visible()
     shot(page, "annotate_shapes_reloaded")

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import expect
 
 from browser_helpers import create_project, shot, wait_idle
-from seg_core import demo
-from seg_core.project import new_project
+from seg_core.services import demo
+from seg_core.store.workspace import new_project
 
 
 def test_single_demo_project_is_listed_and_opened_with_previews(app_server, page, workspace):
     demo.create_demo_project(workspace / "demo", count=12)
     page.goto(app_server.url)
-    page.get_by_text("Seg Studio", exact=True).first.wait_for()
-    wait_idle(page)
-    assert page.get_by_text("12 images · 10 labeled · 2 unlabeled · binary").is_visible()
-    page.get_by_text("A look at").wait_for()
+    expect(page.get_by_text("12 images · 10 labeled · 2 unlabeled · binary")).to_be_visible()
+    expect(page.get_by_text("A look at")).to_be_visible()
     expect(page.locator("[data-testid='stImage'] img")).to_have_count(6)
     expect(page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox'] input")).to_have_value("demo")
-    assert "project=demo" in page.url
+    expect(page).to_have_url(re.compile(r"[?&]project=demo"))
+    wait_idle(page)
     shot(page, "home_demo_open")
 
 
@@ -26,21 +27,21 @@ def test_open_switches_project_and_survives_reload(app_server, page, workspace):
     demo.create_demo_project(workspace / "demo", count=6)
     new_project(workspace / "other")
     page.goto(app_server.url)
-    page.get_by_text("Seg Studio", exact=True).first.wait_for()
+    expect(page.locator(".st-key-open_demo button")).to_be_enabled()
     wait_idle(page)
     page.locator(".st-key-open_demo button").click()
-    page.get_by_text("A look at").wait_for()
+    expect(page.get_by_text("A look at")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"[?&]project=demo"))
     wait_idle(page)
-    assert "project=demo" in page.url
     page.reload()
-    page.get_by_text("A look at").wait_for()
-    assert page.locator(".st-key-open_demo button").is_disabled()
-    assert page.locator(".st-key-open_other button").is_enabled()
+    expect(page.get_by_text("A look at")).to_be_visible()
+    expect(page.locator(".st-key-open_demo button")).to_be_disabled()
+    expect(page.locator(".st-key-open_other button")).to_be_enabled()
     shot(page, "home_two_projects")
 
 
 def test_home_creates_a_project_in_the_browser(app_server, page, workspace):
     create_project(page, app_server.url, "my-cells")
-    assert (workspace / "my-cells" / "project.db").is_file()
-    assert page.get_by_label("Name", exact=True).input_value() == ""
+    assert (workspace / "my-cells" / "project.db").is_file()   # written before the page said "Created"
+    expect(page.get_by_label("Name", exact=True)).to_have_value("")
     shot(page, "home_created")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from playwright.sync_api import expect
+
 from browser_helpers import shot, wait_idle
-from seg_core import demo
+from seg_core.services import demo
 
 
 def set_number(page, key: str, value) -> None:
@@ -16,48 +18,50 @@ def set_number(page, key: str, value) -> None:
 def test_train_watch_review_and_send_to_annotate(app_server, page, workspace):
     project = demo.create_demo_project(workspace / "demo", count=8, unlabeled=2)
     page.goto(f"{app_server.url}/train?project=demo")
-    page.get_by_role("heading", name="New run").wait_for()
+    expect(page.get_by_role("heading", name="New run")).to_be_visible()
     wait_idle(page)
     page.get_by_text("Advanced settings").click()
     # A tiny network, so the test trains in seconds; the page itself is what is tested.
     for key, value in (("depth", 2), ("image_size", 32), ("crop_size", 0), ("base_filters", 4), ("epochs", 3),
                        ("time_budget_minutes", 0), ("batch_size", 4)):
         set_number(page, f"train_fast_{key}", value)
-    page.get_by_text("Estimated time on this machine").wait_for()
+    expect(page.get_by_text("Estimated time on this machine")).to_be_visible()
+    expect(page.locator(".st-key-train_start button")).to_be_enabled()
     shot(page, "train_1_ready")
     page.locator(".st-key-train_start button").click()
 
-    page.get_by_role("heading", name="Training now").wait_for(timeout=120_000)
+    expect(page.get_by_role("heading", name="Training now")).to_be_visible(timeout=120_000)
     # The live panel redraws by itself: the charts appear once the first epoch is in.
-    page.locator("[data-testid='stVegaLiteChart']").first.wait_for(timeout=240_000)
-    assert project.epoch_metrics(project.list_runs()[0].id)
+    expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=240_000)
+    assert project.runs.epoch_metrics(project.runs.list()[0].id)   # drawn from these rows
     shot(page, "train_2_live")
-    page.get_by_text("Finished:").wait_for(timeout=240_000)
+    expect(page.get_by_text("Finished:")).to_be_visible(timeout=240_000)
+    run = project.runs.list()[0]
+    assert run.status == "completed" and len(project.runs.epoch_metrics(run.id)) == 3
+    expect(page.locator("[data-testid='stVegaLiteChart']").nth(1)).to_be_visible()
     wait_idle(page)
-    run = project.list_runs()[0]
-    assert run.status == "completed" and len(project.epoch_metrics(run.id)) == 3
-    assert page.locator("[data-testid='stVegaLiteChart']").count() >= 2
     shot(page, "train_3_finished")
 
     page.locator("[data-testid='stSidebarNav']").get_by_text("Predict & review", exact=True).click()
-    page.get_by_role("heading", name="Predict & review").wait_for()
-    page.get_by_text("the model's mask").first.wait_for(timeout=120_000)
+    expect(page.get_by_role("heading", name="Predict & review")).to_be_visible()
+    expect(page.get_by_text("the model's mask").first).to_be_visible(timeout=120_000)
+    expect(page.locator("[data-testid='stImage'] img").nth(1)).to_be_visible()   # the overlay and the heat map
     wait_idle(page)
-    page.locator("[data-testid='stImage'] img").nth(1).wait_for()   # the overlay and the heat map
     shot(page, "review_1_overlay")
 
     unlabeled = project.image_ids(status="unlabeled")[0]
     page.get_by_label("Status").first.click()
     page.get_by_role("option", name="unlabeled").click()
+    expect(page.get_by_text(f"{project.image(unlabeled).filename} · unlabeled").first).to_be_visible()
     wait_idle(page)
     page.get_by_role("button", name="Correct in Annotate").first.click()
-    page.get_by_role("heading", name="Annotate").wait_for()
-    page.get_by_text("Unsaved strokes", exact=True).wait_for()
+    expect(page.get_by_role("heading", name="Annotate")).to_be_visible()
+    expect(page.get_by_text("Unsaved strokes", exact=True)).to_be_visible()
     wait_idle(page)
-    draft = project.draft(unlabeled)
+    draft = project.drafts.get(unlabeled)
     assert draft is not None and draft.source == "prediction"
     shot(page, "review_2_sent_to_annotate")
     page.locator(".st-key-annotate_save button").click()
-    page.get_by_text("Saved the mask").wait_for()
+    expect(page.get_by_text("Saved the mask")).to_be_visible()
     rec = project.image(unlabeled)
     assert rec.status == "labeled" and rec.mask_source == "corrected"

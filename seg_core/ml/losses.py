@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-IGNORE_ID = 255
+from seg_core.classes import IGNORE_ID
 SMOOTH = 1.0
 EPS = 1e-7
 
@@ -81,11 +81,16 @@ def ce_dice(y_true, y_pred) -> tf.Tensor:
     return crossentropy(y_true, y_pred) + dice_loss(y_true, y_pred)
 
 
-def hard_labels(y_pred: tf.Tensor, threshold: float = 0.5) -> tf.Tensor:
-    """Probabilities -> class ids (B, H, W)."""
-    if y_pred.shape[-1] == 1:
-        return tf.cast(y_pred[..., 0] >= threshold, tf.int32)
-    return tf.argmax(y_pred, axis=-1, output_type=tf.int32)
+def hard_labels(probs, threshold: float = 0.5):
+    """Probabilities (..., C) -> class ids (...), the one rule everywhere: a binary model's foreground (its one
+    sigmoid channel, or the second of two) from `threshold`, otherwise the likeliest class.
+
+    Tensors stay tensors (in a graph too); numpy arrays give a tensor that np.asarray reads.
+    """
+    channels = probs.shape[-1]
+    if channels in (1, 2):
+        return keras.ops.cast(probs[..., channels - 1] >= threshold, "int32")
+    return keras.ops.cast(keras.ops.argmax(probs, axis=-1), "int32")
 
 
 def confusion(y_true, y_pred, num_classes: int) -> tf.Tensor:

@@ -6,11 +6,13 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from seg_core.files import atomic_write
-from seg_core.project import Project, RunRecord, workspace_dir
-from seg_core.training import PREVIEW_COUNT, PRESETS, TrainConfig, preset
+from seg_core.ml.config import PRESETS, PREVIEW_COUNT, TrainConfig, preset
+from seg_core.store import splits
+from seg_core.store.layout import machine_speed_file
+from seg_core.store.project import Project
+from seg_core.store.runs import RunRecord, RunStatus
 
 # The page's presets: `fast` is "a first model in about five minutes" (README), so the page gives it a time
 # budget; the epoch count still ends it sooner on a small project. The CLI keeps PRESETS as they are and
@@ -27,7 +29,6 @@ TRAIN_EFFICIENCY = 0.2
 EPOCH_OVERHEAD_S = 1.0       # two checkpoints, a preview and the DB rows per epoch
 LAUNCH_S = 15.0              # before the training clock starts: the worker imports TensorFlow, builds the model
 TRACE_S = 18.0               # the first epoch's extra time: TensorFlow traces the training step
-MACHINE_FILE = ".machine-speed.json"
 MACHINE_MAX_AGE_S = 7 * 24 * 3600
 MACHINE_RECHECK_S = 3600
 
@@ -49,22 +50,6 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def planned_split(project: Project, val_fraction: float = 0.2) -> tuple[int, int, bool]:
-    """(train, val, split_exists): the labeled images a run will learn from and check on.
-
-    Mirrors training._split_examples: an existing validation split is used as it is; without one the
-    worker splits the labeled images (test split left out) by the config's fraction, at least one each side.
-    """
-    val = project.count_images(status="labeled", split="val")
-    train = project.count_images(status="labeled", split="train")
-    if val:
-        return train, val, True
-    k = int(round(train * val_fraction))
-    if val_fraction > 0 and train >= 2:
-        k = min(max(k, 1), train - 1)
-    return train - k, k, False
-
-
 def readiness(project: Project, config: TrainConfig | None = None) -> Readiness:
     config = config or TrainConfig()
     stats = project.stats()
@@ -75,7 +60,7 @@ def readiness(project: Project, config: TrainConfig | None = None) -> Readiness:
         r.problems.append(f"The project has {need}. Training needs at least 2 (one to learn from, one to check "
                           "on): paint masks on the Annotate page.")
     else:
-        r.train, r.val, r.split_exists = planned_split(project, config.val_fraction)
+        r.train, r.val, r.split_exists = splits.planned(project, config.val_fraction)
         how = ("the project's split; change it on the Data page" if r.split_exists
                else f"{config.val_fraction:.0%} set aside for validation when training starts")
         r.lines.append(f"{_plural(labeled, 'labeled image')}: {r.train} to learn from, {r.val} to check the model "
@@ -101,7 +86,7 @@ def readiness(project: Project, config: TrainConfig | None = None) -> Readiness:
     if unlabeled:
         r.lines.append(f"{_plural(unlabeled, 'image')} still unlabeled: not used for training; once a model "
                        "exists, Predict & review shows its masks for them.")
-    drafts = len(project.draft_image_ids())
+    drafts = len(project.drafts.image_ids())
     if drafts:
         r.hints.append(f"{_plural(drafts, 'image')} with unsaved strokes on the Annotate page: save them to "
                        "train on them.")
@@ -114,50 +99,11 @@ def readiness(project: Project, config: TrainConfig | None = None) -> Readiness:
 
 
 # ----- cost and time --------------------------------------------------------------------------------
-def _conv(h: int, w: int, k: int, cin: int, cout: int) -> float:
-    return 2.0 * h * w * k * k * cin * cout
+def forward_gflops(config: TrainConfig, size: int, channels: int, num_classes: int) -> float:
+    """One forward pass in GFLOPs, counted by the model registry from the built network (kept per network)."""
+    from seg_core.ml import models
 
-
-@lru_cache(maxsize=64)
-def forward_gflops(model: str, size: int, channels: int, num_classes: int, base_filters: int = 16,
-                   depth: int = 4, upsampling: str = "transpose") -> float:
-    """One forward pass in GFLOPs, counted as models.forward_flops counts it.
-
-    U-Net and FCN are counted here from their layer shapes (no Keras import, so the page stays quick);
-    pretrained encoders are built once with models.summarize.
-    """
-    f, out = base_filters, 1 if num_classes == 2 else num_classes
-    total = 0.0
-    if model == "unet":
-        cin = channels
-        for level in range(depth + 1):      # encoder levels, then the bottleneck
-            s, cout = size // 2**level, f * 2**level
-            total += _conv(s, s, 3, cin, cout) + _conv(s, s, 3, cout, cout)
-            cin = cout
-        for level in reversed(range(depth)):
-            s, cout = size // 2**level, f * 2**level
-            if upsampling == "transpose":
-                total += _conv(s // 2, s // 2, 2, cin, cout)
-            else:
-                total += _conv(s, s, 1, cin, cout)
-            total += _conv(s, s, 3, 2 * cout, cout) + _conv(s, s, 3, cout, cout)
-            cin = cout
-        return (total + _conv(size, size, 1, f, out)) / 1e9
-    if model == "fcn":
-        cin = channels
-        for level in range(depth):
-            s, cout = size // 2 ** (level + 1), f * 2**level
-            total += _conv(s, s, 3, cin, cout)
-            cin = cout
-        for level in reversed(range(depth)):
-            s, cout = size // 2**level, f * 2**level
-            total += _conv(s // 2, s // 2, 2, cin, cout) if upsampling == "transpose" else _conv(s, s, 1, cin, cout)
-            cin = cout
-        return (total + _conv(size, size, 1, f, out)) / 1e9
-    from seg_core import models
-
-    return models.summarize(model, size, 3, num_classes, base_filters=base_filters,
-                            upsampling=upsampling)["gflops"]
+    return models.forward_gflops(config, size, channels, num_classes)
 
 
 def _train_size(config: TrainConfig) -> int:
@@ -169,9 +115,8 @@ def epoch_work(config: TrainConfig, train_images: int, val_images: int, channels
                num_classes: int) -> tuple[float, float]:
     """GFLOPs of one epoch: (training steps on the images or their crops, validation and previews at full size)."""
     steps = config.steps_per_epoch or max(1, math.ceil(train_images / config.batch_size))
-    kw = dict(base_filters=config.base_filters, depth=config.depth, upsampling=config.upsampling)
-    train = forward_gflops(config.model, _train_size(config), channels, num_classes, **kw)
-    full = forward_gflops(config.model, config.image_size, channels, num_classes, **kw)
+    train = forward_gflops(config, _train_size(config), channels, num_classes)
+    full = forward_gflops(config, config.image_size, channels, num_classes)
     return steps * config.batch_size * TRAIN_PASSES * train, (val_images + PREVIEW_COUNT) * full
 
 
@@ -196,7 +141,7 @@ def machine_gflops() -> float:
     Other programs on the machine only ever lower a measurement, so the best one of the last week is kept:
     it says what the machine can do, which is what the efficiency factor was calibrated against.
     """
-    path, now = workspace_dir() / MACHINE_FILE, time.time()
+    path, now = machine_speed_file(), time.time()
     try:
         saved = json.loads(path.read_text())
         best, best_at, checked_at = float(saved["gflops"]), float(saved["measured_at"]), float(saved["checked_at"])
@@ -212,14 +157,14 @@ def machine_gflops() -> float:
     return best
 
 
-def _same_model(a: dict, b: TrainConfig) -> bool:
+def _same_model(a: TrainConfig, b: TrainConfig) -> bool:
     """Same network (and so the same parameters); the image and crop sizes may differ."""
     keys = ("model", "base_filters", "depth", "upsampling", "batchnorm")
-    return all(a.get(k) == getattr(b, k) for k in keys)
+    return all(getattr(a, k) == getattr(b, k) for k in keys)
 
 
-def _same_sizes(a: dict, b: TrainConfig) -> bool:
-    return (a.get("image_size"), a.get("crop_size")) == (b.image_size, b.crop_size)
+def _same_sizes(a: TrainConfig, b: TrainConfig) -> bool:
+    return (a.image_size, a.crop_size) == (b.image_size, b.crop_size)
 
 
 @dataclass
@@ -246,15 +191,16 @@ class Estimate:
 def measured_speed(project: Project, config: TrainConfig, channels: int, num_classes: int):
     """(GFLOP/s of whole epochs, launch s, first-epoch extra s, run id) measured by the newest finished run of
     the same network, at the same sizes if there is one; None without such a run."""
-    runs = [r for r in project.list_runs() if r.status in ("completed", "stopped") and _same_model(r.config, config)]
+    runs = [r for r in project.runs.list()
+            if r.status in (RunStatus.COMPLETED, RunStatus.STOPPED) and _same_model(r.config, config)]
     for run in sorted(runs, key=lambda r: not _same_sizes(r.config, config)):  # stable: newest first within
-        rows = project.epoch_metrics(run.id)
+        rows = project.runs.epoch_metrics(run.id)
         meta = _run_meta(project, run.id)
         if len(rows) < 2 or "train_images" not in meta:
             continue
         # Epochs after the first, with everything between them (validation, checkpoints, previews).
         epoch_s = (rows[-1]["elapsed_s"] - rows[0]["elapsed_s"]) / (len(rows) - 1)
-        work = sum(epoch_work(TrainConfig.from_dict(run.config), meta["train_images"], meta["val_images"],
+        work = sum(epoch_work(run.config, meta["train_images"], meta["val_images"],
                               channels, num_classes))
         launch = LAUNCH_S
         if run.ended_at and run.created_at:
@@ -265,7 +211,7 @@ def measured_speed(project: Project, config: TrainConfig, channels: int, num_cla
 
 def _run_meta(project: Project, run_id: str) -> dict:
     try:
-        return json.loads((project.runs_dir / run_id / "config.json").read_text())
+        return json.loads(project.layout.run(run_id).config.read_text())
     except (OSError, ValueError):
         return {}
 
@@ -309,7 +255,7 @@ def crop_for(name: str, image_size: int, depth: int) -> int | None:
 
 def build_config(name: str, values: dict) -> TrainConfig:
     """A TrainConfig from a preset and the advanced form's values; raises TrainingError with the reasons."""
-    from seg_core.augment import AugmentConfig
+    from seg_core.ml.augment import AugmentConfig
 
     base = app_preset(name)
     values = {"time_budget_minutes": base.time_budget_minutes, **values}
@@ -344,8 +290,8 @@ class LiveStatus:
 def live_status(project: Project, run: RunRecord, now: float | None = None) -> LiveStatus:
     """Progress of a run from its DB rows: epoch/batch, elapsed, an ETA from its own epoch times and budget."""
     now = now or time.time()
-    cfg, rows, prog = run.config, project.epoch_metrics(run.id), project.latest_progress(run.id)
-    epochs, budget = int(cfg.get("epochs") or 1), (cfg.get("time_budget_minutes") or 0) * 60
+    cfg, rows, prog = run.config, project.runs.epoch_metrics(run.id), project.runs.latest_progress(run.id)
+    epochs, budget = max(1, cfg.epochs), (cfg.time_budget_minutes or 0) * 60
     done = len(rows)
     if run.status == "queued" or (run.status == "running" and not rows and not prog):
         return LiveStatus(0.0, "Starting: loading TensorFlow, your images and the model...", None, 0)
@@ -389,43 +335,42 @@ def curve_rows(rows: list[dict], series: dict[str, str]) -> list[dict]:
 def run_label(run: RunRecord) -> str:
     started = time.strftime("%b %d %H:%M", time.localtime(run.created_at))
     # The id's random tail keeps two runs started in the same minute apart in a chart legend.
-    return f"{started} {run.config.get('preset') or 'custom'}, {run.status} ({run.id[-4:]})"
+    return f"{started} {run.preset_name}, {run.status} ({run.id[-4:]})"
 
 
 def overlay_rows(project: Project, runs: list[RunRecord], key: str) -> list[dict]:
     """One line per run for one metric: rows of (epoch, value, run label)."""
     out = []
     for run in runs:
-        out += [{**r, "run": r.pop("series")} for r in curve_rows(project.epoch_metrics(run.id), {key: run_label(run)})]
+        out += [{**r, "run": r.pop("series")} for r in curve_rows(project.runs.epoch_metrics(run.id), {key: run_label(run)})]
     return out
 
 
-def describe(config: dict) -> str:
-    crop = f", {config['crop_size']} px crops" if config.get("crop_size") else ""
-    return (f"{config.get('model')} {config.get('base_filters')} filters, depth {config.get('depth')}, "
-            f"{config.get('image_size')} px{crop}")
+def describe(config: TrainConfig) -> str:
+    crop = f", {config.crop_size} px crops" if config.crop_size else ""
+    return f"{config.model} {config.base_filters} filters, depth {config.depth}, {config.image_size} px{crop}"
 
 
 def history_rows(project: Project, runs: list[RunRecord]) -> list[dict]:
     """The run history table: when, how long, what, how it went."""
     out = []
     for run in runs:
-        rows = project.epoch_metrics(run.id)
-        prog = project.latest_progress(run.id) if run.active else None
+        rows = project.runs.epoch_metrics(run.id)
+        prog = project.runs.latest_progress(run.id) if run.active else None
         elapsed = rows[-1]["elapsed_s"] if rows else None
         if prog:
             elapsed = max(elapsed or 0.0, prog.get("elapsed_s", 0.0))
         cfg = run.config
-        budget = cfg.get("time_budget_minutes")
+        budget = cfg.time_budget_minutes
         out.append({
             "run": run.id,
             "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started_at or run.created_at)),
             "training time": fmt_duration(elapsed),
-            "preset": cfg.get("preset") or "custom",
+            "preset": run.preset_name,
             "model": describe(cfg),
-            "status": run.status,
+            "status": run.status.value,
             "best val dice": None if run.best_score is None else round(run.best_score, 4),
-            "epochs": f"{len(rows)} / {cfg.get('epochs')}" + (f" (≤ {budget:g} min)" if budget else ""),
+            "epochs": f"{len(rows)} / {cfg.epochs}" + (f" (≤ {budget:g} min)" if budget else ""),
             "error": run.error or "",
         })
     return out

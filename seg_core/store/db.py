@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping, Sequence
 
+from seg_core.classes import ClassSpec
 from seg_core.errors import ProjectError
 
 BUSY_TIMEOUT_S = 30.0
@@ -94,6 +95,12 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL
     );
     """,
+    # 3: the split a run used is recorded on the run; the never-read events table and resumed_from go.
+    """
+    ALTER TABLE runs ADD COLUMN split TEXT;
+    ALTER TABLE runs DROP COLUMN resumed_from;
+    DROP TABLE events;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -106,6 +113,14 @@ def connect(path: str | Path) -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
+
+
+def upgrade(conn: sqlite3.Connection) -> None:
+    """On opening a project: WAL mode and the current schema, writing only when either is missing."""
+    if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        enable_wal(conn)
+    if schema_version(conn) != SCHEMA_VERSION:
+        migrate(conn)  # a newer file is refused there with a sentence
 
 
 def enable_wal(conn: sqlite3.Connection) -> str:
@@ -161,3 +176,17 @@ def migrate(conn: sqlite3.Connection) -> int:
 def _statements(script: str) -> list[str]:
     # executescript() would COMMIT our transaction; split instead (no ';' inside our DDL strings).
     return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def write_classes(conn: sqlite3.Connection, classes: Sequence[ClassSpec]) -> None:
+    """Replace the class table; two classes make a binary project, more a multi-class one."""
+    conn.execute("DELETE FROM classes")
+    conn.executemany("INSERT INTO classes (id, name, color) VALUES (?, ?, ?)", [(c.id, c.name, c.hex) for c in classes])
+    conn.execute("UPDATE project SET kind = ? WHERE id = 1", ("binary" if len(classes) == 2 else "multiclass",))
+
+
+def write_class_pixels(conn: sqlite3.Connection, image_id: int, counts: Mapping[int, int]) -> None:
+    """Record how many pixels of each class an image's mask has (the Data page and readiness count these)."""
+    conn.execute("DELETE FROM mask_classes WHERE image_id = ?", (image_id,))
+    conn.executemany("INSERT INTO mask_classes (image_id, class_id, pixels) VALUES (?, ?, ?)",
+                     [(image_id, c, n) for c, n in counts.items()])

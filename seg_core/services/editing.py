@@ -1,4 +1,4 @@
-"""Mask editing on a canvas: which part of an image the canvas shows (zoom), its background, stroke colours."""
+"""Mask editing on a canvas: strokes onto class ids, which part of an image the canvas shows (zoom), its background."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from seg_core import masks, viz
+from seg_core import viz
+from seg_core.errors import InvalidMaskError
+from seg_core.formats import masks
 from seg_core.classes import ClassSpec
 
 # Zoom factors relative to "whole image fits the canvas"; a zoomed view is never smaller than this many pixels.
@@ -18,6 +20,58 @@ MIN_REGION = 32
 # The canvas's PNG of strokes and its background travel on every stroke: past ~1000 px wide the round trip
 # grows with no gain in precision (zoom gives that).
 MAX_CANVAS_W, MAX_CANVAS_H = 860, 600
+
+
+# A canvas stroke pixel counts as painted from this alpha (0..1, relative to the stroke's own opacity):
+# anti-aliased edges below it are left out, so a stroke's mask is as wide as the brush looked.
+STROKE_ALPHA_FRACTION = 0.5
+
+
+def _nearest_neighbour_index(n_out: int, n_in: int) -> np.ndarray:
+    return np.minimum(((np.arange(n_out) + 0.5) * n_in / n_out).astype(np.int64), n_in - 1)
+
+
+def apply_strokes(ids: np.ndarray, strokes: np.ndarray, classes: Sequence[ClassSpec],
+                  region: tuple[int, int, int, int] | None = None, stroke_alpha: float = 1.0) -> np.ndarray:
+    """Paint a canvas's strokes onto a class-id mask; returns a new mask, `ids` is left as it was.
+
+    strokes: HxWx4 RGBA at the canvas size, unpainted pixels have alpha 0 (streamlit-drawable-canvas's
+    image_data). region: (x0, y0, x1, y1) of the mask that the canvas showed, default all of it; the
+    strokes are scaled to it with nearest neighbour. A painted pixel (alpha >= half the stroke opacity)
+    takes the class whose colour is nearest to its colour, so anti-aliased blends snap to a class and
+    painting with the background class erases.
+    """
+    ids = np.asarray(ids)
+    strokes = np.asarray(strokes)
+    if ids.ndim != 2:
+        raise InvalidMaskError(f"A mask must be a 2-D array of class ids; got shape {ids.shape}.")
+    if strokes.ndim != 3 or strokes.shape[2] != 4 or strokes.dtype != np.uint8:
+        raise InvalidMaskError(f"Strokes must be an RGBA uint8 image; got {strokes.dtype} {strokes.shape}.")
+    h, w = ids.shape
+    x0, y0, x1, y1 = region if region is not None else (0, 0, w, h)
+    if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+        raise InvalidMaskError(f"The painted region {x0},{y0}-{x1},{y1} is outside the {w}x{h} mask.")
+    threshold = max(1, round(255 * float(stroke_alpha) * STROKE_ALPHA_FRACTION))
+    painted = strokes[..., 3] >= threshold
+    out = ids.copy()
+    if not painted.any():
+        return out
+    colours = np.asarray([c.color for c in classes], np.int32)
+    rgb = strokes[..., :3][painted].astype(np.int32)
+    nearest = np.empty(len(rgb), np.uint8)
+    for start in range(0, len(rgb), 1 << 18):  # bounded memory for a full-screen stroke
+        chunk = rgb[start:start + (1 << 18)]
+        dist = ((chunk[:, None, :] - colours[None, :, :]) ** 2).sum(axis=2)
+        nearest[start:start + len(chunk)] = dist.argmin(axis=1)
+    labels = np.zeros(painted.shape, np.uint8)
+    labels[painted] = nearest
+    rows = _nearest_neighbour_index(y1 - y0, strokes.shape[0])
+    cols = _nearest_neighbour_index(x1 - x0, strokes.shape[1])
+    sel = np.ix_(rows, cols)
+    hit = painted[sel]
+    out[y0:y1, x0:x1][hit] = labels[sel][hit]
+    return out
+
 
 
 @dataclass(frozen=True)
@@ -96,7 +150,7 @@ def paint(ids: np.ndarray, strokes: np.ndarray | None, classes: Sequence[ClassSp
     """`ids` with the canvas's strokes applied in the viewed region (a copy; `ids` itself is kept)."""
     if strokes is None:
         return ids.copy()
-    return masks.apply_strokes(ids, strokes, classes, view.region, stroke_alpha=stroke_opacity)
+    return apply_strokes(ids, strokes, classes, view.region, stroke_alpha=stroke_opacity)
 
 
 def class_areas(ids: np.ndarray | None, classes: Sequence[ClassSpec]) -> list[dict]:
@@ -142,12 +196,12 @@ def start_from_prediction(project, image_id: int, predictor) -> str:
 
     Uses the stored prediction when it came from the same run; returns a sentence saying what was done.
     """
-    from seg_core.inference import predict_project_image
+    from seg_core.ml.inference import predict_project_image
 
     rec = project.image(image_id)
-    stored = project.prediction(rec.id)
+    stored = project.predictions.get(rec.id)
     if stored is None or stored.run_id != predictor.run_id:
         stored = predict_project_image(project, rec.id, predictor)
-    project.save_draft(rec.id, stored.ids, rec.mask_version, source="prediction")
+    project.drafts.save(rec.id, stored.ids, rec.mask_version, source="prediction")
     return (f"Loaded the prediction of run {stored.run_id}: correct it, then Save to make it this image's mask."
             + (" It replaces the current mask only when you save." if rec.status == "labeled" else ""))

@@ -10,81 +10,79 @@ import time
 from pathlib import Path
 
 from seg_core.errors import TrainingError
-from seg_core.project import Project, RunRecord
+from seg_core.ml.config import TrainConfig
+from seg_core.ml.worker import MODULE as WORKER_MODULE
+from seg_core.store.project import Project
+from seg_core.store.runs import RunRecord, RunStatus
 
 # A worker that has not written its heartbeat for this long is taken for dead (it beats every 5 s).
 STALE_HEARTBEAT_S = 60.0
 # A queued run gets this long to import TensorFlow and say it is running.
 START_GRACE_S = 180.0
-STOP_GRACE_S = 30.0
 DEAD_MESSAGE = ("The training process ended unexpectedly (it was killed, or ran out of memory). "
                 "The last finished epoch is kept: press Resume to continue from it.")
 
 
-def _log_path(project: Project, run_id: str) -> Path:
-    return project.runs_dir / run_id / "worker.log"
-
-
 def _spawn(project: Project, run_id: str, resume: bool) -> int:
-    log = _log_path(project, run_id)
+    log = project.layout.run(run_id).worker_log
     log.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "seg_core.training", "--project", str(project.path), "--run", run_id]
+    cmd = [sys.executable, "-m", WORKER_MODULE, "--project", str(project.path), "--run", run_id]
     if resume:
         cmd.append("--resume")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     with open(log, "ab") as out:
         # Its own session: closing the browser tab or restarting the page's script never touches it.
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=env, cwd=str(Path(__file__).resolve().parents[1]))
+                                start_new_session=True, env=env, cwd=str(Path(__file__).resolve().parents[2]))
     return proc.pid
 
 
-def start(project: Project, config, run_id: str | None = None) -> RunRecord:
+def start(project: Project, config: TrainConfig | dict, run_id: str | None = None) -> RunRecord:
     """Record a run and launch its worker; refused while another run of this project is active."""
-    from seg_core.training import TrainConfig
-
     refresh(project)
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     cfg.validate(len(project.classes))
     if project.count_images(status="labeled") < 2:
         raise TrainingError("Training needs at least 2 labeled images; paint more masks on the Annotate page.")
-    run = project.create_run(cfg.to_dict(), run_id)
+    run = project.runs.create(cfg, run_id)
     pid = _spawn(project, run.id, resume=False)
-    project.update_run(run.id, pid=pid, heartbeat_at=time.time())
-    return project.run(run.id)
+    project.runs.update(run.id, pid=pid, heartbeat_at=time.time())
+    return project.runs.get(run.id)
 
 
 def resume(project: Project, run_id: str) -> RunRecord:
     """Continue a stopped or failed run from its last.keras."""
     refresh(project)
-    run = project.run(run_id)
+    run = project.runs.get(run_id)
     if run.active:
         raise TrainingError(f"Run {run_id} is still {run.status}.")
-    if not (project.runs_dir / run_id / "last.keras").exists():
+    if not project.layout.run(run_id).checkpoint("last").exists():
         raise TrainingError(f"Run {run_id} never finished an epoch, so there is nothing to resume; start a new run.")
-    busy = [r for r in project.list_runs() if r.active]
+    busy = [r for r in project.runs.list() if r.active]
     if busy:
         raise TrainingError(f"Run {busy[0].id} is {busy[0].status}; one run at a time per project.")
-    project.update_run(run_id, status="queued", stop_requested=0, error=None, ended_at=None, heartbeat_at=time.time())
+    project.runs.update(run_id, status=RunStatus.QUEUED, stop_requested=0, error=None, ended_at=None,
+                        heartbeat_at=time.time())
     pid = _spawn(project, run_id, resume=True)
-    project.update_run(run_id, pid=pid)
-    return project.run(run_id)
+    project.runs.update(run_id, pid=pid)
+    return project.runs.get(run_id)
 
 
 def resumable(project: Project, run: RunRecord) -> bool:
     """A stopped or failed run that finished at least one epoch can go on from its last.keras."""
-    return run.status in ("stopped", "failed") and (project.runs_dir / run.id / "last.keras").exists()
+    return (run.status in (RunStatus.STOPPED, RunStatus.FAILED)
+            and project.layout.run(run.id).checkpoint("last").exists())
 
 
 def stop(project: Project, run_id: str, wait_s: float = 0.0) -> RunRecord:
     """Ask the worker to stop after the current batch; past the grace period, terminate it."""
-    run = project.run(run_id)
+    run = project.runs.get(run_id)
     if not run.active:
         return run
-    project.request_stop(run_id)
+    project.runs.request_stop(run_id)
     deadline = time.time() + wait_s
     while time.time() < deadline:
-        run = project.run(run_id)
+        run = project.runs.get(run_id)
         if not run.active:
             return run
         time.sleep(0.2)
@@ -134,40 +132,36 @@ def _alive(pid: int, run_id: str | None = None) -> bool:
         except OSError:
             return False
         # A reused pid belongs to another program: that is a dead worker too.
-        if "seg_core.training" not in cmdline or (run_id and run_id not in cmdline):
+        if WORKER_MODULE not in cmdline or (run_id and run_id not in cmdline):
             return False
     return True
 
 
 def refresh_run(project: Project, run_id: str) -> RunRecord:
     """Mark the run failed if it claims to be active but its worker is gone."""
-    run = project.run(run_id)
+    run = project.runs.get(run_id)
     if not run.active:
         return run
     now = time.time()
     dead = False
     if run.pid and not _alive(run.pid, run.id):
         dead = True
-    elif run.status == "running" and run.heartbeat_at and now - run.heartbeat_at > STALE_HEARTBEAT_S:
+    elif run.status == RunStatus.RUNNING and run.heartbeat_at and now - run.heartbeat_at > STALE_HEARTBEAT_S:
         dead = True
-    elif run.status == "queued" and now - (run.heartbeat_at or run.created_at) > START_GRACE_S:
+    elif run.status == RunStatus.QUEUED and now - (run.heartbeat_at or run.created_at) > START_GRACE_S:
         dead = True
     if dead:
-        project.update_run(run_id, status="failed", ended_at=now, error=DEAD_MESSAGE)
-    return project.run(run_id)
+        project.runs.update(run_id, status=RunStatus.FAILED, ended_at=now, error=DEAD_MESSAGE)
+    return project.runs.get(run_id)
 
 
 def refresh(project: Project) -> list[RunRecord]:
     """All runs, newest first, with dead workers' runs marked failed."""
-    return [refresh_run(project, r.id) if r.active else r for r in project.list_runs()]
-
-
-def active_run(project: Project) -> RunRecord | None:
-    return next((r for r in refresh(project) if r.active), None)
+    return [refresh_run(project, r.id) if r.active else r for r in project.runs.list()]
 
 
 def worker_log(project: Project, run_id: str, tail: int = 4000) -> str:
-    path = _log_path(project, run_id)
+    path = project.layout.run(run_id).worker_log
     if not path.exists():
         return ""
     data = path.read_bytes()[-tail:]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -10,6 +12,7 @@ import keras
 from keras import layers
 
 from seg_core.errors import SegError
+from seg_core.ml.config import TrainConfig
 
 UPSAMPLING = ("transpose", "bilinear")
 # Keras' 0.99 leaves the moving statistics near their initial values for the first few hundred steps;
@@ -133,9 +136,6 @@ def build_pretrained_unet(input_shape=(224, 224, 3), num_classes: int = 2, encod
 
 def set_encoder_trainable(model: keras.Model, trainable: bool) -> bool:
     """Freeze or unfreeze a pretrained encoder's layers; returns False for models without one."""
-    names = set()
-    for enc in _ENCODERS.values():
-        names.add(enc[0].lower())
     encoder_layers = [l for l in model.layers if not l.name.startswith(("up", "final", "probabilities"))
                       and l.name != "image"]
     if model.name.endswith("_unet") and model.name != "unet":
@@ -150,20 +150,17 @@ def set_encoder_trainable(model: keras.Model, trainable: bool) -> bool:
 class ModelSpec:
     name: str
     build: Callable[..., keras.Model]
-    description: str
     pretrained: bool = False
     fixed_size: bool = False     # needs a fixed input size (pretrained encoders)
 
 
 REGISTRY: dict[str, ModelSpec] = {
-    "unet": ModelSpec("unet", build_unet, "U-Net: the standard for segmentation, sharp edges from skip connections"),
-    "fcn": ModelSpec("fcn", build_fcn, "FCN: strided convs without skips; a fast, blurry baseline"),
-    "mobilenetv2-unet": ModelSpec("mobilenetv2-unet",
-                                  lambda **kw: build_pretrained_unet(encoder="mobilenetv2", **kw),
-                                  "U-Net decoder on a MobileNetV2 encoder (ImageNet weights if cached)", True, True),
-    "densenet121-unet": ModelSpec("densenet121-unet",
-                                  lambda **kw: build_pretrained_unet(encoder="densenet121", **kw),
-                                  "U-Net decoder on a DenseNet121 encoder (ImageNet weights if cached)", True, True),
+    "unet": ModelSpec("unet", build_unet),
+    "fcn": ModelSpec("fcn", build_fcn),
+    "mobilenetv2-unet": ModelSpec("mobilenetv2-unet", lambda **kw: build_pretrained_unet(encoder="mobilenetv2", **kw),
+                                  pretrained=True, fixed_size=True),
+    "densenet121-unet": ModelSpec("densenet121-unet", lambda **kw: build_pretrained_unet(encoder="densenet121", **kw),
+                                  pretrained=True, fixed_size=True),
 }
 
 
@@ -198,9 +195,42 @@ def forward_flops(model: keras.Model) -> int:
     return int(total)
 
 
-def summarize(name: str, image_size: int | tuple[int, int], channels: int, num_classes: int, **kwargs) -> dict:
-    """Parameters and forward GFLOPs per image for a model at a given size."""
-    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
-    model = get_model(name, (h, w, channels), num_classes, **kwargs)
-    return {"model": name, "input": [h, w, channels], "params": int(model.count_params()),
-            "gflops": forward_flops(model) / 1e9}
+def build(config: TrainConfig, channels: int, num_classes: int, size: int | None = None,
+          weights: bool | None = None) -> keras.Model:
+    """The network a TrainConfig describes. Without `size` a U-Net or FCN takes any input size; pretrained
+    encoders always have the config's fixed size and RGB input."""
+    spec = REGISTRY.get(config.model)
+    kwargs = dict(base_filters=config.base_filters, dropout=config.dropout, batchnorm=config.batchnorm,
+                  upsampling=config.upsampling)
+    if spec is not None and spec.pretrained:
+        kwargs["weights"] = "imagenet" if (config.pretrained if weights is None else weights) else None
+        shape = (config.image_size, config.image_size, 3)
+    else:
+        kwargs["depth"] = config.depth
+        shape = (size, size, channels)
+    return get_model(config.model, shape, num_classes, **kwargs)
+
+
+@lru_cache(maxsize=64)
+def _gflops(config_key: str, size: int, channels: int, num_classes: int) -> tuple[float, int]:
+    config = TrainConfig.from_dict(json.loads(config_key))
+    model = build(config, channels, num_classes, size=size, weights=False)
+    return forward_flops(model) / 1e9, int(model.count_params())
+
+
+def forward_gflops(config: TrainConfig, size: int, channels: int, num_classes: int) -> float:
+    """GFLOPs of one forward pass of the config's network on a size x size image (kept per network and size)."""
+    return _gflops(_network_key(config), int(size), int(channels), int(num_classes))[0]
+
+
+def _network_key(config: TrainConfig) -> str:
+    # Only what shapes the network; the image size for pretrained encoders, which have a fixed one.
+    keys = ("model", "base_filters", "depth", "upsampling", "batchnorm", "dropout", "image_size")
+    return json.dumps({k: getattr(config, k) for k in keys}, sort_keys=True)
+
+
+def summarize(config: TrainConfig, channels: int, num_classes: int) -> dict:
+    """Parameters and forward GFLOPs per image of the config's network at its image size."""
+    size = config.image_size
+    gflops, params = _gflops(_network_key(config), size, channels, num_classes)
+    return {"model": config.model, "input": [size, size, channels], "params": params, "gflops": gflops}

@@ -1,4 +1,4 @@
-"""Class-id masks: palette PNG read/write, detection of imported mask formats, colour -> id mapping."""
+"""Mask files: palette PNG read/write, detection of imported mask formats, colour -> id mapping."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from seg_core import images
+from seg_core.formats import images
 from seg_core.classes import (IGNORE_COLOR, IGNORE_ID, ClassSpec, binary_classes, color_to_hex,
                               default_color, numbered_classes, palette_bytes)
 from seg_core.errors import InvalidMaskError
@@ -383,57 +383,6 @@ def validate_ids(ids: np.ndarray, classes: Sequence[ClassSpec], size: tuple[int,
 def class_pixel_counts(ids: np.ndarray) -> dict[int, int]:
     counts = np.bincount(ids.ravel(), minlength=256)
     return {int(i): int(c) for i, c in enumerate(counts) if c}
-
-
-# A canvas stroke pixel counts as painted from this alpha (0..1, relative to the stroke's own opacity):
-# anti-aliased edges below it are left out, so a stroke's mask is as wide as the brush looked.
-STROKE_ALPHA_FRACTION = 0.5
-
-
-def _nearest_neighbour_index(n_out: int, n_in: int) -> np.ndarray:
-    return np.minimum(((np.arange(n_out) + 0.5) * n_in / n_out).astype(np.int64), n_in - 1)
-
-
-def apply_strokes(ids: np.ndarray, strokes: np.ndarray, classes: Sequence[ClassSpec],
-                  region: tuple[int, int, int, int] | None = None, stroke_alpha: float = 1.0) -> np.ndarray:
-    """Paint a canvas's strokes onto a class-id mask; returns a new mask, `ids` is left as it was.
-
-    strokes: HxWx4 RGBA at the canvas size, unpainted pixels have alpha 0 (streamlit-drawable-canvas's
-    image_data). region: (x0, y0, x1, y1) of the mask that the canvas showed, default all of it; the
-    strokes are scaled to it with nearest neighbour. A painted pixel (alpha >= half the stroke opacity)
-    takes the class whose colour is nearest to its colour, so anti-aliased blends snap to a class and
-    painting with the background class erases.
-    """
-    ids = np.asarray(ids)
-    strokes = np.asarray(strokes)
-    if ids.ndim != 2:
-        raise InvalidMaskError(f"A mask must be a 2-D array of class ids; got shape {ids.shape}.")
-    if strokes.ndim != 3 or strokes.shape[2] != 4 or strokes.dtype != np.uint8:
-        raise InvalidMaskError(f"Strokes must be an RGBA uint8 image; got {strokes.dtype} {strokes.shape}.")
-    h, w = ids.shape
-    x0, y0, x1, y1 = region if region is not None else (0, 0, w, h)
-    if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
-        raise InvalidMaskError(f"The painted region {x0},{y0}-{x1},{y1} is outside the {w}x{h} mask.")
-    threshold = max(1, round(255 * float(stroke_alpha) * STROKE_ALPHA_FRACTION))
-    painted = strokes[..., 3] >= threshold
-    out = ids.copy()
-    if not painted.any():
-        return out
-    colours = np.asarray([c.color for c in classes], np.int32)
-    rgb = strokes[..., :3][painted].astype(np.int32)
-    nearest = np.empty(len(rgb), np.uint8)
-    for start in range(0, len(rgb), 1 << 18):  # bounded memory for a full-screen stroke
-        chunk = rgb[start:start + (1 << 18)]
-        dist = ((chunk[:, None, :] - colours[None, :, :]) ** 2).sum(axis=2)
-        nearest[start:start + len(chunk)] = dist.argmin(axis=1)
-    labels = np.zeros(painted.shape, np.uint8)
-    labels[painted] = nearest
-    rows = _nearest_neighbour_index(y1 - y0, strokes.shape[0])
-    cols = _nearest_neighbour_index(x1 - x0, strokes.shape[1])
-    sel = np.ix_(rows, cols)
-    hit = painted[sel]
-    out[y0:y1, x0:x1][hit] = labels[sel][hit]
-    return out
 
 
 def remap_ids(ids: np.ndarray, mapping: dict[int, int]) -> np.ndarray:

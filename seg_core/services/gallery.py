@@ -12,7 +12,8 @@ from PIL import Image
 
 from seg_core import viz
 from seg_core.files import atomic_write
-from seg_core.project import ImageRecord, Project
+from seg_core.store.project import Project
+from seg_core.store.records import ImageRecord
 
 THUMB_SIDE = 192
 STATUS_FILTERS = {"all": {}, "unlabeled": {"status": "unlabeled"}, "labeled": {"status": "labeled"},
@@ -41,13 +42,13 @@ def page(project: Project, status: str = "all", split: str | None = None, search
 def thumbnail_path(project: Project, rec: ImageRecord, side: int = THUMB_SIDE) -> Path:
     # The class colours are part of the picture: a recoloured class gives new thumbnails.
     colours = hashlib.sha1("".join(c.hex for c in project.classes).encode()).hexdigest()[:8]
-    return project.path / "cache" / "thumbs" / f"{rec.id}-v{rec.mask_version}-{colours}-{side}.jpg"
+    return project.layout.thumbnail(f"{rec.id}-v{rec.mask_version}-{colours}-{side}.jpg")
 
 
 def thumbnail(project: Project, rec: ImageRecord, side: int = THUMB_SIDE) -> bytes:
     """JPEG of the image with its mask blended in, made once per mask version and kept on disk."""
     return cached_overlay(project, thumbnail_path(project, rec, side), f"{rec.id}-v*-{side}.jpg",
-                          rec.id, lambda: project.load_mask(rec), side)
+                          rec.id, lambda: project.masks.load(rec), side)
 
 
 def cached_overlay(project: Project, path: Path, stale: str, image_id: int, load_ids, side: int,

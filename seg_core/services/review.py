@@ -5,28 +5,29 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from seg_core import editing, gallery, images, losses as L
 from seg_core.classes import ClassSpec
 from seg_core.errors import NotFoundError
 from seg_core.files import atomic_write
-from seg_core.inference import Predictor, check_classes, ids_from_probabilities, uncertainty
-from seg_core.project import Project, RunRecord
+from seg_core.formats import images
+from seg_core.ml.evaluation import Evaluation, Labeled, evaluate, image_score
+from seg_core.ml.inference import Predictor, check_classes, ids_from_probabilities, uncertainty
+from seg_core.services import editing, gallery
+from seg_core.store.project import Project
+from seg_core.store.runs import RunRecord
 
-FINISHED = ("completed", "stopped", "failed")
 Progress = Callable[[int, int, str], None]
 
 
 # ----- runs ------------------------------------------------------------------------------------
 def usable_runs(project: Project) -> list[RunRecord]:
     """Finished runs that saved a model: the project's best run first, then by validation dice, then newest."""
-    runs = [r for r in project.list_runs() if r.status in FINISHED
-            and any((project.runs_dir / r.id / f"{c}.keras").exists() for c in ("best", "last"))]
-    best = project.best_run()
+    runs = [r for r in project.runs.list() if r.status.finished and project.layout.run(r.id).has_model()]
+    best = project.runs.best()
     return sorted(runs, key=lambda r: (best is not None and r.id == best.id,
                                        -1.0 if r.best_score is None else r.best_score, r.created_at), reverse=True)
 
@@ -34,7 +35,7 @@ def usable_runs(project: Project) -> list[RunRecord]:
 def run_label(run: RunRecord) -> str:
     when = time.strftime("%d %b %H:%M", time.localtime(run.created_at))
     score = "no validation score" if run.best_score is None else f"validation dice {run.best_score:.3f}"
-    kind = run.config.get("preset") or run.config.get("model", "")
+    kind = run.config.preset or run.config.model
     return f"{when} · {kind} · {score} · {run.status} ({run.id})"
 
 
@@ -67,28 +68,6 @@ def heat_values(probs: np.ndarray, classes: Sequence[ClassSpec], class_id: int |
     return probs[..., class_id], f"probability of '{name.get(class_id, class_id)}'"
 
 
-@dataclass(frozen=True)
-class ImageScore:
-    iou: float            # mean over the foreground classes in the mask or the prediction; 1 when neither has any
-    dice: float
-    pixel_accuracy: float
-
-    @property
-    def disagreement(self) -> float:
-        return 1.0 - self.iou
-
-
-def image_score(truth: np.ndarray, pred: np.ndarray, num_classes: int) -> ImageScore:
-    """How well a prediction matches a mask, on the objects: background would flatter an image of mostly background."""
-    cm = L.confusion_matrix(truth, pred, num_classes)
-    iou, dice = L.per_class_iou(cm)[1:], L.per_class_dice(cm)[1:]
-    # Nothing to find and nothing found is full agreement, as the training metrics count it.
-    fg_iou = float(np.nanmean(iou)) if np.any(~np.isnan(iou)) else 1.0
-    fg_dice = float(np.nanmean(dice)) if np.any(~np.isnan(dice)) else 1.0
-    acc = L.pixel_accuracy(cm)
-    return ImageScore(fg_iou, fg_dice, 1.0 if np.isnan(acc) else acc)
-
-
 # ----- many images ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PredictReport:
@@ -113,7 +92,7 @@ def predict_images(project: Project, predictor: Predictor, image_ids: Sequence[i
             except (NotFoundError, OSError):  # deleted meanwhile (e.g. from the Data page in another tab)
                 skipped += 1
         for rec, pred in zip(recs, predictor.predict(pictures, threshold) if pictures else []):
-            project.save_prediction(rec.id, predictor.run_id, pred.ids, pred.uncertainty)
+            project.predictions.save(rec.id, predictor.run_id, pred.ids, pred.uncertainty)
             done += 1
             if progress:
                 progress(done + skipped, total, rec.filename)
@@ -144,7 +123,7 @@ class Ranked:
 def annotate_next(project: Project, run_id: str) -> list[Ranked]:
     """Unlabeled images with a prediction of this run, the one the model is least sure about first."""
     out = [Ranked(r["image_id"], r["filename"], r["split"], float(r["uncertainty"] or 0.0), r["created_at"])
-           for r in project.prediction_rows(run_id, status="unlabeled")]
+           for r in project.predictions.rows(run_id, status="unlabeled")]
     return sorted(out, key=lambda r: (-r.score, r.image_id))
 
 
@@ -155,7 +134,7 @@ def review_worst_first(project: Project, run_id: str) -> list[Ranked]:
     """
     n, out = len(project.classes), []
     for rec in project.list_images(status="labeled", predicted=True):
-        stored, truth = project.prediction(rec.id), project.load_mask(rec)
+        stored, truth = project.predictions.get(rec.id), project.masks.load(rec)
         if stored is None or stored.run_id != run_id or truth is None or truth.shape != stored.ids.shape:
             continue
         s = image_score(truth, stored.ids, n)
@@ -166,10 +145,10 @@ def review_worst_first(project: Project, run_id: str) -> list[Ranked]:
 def prediction_thumbnail(project: Project, item: Ranked, side: int = 160) -> bytes:
     """JPEG of the image with its stored prediction blended in, kept on disk per prediction."""
     stamp = f"{item.created_at:.6f}".replace(".", "")
-    path = project.path / "cache" / "thumbs" / f"pred-{item.image_id}-{stamp}-{side}.jpg"
+    path = project.layout.thumbnail(f"pred-{item.image_id}-{stamp}-{side}.jpg")
 
     def ids():
-        stored = project.prediction(item.image_id)
+        stored = project.predictions.get(item.image_id)
         return stored.ids if stored is not None else None
 
     return gallery.cached_overlay(project, path, f"pred-{item.image_id}-*-{side}.jpg", item.image_id, ids, side,
@@ -178,17 +157,11 @@ def prediction_thumbnail(project: Project, item: Ranked, side: int = 160) -> byt
 
 # ----- the validation set -----------------------------------------------------------------------
 @dataclass
-class ValidationSummary:
-    run_id: str
-    scope: str                   # "validation" or "labeled" (no labeled validation images: every labeled one)
-    images: int
-    threshold: float
-    mean_iou: float | None
-    pixel_accuracy: float | None
-    class_names: list[str]
-    per_class: list[dict]        # id, name, iou, dice, pixels (in the masks)
-    confusion: list[list[int]]   # rows: the masks' class, columns: the model's
-    per_image: list[dict] = field(default_factory=list)
+class ValidationSummary(Evaluation):
+    """The evaluation of a run on the project's validation images (scope "validation") or, without any, on every
+    labeled image (scope "labeled")."""
+
+    scope: str = "validation"
 
     @property
     def note(self) -> str:
@@ -212,7 +185,7 @@ def _summary_path(project: Project, run_id: str, threshold: float):
     key = json.dumps([run_id, round(float(threshold), 4), scope, [c.name for c in project.classes],
                       [(r.id, r.mask_version, r.mask_sha256) for r in recs]])
     digest = hashlib.sha1(key.encode()).hexdigest()[:16]
-    return project.path / "cache" / "review" / f"validation-{run_id}-{digest}.json", ids, scope
+    return project.layout.review_cache(f"validation-{run_id}-{digest}.json"), ids, scope
 
 
 def cached_validation_summary(project: Project, run_id: str, threshold: float = 0.5) -> ValidationSummary | None:
@@ -224,6 +197,15 @@ def cached_validation_summary(project: Project, run_id: str, threshold: float = 
         return None
 
 
+def labeled_items(project: Project, image_ids: Sequence[int]) -> Iterator[Labeled]:
+    """The project's images with their saved masks, read one at a time."""
+    for image_id in image_ids:
+        rec = project.image(image_id)
+        truth = project.masks.load(rec)
+        if truth is not None:
+            yield Labeled(rec.filename, project.load_image(rec), truth, rec.id)
+
+
 def validation_summary(project: Project, predictor: Predictor, threshold: float = 0.5,
                        progress: Progress | None = None, batch_size: int = 4) -> ValidationSummary:
     """Mean IoU, pixel accuracy, per-class IoU and dice and the confusion matrix over the validation images.
@@ -231,38 +213,14 @@ def validation_summary(project: Project, predictor: Predictor, threshold: float 
     Kept on disk per (run, threshold, mask versions), so it is computed once until a mask or the split changes.
     """
     check_classes(project, predictor)
+    cached = cached_validation_summary(project, predictor.run_id, threshold)
+    if cached is not None:
+        return cached
     path, ids, scope = _summary_path(project, predictor.run_id, threshold)
-    try:
-        return ValidationSummary(**json.loads(path.read_text()))
-    except (FileNotFoundError, ValueError, TypeError):
-        pass
-    classes = project.classes
-    n = len(classes)
-    total, rows = np.zeros((n, n), np.int64), []
-    for at in range(0, len(ids), batch_size):
-        recs = [project.image(i) for i in ids[at:at + batch_size]]
-        for rec, pred in zip(recs, predictor.predict([project.load_image(r) for r in recs], threshold)):
-            truth = project.load_mask(rec)
-            total += L.confusion_matrix(truth, pred.ids, n)
-            s = image_score(truth, pred.ids, n)
-            rows.append({"image_id": rec.id, "filename": rec.filename, "iou": s.iou, "dice": s.dice})
-            if progress:
-                progress(len(rows), len(ids), rec.filename)
-    iou, dice = L.per_class_iou(total), L.per_class_dice(total)
-    summary = ValidationSummary(
-        run_id=predictor.run_id, scope=scope, images=len(rows), threshold=float(threshold),
-        mean_iou=_number(L.mean_iou(total)), pixel_accuracy=_number(L.pixel_accuracy(total)),
-        class_names=[c.name for c in classes],
-        per_class=[{"id": c.id, "name": c.name, "iou": _number(iou[c.id]), "dice": _number(dice[c.id]),
-                    "pixels": int(total[c.id].sum())} for c in classes],
-        confusion=total.tolist(), per_image=rows)
+    result = evaluate(predictor, labeled_items(project, ids), project.classes, threshold, progress, len(ids), batch_size)
+    summary = ValidationSummary(**result.to_dict(), scope=scope)
     atomic_write(path, json.dumps(asdict(summary)).encode())
     return summary
-
-
-def _number(x) -> float | None:
-    x = float(x)
-    return None if np.isnan(x) else x
 
 
 def correct_in_annotate(project: Project, predictor: Predictor, image_id: int, probs: np.ndarray | None = None,
@@ -274,10 +232,10 @@ def correct_in_annotate(project: Project, predictor: Predictor, image_id: int, p
     on that image are kept: they may be someone's painting.
     """
     rec = project.image(image_id)
-    if project.draft(rec.id) is not None:
+    if project.drafts.get(rec.id) is not None:
         return (f"'{rec.filename}' already has unsaved changes, so they were kept. To start over from the model's "
                 "mask, Discard them, then press 'Start from prediction'.")
     if probs is not None:
         check_classes(project, predictor)
-        project.save_prediction(rec.id, predictor.run_id, mask(probs, threshold), uncertainty(probs))
+        project.predictions.save(rec.id, predictor.run_id, mask(probs, threshold), uncertainty(probs))
     return editing.start_from_prediction(project, rec.id, predictor)

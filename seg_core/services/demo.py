@@ -9,9 +9,11 @@ from pathlib import Path
 from PIL import Image
 
 from seg_core.classes import ClassSpec, default_color
-from seg_core.demo_scenes import MULTICLASS_NAMES, render_scene
+from seg_core.services.demo_scenes import MULTICLASS_NAMES, render_scene
 from seg_core.errors import ProjectError
-from seg_core.project import Project, is_project, new_project
+from seg_core.store import splits
+from seg_core.store.project import Project, is_project
+from seg_core.store.workspace import new_project
 
 DEMO_NAME = "demo"
 DEMO_MULTICLASS = "demo-3class"
@@ -55,7 +57,7 @@ def create_demo_project(path: str | Path, multiclass: bool = False, count: int =
         rgb, mask = render_scene(seed * 100_003 + i, w, h, multiclass=multiclass)
         added = project.add_image(_png(rgb), f"scene_{i:03d}.png")
         if i < count - unlabeled:
-            project.save_mask(added.image.id, mask, 0, author="demo", source="demo")
-    project.assign_splits(val_fraction=0.2, seed=seed)
+            project.masks.save(added.image.id, mask, 0, author="demo", source="demo")
+    splits.assign(project, val_fraction=0.2, seed=seed)
     staging.rename(path)
     return Project(path)

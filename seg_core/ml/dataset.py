@@ -10,8 +10,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from seg_core.augment import AugmentConfig, augment_pair
-from seg_core.project import Project
+from seg_core.ml.augment import AugmentConfig, augment_pair
+from seg_core.store.project import Project
 
 # Decoded, resized examples are kept in memory only while they fit in this budget.
 DEFAULT_CACHE_BYTES = 1 * 1024**3
@@ -23,10 +23,11 @@ class Example:
     mask: str       # path of its palette-PNG mask
 
 
-def examples(project: Project, split: str | None) -> list[Example]:
-    """Labeled images of a split (all labeled images when split is None), in id order."""
-    recs = project.list_images(status="labeled", split=split)
-    return [Example(str(project.image_path(r)), str(project.mask_path(r.id))) for r in recs]
+def examples(project: Project, image_ids: Sequence[int]) -> list[Example]:
+    """These images with their saved masks, in id order; images without a mask (any more) are left out."""
+    wanted = set(image_ids)
+    return [Example(str(project.image_path(r)), str(project.masks.path(r.id)))
+            for r in project.list_images(status="labeled") if r.id in wanted]
 
 
 def _load_mask(path: bytes) -> np.ndarray:

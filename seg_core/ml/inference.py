@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from seg_core import losses as L
 from seg_core.classes import ClassSpec
 from seg_core.errors import NotFoundError, TrainingError
-from seg_core.images import to_rgb
-from seg_core.project import Project, RunRecord
+from seg_core.formats.images import to_rgb
+from seg_core.ml import losses as L
+from seg_core.store.project import Project
+from seg_core.store.runs import RunRecord
 
 
 @dataclass
@@ -21,10 +21,6 @@ class Prediction:
     probabilities: np.ndarray   # HxWxC float32 (C = number of classes; binary gives 2 channels)
     ids: np.ndarray             # HxW uint8 class ids
     uncertainty: float          # mean pixel entropy, 0 (sure) .. 1 (coin flip), normalised by log(C)
-
-    def foreground(self) -> np.ndarray:
-        """Probability of 'not background' per pixel."""
-        return 1.0 - self.probabilities[..., 0]
 
 
 class Predictor:
@@ -38,7 +34,6 @@ class Predictor:
         self.channels = int(config["channels"])
         self.num_classes = int(config["num_classes"])
         self.classes = [ClassSpec.from_dict(c) for c in config.get("classes", [])]
-        self._tf = tf
         # One traced function for any batch size at the training resolution: model.predict per image is
         # several times slower for interactive use.
         self._forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
@@ -49,16 +44,16 @@ class Predictor:
         """The run's best.keras (or last.keras), loaded in Keras safe mode; default: the project's best run."""
         import keras
 
-        run: RunRecord | None = project.run(run_id) if run_id else project.best_run()
+        run: RunRecord | None = project.runs.get(run_id) if run_id else project.runs.best()
         if run is None:
             raise NotFoundError("This project has no trained model yet; train one on the Train page.")
-        folder = project.runs_dir / run.id
-        path = folder / f"{checkpoint}.keras"
+        files = project.layout.run(run.id)
+        path = files.checkpoint(checkpoint)
         if not path.exists():
-            path = folder / "last.keras"
+            path = files.checkpoint("last")
         if not path.exists():
             raise TrainingError(f"Run {run.id} has no saved model (it stopped before finishing an epoch).")
-        config = json.loads((folder / "config.json").read_text())
+        config = json.loads(files.config.read_text())
         model = keras.saving.load_model(path, compile=False, safe_mode=True, custom_objects=L.CUSTOM_OBJECTS)
         return cls(model, config, run.id)
 
@@ -112,9 +107,7 @@ def ids_from_probabilities(probs: np.ndarray, threshold: float = 0.5) -> np.ndar
 
     Kept apart from the model so a page can move the threshold over cached probabilities without predicting again.
     """
-    if probs.shape[-1] == 2:
-        return (probs[..., 1] >= threshold).astype(np.uint8)
-    return probs.argmax(axis=-1).astype(np.uint8)
+    return np.asarray(L.hard_labels(probs, threshold)).astype(np.uint8)
 
 
 def uncertainty(probs: np.ndarray) -> float:
@@ -132,57 +125,10 @@ def check_classes(project: Project, predictor: Predictor) -> None:
                             "model on the Train page first.")
 
 
-def evaluate(predictor: Predictor, pairs: Iterable[tuple[str, np.ndarray, np.ndarray]], num_classes: int,
-             threshold: float = 0.5) -> dict:
-    """Mean IoU, per-class IoU and dice, pixel accuracy and a per-image table, at original resolution."""
-    total = np.zeros((num_classes, num_classes), np.int64)
-    rows = []
-    for name, image, truth in pairs:
-        pred = predictor.predict_one(image, threshold)
-        cm = L.confusion_matrix(truth, pred.ids, num_classes)
-        total += cm
-        rows.append({"image": name, "mean_iou": _nan_none(L.mean_iou(cm)),
-                     "pixel_accuracy": _nan_none(L.pixel_accuracy(cm)),
-                     "dice": _nan_none(float(np.nanmean(L.per_class_dice(cm)[1:])) if num_classes > 1 else None),
-                     "uncertainty": pred.uncertainty})
-    iou, dice = L.per_class_iou(total), L.per_class_dice(total)
-    names = [c.name for c in predictor.classes] or [str(i) for i in range(num_classes)]
-    return {
-        "run": predictor.run_id,
-        "images_evaluated": len(rows),
-        "mean_iou": _nan_none(L.mean_iou(total)),
-        "pixel_accuracy": _nan_none(L.pixel_accuracy(total)),
-        "per_class": [{"id": i, "name": names[i] if i < len(names) else str(i), "iou": _nan_none(iou[i]),
-                       "dice": _nan_none(dice[i]), "pixels": int(total[i].sum())} for i in range(num_classes)],
-        "confusion_matrix": total.tolist(),
-        "images": rows,
-    }
-
-
-def _nan_none(x) -> float | None:
-    return None if x is None or (isinstance(x, float) and np.isnan(x)) or (np.isscalar(x) and np.isnan(x)) else float(x)
-
-
-def load_pairs(images_dir: Path, masks_dir: Path, classes, kind: str = "auto"):
-    """(name, image, ids) for every image in images_dir that has a mask in masks_dir (by base name)."""
-    from seg_core import images, masks
-    from seg_core.formats import mask_key
-
-    by_key = {mask_key(p.name): p for p in sorted(Path(masks_dir).iterdir()) if images.is_image_name(p.name)}
-    for p in sorted(Path(images_dir).iterdir()):
-        if not images.is_image_name(p.name) or p.stem not in by_key:
-            continue
-        _, img = images.decode(p.read_bytes(), p.name)
-        arr = np.asarray(img)
-        reading = masks.read_mask(by_key[p.stem].read_bytes(), classes, by_key[p.stem].name,
-                                  expected_size=(arr.shape[1], arr.shape[0]), kind=kind)
-        yield p.name, arr, reading.ids
-
-
 def predict_project_image(project: Project, image_id: int, predictor: Predictor):
     """Predict one of the project's images and keep it as that image's stored prediction."""
     check_classes(project, predictor)
     rec = project.image(image_id)
     pred = predictor.predict_one(project.load_image(rec))
-    project.save_prediction(rec.id, predictor.run_id, pred.ids, pred.uncertainty)
-    return project.prediction(rec.id)
+    project.predictions.save(rec.id, predictor.run_id, pred.ids, pred.uncertainty)
+    return project.predictions.get(rec.id)

@@ -1,0 +1,171 @@
+"""What a training run reports while it learns: metrics to the project, stop flag and time budget, checkpoints,
+previews, and the learning-rate schedules."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+from PIL import Image
+
+from seg_core import viz
+from seg_core.files import atomic_write
+from seg_core.ml import losses
+from seg_core.ml.config import TrainConfig
+from seg_core.store.project import Project
+
+MONITOR = "val_dice"
+PROGRESS_EVERY_S = 1.5
+STOP_POLL_S = 0.5
+
+
+@dataclass
+class RunState:
+    """Where a run stands; state.json keeps the part a resumed run needs."""
+
+    epoch: int = 0                      # epochs finished
+    best_score: float | None = None
+    best_epoch: int | None = None       # counted from 0
+    elapsed_before: float = 0.0         # training seconds of the run's earlier sessions (resume)
+    started: float = 0.0                # when this session's training clock started
+    paused_s: float = 0.0               # time a caller (a benchmark scoring checkpoints) asks not to count
+    term: bool = False                  # SIGTERM arrived: stop after this batch
+    stopped_by: str | None = None       # "user" or "time" once the run was told to stop
+
+    def saved(self, elapsed: float) -> dict:
+        return {"epoch": self.epoch, "best_score": self.best_score, "best_epoch": self.best_epoch, "elapsed": elapsed}
+
+    def restore(self, saved: dict) -> None:
+        """Continue from what `saved()` wrote."""
+        self.epoch, self.best_score, self.best_epoch = int(saved.get("epoch", 0)), saved.get("best_score"), saved.get("best_epoch")
+        self.elapsed_before = float(saved.get("elapsed", 0.0))
+
+
+def save_model(model, path: Path) -> None:
+    # Keras insists on the .keras suffix, so the temporary file keeps it.
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+class RunMonitor(keras.callbacks.Callback):
+    """Per batch: throttled progress rows and the stop checks. Per epoch: checkpoints, state.json, the epoch's
+    metrics row (after its checkpoint, so a row always has one on disk), and a preview picture."""
+
+    def __init__(self, project: Project, run_id: str, config: TrainConfig, state: RunState, steps: int,
+                 preview: tuple | None = None, clock: Callable[[], float] = time.time):
+        super().__init__()
+        self.project, self.run_id, self.config, self.state, self.steps = project, run_id, config, state, steps
+        self.files = project.layout.run(run_id)
+        self.preview_batch = preview
+        self.classes = project.classes
+        self.budget_s = config.time_budget_minutes * 60 if config.time_budget_minutes else None
+        self.clock = clock
+        self.last_progress = self.last_poll = 0.0
+        self.epoch_start = self.train_end = clock()
+        self.batches = 0
+
+    def elapsed(self) -> float:
+        return self.state.elapsed_before + self.clock() - self.state.started - self.state.paused_s
+
+    def should_stop(self) -> bool:
+        if self.state.term:
+            self.state.stopped_by = "user"
+        elif self.budget_s is not None and self.elapsed() >= self.budget_s:
+            self.state.stopped_by = "time"
+        elif self.clock() - self.last_poll >= STOP_POLL_S:
+            self.last_poll = self.clock()
+            if self.project.runs.stop_requested(self.run_id):
+                self.state.stopped_by = "user"
+        return self.state.stopped_by is not None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = self.clock()
+        self.batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        self.batches = batch + 1
+        now = self.clock()
+        if now - self.last_progress >= PROGRESS_EVERY_S:
+            self.last_progress = now
+            rate = self.batches * self.config.batch_size / max(now - self.epoch_start, 1e-6)
+            self.project.runs.add_metrics(self.run_id, self.state.epoch, {
+                "loss": float(logs.get("loss", float("nan"))), "dice": float(logs.get("dice", float("nan"))),
+                "step": self.batches, "steps": self.steps, "images_per_s": rate, "elapsed_s": self.elapsed()},
+                batch=self.batches)
+        if self.should_stop():
+            self.model.stop_training = True
+
+    def on_test_begin(self, logs=None):
+        self.train_end = self.clock()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = self.clock()
+        self.state.epoch = epoch + 1
+        train_s = self.train_end - self.epoch_start if self.train_end > self.epoch_start else now - self.epoch_start
+        row = {k: float(v) for k, v in (logs or {}).items() if np.isscalar(v) or getattr(v, "shape", None) == ()}
+        row.update({"lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
+                    "images_per_s": self.batches * self.config.batch_size / max(train_s, 1e-6),
+                    "epoch_s": now - self.epoch_start, "elapsed_s": self.elapsed()})
+        score = row.get(MONITOR)
+        improved = score is not None and (self.state.best_score is None or score > self.state.best_score)
+        if improved:
+            self.state.best_score, self.state.best_epoch = score, epoch
+            save_model(self.model, self.files.checkpoint("best"))
+        save_model(self.model, self.files.checkpoint("last"))
+        atomic_write(self.files.state, json.dumps(self.state.saved(row["elapsed_s"])).encode())
+        self.project.runs.add_metrics(self.run_id, epoch, row)
+        if improved:
+            self.project.runs.update(self.run_id, best_score=score, best_epoch=epoch)
+        if self.preview_batch is not None:
+            atomic_write(self.files.preview(epoch + 1), self._preview_png())
+        if self.should_stop():
+            self.model.stop_training = True
+
+    def _preview_png(self) -> bytes:
+        """Validation images in rows: the photo, its mask, the model's mask."""
+        images, truth = self.preview_batch
+        pred = np.asarray(losses.hard_labels(self.model(images, training=False))).astype(np.uint8)
+        rows = []
+        for i in range(int(images.shape[0])):
+            img = (np.asarray(images[i]) * 255).round().astype(np.uint8)
+            img = img[..., 0] if img.shape[-1] == 1 else img
+            rows.append(np.concatenate([viz.overlay(img, None, self.classes),
+                                        viz.overlay(img, np.asarray(truth[i])[..., 0], self.classes, 0.55),
+                                        viz.overlay(img, pred[i], self.classes, 0.55)], axis=1))
+        buf = io.BytesIO()
+        Image.fromarray(np.concatenate(rows, axis=0)).save(buf, "PNG", compress_level=1)
+        return buf.getvalue()
+
+
+def schedule(config: TrainConfig, monitor: RunMonitor) -> list:
+    """The learning-rate schedule and early stopping that the config asks for."""
+    out: list = []
+    if config.lr_schedule == "plateau":
+        out.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=config.reduce_lr_factor,
+                                                     patience=config.reduce_lr_patience,
+                                                     min_lr=config.min_learning_rate, verbose=0))
+    elif config.lr_schedule == "cosine":
+        lr0, lo, total = config.learning_rate, config.min_learning_rate, max(config.epochs, 1)
+
+        def cosine(epoch: int, lr: float) -> float:
+            # With a time budget the schedule runs over the budget, whichever ends first.
+            frac = epoch / total
+            if monitor.budget_s:
+                frac = max(frac, monitor.elapsed() / monitor.budget_s)
+            return lo + 0.5 * (lr0 - lo) * (1 + math.cos(math.pi * min(frac, 1.0)))
+
+        out.append(keras.callbacks.LearningRateScheduler(cosine, verbose=0))
+    if config.early_stopping_patience:
+        out.append(keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max",
+                                                 patience=config.early_stopping_patience, verbose=0))
+    return out

@@ -1,0 +1,140 @@
+"""Training settings: TrainConfig, its checks and the presets; no TensorFlow here, so a page can build one quickly."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from seg_core.errors import TrainingError
+from seg_core.ml.augment import AugmentConfig
+
+LOSS_CHOICES = ("auto", "dice", "bce", "bce_dice", "ce", "sparse_ce", "ce_dice")
+SCHEDULES = ("plateau", "cosine", "constant")
+PRECISIONS = ("float32", "mixed_bfloat16")
+# models.REGISTRY's names, here so that checking a config does not import Keras (seconds, in a page);
+# tests/test_planning.py keeps the two in step.
+# Validation images drawn once an epoch as the run's preview picture (the Train page shows it).
+PREVIEW_COUNT = 2
+MODEL_NAMES = ("unet", "fcn", "mobilenetv2-unet", "densenet121-unet")
+
+
+@dataclass
+class TrainConfig:
+    model: str = "unet"
+    image_size: int = 256
+    crop_size: int | None = None           # train on random crops of this size (whole images at validation)
+    base_filters: int = 16
+    depth: int = 4
+    dropout: float = 0.0
+    batchnorm: bool = True
+    upsampling: str = "transpose"
+    epochs: int = 40
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    lr_schedule: str = "plateau"
+    loss: str = "auto"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    val_fraction: float = 0.2
+    early_stopping_patience: int = 10      # epochs without val dice gain; 0 = off
+    reduce_lr_patience: int = 4
+    reduce_lr_factor: float = 0.5
+    min_learning_rate: float = 1e-5
+    seed: int = 0
+    time_budget_minutes: float | None = None
+    precision: str = "float32"
+    pretrained: bool = False               # ImageNet encoder weights, from the local Keras cache only
+    freeze_encoder_epochs: int = 0
+    steps_per_epoch: int | None = None     # default: one pass over the training images
+    preset: str | None = None
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["augment"] = self.augment.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise TrainingError(f"Unknown training settings: {', '.join(sorted(unknown))}.")
+        values = dict(d)
+        values["augment"] = AugmentConfig.from_dict(values.get("augment"))
+        return cls(**values)
+
+    def resolved_loss(self, num_classes: int) -> str:
+        if self.loss != "auto":
+            return self.loss
+        return "bce_dice" if num_classes == 2 else "ce_dice"
+
+    def validate(self, num_classes: int | None = None) -> "TrainConfig":
+        problems = []
+        if self.model not in MODEL_NAMES:
+            problems.append(f"model must be one of {', '.join(MODEL_NAMES)}")
+        if not 32 <= self.image_size <= 2048 or self.image_size % 2 ** self.depth:
+            problems.append(f"image size must be 32..2048 and divisible by {2 ** self.depth} (depth {self.depth})")
+        if self.crop_size is not None and (self.crop_size > self.image_size or self.crop_size % 2 ** self.depth
+                                           or self.crop_size < 2 ** self.depth):
+            problems.append(f"crop size must be at most the image size and divisible by {2 ** self.depth}")
+        if not 1 <= self.depth <= 6:
+            problems.append("depth must be 1..6")
+        if not 2 <= self.base_filters <= 256:
+            problems.append("filters must be 2..256")
+        if not 1 <= self.epochs <= 10_000:
+            problems.append("epochs must be 1..10000")
+        if not 1 <= self.batch_size <= 512:
+            problems.append("batch size must be 1..512")
+        if not 0 < self.learning_rate <= 1:
+            problems.append("learning rate must be above 0 and at most 1")
+        if self.lr_schedule not in SCHEDULES:
+            problems.append(f"learning-rate schedule must be one of {', '.join(SCHEDULES)}")
+        if self.loss not in LOSS_CHOICES:
+            problems.append(f"loss must be one of {', '.join(LOSS_CHOICES)}")
+        if num_classes and num_classes > 2 and self.loss in ("bce", "bce_dice"):
+            problems.append("binary cross-entropy is for two classes; use ce or ce_dice")
+        if not 0 <= self.dropout < 1:
+            problems.append("dropout must be 0..0.9")
+        if not 0 < self.val_fraction < 1:
+            problems.append("validation fraction must be between 0 and 1")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)}")
+        if self.time_budget_minutes is not None and self.time_budget_minutes <= 0:
+            problems.append("the time budget must be positive")
+        if problems:
+            raise TrainingError("Training settings are not valid: " + "; ".join(problems) + ".")
+        return self
+
+
+# Chosen with bench/time_to_quality.py and bench/train_speed.py on a 2-core CPU (README "Performance").
+# Random crops keep the full 256 px resolution at a quarter (128) or half (192) of the compute per step.
+PRESETS: dict[str, TrainConfig] = {
+    "fast": TrainConfig(preset="fast", image_size=256, crop_size=128, base_filters=16, depth=4, epochs=40,
+                        batch_size=8, learning_rate=3e-3, lr_schedule="cosine", early_stopping_patience=0,
+                        augment=AugmentConfig(flip_h=True, flip_v=True, rot90=True, brightness_contrast=False)),
+    "balanced": TrainConfig(preset="balanced", image_size=256, crop_size=192, base_filters=16, depth=4, epochs=80,
+                            batch_size=8, learning_rate=2e-3, lr_schedule="cosine", early_stopping_patience=20,
+                            augment=AugmentConfig(flip_h=True, flip_v=True, rot90=True, shift_scale_rotate=True,
+                                                  brightness_contrast=True)),
+    "quality": TrainConfig(preset="quality", image_size=256, base_filters=32, depth=4, epochs=150, batch_size=8,
+                           learning_rate=1e-3, lr_schedule="plateau", early_stopping_patience=30, dropout=0.1,
+                           augment=AugmentConfig(flip_h=True, flip_v=True, rot90=True, shift_scale_rotate=True,
+                                                 brightness_contrast=True, hsv=True, gamma=True)),
+}
+PRESET_NOTES = {
+    "fast": "A first model in a few minutes: learns on 128 px crops of 256 px images. Checks your labels work.",
+    "balanced": "The usual choice: larger crops, more augmentation, stops when it no longer improves.",
+    "quality": "Twice the filters and long training with strong augmentation; for a model you will keep.",
+}
+
+
+def preset(name: str, **overrides) -> TrainConfig:
+    if name not in PRESETS:
+        raise TrainingError(f"Unknown preset '{name}'; choose one of {', '.join(PRESETS)}.")
+    base = PRESETS[name]
+    config = dataclasses.replace(base, **overrides)
+    if base.crop_size and "crop_size" not in overrides and ("image_size" in overrides or "depth" in overrides):
+        # Keep the preset's crop-to-image ratio at the new size (crops must stay divisible by 2**depth).
+        step = 2 ** config.depth
+        crop = round(config.image_size * base.crop_size / base.image_size / step) * step
+        config.crop_size = crop if step <= crop < config.image_size else None
+    return config

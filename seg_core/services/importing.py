@@ -1,0 +1,227 @@
+"""Import into a project: folders, zips and browser uploads in any supported layout, with a report."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterable, Sequence
+
+from seg_core.classes import ClassSpec
+from seg_core.errors import ProjectError, SegError, UnsafeArchiveError
+from seg_core.formats import images, masks
+from seg_core.formats.archive import zip_tree
+from seg_core.formats.layouts import Group, Layout, Source, detect_layout, folder_tree, mask_key
+from seg_core.store.project import Project
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class ImportReport:
+    layout: str = ""
+    added: list[str] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    masks_added: list[str] = field(default_factory=list)      # masks attached to images already present
+    masks_without_image: list[str] = field(default_factory=list)
+    mask_kinds: Counter = field(default_factory=Counter)
+    labeled: int = 0
+    classes: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.refused
+
+    def lines(self) -> list[str]:
+        out = []
+        if self.layout:
+            out.append(f"layout: {self.layout}")
+        if self.classes:
+            out.append(f"classes: {self.classes}")
+        out.append(f"added: {len(self.added)} image(s), {self.labeled} with a mask")
+        for kind, n in self.mask_kinds.most_common():
+            out.append(f"  masks detected as {kind}: {n}")
+        if self.masks_added:
+            out.append(f"masks added to images already in the project: {len(self.masks_added)}")
+        out.append(f"skipped as duplicate: {len(self.duplicates)}")
+        for name, why in self.duplicates[:20]:
+            out.append(f"  {name}: {why}")
+        out.append(f"refused: {len(self.refused)}")
+        for name, why in self.refused:
+            out.append(f"  {name}: {why}")
+        if self.masks_without_image:
+            out.append(f"masks without an image (not imported): {len(self.masks_without_image)}")
+            for name in self.masks_without_image[:50]:
+                out.append(f"  {name}")
+        return out
+
+    def to_dict(self) -> dict:
+        return {"layout": self.layout, "classes": self.classes, "added": self.added,
+                "labeled": self.labeled, "duplicates": [list(d) for d in self.duplicates],
+                "refused": [list(r) for r in self.refused], "masks_added": self.masks_added,
+                "masks_without_image": self.masks_without_image, "mask_kinds": dict(self.mask_kinds)}
+
+
+def _infer_classes_for(project: Project, layout: Layout, kind: str) -> str:
+    """On a project with no masks yet, take classes from classes.json or guess them from the masks."""
+    if project.count_images(status="labeled"):
+        return ""
+    if layout.classes:
+        if layout.classes != project.classes:
+            project.set_classes(layout.classes)
+        return f"{len(layout.classes)} from classes.json ({', '.join(c.name for c in layout.classes)})"
+    samples = []
+    for group in layout.groups:
+        for src in group.masks:
+            try:
+                samples.append(masks.read_pixels(src.read(), src.name))
+            except SegError:
+                continue  # reported per file during the import itself
+    if not samples:
+        return ""
+    inferred = masks.infer_classes(samples, kind)
+    if inferred.classes != project.classes:
+        project.set_classes(inferred.classes)
+    notes = "; ".join(inferred.notes)
+    return f"{len(inferred.classes)} classes inferred from masks ({inferred.kind}: {inferred.detail})" + (
+        f"; {notes}" if notes else "")
+
+
+def import_layout(project: Project, layout: Layout, *, mask_kind: str = "auto", trimap_border: str | int = "ignore",
+                  infer_classes: bool = False, split: str | None = None,
+                  progress: Progress | None = None) -> ImportReport:
+    report = ImportReport(layout=layout.kind)
+    if infer_classes:
+        report.classes = _infer_classes_for(project, layout, mask_kind)
+    classes = project.classes
+    total = sum(len(g.images) + len(g.masks) for g in layout.groups)
+    done = 0
+    for group in layout.groups:
+        by_key: dict[str, Source] = {}
+        for m in group.masks:
+            if not images.is_image_name(m.name):
+                continue
+            key = mask_key(m.name)
+            if key in by_key:
+                report.refused.append((m.path or m.name, f"a second mask for '{key}' (first: {by_key[key].name})"))
+                continue
+            by_key[key] = m
+        image_keys = set()
+        for src in group.images:
+            done += 1
+            if progress:
+                progress(done, total, src.name)
+            if not images.is_image_name(src.name):
+                continue
+            stem = PurePosixPath(src.name).stem
+            image_keys.add(stem)
+            msrc = by_key.get(stem)
+            _import_one(project, classes, src, msrc, split or layout.splits.get(src.name) or group.split,
+                        mask_kind, trimap_border, report, layout.original_names.get(src.name))
+        for key, msrc in by_key.items():
+            done += 1
+            if progress:
+                progress(done, total, msrc.name)
+            if key not in image_keys:
+                _attach_mask(project, classes, msrc, mask_kind, trimap_border, report)
+    return report
+
+
+def _import_one(project: Project, classes: Sequence[ClassSpec], src: Source, msrc: Source | None, split: str | None,
+                mask_kind: str, trimap_border: str | int, report: ImportReport, original_name: str | None = None) -> None:
+    label = src.path or src.name
+    try:
+        prep = images.prepare_upload(src.read(), src.name)
+        reading = None
+        if msrc is not None:
+            reading = masks.read_mask(msrc.read(), classes, msrc.name, expected_size=(prep.width, prep.height),
+                                      kind=mask_kind, trimap_border=trimap_border)
+        result = project.add_image(b"", _plain_name(original_name) or src.name, split=split, prepared=prep)
+        if result.status == "duplicate":
+            rec = result.image
+            if reading is not None and rec.status == "unlabeled":
+                project.masks.save(rec.id, reading.ids, rec.mask_version, author="import", source="imported")
+                report.masks_added.append(msrc.name)  # type: ignore[union-attr]
+                report.mask_kinds[reading.kind] += 1
+            report.duplicates.append((label, result.detail))
+            return
+        report.added.append(label)
+        if reading is not None:
+            project.masks.save(result.image.id, reading.ids, 0, author="import", source="imported")
+            report.labeled += 1
+            report.mask_kinds[reading.kind] += 1
+    except SegError as exc:
+        what = f"{label} (with mask {msrc.name})" if msrc is not None else label
+        report.refused.append((what, str(exc)))
+
+
+def _plain_name(name: str | None) -> str | None:
+    try:
+        return images.safe_filename(name) if name else None
+    except SegError:
+        return None
+
+
+def _attach_mask(project: Project, classes: Sequence[ClassSpec], msrc: Source, mask_kind: str,
+                 trimap_border: str | int, report: ImportReport) -> None:
+    """A mask with no image in this import: attach it to the project's image of that name, if any."""
+    matches = project.find_by_stem(mask_key(msrc.name))
+    if not matches:
+        report.masks_without_image.append(msrc.path or msrc.name)
+        return
+    if len(matches) > 1:
+        report.refused.append((msrc.name, f"{len(matches)} images in the project are named "
+                                          f"'{mask_key(msrc.name)}'; upload this mask from the Annotate page"))
+        return
+    rec = matches[0]
+    try:
+        reading = masks.read_mask(msrc.read(), classes, msrc.name, expected_size=rec.size, kind=mask_kind,
+                                  trimap_border=trimap_border)
+        project.masks.save(rec.id, reading.ids, rec.mask_version, author="import", source="imported")
+        report.masks_added.append(msrc.name)
+        report.mask_kinds[reading.kind] += 1
+    except SegError as exc:
+        report.refused.append((msrc.path or msrc.name, str(exc)))
+
+
+def import_folder(project: Project, images_dir: str | Path, masks_dir: str | Path | None = None,
+                  **kwargs) -> ImportReport:
+    """Import an images folder and an optional masks folder (files matched by base name)."""
+    img_root, msk_root = Path(images_dir), Path(masks_dir) if masks_dir else None
+    for d in (img_root, msk_root):
+        if d is not None and not d.is_dir():
+            raise ProjectError(f"{d} is not a folder.")
+    imgs = [Source.from_path(p) for p in sorted(img_root.iterdir()) if p.is_file() and images.is_image_name(p.name)]
+    msks = ([Source.from_path(p) for p in sorted(msk_root.iterdir()) if p.is_file() and images.is_image_name(p.name)]
+            if msk_root else [])
+    if not imgs and not msks:
+        raise ProjectError(f"No image files in {img_root}.")
+    layout = Layout("images folder + masks folder" if msk_root else "images folder", [Group(imgs, msks)])
+    return import_layout(project, layout, **kwargs)
+
+
+def import_tree(project: Project, root: str | Path, **kwargs) -> ImportReport:
+    """Import a folder in any supported layout (keras_segmentation, images/+masks/, flat)."""
+    return import_layout(project, detect_layout(folder_tree(Path(root))), **kwargs)
+
+
+def import_zip(project: Project, archive: str | Path | bytes, **kwargs) -> ImportReport:
+    """Import a zip of any supported layout; unsafe archives are refused before anything is read."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(archive) if isinstance(archive, (bytes, bytearray)) else archive)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise UnsafeArchiveError(f"This is not a readable zip file ({exc}).") from None
+    with zf:
+        tree = zip_tree(zf)
+        return import_layout(project, detect_layout(tree), **kwargs)
+
+
+def import_uploads(project: Project, image_files: Iterable[tuple[str, bytes]], mask_files: Iterable[tuple[str, bytes]] = (),
+                   **kwargs) -> ImportReport:
+    """Import files uploaded in the browser (name, bytes); masks match images by base name."""
+    imgs = [Source.from_bytes(n, d) for n, d in image_files]
+    msks = [Source.from_bytes(n, d) for n, d in mask_files]
+    return import_layout(project, Layout("uploaded files", [Group(imgs, msks)]), **kwargs)

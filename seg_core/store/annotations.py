@@ -1,0 +1,274 @@
+"""A project's masks (saved with a version check), drafts (unsaved edits), stored predictions, and class removal."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from seg_core.classes import IGNORE_ID, ClassSpec
+from seg_core.errors import ClassSpecError, MaskConflictError, NotFoundError, SegError
+from seg_core.files import atomic_write, commit_temp, write_temp
+from seg_core.formats import masks as codec
+from seg_core.store import db
+from seg_core.store.records import ImageRecord
+
+if TYPE_CHECKING:
+    from seg_core.store.project import Project
+
+DRAFT_TEXT_KEY = "segstudio-draft"
+PENDING_RENAMES = "pending_mask_renames"
+
+
+class Masks:
+    """The saved mask of each labeled image: masks/<id>.png, its version and class pixel counts in the DB."""
+
+    def __init__(self, project: "Project"):
+        self._project = project
+
+    def path(self, image_id: int) -> Path:
+        return self._project.layout.mask(image_id)
+
+    def load(self, image: int | ImageRecord) -> np.ndarray | None:
+        """The image's class-id mask, or None while it is unlabeled."""
+        rec = image if isinstance(image, ImageRecord) else self._project.image(image)
+        path = self.path(rec.id)
+        if rec.mask_version == 0 or not path.exists():
+            return None
+        return codec.load_png(path)
+
+    def save(self, image_id: int, ids: np.ndarray, expected_version: int, *, author: str = "user",
+             source: str = "painted") -> ImageRecord:
+        """Write a mask atomically if nobody saved since `expected_version` was read; returns the new record."""
+        project = self._project
+        rec = project.image(image_id)
+        classes = project.classes
+        ids = codec.validate_ids(ids, classes, rec.size)
+        png = codec.encode_png(ids, classes)
+        target = self.path(rec.id)
+        tmp = write_temp(target, png)
+        try:
+            with project._db() as conn, db.transaction(conn):
+                row = conn.execute("SELECT mask_version, mask_updated_by, mask_updated_at FROM images WHERE id = ?",
+                                   (rec.id,)).fetchone()
+                if row is None:
+                    raise NotFoundError(f"Image {rec.id} was deleted while its mask was being edited.")
+                if row["mask_version"] != int(expected_version):
+                    who = row["mask_updated_by"] or "someone"
+                    when = time.strftime("%H:%M:%S", time.localtime(row["mask_updated_at"] or 0))
+                    raise MaskConflictError(
+                        f"The mask of '{rec.filename}' was saved by {who} at {when} (version "
+                        f"{row['mask_version']}) after you opened version {expected_version}. Reload to see "
+                        "their mask; your strokes were not saved over it."
+                    )
+                commit_temp(tmp, target)
+                now = time.time()
+                conn.execute(
+                    "UPDATE images SET mask_version = mask_version + 1, status = 'labeled', mask_sha256 = ?, "
+                    "mask_source = ?, mask_updated_by = ?, mask_updated_at = ?, updated_at = ? WHERE id = ?",
+                    (hashlib.sha256(png).hexdigest(), source, author, now, now, rec.id),
+                )
+                db.write_class_pixels(conn, rec.id, codec.class_pixel_counts(ids))
+                new = conn.execute("SELECT * FROM images WHERE id = ?", (rec.id,)).fetchone()
+        finally:
+            tmp.unlink(missing_ok=True)
+        return ImageRecord.from_row(new)
+
+    def clear(self, image_id: int, expected_version: int, author: str = "user") -> ImageRecord:
+        """Mark the image unlabeled again; the mask file is removed."""
+        project = self._project
+        rec = project.image(image_id)
+        with project._db() as conn, db.transaction(conn):
+            row = conn.execute("SELECT mask_version FROM images WHERE id = ?", (rec.id,)).fetchone()
+            if row["mask_version"] != int(expected_version):
+                raise MaskConflictError(f"The mask of '{rec.filename}' changed since you opened it; reload first.")
+            now = time.time()
+            conn.execute("UPDATE images SET mask_version = mask_version + 1, status = 'unlabeled', mask_sha256 = NULL, "
+                         "mask_updated_by = ?, mask_updated_at = ?, updated_at = ? WHERE id = ?",
+                         (author, now, now, rec.id))
+            db.write_class_pixels(conn, rec.id, {})
+            self.path(rec.id).unlink(missing_ok=True)
+            return ImageRecord.from_row(conn.execute("SELECT * FROM images WHERE id = ?", (rec.id,)).fetchone())
+
+    def class_pixels(self, image_id: int) -> dict[int, int]:
+        with self._project._db() as conn:
+            rows = conn.execute("SELECT class_id, pixels FROM mask_classes WHERE image_id = ?", (int(image_id),))
+            return {r[0]: r[1] for r in rows}
+
+
+@dataclass(frozen=True)
+class Draft:
+    image_id: int
+    ids: np.ndarray
+    base_version: int          # the mask version it was painted over; another means someone saved since
+    source: str                # "painted", "prediction", ...
+    saved_at: float
+
+
+class Drafts:
+    """Unsaved edits that outlive a closed tab, a page switch or a killed server: drafts/<id>.png, one file each."""
+
+    def __init__(self, project: "Project"):
+        self._project = project
+
+    def path(self, image_id: int) -> Path:
+        return self._project.layout.draft(image_id)
+
+    def save(self, image_id: int, ids: np.ndarray, base_version: int, source: str = "painted") -> None:
+        """Keep an edited mask that is not saved yet, with the mask version it was painted over."""
+        rec = self._project.image(image_id)
+        classes = self._project.classes
+        ids = codec.validate_ids(ids, classes, rec.size)
+        meta = json.dumps({"base_version": int(base_version), "source": source, "saved_at": time.time()})
+        atomic_write(self.path(rec.id), codec.encode_png(ids, classes, text={DRAFT_TEXT_KEY: meta}))
+
+    def get(self, image_id: int) -> Draft | None:
+        path = self.path(image_id)
+        if not path.exists():
+            return None
+        try:
+            ids, text = codec.load_png_text(path)
+            meta = json.loads(text[DRAFT_TEXT_KEY])
+            rec = self._project.image(image_id)
+        except (OSError, KeyError, ValueError, SegError):
+            return None  # an unreadable draft is no work to restore
+        if ids.shape != (rec.height, rec.width):
+            return None
+        return Draft(int(image_id), ids, int(meta["base_version"]), str(meta.get("source", "painted")),
+                     float(meta.get("saved_at", 0.0)))
+
+    def discard(self, image_id: int) -> None:
+        self.path(image_id).unlink(missing_ok=True)
+
+    def image_ids(self) -> set[int]:
+        folder = self._project.layout.drafts_dir
+        return {int(p.stem) for p in folder.glob("*.png") if p.stem.isdigit()} if folder.is_dir() else set()
+
+
+@dataclass(frozen=True)
+class StoredPrediction:
+    image_id: int
+    run_id: str
+    ids: np.ndarray
+    uncertainty: float | None
+    created_at: float
+
+
+class Predictions:
+    """The newest model mask per image (predictions/<id>.png), for the gallery, Annotate and review."""
+
+    def __init__(self, project: "Project"):
+        self._project = project
+
+    def path(self, image_id: int) -> Path:
+        return self._project.layout.prediction(image_id)
+
+    def save(self, image_id: int, run_id: str, ids: np.ndarray, uncertainty: float | None = None) -> None:
+        rec = self._project.image(image_id)
+        classes = self._project.classes
+        ids = codec.validate_ids(ids, classes, rec.size)
+        atomic_write(self.path(rec.id), codec.encode_png(ids, classes))
+        with self._project._db() as conn:
+            conn.execute("INSERT OR REPLACE INTO predictions (image_id, run_id, uncertainty, created_at) "
+                         "VALUES (?, ?, ?, ?)", (rec.id, run_id, uncertainty, time.time()))
+
+    def get(self, image_id: int) -> StoredPrediction | None:
+        with self._project._db() as conn:
+            row = conn.execute("SELECT * FROM predictions WHERE image_id = ?", (int(image_id),)).fetchone()
+        path = self.path(image_id)
+        if row is None or not path.exists():
+            return None
+        return StoredPrediction(int(image_id), row["run_id"], codec.load_png(path), row["uncertainty"],
+                                row["created_at"])
+
+    def rows(self, run_id: str, status: str | None = None) -> list:
+        """Stored predictions of one run (image_id, uncertainty, created_at, filename, split), without their pixels."""
+        sql = ("SELECT p.image_id, p.uncertainty, p.created_at, i.filename, i.split FROM predictions p "
+               "JOIN images i ON i.id = p.image_id WHERE p.run_id = ?")
+        args: tuple = (run_id,)
+        if status is not None:
+            sql, args = sql + " AND i.status = ?", (run_id, status)
+        with self._project._db() as conn:
+            return conn.execute(sql + " ORDER BY p.image_id", args).fetchall()
+
+    def image_ids(self) -> set[int]:
+        with self._project._db() as conn:
+            return {r[0] for r in conn.execute("SELECT image_id FROM predictions")}
+
+    def forget_all(self) -> None:
+        """Drop every stored prediction (their class ids no longer mean what they meant)."""
+        with self._project._db() as conn:
+            conn.execute("DELETE FROM predictions")
+        folder = self._project.layout.predictions_dir
+        for p in folder.glob("*.png") if folder.is_dir() else ():
+            p.unlink(missing_ok=True)
+
+
+# ----- removing a class: every mask that uses it is rewritten, all or nothing -----------------------
+def remove_class(project: "Project", class_id: int, pixels_to: int = 0, author: str = "user") -> int:
+    """Delete a class; its pixels become `pixels_to` and higher ids move down one. Returns masks rewritten.
+
+    New masks are written beside the old ones first; one transaction then records the new classes,
+    versions and the pending renames, which are finished here or, after a crash, on the next open.
+    """
+    classes = project.classes
+    class_id, pixels_to = int(class_id), int(pixels_to)
+    if not 0 < class_id < len(classes):
+        raise ClassSpecError("The background (class 0) cannot be removed." if class_id == 0
+                             else f"There is no class {class_id}.")
+    if len(classes) <= 2:
+        raise ClassSpecError("A project needs at least two classes: background and one thing to segment.")
+    if pixels_to == class_id or not (0 <= pixels_to < len(classes) or pixels_to == IGNORE_ID):
+        raise ClassSpecError(f"The pixels of '{classes[class_id].name}' must go to another class.")
+    target = pixels_to if pixels_to == IGNORE_ID or pixels_to < class_id else pixels_to - 1
+    mapping = {class_id: target, **{i: i - 1 for i in range(class_id + 1, len(classes))}}
+    new_classes = [ClassSpec(i, c.name, c.color) for i, c in enumerate(c for c in classes if c.id != class_id)]
+    with project._db() as conn:
+        affected = [r[0] for r in conn.execute(
+            "SELECT DISTINCT image_id FROM mask_classes WHERE class_id >= ? AND class_id != ? ORDER BY image_id",
+            (class_id, IGNORE_ID))]
+    pending, counts = [], {}
+    try:
+        for image_id in affected:
+            path = project.masks.path(image_id)
+            ids = codec.remap_ids(codec.load_png(path), mapping)
+            counts[image_id] = codec.class_pixel_counts(ids)
+            pending.append((str(write_temp(path, codec.encode_png(ids, new_classes))), str(path)))
+        now = time.time()
+        with project._db() as conn, db.transaction(conn):
+            db.write_classes(conn, new_classes)
+            for image_id, cnt in counts.items():
+                conn.execute("UPDATE images SET mask_version = mask_version + 1, mask_updated_by = ?, "
+                             "mask_updated_at = ?, updated_at = ? WHERE id = ?", (author, now, now, image_id))
+                db.write_class_pixels(conn, image_id, cnt)
+            conn.execute("DELETE FROM predictions")
+            conn.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
+                         (PENDING_RENAMES, json.dumps(pending)))
+    except BaseException:
+        for tmp, _ in pending:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    finish_pending_renames(project)
+    for image_id in project.drafts.image_ids():  # unsaved edits keep up with the new numbering
+        d = project.drafts.get(image_id)
+        if d is not None:
+            project.drafts.save(image_id, codec.remap_ids(d.ids, mapping), d.base_version, d.source)
+    project.predictions.forget_all()
+    return len(counts)
+
+
+def finish_pending_renames(project: "Project") -> None:
+    """Complete a class removal that a crash interrupted after its transaction (nothing to do otherwise)."""
+    pending = project.setting(PENDING_RENAMES)
+    if not pending:
+        return
+    for tmp, target in pending:
+        if Path(tmp).exists():
+            commit_temp(Path(tmp), Path(target))
+    with project._db() as conn:
+        conn.execute("DELETE FROM settings WHERE key = ?", (PENDING_RENAMES,))

@@ -1,0 +1,121 @@
+"""Every path Seg Studio reads or writes: the workspace, a project's folders, its runs and its caches."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+WORKSPACE_ENV = "SEG_WORKSPACE"
+DEFAULT_WORKSPACE = "workspace"
+DB_NAME = "project.db"
+MACHINE_SPEED_FILE = ".machine-speed.json"
+CHECKPOINTS = ("best", "last")
+
+
+def workspace_dir() -> Path:
+    return Path(os.environ.get(WORKSPACE_ENV) or DEFAULT_WORKSPACE).expanduser().resolve()
+
+
+def machine_speed_file() -> Path:
+    """This machine's measured matmul speed, shared by the workspace's projects."""
+    return workspace_dir() / MACHINE_SPEED_FILE
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """A training run's folder: runs/<id>/ with config.json, best.keras, last.keras, state.json, previews/."""
+
+    dir: Path
+
+    def checkpoint(self, which: str = "best") -> Path:
+        if which not in CHECKPOINTS:
+            raise ValueError(f"checkpoint is one of {CHECKPOINTS}, not {which!r}")
+        return self.dir / f"{which}.keras"
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "config.json"
+
+    @property
+    def state(self) -> Path:
+        return self.dir / "state.json"
+
+    @property
+    def worker_log(self) -> Path:
+        return self.dir / "worker.log"
+
+    @property
+    def previews_dir(self) -> Path:
+        return self.dir / "previews"
+
+    def preview(self, epoch: int) -> Path:
+        """The picture after `epoch` (counted from 1)."""
+        return self.previews_dir / f"epoch_{epoch:04d}.png"
+
+    def previews(self) -> list[Path]:
+        """The per-epoch preview pictures, oldest first."""
+        return sorted(self.previews_dir.glob("epoch_*.png")) if self.previews_dir.is_dir() else []
+
+    def has_model(self) -> bool:
+        return any(self.checkpoint(c).exists() for c in CHECKPOINTS)
+
+
+@dataclass(frozen=True)
+class ProjectLayout:
+    """A project folder: project.db, images/, masks/, drafts/, predictions/, runs/, cache/."""
+
+    root: Path
+
+    @property
+    def db(self) -> Path:
+        return self.root / DB_NAME
+
+    @property
+    def images_dir(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def masks_dir(self) -> Path:
+        return self.root / "masks"
+
+    @property
+    def drafts_dir(self) -> Path:
+        return self.root / "drafts"
+
+    @property
+    def predictions_dir(self) -> Path:
+        return self.root / "predictions"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    def image(self, stored_name: str) -> Path:
+        return self.images_dir / stored_name
+
+    def mask(self, image_id: int) -> Path:
+        return self.masks_dir / f"{int(image_id)}.png"
+
+    def draft(self, image_id: int) -> Path:
+        return self.drafts_dir / f"{int(image_id)}.png"
+
+    def prediction(self, image_id: int) -> Path:
+        return self.predictions_dir / f"{int(image_id)}.png"
+
+    def run(self, run_id: str) -> RunLayout:
+        return RunLayout(self.runs_dir / run_id)
+
+    def thumbnail(self, name: str) -> Path:
+        return self.cache_dir / "thumbs" / name
+
+    def review_cache(self, name: str) -> Path:
+        return self.cache_dir / "review" / name
+
+    def created_dirs(self) -> tuple[Path, ...]:
+        """The folders a new project starts with (the others appear on first use)."""
+        return (self.images_dir, self.masks_dir, self.runs_dir)

@@ -1,0 +1,202 @@
+"""Training runs in the project database: typed records and statuses, per-epoch and per-batch metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from seg_core.errors import NotFoundError, RunBusyError
+from seg_core.ml.config import TrainConfig
+from seg_core.store import db
+
+if TYPE_CHECKING:
+    from seg_core.store.project import Project
+
+
+class RunStatus(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def active(self) -> bool:
+        return self in (RunStatus.QUEUED, RunStatus.RUNNING)
+
+    @property
+    def finished(self) -> bool:
+        return not self.active
+
+
+@dataclass(frozen=True)
+class RunSplit:
+    """The images a run learned from and checked on, and whose split that was.
+
+    source "project": the project's train/val split. source "run": the project had no labeled validation
+    images, so the run set `val` of its labeled images aside itself and left the project's split alone.
+    """
+
+    source: str
+    train_ids: tuple[int, ...]
+    val_ids: tuple[int, ...]
+
+    @property
+    def note(self) -> str:
+        n_train, n_val = len(self.train_ids), len(self.val_ids)
+        if self.source == "project":
+            return f"learned from {n_train} images, checked on the project's {n_val} validation images"
+        return (f"learned from {n_train} images, checked on {n_val} it set aside itself (the project had no "
+                "labeled validation images; its split was left as it was)")
+
+    def to_json(self) -> str:
+        return json.dumps({"source": self.source, "train_ids": list(self.train_ids), "val_ids": list(self.val_ids)})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> "RunSplit | None":
+        if not text:
+            return None
+        d = json.loads(text)
+        return cls(d["source"], tuple(d["train_ids"]), tuple(d["val_ids"]))
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    status: RunStatus
+    config: TrainConfig
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    pid: int | None
+    heartbeat_at: float | None
+    stop_requested: bool
+    error: str | None
+    best_epoch: int | None
+    best_score: float | None
+    split: RunSplit | None = None
+
+    @classmethod
+    def from_row(cls, row) -> "RunRecord":
+        return cls(row["id"], RunStatus(row["status"]), TrainConfig.from_dict(json.loads(row["config"])),
+                   row["created_at"], row["started_at"], row["ended_at"], row["pid"], row["heartbeat_at"],
+                   bool(row["stop_requested"]), row["error"], row["best_epoch"], row["best_score"],
+                   RunSplit.from_json(row["split"]))
+
+    @property
+    def active(self) -> bool:
+        return self.status.active
+
+    @property
+    def preset_name(self) -> str:
+        return self.config.preset or "custom"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["status"] = self.status.value
+        d["config"] = self.config.to_dict()
+        return d
+
+
+_UPDATABLE = {"status", "config", "started_at", "ended_at", "pid", "heartbeat_at", "stop_requested", "error",
+              "best_epoch", "best_score", "split"}
+
+
+class Runs:
+    """A project's training runs: one at a time may be queued or running."""
+
+    def __init__(self, project: "Project"):
+        self._project = project
+
+    def _db(self):
+        return self._project._db()
+
+    def create(self, config: TrainConfig, run_id: str | None = None) -> RunRecord:
+        """Record a queued run; refused while another run of this project is queued or running."""
+        run_id = run_id or time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(2).hex()
+        with self._db() as conn, db.transaction(conn):
+            busy = conn.execute("SELECT id, status, created_at FROM runs WHERE status IN (?, ?)",
+                                (RunStatus.QUEUED.value, RunStatus.RUNNING.value)).fetchone()
+            if busy:
+                since = time.strftime("%H:%M", time.localtime(busy["created_at"]))
+                raise RunBusyError(
+                    f"Run {busy['id']} (started {since}) is still {busy['status']}; one run at a time per project. "
+                    "Stop it or wait for it to finish."
+                )
+            conn.execute("INSERT INTO runs (id, status, config, created_at) VALUES (?, ?, ?, ?)",
+                         (run_id, RunStatus.QUEUED.value, json.dumps(config.to_dict()), time.time()))
+        self._project.layout.run(run_id).dir.mkdir(parents=True, exist_ok=True)
+        return self.get(run_id)
+
+    def get(self, run_id: str) -> RunRecord:
+        with self._db() as conn:
+            row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"There is no run '{run_id}' in this project.")
+        return RunRecord.from_row(row)
+
+    def list(self) -> list[RunRecord]:
+        """Newest first."""
+        with self._db() as conn:
+            rows = conn.execute("SELECT * FROM runs ORDER BY created_at DESC").fetchall()
+        return [RunRecord.from_row(r) for r in rows]
+
+    def update(self, run_id: str, **fields) -> None:
+        bad = set(fields) - _UPDATABLE
+        if bad:
+            raise ValueError(f"not run fields: {bad}")
+        if isinstance(fields.get("status"), RunStatus):
+            fields["status"] = fields["status"].value
+        if isinstance(fields.get("config"), TrainConfig):
+            fields["config"] = json.dumps(fields["config"].to_dict())
+        if isinstance(fields.get("split"), RunSplit):
+            fields["split"] = fields["split"].to_json()
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self._db() as conn:
+            conn.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*fields.values(), run_id))
+
+    def request_stop(self, run_id: str) -> None:
+        self.update(run_id, stop_requested=1)
+
+    def stop_requested(self, run_id: str) -> bool:
+        with self._db() as conn:
+            row = conn.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return bool(row and row[0])
+
+    def best(self) -> RunRecord | None:
+        """The finished run with the best validation score that still has its best checkpoint."""
+        candidates = [r for r in self.list() if r.best_score is not None and r.status.finished
+                      and self._project.layout.run(r.id).checkpoint("best").exists()]
+        return max(candidates, key=lambda r: (r.best_score, r.created_at)) if candidates else None
+
+    # ----- metrics ------------------------------------------------------------------------------
+    def add_metrics(self, run_id: str, epoch: int, values: dict, batch: int | None = None) -> None:
+        with self._db() as conn:
+            conn.execute("INSERT INTO metrics (run_id, epoch, batch, data, created_at) VALUES (?, ?, ?, ?, ?)",
+                         (run_id, int(epoch), batch, json.dumps(values), time.time()))
+
+    def delete_metrics_from(self, run_id: str, epoch: int) -> None:
+        """Forget metrics of epochs >= epoch (a resumed run redoes them)."""
+        with self._db() as conn:
+            conn.execute("DELETE FROM metrics WHERE run_id = ? AND epoch >= ?", (run_id, int(epoch)))
+
+    def epoch_metrics(self, run_id: str) -> list[dict]:
+        """One dict per finished epoch, in order, with 'epoch' included."""
+        with self._db() as conn:
+            rows = conn.execute("SELECT epoch, data FROM metrics WHERE run_id = ? AND batch IS NULL ORDER BY epoch",
+                                (run_id,)).fetchall()
+        return [{"epoch": r[0], **json.loads(r[1])} for r in rows]
+
+    def latest_progress(self, run_id: str) -> dict | None:
+        """The newest per-batch progress row, or None."""
+        with self._db() as conn:
+            row = conn.execute("SELECT epoch, batch, data, created_at FROM metrics WHERE run_id = ? AND batch IS NOT NULL "
+                               "ORDER BY rowid DESC LIMIT 1", (run_id,)).fetchone()
+        return {"epoch": row[0], "batch": row[1], "at": row[3], **json.loads(row[2])} if row else None

@@ -1,0 +1,95 @@
+"""Train / validation / test splits: one rule for how many images validate and which ones."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+import numpy as np
+
+from seg_core.errors import ProjectError
+from seg_core.store import db
+from seg_core.store.runs import RunSplit
+
+if TYPE_CHECKING:
+    from seg_core.store.project import Project
+
+SPLITS = ("train", "val", "test")
+DEFAULT_VAL_FRACTION = 0.2
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ProjectError(f"Split must be one of {', '.join(SPLITS)}; got '{split}'.")
+    return split
+
+
+def validation_count(n: int, fraction: float | None = DEFAULT_VAL_FRACTION, count: int | None = None) -> int:
+    """How many of `n` images validate: `count` exactly, or `fraction` rounded, one at least and one left to learn."""
+    if count is not None:
+        if not 0 <= int(count) <= n:
+            raise ProjectError(f"Cannot hold out {count} images for validation: {n} are available.")
+        return int(count)
+    frac = DEFAULT_VAL_FRACTION if fraction is None else float(fraction)
+    if not 0.0 <= frac < 1.0:
+        raise ProjectError(f"The validation fraction must be from 0 to below 1; got {frac}.")
+    k = int(round(n * frac))
+    if frac > 0 and n >= 2:
+        k = min(max(k, 1), n - 1)
+    return k
+
+
+def choose_validation(ids_by_hash: Sequence[int], k: int, seed: int) -> set[int]:
+    """`k` of the ids, drawn with `seed`; ids come ordered by content hash, so upload order does not matter."""
+    order = np.random.default_rng(int(seed)).permutation(len(ids_by_hash))
+    return {int(ids_by_hash[i]) for i in order[:k]}
+
+
+def _rows(project: "Project") -> list:
+    with project._db() as conn:
+        return conn.execute("SELECT id, status FROM images WHERE split != 'test' ORDER BY sha256").fetchall()
+
+
+def assign(project: "Project", val_fraction: float | None = DEFAULT_VAL_FRACTION, val_count: int | None = None,
+           seed: int = 0, labeled_only: bool = True) -> dict[str, int]:
+    """Reproducible train/val assignment: the same images, seed and fraction/count give the same split.
+
+    Images in the 'test' split are left alone. Unlabeled images go to 'train' when labeled_only is set.
+    """
+    rows = _rows(project)
+    pool = [r["id"] for r in rows if r["status"] == "labeled" or not labeled_only]
+    k = validation_count(len(pool), val_fraction, val_count)
+    val_ids = choose_validation(pool, k, seed)
+    assignment = [("val" if r["id"] in val_ids else "train", r["id"]) for r in rows]
+    with project._db() as conn, db.transaction(conn):
+        conn.executemany("UPDATE images SET split = ? WHERE id = ?", assignment)
+    return {"train": len(pool) - k, "val": k, "test": project.count_images(split="test")}
+
+
+def set_split(project: "Project", image_ids: Iterable[int], split: str) -> None:
+    check_split(split)
+    with project._db() as conn, db.transaction(conn):
+        conn.executemany("UPDATE images SET split = ? WHERE id = ?", [(split, int(i)) for i in image_ids])
+
+
+def for_run(project: "Project", val_fraction: float = DEFAULT_VAL_FRACTION, seed: int = 0) -> RunSplit:
+    """The labeled images a run learns from and checks on; nothing in the project is changed.
+
+    The project's validation split when it has labeled images; otherwise the run sets `val_fraction` of the
+    labeled images (test split left out) aside by the same rule as `assign`.
+    """
+    val = project.image_ids(status="labeled", split="val")
+    if val:
+        return RunSplit("project", tuple(project.image_ids(status="labeled", split="train")), tuple(val))
+    pool = [r["id"] for r in _rows(project) if r["status"] == "labeled"]
+    chosen = choose_validation(pool, validation_count(len(pool), val_fraction), seed)
+    return RunSplit("run", tuple(sorted(i for i in pool if i not in chosen)), tuple(sorted(chosen)))
+
+
+def planned(project: "Project", val_fraction: float = DEFAULT_VAL_FRACTION) -> tuple[int, int, bool]:
+    """(train, val, split_exists): how many labeled images a run will learn from and check on (counts only)."""
+    val = project.count_images(status="labeled", split="val")
+    train = project.count_images(status="labeled", split="train")
+    if val:
+        return train, val, True
+    k = validation_count(train, val_fraction)
+    return train - k, k, False

@@ -1,0 +1,94 @@
+"""The workspace folder: finding, naming, listing and creating projects."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from seg_core.classes import ClassSpec
+from seg_core.errors import ProjectError
+from seg_core.store.layout import DB_NAME, workspace_dir
+from seg_core.store.project import Project, is_project
+
+CLASSES_EXPLICIT = "classes_explicit"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
+
+
+def resolve_project_path(arg: str | Path, workspace: str | Path | None = None) -> Path:
+    """A folder path is used as given; a bare name means <workspace>/<name>."""
+    text = str(arg)
+    p = Path(text).expanduser()
+    if p.is_absolute() or os.sep in text or "/" in text or text.startswith("."):
+        return p.resolve()
+    return (Path(workspace) if workspace else workspace_dir()) / text
+
+
+def check_project_name(name: str) -> str:
+    name = name.strip()
+    if not _NAME_RE.match(name):
+        raise ProjectError(
+            f"'{name}' cannot be a project name: use up to 64 letters, digits, spaces, '-', '_' or '.', "
+            "starting with a letter or digit."
+        )
+    return name
+
+
+def new_project(path: str | Path, classes: Sequence[ClassSpec] | None = None, name: str | None = None) -> Project:
+    """Create a project; classes given here are kept on import, otherwise import infers them from masks."""
+    project = Project.create(path, name=name, classes=classes)
+    project.set_setting(CLASSES_EXPLICIT, bool(classes))
+    return project
+
+
+@dataclass(frozen=True)
+class ProjectEntry:
+    """A project folder of the workspace and its display name, read without opening the project."""
+
+    name: str
+    path: Path
+    error: str = ""
+
+
+def _project_folders(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and is_project(p)) if root.is_dir() else []
+
+
+def project_entries(workspace: str | Path | None = None) -> list[ProjectEntry]:
+    """The workspace's projects by folder, each with its name from one read-only query: cheap on every rerun."""
+    out = []
+    for sub in _project_folders(Path(workspace) if workspace else workspace_dir()):
+        try:
+            conn = sqlite3.connect(f"file:{sub / DB_NAME}?mode=ro", uri=True, timeout=5)
+            try:
+                out.append(ProjectEntry(conn.execute("SELECT name FROM project WHERE id = 1").fetchone()[0], sub))
+            finally:
+                conn.close()
+        except (sqlite3.Error, TypeError) as exc:
+            out.append(ProjectEntry(sub.name, sub, f"project.db cannot be read ({exc})"))
+    return out
+
+
+@dataclass(frozen=True)
+class ProjectSummary:
+    name: str
+    path: Path
+    kind: str
+    images: int
+    labeled: int
+    error: str = ""
+
+
+def list_projects(workspace: str | Path | None = None) -> list[ProjectSummary]:
+    """Projects in the workspace folder with their counts; an unreadable one is listed with its error."""
+    out = []
+    for sub in _project_folders(Path(workspace) if workspace else workspace_dir()):
+        try:
+            s = Project(sub).stats()
+            out.append(ProjectSummary(s["name"], sub, s["kind"], s["images"], s["labeled"]))
+        except Exception as exc:  # one broken project must not hide the others
+            out.append(ProjectSummary(sub.name, sub, "?", 0, 0, str(exc)))
+    return out

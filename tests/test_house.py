@@ -1,0 +1,46 @@
+"""House rules that keep the code easy to change: short modules, a small Project, seg_core free of streamlit,
+and the modules a page needs at once load without TensorFlow."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+from helpers import ROOT
+
+SEG_CORE = ROOT / "seg_core"
+MAX_MODULE_LINES = 450
+MAX_PROJECT_CLASS_LINES = 300
+
+
+def test_no_seg_core_module_is_longer_than_450_lines():
+    long = {str(p.relative_to(ROOT)): n for p in SEG_CORE.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert long == {}
+
+
+def test_the_project_class_stays_small():
+    tree = ast.parse((SEG_CORE / "store" / "project.py").read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Project")
+    assert cls.end_lineno - cls.lineno + 1 < MAX_PROJECT_CLASS_LINES
+
+
+def test_seg_core_never_imports_streamlit():
+    offenders = []
+    for path in SEG_CORE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] == "streamlit"]
+    assert offenders == []
+
+
+def test_what_the_pages_load_first_needs_no_tensorflow():
+    code = ("import sys, seg_core\n"
+            "from seg_core import Project, project_entries, jobs, planning, gallery, importing, exporting, splits, demo\n"
+            "from seg_core.ml.config import PRESETS\n"
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]
