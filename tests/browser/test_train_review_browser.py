@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import expect
 
 from browser_helpers import shot, wait_idle
@@ -52,7 +54,8 @@ def test_train_watch_review_and_send_to_annotate(app_server, page, workspace):
     unlabeled = project.image_ids(status="unlabeled")[0]
     page.get_by_label("Status").first.click()
     page.get_by_role("option", name="unlabeled").click()
-    expect(page.get_by_text(f"{project.image(unlabeled).filename} · unlabeled").first).to_be_visible()
+    expect(page.get_by_role("combobox", name=re.compile(r"^Image"))).to_have_value(
+        f"{project.image(unlabeled).filename} · unlabeled · train")
     wait_idle(page)
     page.get_by_role("button", name="Correct in Annotate").first.click()
     expect(page.get_by_role("heading", name="Annotate")).to_be_visible()
