@@ -32,7 +32,6 @@ def main() -> None:
     args = ap.parse_args()
 
     from seg_core.services import editing
-    from seg_core.formats import masks
     from seg_core import viz
     from seg_core.classes import default_classes
     from seg_core.services.demo_scenes import render_scene
@@ -84,7 +83,7 @@ def main() -> None:
 
             def naive_strokes():
                 # Strokes on a full-image canvas would need a canvas the size of the image: scale them instead.
-                holder["naive_ids"] = masks.apply_strokes(base, np.asarray(Image.open(io.BytesIO(png))), classes,
+                holder["naive_ids"] = editing.apply_strokes(base, np.asarray(Image.open(io.BytesIO(png))), classes,
                                                           view.region, stroke_alpha=0.6)
 
             rows = []

@@ -86,6 +86,7 @@ def run_preset(keras, name, train_names, held, budget_s, every_s, workdir: Path)
     from seg_core.ml.inference import Predictor
     from seg_core.store.project import Project
     from seg_core.ml.config import preset
+    from seg_core.ml.callbacks import RunState
     from seg_core.ml.training import train
 
     src = workdir / f"src_{name}"
@@ -109,11 +110,11 @@ def run_preset(keras, name, train_names, held, budget_s, every_s, workdir: Path)
             curve.append((clock.now(), mean_iou_at_full_size(
                 lambda ims: [p.probabilities[..., 1] for p in predictor.predict(ims)], *held)))
             clock.paused += time.perf_counter() - t0
-            signals["paused_s"] = clock.paused
+            run_state.paused_s = clock.paused
             state["last"] = clock.now()
 
-    signals: dict = {}
-    train(project, run.id, config, signals=signals, extra_callbacks=[Score()])
+    run_state = RunState()
+    train(project, run.id, config, state=run_state, extra_callbacks=[Score()])
     predictor = Predictor.from_run(project, run.id, checkpoint="last")
     curve.append((clock.now(), mean_iou_at_full_size(
         lambda ims: [p.probabilities[..., 1] for p in predictor.predict(ims)], *held)))

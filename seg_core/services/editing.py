@@ -12,7 +12,7 @@ from PIL import Image
 from seg_core import viz
 from seg_core.errors import InvalidMaskError
 from seg_core.formats import masks
-from seg_core.classes import ClassSpec
+from seg_core.classes import IGNORE_COLOR, IGNORE_ID, ClassSpec, color_to_hex
 
 # Zoom factors relative to "whole image fits the canvas"; a zoomed view is never smaller than this many pixels.
 ZOOMS = (1, 2, 4, 8, 16)
@@ -161,9 +161,9 @@ def class_areas(ids: np.ndarray | None, classes: Sequence[ClassSpec]) -> list[di
     total = max(1, ids.size)
     rows = [{"id": c.id, "name": c.name, "color": c.hex, "pixels": counts.get(c.id, 0),
              "percent": 100.0 * counts.get(c.id, 0) / total} for c in classes]
-    if counts.get(255):
-        rows.append({"id": 255, "name": "ignore", "color": "#808080", "pixels": counts[255],
-                     "percent": 100.0 * counts[255] / total})
+    if counts.get(IGNORE_ID):
+        rows.append({"id": IGNORE_ID, "name": "ignore", "color": color_to_hex(IGNORE_COLOR), "pixels": counts[IGNORE_ID],
+                     "percent": 100.0 * counts[IGNORE_ID] / total})
     return rows
 
 

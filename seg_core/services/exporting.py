@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
+from seg_core.classes import IGNORE_ID
 from seg_core.files import commit_temp, write_temp
 from seg_core.formats import masks
 from seg_core.formats.layouts import EXPORT_FORMAT
@@ -49,7 +50,7 @@ def export_zip(project: Project, out: str | Path, progress: Progress | None = No
                 if progress:
                     progress(i, len(records), rec.filename)
             meta = {"format": EXPORT_FORMAT, "version": 1, "name": project.name, "kind": project.kind,
-                    "classes": [c.to_dict() for c in classes], "ignore_id": 255,
+                    "classes": [c.to_dict() for c in classes], "ignore_id": IGNORE_ID,
                     "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
             zf.writestr("classes.json", json.dumps(meta, indent=2))
             zf.writestr("manifest.json", json.dumps({"images": manifest}, indent=2))

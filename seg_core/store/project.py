@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from seg_core.classes import ClassSpec, binary_classes, default_color, parse_color, validate_classes
+from seg_core.classes import IGNORE_ID, ClassSpec, binary_classes, default_color, parse_color, validate_classes
 from seg_core.errors import ClassSpecError, NotFoundError, ProjectError
 from seg_core.files import commit_temp, write_temp
 from seg_core.formats import images
@@ -273,7 +273,7 @@ class Project:
                 for c in classes
             ],
             "class_ids_present": sorted(c for c in per_class if c < len(classes)),
-            "ignore_pixels": int(per_class.get(255, (0, 0))[1]),
+            "ignore_pixels": int(per_class.get(IGNORE_ID, (0, 0))[1]),
         }
 
 
