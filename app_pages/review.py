@@ -222,7 +222,7 @@ def _fix_next() -> None:
 
 
 def _quality() -> None:
-    ids, scope = review.validation_images(project)
+    ids, scope = review.validation_images(project, run_id)
     summary = review.cached_validation_summary(project, run_id, threshold)
     if summary is None:
         if not ids:
@@ -239,7 +239,7 @@ def _quality() -> None:
             return
         bar.empty()
     at_threshold = f" Pixels count as '{classes[1].name}' from probability {threshold:.2f}." if binary else ""
-    (st.caption if summary.scope == "validation" else st.warning)(summary.note + at_threshold)
+    (st.caption if summary.scope in ("validation", "run") else st.warning)(summary.note + at_threshold)
     m1, m2, m3 = st.columns(3)
     m1.metric("Mean IoU", "–" if summary.mean_iou is None else f"{summary.mean_iou:.3f}",
               help="Per class, the overlap of the model's pixels and the masks' pixels divided by their union "

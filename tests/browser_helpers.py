@@ -46,6 +46,22 @@ def wait_text(page, text: str, timeout_ms: int = 30_000) -> None:
     wait_idle(page)
 
 
+def open_expander(page, label: str) -> None:
+    """Open a Streamlit expander and see it open: a rerun that lands just after the click can draw it closed again,
+    so click only while it is closed, until it stays open."""
+    details = page.locator("[data-testid='stExpander'] details").filter(has_text=label).first
+    expect(details).to_be_visible()
+
+    def opened() -> bool:
+        if details.get_attribute("open") is None:
+            details.locator("summary").click()
+        wait_idle(page)
+        page.wait_for_timeout(300)
+        return details.get_attribute("open") is not None
+
+    wait_until(page, opened, f"the '{label}' section to open")
+
+
 def shot(page, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"

@@ -181,6 +181,17 @@ def test_validation_falls_back_to_all_labeled_images_with_a_note(trained_project
     assert "no labeled validation images" in s.note
 
 
+def test_without_a_validation_split_a_run_is_measured_on_what_it_set_aside(trained_project, predictor):
+    from seg_core.store.runs import RunSplit
+
+    labeled = trained_project.image_ids(status="labeled")
+    splits.set_split(trained_project, labeled, "train")
+    trained_project.runs.update(predictor.run_id, split=RunSplit("run", tuple(labeled[2:]), tuple(labeled[:2])))
+    s = review.validation_summary(trained_project, predictor)
+    assert (s.scope, s.images) == ("run", 2) and {r["image_id"] for r in s.per_image} == set(labeled[:2])
+    assert "its training run set aside" in s.note
+
+
 def test_correct_in_annotate_uses_the_mask_as_shown(trained_project, predictor):
     image_id = trained_project.image_ids(status="unlabeled")[0]
     probs = review.probabilities(predictor, trained_project.load_image(image_id))

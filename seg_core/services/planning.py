@@ -62,7 +62,7 @@ def readiness(project: Project, config: TrainConfig | None = None) -> Readiness:
     else:
         r.train, r.val, r.split_exists = splits.planned(project, config.val_fraction)
         how = ("the project's split; change it on the Data page" if r.split_exists
-               else f"{config.val_fraction:.0%} set aside for validation when training starts")
+               else f"{config.val_fraction:.0%} set aside for validation by the run; your split stays as it is")
         r.lines.append(f"{_plural(labeled, 'labeled image')}: {r.train} to learn from, {r.val} to check the model "
                        f"on ({how}).")
         held = project.count_images(status="labeled", split="test")

@@ -158,8 +158,8 @@ def prediction_thumbnail(project: Project, item: Ranked, side: int = 160) -> byt
 # ----- the validation set -----------------------------------------------------------------------
 @dataclass
 class ValidationSummary(Evaluation):
-    """The evaluation of a run on the project's validation images (scope "validation") or, without any, on every
-    labeled image (scope "labeled")."""
+    """The evaluation of a run on the project's validation images (scope "validation"); without any, on the images
+    the run set aside itself (scope "run"); failing that, on every labeled image (scope "labeled")."""
 
     scope: str = "validation"
 
@@ -168,18 +168,31 @@ class ValidationSummary(Evaluation):
         if self.scope == "validation":
             return (f"Measured on the {self.images} labeled images of the validation split, which training did not "
                     "learn from.")
+        if self.scope == "run":
+            return (f"This project has no validation split, so the model was measured on the {self.images} labeled "
+                    "images its training run set aside and did not learn from. Set a validation split on the Data "
+                    "page to compare runs on the same images.")
         return (f"This project has no labeled validation images, so these numbers come from all {self.images} labeled "
                 "images, including the ones the model learned from: they look better than the model is. "
                 "Set a validation split on the Data page.")
 
 
-def validation_images(project: Project) -> tuple[list[int], str]:
+def validation_images(project: Project, run_id: str | None = None) -> tuple[list[int], str]:
+    """The labeled images a run is measured on, and which they are (the scopes of ValidationSummary)."""
     ids = project.image_ids(status="labeled", split="val")
-    return (ids, "validation") if ids else (project.image_ids(status="labeled"), "labeled")
+    if ids:
+        return ids, "validation"
+    split = project.runs.get(run_id).split if run_id else None
+    if split is not None and split.source == "run":
+        labeled = set(project.image_ids(status="labeled"))
+        held = [i for i in split.val_ids if i in labeled]
+        if held:
+            return held, "run"
+    return project.image_ids(status="labeled"), "labeled"
 
 
 def _summary_path(project: Project, run_id: str, threshold: float):
-    ids, scope = validation_images(project)
+    ids, scope = validation_images(project, run_id)
     recs = [project.image(i) for i in ids]
     # Any saved mask, moved image or renamed class gives another key: the cached numbers are then stale.
     key = json.dumps([run_id, round(float(threshold), 4), scope, [c.name for c in project.classes],

@@ -6,14 +6,16 @@ import re
 
 from playwright.sync_api import expect
 
-from browser_helpers import shot, wait_idle
+from browser_helpers import open_expander, shot, wait_idle
 from seg_core.services import demo
 
 
 def set_number(page, key: str, value) -> None:
+    open_expander(page, "Advanced settings")
     box = page.locator(f".st-key-{key} input")
     box.fill(str(value))
     box.press("Enter")
+    expect(box).to_have_value(re.compile(rf"^{value}(\.0+)?$"))
     wait_idle(page)
 
 
@@ -22,7 +24,6 @@ def test_train_watch_review_and_send_to_annotate(app_server, page, workspace):
     page.goto(f"{app_server.url}/train?project=demo")
     expect(page.get_by_role("heading", name="New run")).to_be_visible()
     wait_idle(page)
-    page.get_by_text("Advanced settings").click()
     # A tiny network, so the test trains in seconds; the page itself is what is tested.
     for key, value in (("depth", 2), ("image_size", 32), ("crop_size", 0), ("base_filters", 4), ("epochs", 3),
                        ("time_budget_minutes", 0), ("batch_size", 4)):
