@@ -111,8 +111,8 @@ def test_history_lists_the_finished_run_and_overlays_chosen_curves(trained_proje
     at = open_train(trained_project, monkeypatch)
     assert "Latest run" in [h.value for h in at.subheader]
     assert f"Run {run.id}" in texts(at) and "finished" in texts(at)
-    n_train, n_val = len(run.split.train_ids), len(run.split.val_ids)
-    assert f"This run learned from {n_train} images, checked on the project's {n_val} validation images." in texts(at)
+    assert run.split.note == "learned from 5 images, checked on the project's 1 validation image"
+    assert f"This run {run.split.note}." in texts(at)
     dice = chart_titled(at, "Dice")
     assert {r["series"] for r in dice} == {"train", "validation"} and {r["epoch"] for r in dice} == {1, 2}
     assert preview_captions(at) == ["After epoch 2, on validation images: photo · your mask · the model's mask"]

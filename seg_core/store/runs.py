@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from seg_core.store.project import Project
 
 
+def _images(n: int, word: str = "image") -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 class RunStatus(str, Enum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -50,11 +54,11 @@ class RunSplit:
 
     @property
     def note(self) -> str:
-        n_train, n_val = len(self.train_ids), len(self.val_ids)
+        learned = f"learned from {_images(len(self.train_ids))}"
         if self.source == "project":
-            return f"learned from {n_train} images, checked on the project's {n_val} validation images"
-        return (f"learned from {n_train} images, checked on {n_val} it set aside itself (the project had no "
-                "labeled validation images; its split was left as it was)")
+            return f"{learned}, checked on the project's {_images(len(self.val_ids), 'validation image')}"
+        return (f"{learned}, checked on {len(self.val_ids)} it set aside itself (the project had no labeled "
+                "validation images; its split was left as it was)")
 
     def to_json(self) -> str:
         return json.dumps({"source": self.source, "train_ids": list(self.train_ids), "val_ids": list(self.val_ids)})
