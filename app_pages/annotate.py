@@ -5,8 +5,8 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from app_pages.widgets import annotate_changed, cached_image, load_predictor, require_project, show_error
-from seg_core import editing
-from seg_core.errors import MaskConflictError
+from seg_core import drafting, editing, viz
+from seg_core.errors import DraftConflictError, MaskConflictError
 
 TOOLS = {"Brush": "freedraw", "Rectangle": "rect", "Polygon": "polygon", "Ellipse": "circle", "Line": "line"}
 STROKE_OPACITY = 0.6
@@ -52,10 +52,6 @@ if jump != pos + 1:
 rec = project.image(image_id)
 classes = project.classes
 image = cached_image(str(project.image_path(rec)), rec.sha256)
-saved = project.masks.load(rec)
-draft = project.drafts.get(rec.id)
-working = draft.ids if draft is not None else (saved if saved is not None else np.zeros((rec.height, rec.width), np.uint8))
-base_version = draft.base_version if draft is not None else rec.mask_version
 epoch = ss.setdefault("annotate_epoch", 0)
 
 with st.sidebar:
@@ -78,78 +74,104 @@ with st.sidebar:
     if zoom > 1:
         center = (st.slider("Left ↔ right", 0, 100, 50, key=f"annotate_cx_{image_id}") / 100,
                   st.slider("Top ↕ bottom", 0, 100, 50, key=f"annotate_cy_{image_id}") / 100)
-view = editing.view_for(rec.width, rec.height, zoom, center)
-canvas_key = f"annotate_canvas_{image_id}_{view.key}_{epoch}"
+cview = editing.view_for(rec.width, rec.height, zoom, center)
+canvas_key = f"annotate_canvas_{image_id}_{cview.key}_{ss.get('annotate_remount', 0)}_{epoch}"
 ss["annotate_canvas_key"] = canvas_key
-mount = ss.get("annotate_mount")
-if canvas_key not in ss or mount is None or mount["key"] != canvas_key:
-    # A fresh canvas starts empty over the current working mask: earlier strokes are already in it.
-    mount = ss["annotate_mount"] = {"key": canvas_key, "ids": working}
+view: drafting.View | None = ss.get("annotate_view")
+if view is None or view.image_id != image_id or ss.get("annotate_view_epoch") != epoch:
+    view = drafting.open_view(project, image_id, canvas_key)
+elif drafting.outdated(project, view):
+    view = drafting.open_view(project, image_id, canvas_key)   # changed elsewhere, nothing of this tab's at stake
+elif view.key != canvas_key:
+    view = drafting.carry_over(view, canvas_key)             # another zoom or a remount: strokes so far stay
+ss["annotate_view"], ss["annotate_view_epoch"] = view, epoch
 
-def _background(mount: dict, opacity: float, show_mask: bool) -> bytes:
+
+def _background() -> bytes:
     # Every stroke reruns the page; the picture under the canvas only changes with the view or the sliders.
-    sig = (mount["key"], opacity, show_mask, tuple(c.hex for c in classes))
-    if mount.get("bg_sig") != sig:
-        mount["bg"], mount["bg_sig"] = editing.background(image, mount["ids"], classes, view, opacity, show_mask), sig
-    return mount["bg"]
+    sig = (view.key, opacity, show_mask, tuple(c.hex for c in classes))
+    cached = ss.get("annotate_bg")
+    if cached is None or cached[0] != sig:
+        cached = ss["annotate_bg"] = (sig, editing.background(image, view.base_ids, classes, cview, opacity, show_mask))
+    return cached[1]
 
 
 st.caption(f"**{rec.filename}** · {rec.width}x{rec.height} · {rec.status} · split {rec.split} · "
-           f"mask version {rec.mask_version}" + (f" · zoom {zoom}x: {view.scale:.2f} screen px per image px"
+           f"mask version {rec.mask_version}" + (f" · zoom {zoom}x: {cview.scale:.2f} screen px per image px"
                                                  if zoom > 1 else ""))
 actions = st.container()  # filled after the canvas: this run's stroke decides whether there is something to save
 result = st_canvas(
     fill_color=editing.stroke_color(classes[cls_id], STROKE_OPACITY),
     stroke_color=editing.stroke_color(classes[cls_id], STROKE_OPACITY),
     stroke_width=brush if TOOLS[tool] in ("freedraw", "line") else 1,
-    background_image=_background(mount, opacity, show_mask),
-    update_streamlit=True, height=view.canvas_h, width=view.canvas_w, drawing_mode=TOOLS[tool],
+    background_image=_background(),
+    update_streamlit=True, height=cview.canvas_h, width=cview.canvas_w, drawing_mode=TOOLS[tool],
     return_image_data=True, key=canvas_key,
 )
 
 strokes = result.image_data if result is not None else None
-if strokes is not None and strokes.shape[:2] == (view.canvas_h, view.canvas_w):
-    painted = editing.paint(mount["ids"], strokes, classes, view, STROKE_OPACITY)
-    if not np.array_equal(painted, working):
-        back_to_saved = np.array_equal(painted, saved) if saved is not None else not painted.any()
-        if back_to_saved and (draft is None or draft.source == "painted"):
-            project.drafts.discard(rec.id)   # undone down to the saved mask: nothing left to save
-        else:
-            project.drafts.save(rec.id, painted, base_version, draft.source if draft is not None else "painted")
-        working, draft = painted, project.drafts.get(rec.id)
+if strokes is not None and strokes.shape[:2] == (cview.canvas_h, cview.canvas_w):
+    outcome = drafting.apply_canvas(project, view, strokes, drafting.canvas_objects(result.json_data), classes,
+                                    cview, STROKE_OPACITY)
+    if outcome == "reset":
+        ss["annotate_remount"] = ss.get("annotate_remount", 0) + 1
+        st.rerun()
+    if outcome in ("drafted", drafting.STALE):
+        project.drafts.forget_discarded(rec.id)   # painting resumed: the discarded strokes stay discarded
+        ss.pop("annotate_flash", None)
 
 
 def _after_change(message: str) -> None:
     annotate_changed(rec.id, message)
 
 
-def _save(expected: int) -> None:
+def _save() -> None:
     try:
-        d = project.drafts.get(rec.id)
-        if d is None:
-            return
-        new = project.masks.save(rec.id, d.ids, expected, source="corrected" if d.source == "prediction" else "painted")
-        project.drafts.discard(rec.id)
-        ss.pop("annotate_conflict", None)
+        new = drafting.save(project, view)
+        project.drafts.forget_discarded(rec.id)
         _after_change(f"Saved the mask of {rec.filename} (version {new.mask_version}).")
-    except MaskConflictError as exc:
-        ss["annotate_conflict"] = str(exc)
+    except (MaskConflictError, DraftConflictError):
+        pass  # the view now holds the conflict: the page shows both choices
     except Exception as exc:
         ss["annotate_error"] = exc
 
 
 def _all_background() -> None:
     try:
-        new = project.masks.save(rec.id, np.zeros((rec.height, rec.width), np.uint8), rec.mask_version)
+        new = project.masks.save(rec.id, np.zeros((rec.height, rec.width), np.uint8), view.base_version)
         _after_change(f"Saved {rec.filename} as all background (version {new.mask_version}).")
+    except MaskConflictError:
+        view.conflict = drafting.STALE
     except Exception as exc:
         ss["annotate_error"] = exc
 
 
 def _discard() -> None:
-    project.drafts.discard(rec.id)
-    ss.pop("annotate_conflict", None)
-    _after_change("Discarded the unsaved strokes.")
+    try:
+        project.drafts.discard(rec.id, expect_rev=view.draft_rev, keep=True)
+        _after_change("Discarded the unsaved strokes.")
+    except DraftConflictError:
+        view.conflict, view.mine = drafting.OTHER_TAB, view.shown
+
+
+def _undo_discard() -> None:
+    project.drafts.undo_discard(rec.id)
+    _after_change("Brought the discarded strokes back.")
+
+
+def _keep_theirs() -> None:
+    drafting.keep_theirs(project, view)
+    _after_change("Showing the other side's mask; your strokes were set aside (Undo discard brings them back)."
+                  if project.drafts.discarded(rec.id) is not None else "Showing the other tab's strokes.")
+
+
+def _save_mine() -> None:
+    try:
+        new = drafting.save_mine(project, view)
+        _after_change(f"Saved your mask of {rec.filename} over theirs (version {new.mask_version})." if new
+                      else "Your strokes are this image's unsaved strokes now.")
+    except Exception as exc:
+        ss["annotate_error"] = exc
 
 
 def _from_prediction(run_id: str) -> None:
@@ -159,13 +181,38 @@ def _from_prediction(run_id: str) -> None:
         ss["annotate_error"] = exc
 
 
-dirty = draft is not None
+def _conflict_panel() -> None:
+    with st.container(border=True, key="annotate_conflict"):
+        if view.conflict == drafting.OTHER_TAB:
+            st.error("Another tab or window changed the unsaved strokes of this image after this one showed them. "
+                     "Your strokes here were not written over theirs.", icon="⚠️")
+            mine_label, theirs_label = "Use mine", "Keep theirs"
+        else:
+            st.error(drafting.stale_message(project, view), icon="⚠️")
+            mine_label, theirs_label = "Save mine over it", "Keep theirs"
+        c1, c2, c3 = st.columns(3)
+        c1.button(theirs_label, on_click=_keep_theirs, key="annotate_keep_theirs", width="stretch")
+        c2.button(mine_label, on_click=_save_mine, key="annotate_save_mine", width="stretch")
+        if c3.toggle("View both", key="annotate_view_both"):
+            left, right = st.columns(2)
+            left.image(viz.overlay(image, drafting.theirs(project, view), classes, 0.5), caption="Theirs",
+                       width="stretch")
+            right.image(viz.overlay(image, view.mine if view.mine is not None else view.shown, classes, 0.5),
+                        caption="Yours", width="stretch")
+
+
+draft = project.drafts.get(rec.id)
+dirty = draft is not None and draft.rev == view.draft_rev
 with actions:
     # The last column stays empty: the canvas toolbar floats over that corner.
     a1, a2, a3, a5, a4, _ = st.columns([1, 1, 1.9, 1.9, 2.1, 0.8], vertical_alignment="center")
-    a1.button("Save", type="primary", disabled=not dirty, on_click=_save, args=(base_version,), width="stretch",
-              key="annotate_save")
-    a2.button("Discard", disabled=not dirty, on_click=_discard, width="stretch", key="annotate_discard")
+    a1.button("Save", type="primary", disabled=not dirty or view.conflict is not None, on_click=_save,
+              width="stretch", key="annotate_save")
+    if dirty or project.drafts.discarded(rec.id) is None:
+        a2.button("Discard", disabled=not dirty, on_click=_discard, width="stretch", key="annotate_discard",
+                  help="Drop the unsaved strokes; Undo discard brings them back until you paint again.")
+    else:
+        a2.button("Undo discard", on_click=_undo_discard, width="stretch", key="annotate_undo_discard")
     best = project.runs.best()
     if rec.status == "unlabeled" and not dirty:
         a5.button("Nothing to paint", on_click=_all_background, width="stretch", key="annotate_all_background",
@@ -181,21 +228,15 @@ with actions:
     if error is not None:
         show_error(error)
     flash = ss.get("annotate_flash")
-    if flash and flash[1:] == (rec.id, ss["annotate_epoch"]) and not (dirty and flash[0].startswith("Saved")):
+    if flash and flash[1:] == (rec.id, ss["annotate_epoch"]):
         st.success(flash[0])
-    if ss.get("annotate_conflict"):
-        st.error(ss["annotate_conflict"], icon="⚠️")
-        c1, c2 = st.columns(2)
-        c1.button("Discard mine and load the saved mask", on_click=_discard, key="annotate_conflict_discard")
-        c2.button("Save mine over it", on_click=_save, args=(rec.mask_version,), key="annotate_conflict_overwrite")
-    elif draft is not None and draft.base_version != rec.mask_version:
-        st.warning(f"This mask was saved again (version {rec.mask_version}) after your unsaved strokes were made "
-                   f"on version {draft.base_version}. Save to replace it with yours, or Discard to keep the saved one.")
+    if view.conflict is not None:
+        _conflict_panel()
 
 with st.sidebar:
     if zoom > 1:
-        st.image(editing.minimap(image, working, classes, view), caption="Where the zoom is")
-    if draft is not None or saved is not None:
+        st.image(editing.minimap(image, view.shown, classes, cview), caption="Where the zoom is")
+    if dirty or rec.status == "labeled":
         st.caption("Class areas" + (" (with unsaved strokes)" if dirty else ""))
         st.dataframe([{"class": a["name"], "pixels": a["pixels"], "%": round(a["percent"], 2)}
-                      for a in editing.class_areas(working, classes)], hide_index=True, width="stretch")
+                      for a in editing.class_areas(view.shown, classes)], hide_index=True, width="stretch")

@@ -22,27 +22,30 @@ def set_current_project(path: str | Path | None) -> None:
 
 
 def current_project() -> Project | None:
+    """The open project: the URL's ?project= (what a reload or a shared link asks for), else this session's, else
+    the only project there is. The URL is then made to name it, so every page of it survives a reload."""
+    name = st.query_params.get("project")
+    candidate = workspace_dir() / name if name and "/" not in name and "\\" not in name else None
+    if candidate is not None and is_project(candidate):
+        st.session_state[PROJECT_KEY] = str(candidate)
     path = st.session_state.get(PROJECT_KEY)
-    if not path:
-        name = st.query_params.get("project")
-        candidate = workspace_dir() / name if name else None
-        if candidate is not None and "/" not in name and is_project(candidate):
-            path = st.session_state[PROJECT_KEY] = str(candidate)
     if not path:
         # A single project (e.g. the demo that `make run` made) is opened rather than picked.
         projects = [p for p in project_entries() if not p.error]
         if len(projects) != 1:
             return None
-        set_current_project(projects[0].path)
         path = str(projects[0].path)
     if not is_project(path):
         set_current_project(None)
         return None
     try:
-        return Project(path)
+        project = Project(path)
     except SegError as exc:
         st.error(str(exc))
         return None
+    if st.query_params.get("project") != project.path.name:
+        set_current_project(project.path)   # page links drop the query string: put it back
+    return project
 
 
 def _on_pick() -> None:

@@ -17,6 +17,10 @@ class MaskConflictError(SegError):
     """Someone saved this mask after it was loaded; saving now would overwrite their work."""
 
 
+class DraftConflictError(SegError):
+    """Another tab changed this image's unsaved strokes since this one last saw them."""
+
+
 class UnsafeArchiveError(SegError):
     """A zip archive that could write outside its folder or expand to an unreasonable size."""
 

@@ -154,10 +154,12 @@ def test_conflicting_save_is_shown_and_never_silently_overwrites(project, monkey
     theirs = np.full((60, 80), 2, np.uint8)
     project.masks.save(1, theirs, 1, author="alice")   # someone else saves meanwhile
     button(at, "annotate_save").click().run()
-    assert "was saved by alice" in at.error[0].value
+    assert "was saved again by alice" in at.error[0].value and "(version 2) after you opened version 1" in at.error[0].value
     mine = project.drafts.get(1)
     assert np.array_equal(project.masks.load(1), theirs) and mine is not None
-    at.button(key="annotate_conflict_overwrite").click().run()
+    at.toggle(key="annotate_view_both").set_value(True).run()
+    assert {"Theirs", "Yours"} <= {c for img in at.get("image") for c in img.captions}
+    at.button(key="annotate_save_mine").click().run()
     assert project.image(1).mask_version == 3 and np.array_equal(project.masks.load(1), mine.ids)
     assert (mine.ids[:4, :4] == 1).all() and (mine.ids[30:, 30:] == 0).all()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from seg_core.classes import IGNORE_ID, ClassSpec
-from seg_core.errors import ClassSpecError, MaskConflictError, NotFoundError, SegError
+from seg_core.errors import ClassSpecError, DraftConflictError, MaskConflictError, NotFoundError, SegError
 from seg_core.files import atomic_write, commit_temp, write_temp
 from seg_core.formats import masks as codec
 from seg_core.store import db
@@ -23,6 +25,9 @@ if TYPE_CHECKING:
 
 DRAFT_TEXT_KEY = "segstudio-draft"
 PENDING_RENAMES = "pending_mask_renames"
+ANY = object()   # Drafts.save(expect_rev=ANY): write whatever draft is there now
+# Every browser tab of a server is a thread of one process: one lock makes a draft's check-and-write atomic.
+_DRAFT_LOCK = threading.Lock()
 
 
 class Masks:
@@ -108,6 +113,7 @@ class Draft:
     base_version: int          # the mask version it was painted over; another means someone saved since
     source: str                # "painted", "prediction", ...
     saved_at: float
+    rev: str = ""              # changes with every write: a tab that saw another rev did not see these strokes
 
 
 class Drafts:
@@ -119,16 +125,39 @@ class Drafts:
     def path(self, image_id: int) -> Path:
         return self._project.layout.draft(image_id)
 
-    def save(self, image_id: int, ids: np.ndarray, base_version: int, source: str = "painted") -> None:
-        """Keep an edited mask that is not saved yet, with the mask version it was painted over."""
+    def discarded_path(self, image_id: int) -> Path:
+        return self._project.layout.discarded_draft(image_id)
+
+    def save(self, image_id: int, ids: np.ndarray, base_version: int, source: str = "painted",
+             expect_rev=ANY) -> str:
+        """Keep an edited mask that is not saved yet, with the mask version it was painted over; returns its rev.
+
+        expect_rev: the rev the writer last saw ("" or None: no draft). If the draft on disk is another one,
+        another tab wrote it meanwhile: DraftConflictError, and nothing is written.
+        """
         rec = self._project.image(image_id)
         classes = self._project.classes
         ids = codec.validate_ids(ids, classes, rec.size)
-        meta = json.dumps({"base_version": int(base_version), "source": source, "saved_at": time.time()})
-        atomic_write(self.path(rec.id), codec.encode_png(ids, classes, text={DRAFT_TEXT_KEY: meta}))
+        rev = os.urandom(6).hex()
+        meta = json.dumps({"base_version": int(base_version), "source": source, "saved_at": time.time(), "rev": rev})
+        png = codec.encode_png(ids, classes, text={DRAFT_TEXT_KEY: meta})
+        with _DRAFT_LOCK:
+            if expect_rev is not ANY:
+                self._check_rev(rec.id, expect_rev)
+            atomic_write(self.path(rec.id), png)
+        return rev
+
+    def _check_rev(self, image_id: int, expect_rev: str | None) -> None:
+        current = self.get(image_id)
+        if (current.rev if current else "") != (expect_rev or ""):
+            raise DraftConflictError(
+                "Another tab changed the unsaved strokes of this image since this tab last showed them."
+                if current else "Another tab saved or discarded the unsaved strokes of this image meanwhile.")
 
     def get(self, image_id: int) -> Draft | None:
-        path = self.path(image_id)
+        return self._read(image_id, self.path(image_id))
+
+    def _read(self, image_id: int, path: Path) -> Draft | None:
         if not path.exists():
             return None
         try:
@@ -140,10 +169,33 @@ class Drafts:
         if ids.shape != (rec.height, rec.width):
             return None
         return Draft(int(image_id), ids, int(meta["base_version"]), str(meta.get("source", "painted")),
-                     float(meta.get("saved_at", 0.0)))
+                     float(meta.get("saved_at", 0.0)), str(meta.get("rev", "")))
 
-    def discard(self, image_id: int) -> None:
-        self.path(image_id).unlink(missing_ok=True)
+    def discard(self, image_id: int, expect_rev=ANY, keep: bool = False) -> None:
+        """Drop the draft; with keep, it is set aside so that `undo_discard` brings it back."""
+        with _DRAFT_LOCK:
+            if expect_rev is not ANY:
+                self._check_rev(image_id, expect_rev)
+            path = self.path(image_id)
+            if keep and path.exists():
+                os.replace(path, self.discarded_path(image_id))
+            else:
+                path.unlink(missing_ok=True)
+
+    def discarded(self, image_id: int) -> Draft | None:
+        """The draft Discard set aside, while no new one replaced it."""
+        return self._read(image_id, self.discarded_path(image_id))
+
+    def undo_discard(self, image_id: int) -> Draft | None:
+        """Bring the discarded draft back, unless new strokes were made since (they are kept then)."""
+        with _DRAFT_LOCK:
+            if self.path(image_id).exists() or not self.discarded_path(image_id).exists():
+                return None
+            os.replace(self.discarded_path(image_id), self.path(image_id))
+        return self.get(image_id)
+
+    def forget_discarded(self, image_id: int) -> None:
+        self.discarded_path(image_id).unlink(missing_ok=True)
 
     def image_ids(self) -> set[int]:
         folder = self._project.layout.drafts_dir

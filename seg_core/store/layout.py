@@ -104,6 +104,9 @@ class ProjectLayout:
     def draft(self, image_id: int) -> Path:
         return self.drafts_dir / f"{int(image_id)}.png"
 
+    def discarded_draft(self, image_id: int) -> Path:
+        return self.drafts_dir / f"{int(image_id)}.discarded.png"
+
     def prediction(self, image_id: int) -> Path:
         return self.predictions_dir / f"{int(image_id)}.png"
 

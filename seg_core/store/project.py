@@ -234,7 +234,7 @@ class Project:
             conn.execute("DELETE FROM images WHERE id = ?", (rec.id,))
         # Files go after the commit: a crash in between leaves unreferenced files, never a dangling row.
         for path in (self.layout.image(rec.stored_name), self.layout.mask(rec.id), self.layout.draft(rec.id),
-                     self.layout.prediction(rec.id)):
+                     self.layout.discarded_draft(rec.id), self.layout.prediction(rec.id)):
             path.unlink(missing_ok=True)
 
     # ----- settings and summary ----------------------------------------------------------------

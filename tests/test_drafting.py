@@ -1,0 +1,127 @@
+"""Whose strokes win: two tabs on one image, a view older than the saved mask, a canvas that forgets its strokes,
+and Discard that can be undone. The rules of services/drafting.py, without a browser."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers import photo, png_bytes
+from seg_core.classes import default_classes
+from seg_core.errors import DraftConflictError, MaskConflictError
+from seg_core.services import drafting, editing
+from seg_core.store.workspace import new_project
+
+CLASSES = default_classes(["background", "leaf"])
+H, W = 60, 80
+CANVAS = editing.view_for(W, H, 1, max_w=W, max_h=H)
+
+
+@pytest.fixture
+def project(tmp_path):
+    p = new_project(tmp_path / "p", CLASSES)
+    p.add_image(png_bytes(photo(H, W, seed=1)), "one.png")
+    return p
+
+
+def stripe(rows: slice, canvas=None) -> np.ndarray:
+    """A canvas stroke image (RGBA at canvas size) with the leaf colour over these rows, added to `canvas`."""
+    out = np.zeros((CANVAS.canvas_h, CANVAS.canvas_w, 4), np.uint8) if canvas is None else canvas.copy()
+    out[rows, :] = (*CLASSES[1].color, 153)
+    return out
+
+
+def paint(project, view, strokes, objects: str):
+    """`objects`: the canvas's objects, one letter each (a stroke), as Fabric sends them along with the pixels."""
+    return drafting.apply_canvas(project, view, strokes, tuple(objects), CLASSES, CANVAS, 0.6)
+
+
+def test_two_tabs_never_write_over_each_other(project):
+    a, b = drafting.open_view(project, 1, "a"), drafting.open_view(project, 1, "b")
+    assert paint(project, a, stripe(slice(0, 10)), "a") == "drafted"
+    assert paint(project, b, stripe(slice(40, 50)), "b") == drafting.OTHER_TAB   # B did not see A's stripe
+    assert (project.drafts.get(1).ids[0:10] == 1).all() and (project.drafts.get(1).ids[40:50] == 0).all()
+    saved = drafting.save(project, a)                                         # A saves exactly what A sees
+    assert saved.mask_version == 1 and np.array_equal(project.masks.load(1), a.shown)
+    with pytest.raises(DraftConflictError):
+        drafting.save(project, b)                                             # B cannot save over it unasked
+    assert np.array_equal(drafting.theirs(project, b), a.shown)
+    drafting.save_mine(project, b)                                            # ...but may, when B says so
+    assert (project.drafts.get(1).ids[40:50] == 1).all() and b.conflict == drafting.STALE
+    new = drafting.save_mine(project, b)
+    assert new.mask_version == 2 and (project.masks.load(1)[40:50] == 1).all() and project.drafts.get(1) is None
+
+
+def test_a_tab_that_saw_the_other_tabs_strokes_paints_on_top_of_them(project):
+    a = drafting.open_view(project, 1, "a")
+    paint(project, a, stripe(slice(0, 10)), "a")
+    b = drafting.open_view(project, 1, "b")                                   # opened after A's stroke
+    assert paint(project, b, stripe(slice(40, 50)), "b") == "drafted"
+    both = project.drafts.get(1).ids
+    assert (both[0:10] == 1).all() and (both[40:50] == 1).all()
+    assert paint(project, a, stripe(slice(20, 25), stripe(slice(0, 10))), "ac") == drafting.OTHER_TAB
+    with pytest.raises(DraftConflictError):
+        drafting.save(project, a)
+    assert np.array_equal(project.drafts.get(1).ids, both)
+
+
+def test_a_stale_view_gets_the_conflict_on_its_stroke_and_on_save(project):
+    old = drafting.open_view(project, 1, "old")                               # showing version 0
+    project.masks.save(1, np.full((H, W), 1, np.uint8), 0, author="alice")    # version 1, saved elsewhere
+    assert paint(project, old, stripe(slice(0, 10)), "a") == drafting.STALE
+    draft = project.drafts.get(1)
+    assert draft.base_version == 0                                            # the version the person looked at
+    with pytest.raises(MaskConflictError):
+        drafting.save(project, old)
+    assert (project.masks.load(1) == 1).all()
+    assert "saved again by alice" in drafting.stale_message(project, old)
+    drafting.keep_theirs(project, old)
+    assert project.drafts.get(1) is None and project.drafts.discarded(1) is not None
+    assert project.drafts.undo_discard(1).base_version == 0
+
+
+def test_an_idle_view_follows_changes_made_elsewhere(project):
+    view = drafting.open_view(project, 1, "v")
+    project.masks.save(1, np.full((H, W), 1, np.uint8), 0)
+    assert drafting.outdated(project, view)
+    fresh = drafting.open_view(project, 1, "v")
+    assert fresh.base_version == 1 and not drafting.outdated(project, fresh)
+    paint(project, fresh, stripe(slice(0, 5)), "a")
+    project.drafts.save(1, np.zeros((H, W), np.uint8), 1)                     # another tab, after ours
+    assert not drafting.outdated(project, fresh)                              # our strokes are at stake: ask
+
+
+def test_a_canvas_that_forgets_strokes_takes_nothing_away(project):
+    view = drafting.open_view(project, 1, "v")
+    two = stripe(slice(40, 50), stripe(slice(0, 10)))
+    paint(project, view, stripe(slice(0, 10)), "a")
+    paint(project, view, two, "ab")
+    # The canvas comes back with only a new stroke: its objects are not the ones it had.
+    assert paint(project, view, stripe(slice(20, 30)), "c") == "reset"
+    assert (project.drafts.get(1).ids[0:10] == 1).all() and (project.drafts.get(1).ids[40:50] == 1).all()
+    moved = drafting.carry_over(view, "v2")                                   # the page remounts over the draft
+    assert paint(project, moved, stripe(slice(20, 30)), "c") == "drafted"
+    ids = project.drafts.get(1).ids
+    assert (ids[0:10] == 1).all() and (ids[20:30] == 1).all() and (ids[40:50] == 1).all()
+
+
+def test_undo_of_the_last_stroke_is_still_an_undo(project):
+    view = drafting.open_view(project, 1, "v")
+    paint(project, view, stripe(slice(0, 10)), "a")
+    paint(project, view, stripe(slice(40, 50), stripe(slice(0, 10))), "ab")
+    assert paint(project, view, stripe(slice(0, 10)), "a") == "drafted"
+    assert (project.drafts.get(1).ids[40:50] == 0).all()
+    assert paint(project, view, np.zeros_like(stripe(slice(0, 1))), "") == "undone"
+    assert project.drafts.get(1) is None
+
+
+def test_discard_can_be_undone_until_painting_resumes(project):
+    view = drafting.open_view(project, 1, "v")
+    paint(project, view, stripe(slice(0, 10)), "a")
+    project.drafts.discard(1, expect_rev=view.draft_rev, keep=True)
+    assert project.drafts.get(1) is None and 1 not in project.drafts.image_ids()
+    back = project.drafts.undo_discard(1)
+    assert back is not None and (back.ids[0:10] == 1).all()
+    project.drafts.discard(1, keep=True)
+    project.drafts.save(1, np.zeros((H, W), np.uint8), 0)                     # painted again: no undo over it
+    assert project.drafts.undo_discard(1) is None and project.drafts.get(1).ids.max() == 0
