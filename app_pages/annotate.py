@@ -78,9 +78,10 @@ cview = editing.view_for(rec.width, rec.height, zoom, center)
 canvas_key = f"annotate_canvas_{image_id}_{cview.key}_{ss.get('annotate_remount', 0)}_{epoch}"
 ss["annotate_canvas_key"] = canvas_key
 view: drafting.View | None = ss.get("annotate_view")
+in_flight = ((ss.get(canvas_key) or {}).get("drawing") or {}).get("raw") or {}   # the canvas's value this run
 if view is None or view.image_id != image_id or ss.get("annotate_view_epoch") != epoch:
     view = drafting.open_view(project, image_id, canvas_key)
-elif drafting.outdated(project, view):
+elif not in_flight.get("objects") and drafting.outdated(project, view):
     view = drafting.open_view(project, image_id, canvas_key)   # changed elsewhere, nothing of this tab's at stake
 elif view.key != canvas_key:
     view = drafting.carry_over(view, canvas_key)             # another zoom or a remount: strokes so far stay
@@ -89,7 +90,7 @@ ss["annotate_view"], ss["annotate_view_epoch"] = view, epoch
 
 def _background() -> bytes:
     # Every stroke reruns the page; the picture under the canvas only changes with the view or the sliders.
-    sig = (view.key, opacity, show_mask, tuple(c.hex for c in classes))
+    sig = (view.key, id(view.base_ids), opacity, show_mask, tuple(c.hex for c in classes))
     cached = ss.get("annotate_bg")
     if cached is None or cached[0] != sig:
         cached = ss["annotate_bg"] = (sig, editing.background(image, view.base_ids, classes, cview, opacity, show_mask))

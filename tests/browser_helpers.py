@@ -6,10 +6,13 @@ wait_until() for what the app writes to disk. Nothing is read once right after a
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 from typing import Callable, TypeVar
 
+import numpy as np
+from PIL import Image
 from playwright.sync_api import expect
 
 from helpers import ARTIFACTS
@@ -81,3 +84,50 @@ def create_project(page, url: str, name: str) -> None:
     page.get_by_role("button", name="Create project").click()
     expect(page.get_by_text(f"Created '{name}'")).to_be_visible()
     wait_idle(page)
+
+
+# ----- the Annotate page's canvas -------------------------------------------------------------------------
+CANVAS = "canvas.upper-canvas"
+
+
+def open_page(page, app_server, title: str) -> None:
+    page.locator("[data-testid='stSidebarNav']").get_by_text(title, exact=True).click()
+    expect(page.get_by_role("heading", name=title)).to_be_visible()
+    wait_idle(page)
+
+
+def settle_canvas(page):
+    """The canvas mounts, sends its background fit and reruns once: wait until one canvas stays put."""
+    last = None
+
+    def steady():
+        nonlocal last
+        expect(page.locator(CANVAS).first).to_be_visible()
+        wait_idle(page)
+        page.wait_for_timeout(500)
+        box = page.locator(CANVAS).first.bounding_box()
+        steady_box, last = (box if box is not None and box == last else None), box
+        return steady_box
+
+    return wait_until(page, steady, "the canvas to stop moving", timeout_ms=60_000)
+
+
+def choose(page, group: str, label: str, exact: bool = True) -> None:
+    """Pick a radio option; the canvas gets its new tool or colour a moment after the rerun ends."""
+    page.locator(f".st-key-{group}").get_by_text(label, exact=exact).click()
+    expect(page.locator(f".st-key-{group} input[type='radio']:checked")).to_have_count(1)
+    wait_idle(page)
+    page.wait_for_timeout(700)
+
+
+def drag(page, points) -> None:
+    page.mouse.move(*points[0])
+    page.mouse.down()
+    for p in points[1:]:
+        page.mouse.move(*p, steps=4)
+    page.mouse.up()
+
+
+def canvas_pixels(page) -> np.ndarray:
+    """What the person sees in the canvas (background and strokes), as RGB."""
+    return np.asarray(Image.open(io.BytesIO(page.locator(CANVAS).first.screenshot())).convert("RGB"))

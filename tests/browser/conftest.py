@@ -106,15 +106,25 @@ def app_server(workspace: Path, request) -> Iterator[AppServer]:
         server.stop()
 
 
-@pytest.fixture
-def page(browser, request):
+def _page(browser, request, suffix: str = ""):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = context.new_page()
     pg.set_default_timeout(30_000)
     yield pg
     ARTIFACTS.mkdir(exist_ok=True)
     try:
-        pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.final.png"), full_page=True)
+        pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}{suffix}.final.png"), full_page=True)
     except Exception:
         pass
     context.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    yield from _page(browser, request)
+
+
+@pytest.fixture
+def second_page(browser, request):
+    """Another browser context: a second tab or a second person on the same app."""
+    yield from _page(browser, request, ".second")

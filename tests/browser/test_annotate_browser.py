@@ -2,64 +2,15 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
-from PIL import Image
-
 from playwright.sync_api import expect
 
-from browser_helpers import create_project, shot, wait_idle, wait_text, wait_until
+from browser_helpers import (CANVAS, canvas_pixels, choose, create_project, drag, open_page, settle_canvas, shot,
+                             wait_idle, wait_text, wait_until)
 from helpers import png_bytes
 from seg_core.classes import default_classes
 from seg_core.store.project import Project
 from seg_core.store.workspace import new_project
-
-CANVAS = "canvas.upper-canvas"
-
-
-def open_page(page, app_server, title: str) -> None:
-    page.locator("[data-testid='stSidebarNav']").get_by_text(title, exact=True).click()
-    expect(page.get_by_role("heading", name=title)).to_be_visible()
-    wait_idle(page)
-
-
-def settle_canvas(page):
-    """The canvas mounts, sends its background fit and reruns once: wait until one canvas stays put."""
-    last = None
-
-    def steady():
-        nonlocal last
-        expect(page.locator(CANVAS).first).to_be_visible()
-        wait_idle(page)
-        page.wait_for_timeout(500)
-        box = page.locator(CANVAS).first.bounding_box()
-        steady_box, last = (box if box is not None and box == last else None), box
-        return steady_box
-
-    return wait_until(page, steady, "the canvas to stop moving", timeout_ms=60_000)
-
-
-def choose(page, group: str, label: str, exact: bool = True) -> None:
-    """Pick a radio option; the canvas gets its new tool or colour a moment after the rerun ends."""
-    page.locator(f".st-key-{group}").get_by_text(label, exact=exact).click()
-    expect(page.locator(f".st-key-{group} input[type='radio']:checked")).to_have_count(1)
-    wait_idle(page)
-    page.wait_for_timeout(700)
-
-
-def drag(page, points) -> None:
-    page.mouse.move(*points[0])
-    page.mouse.down()
-    for p in points[1:]:
-        page.mouse.move(*p, steps=4)
-    page.mouse.up()
-
-
-def canvas_pixels(page) -> np.ndarray:
-    """What the person sees in the canvas (background and strokes), as RGB."""
-    return np.asarray(Image.open(io.BytesIO(page.locator(CANVAS).first.screenshot())).convert("RGB"))
-
 
 def test_create_upload_paint_save_reload(app_server, page, workspace, tmp_path):
     grey = [np.full((120, 160), v, np.uint8) for v in (110, 140)]

@@ -1,0 +1,131 @@
+"""Work is never replaced without a person's say, in a real browser: two tabs on one image, a view older than the
+saved mask, a reload on any page, and Discard with its undo."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from playwright.sync_api import expect
+
+from browser_helpers import drag, open_page, settle_canvas, shot, wait_idle, wait_until
+from helpers import png_bytes
+from seg_core.store.workspace import new_project
+
+W, H = 320, 240
+
+
+def grey_project(workspace, name="kept", images=1):
+    project = new_project(workspace / name)
+    for i in range(images):
+        project.add_image(png_bytes(np.full((H, W), 100 + 20 * i, np.uint8)), f"grey_{i}.png")
+    return project
+
+
+def open_image(page, url, project="kept", image=1):
+    page.goto(f"{url}/annotate?project={project}&image={image}")
+    return settle_canvas(page)
+
+
+def stripe(page, box, fy):
+    drag(page, [(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy) for fx in (0.15, 0.4, 0.6, 0.85)])
+
+
+def painted_rows(ids) -> set[int]:
+    """The tenths of the image height that have object pixels."""
+    return {int(r) * 10 // ids.shape[0] for r in np.nonzero((ids == 1).any(axis=1))[0]}
+
+
+def draft_rows(project, image=1):
+    draft = project.drafts.get(image)
+    return painted_rows(draft.ids) if draft is not None else None
+
+
+def test_two_tabs_on_one_image_never_overwrite_each_other(app_server, page, second_page, workspace):
+    project = grey_project(workspace)
+    a, b = page, second_page
+    box_a, box_b = open_image(a, app_server.url), open_image(b, app_server.url)
+    stripe(a, box_a, 0.25)
+    wait_until(a, lambda: draft_rows(project) == {2}, "tab A's stripe in the draft")
+    stripe(b, box_b, 0.75)
+    expect(b.get_by_text("Another tab or window changed the unsaved strokes")).to_be_visible()
+    expect(b.locator(".st-key-annotate_save button")).to_be_disabled()
+    assert draft_rows(project) == {2}          # B's stroke did not replace A's unsaved strokes
+    shot(b, "kept_two_tabs_conflict")
+    wait_idle(a)
+    a.locator(".st-key-annotate_save button").click()
+    expect(a.get_by_text("Saved the mask of grey_0.png (version 1)")).to_be_visible()
+    assert painted_rows(project.masks.load(1)) == {2}   # exactly what A saw
+    # B chooses: its own strokes win, first as the draft, then over the saved mask.
+    b.locator(".st-key-annotate_save_mine button").click()
+    expect(b.get_by_text("was saved again")).to_be_visible()
+    b.locator(".st-key-annotate_save_mine button").click()
+    expect(b.get_by_text("Saved your mask of grey_0.png over theirs (version 2)")).to_be_visible()
+    assert painted_rows(project.masks.load(1)) == {7} and project.drafts.get(1) is None
+    shot(b, "kept_two_tabs_resolved")
+
+
+def test_a_stale_view_gets_the_choice_instead_of_saving_over_newer_work(app_server, page, second_page, workspace):
+    project = grey_project(workspace)
+    a, b = page, second_page
+    box_a, box_b = open_image(a, app_server.url), open_image(b, app_server.url)   # both show version 0
+    stripe(a, box_a, 0.25)
+    wait_until(a, lambda: draft_rows(project) == {2}, "tab A's stripe in the draft")
+    wait_idle(a)
+    a.locator(".st-key-annotate_save button").click()
+    expect(a.get_by_text("(version 1)")).to_be_visible()
+    stripe(b, box_b, 0.75)                      # B still shows version 0
+    expect(b.get_by_text(re.compile(r"saved again by user .* \(version 1\) after you opened version 0"))).to_be_visible()
+    expect(b.locator(".st-key-annotate_save button")).to_be_disabled()
+    wait_until(b, lambda: project.drafts.get(1) is not None and project.drafts.get(1).base_version == 0,
+               "B's strokes kept as a draft of version 0")
+    assert project.image(1).mask_version == 1 and painted_rows(project.masks.load(1)) == {2}
+    b.locator(".st-key-annotate_view_both label").click()
+    expect(b.get_by_text("Theirs", exact=True)).to_be_visible()
+    expect(b.get_by_text("Yours", exact=True)).to_be_visible()
+    shot(b, "kept_stale_view_both")
+    b.locator(".st-key-annotate_keep_theirs button").click()
+    expect(b.locator(".st-key-annotate_undo_discard button")).to_be_visible()
+    assert project.drafts.get(1) is None and painted_rows(project.masks.load(1)) == {2}
+    shot(b, "kept_stale_kept_theirs")
+
+
+def test_a_reload_on_any_page_keeps_the_project_and_the_image(app_server, page, workspace):
+    grey_project(workspace, "first")
+    grey_project(workspace, "second", images=2)
+    page.goto(f"{app_server.url}/?project=second")
+    expect(page.get_by_text("A look at")).to_be_visible()
+    for title, path in (("Data", "data"), ("Train", "train"), ("Predict & review", "review"), ("Annotate", "annotate")):
+        open_page(page, app_server, title)
+        expect(page).to_have_url(re.compile(rf"/{path}\?(.*&)?project=second"))
+        page.reload()
+        expect(page.get_by_role("heading", name=title)).to_be_visible()
+        wait_idle(page)
+        expect(page.get_by_text("No project is open")).to_have_count(0)
+    page.locator(".st-key-annotate_next_unlabeled button").click()   # first unlabeled is 1: go to image 2
+    expect(page).to_have_url(re.compile(r"image=2"))
+    page.reload()
+    settle_canvas(page)
+    expect(page.get_by_text("grey_1.png", exact=True)).to_be_visible()
+
+
+def test_discard_can_be_undone_until_painting_resumes(app_server, page, workspace):
+    project = grey_project(workspace)
+    box = open_image(page, app_server.url)
+    stripe(page, box, 0.25)
+    expect(page.get_by_text("Unsaved strokes", exact=True)).to_be_visible()
+    wait_idle(page)
+    page.get_by_role("button", name="Discard", exact=True).click()
+    expect(page.get_by_text("Discarded the unsaved strokes.")).to_be_visible()
+    assert project.drafts.get(1) is None
+    page.locator(".st-key-annotate_undo_discard button").click()
+    expect(page.get_by_text("Brought the discarded strokes back.")).to_be_visible()
+    assert draft_rows(project) == {2}
+    wait_idle(page)
+    page.get_by_role("button", name="Discard", exact=True).click()
+    expect(page.get_by_text("Discarded the unsaved strokes.")).to_be_visible()
+    box = settle_canvas(page)
+    stripe(page, box, 0.75)
+    wait_until(page, lambda: draft_rows(project) == {7}, "the new stroke alone in the draft")
+    expect(page.get_by_text("Discarded the unsaved strokes.")).to_have_count(0)
+    expect(page.locator(".st-key-annotate_undo_discard button")).to_have_count(0)
