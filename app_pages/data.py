@@ -43,10 +43,18 @@ def _code_list(items) -> str:
 def _show_report(title: str, r: importing.ImportReport) -> None:
     if r.added:
         st.success(f"{title}: added {len(r.added)} image(s), {r.labeled} with a mask.")
-    elif not r.masks_added:
+    elif not (r.masks_added or r.masks_replaced):
         st.info(f"{title}: no new images were added.")
     if r.masks_added:
         st.success(f"{title}: masks added to {len(r.masks_added)} image(s) already in the project.")
+    if r.masks_skipped:
+        st.warning(f"{len(r.masks_skipped)} mask(s) were NOT imported: their images already have a different mask, "
+                   "which was kept. To overwrite, add them again with 'Replace it' chosen above.\n\n"
+                   + _code_list(r.masks_skipped))
+    if r.masks_replaced:
+        st.warning(f"{len(r.masks_replaced)} mask(s) replaced the image's mask, as chosen:\n\n{_code_list(r.masks_replaced)}")
+    if r.masks_unchanged:
+        st.caption(f"{len(r.masks_unchanged)} mask(s) were identical to the project's: nothing changed.")
     if r.classes:
         st.info(f"Classes: {r.classes}")
     if r.mask_kinds:
@@ -61,7 +69,7 @@ def _show_report(title: str, r: importing.ImportReport) -> None:
                    + _code_list((n, "") for n in r.masks_without_image[:50]))
 
 
-def _import(imgs, msks, zipf) -> None:
+def _import(imgs, msks, zipf, existing: str) -> None:
     """Runs in the script body, not a callback, so the progress bar is drawn while it works."""
     bar = st.progress(0.0, text="Reading files...")
 
@@ -75,10 +83,10 @@ def _import(imgs, msks, zipf) -> None:
         if imgs or msks:
             reports.append(("Uploaded files", importing.import_uploads(
                 project, [(f.name, f.getvalue()) for f in imgs or []], [(f.name, f.getvalue()) for f in msks or []],
-                infer_classes=infer, progress=progress)))
+                infer_classes=infer, existing_masks=existing, progress=progress)))
         if zipf is not None:
             reports.append((zipf.name, importing.import_zip(project, zipf.getvalue(), infer_classes=infer,
-                                                          progress=progress)))
+                                                          existing_masks=existing, progress=progress)))
     except Exception as exc:
         error = exc
     ss["data_import"] = {"project": str(project.path), "reports": reports, "error": error}
@@ -108,8 +116,7 @@ def _tile(rec, drafts: set[int], predicted: set[int]) -> None:
     if ss.get("data_confirm_delete") == rec.id:
         st.button("Confirm delete", key=f"data_confirm_{rec.id}", type="primary", width="stretch",
                   on_click=_delete, args=(rec.id, rec.filename))
-        st.button("Cancel", key=f"data_cancel_{rec.id}", width="stretch", on_click=_set,
-                  args=("data_confirm_delete", None))
+        st.button("Cancel", key=f"data_cancel_{rec.id}", width="stretch", on_click=_set, args=("data_confirm_delete", None))
         return
     a, d = st.columns([3, 1], vertical_alignment="center")
     if a.button("Annotate", key=f"data_annotate_{rec.id}", width="stretch"):
@@ -122,8 +129,7 @@ def _reset_class_widgets() -> None:
     # Widgets keep what was typed; after a change they must show the project's classes again.
     for key in [k for k in ss if str(k).startswith(("data_class_", "data_new_class_", "data_remove_to_"))]:
         del ss[key]
-    for key in ("data_remove_class", "data_confirm_remove"):
-        ss.pop(key, None)
+    ss.pop("data_remove_class", None), ss.pop("data_confirm_remove", None)
 
 
 def _save_classes() -> None:
@@ -186,8 +192,11 @@ with tab_add:
     imgs = st.file_uploader("Images", type=IMAGE_TYPES, accept_multiple_files=True, key=f"data_images_{n}")
     msks = st.file_uploader("Masks (optional)", type=IMAGE_TYPES, accept_multiple_files=True, key=f"data_masks_{n}")
     zipf = st.file_uploader("Or a .zip of a data set", type=["zip"], key=f"data_zip_{n}")
+    keep = st.radio("If an image already has a different mask", ["Keep it (skip the new mask)", "Replace it"],
+                    horizontal=True, key="data_existing_masks",
+                    help="Masks painted or corrected here are never overwritten unless you choose Replace.")
     if st.button("Add to project", type="primary", key="data_add", disabled=not (imgs or msks or zipf)):
-        _import(imgs, msks, zipf)
+        _import(imgs, msks, zipf, "replace" if keep.startswith("Replace") else "skip")
     done = ss.get("data_import")
     if done and done["project"] == str(project.path):
         for title, report in done["reports"]:

@@ -51,7 +51,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         project = create_project(path, args.classes)
         print(f"created project '{project.name}' at {project.path}")
     infer = not project.setting(CLASSES_EXPLICIT, False)
-    opts = dict(mask_kind=args.mask_format, trimap_border=args.trimap_border, infer_classes=infer, split=args.split)
+    opts = dict(mask_kind=args.mask_format, trimap_border=args.trimap_border, infer_classes=infer, split=args.split,
+                existing_masks=args.existing_masks)
     if args.zip:
         report = importing.import_zip(project, Path(args.zip), **opts)
     elif args.keras_seg:
@@ -294,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for Oxford-pets trimaps: where border pixels go: ignore, object, background or a class id")
     p.add_argument("--classes", nargs="+", metavar="NAME[:#RRGGBB]", help="classes for a new project (default: inferred from masks)")
     p.add_argument("--split", choices=SPLITS, help="put the added images in this split")
+    p.add_argument("--existing-masks", choices=importing.EXISTING_MASKS, default="skip",
+                   help="a mask for an image that already has a different one: skip it (default; listed in the "
+                        "report) or replace the image's mask")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_import)
 

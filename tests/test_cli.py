@@ -30,6 +30,25 @@ def test_init_with_classes_then_info(capsys, workspace):
     assert (workspace / "leaves" / "project.db").is_file()
 
 
+def test_import_keeps_a_painted_mask_unless_told_to_replace_it(capsys, tmp_path):
+    import numpy as np
+
+    from seg_core.store.project import Project
+
+    img_dir, msk_dir = write_pair_folders(tmp_path / "src", 2)
+    target = tmp_path / "proj"
+    assert run(capsys, "import", "--project", target, "--images", img_dir, "--masks", msk_dir)[0] == 0
+    project = Project(target)
+    project.masks.save(1, np.ones((24, 32), np.uint8), 1, source="painted")
+    code, out, _ = run(capsys, "import", "--project", target, "--images", img_dir, "--masks", msk_dir)
+    assert code == 0 and "masks NOT imported, the image's own mask was kept: 1" in out
+    assert "img_000.png: 'img_000.png' has a mask painted in the app (version 2)" in out
+    assert project.image(1).mask_version == 2
+    code, out, _ = run(capsys, "import", "--project", target, "--images", img_dir, "--masks", msk_dir,
+                       "--existing-masks", "replace")
+    assert code == 0 and "masks that replaced the image's mask: 1" in out and project.image(1).mask_version == 3
+
+
 def test_import_creates_project_and_reports(capsys, tmp_path):
     img_dir, msk_dir = write_pair_folders(tmp_path / "src", 4, skip_masks=(2,))
     target = tmp_path / "proj"

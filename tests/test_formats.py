@@ -70,6 +70,28 @@ def test_masks_attach_to_images_already_in_the_project(tmp_path, project):
     assert project.count_images(status="labeled") == 3
 
 
+def test_an_import_never_overwrites_a_mask_unasked(tmp_path, project, capsys):
+    img_dir, msk_dir = write_pair_folders(tmp_path / "src", 2)
+    importing.import_folder(project, img_dir, msk_dir)
+    first, second = project.find_by_stem("img_000")[0], project.find_by_stem("img_001")[0]
+    painted = project.masks.save(first.id, np.ones((24, 32), np.uint8), first.mask_version, source="painted")
+    uploads = [(p.name, p.read_bytes()) for p in sorted(msk_dir.iterdir())]
+    report = importing.import_uploads(project, [], uploads)
+    assert report.masks_unchanged == ["img_001.png"] and report.masks_added == []      # identical: a no-op
+    assert report.masks_skipped == [("img_000.png", "'img_000.png' has a mask painted in the app (version 2)")]
+    assert project.image(first.id).mask_version == painted.mask_version == 2
+    assert project.image(second.id).mask_version == 1 and (project.masks.load(first.id) == 1).all()
+    assert "masks NOT imported, the image's own mask was kept: 1" in "\n".join(report.lines())
+    # The same pair imported again as images + masks (duplicates): the same rule.
+    again = importing.import_folder(project, img_dir, msk_dir)
+    assert [n for n, _ in again.masks_skipped] == ["img_000.png"] and project.image(first.id).mask_version == 2
+    replaced = importing.import_uploads(project, [], uploads, existing_masks="replace")
+    assert [n for n, _ in replaced.masks_replaced] == ["img_000.png"]
+    assert project.image(first.id).mask_version == 3 and project.image(first.id).mask_source == "imported"
+    with pytest.raises(ProjectError, match="existing_masks"):
+        importing.import_uploads(project, [], uploads, existing_masks="merge")
+
+
 def test_carvana_style_mask_names_and_gif_masks(tmp_path, project):
     from PIL import Image
     (tmp_path / "train").mkdir()

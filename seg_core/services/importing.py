@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Sequence
 
+import numpy as np
+
 from seg_core.classes import ClassSpec
 from seg_core.errors import ProjectError, SegError, UnsafeArchiveError
 from seg_core.formats import images, masks
@@ -17,6 +19,7 @@ from seg_core.formats.layouts import Group, Layout, Source, detect_layout, folde
 from seg_core.store.project import Project
 
 Progress = Callable[[int, int, str], None]
+EXISTING_MASKS = ("skip", "replace")   # what an import does with a mask for an image that already has another one
 
 
 @dataclass
@@ -26,6 +29,9 @@ class ImportReport:
     duplicates: list[tuple[str, str]] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
     masks_added: list[str] = field(default_factory=list)      # masks attached to images already present
+    masks_skipped: list[tuple[str, str]] = field(default_factory=list)   # the image has another mask: kept
+    masks_replaced: list[tuple[str, str]] = field(default_factory=list)  # ...replaced, as asked
+    masks_unchanged: list[str] = field(default_factory=list)  # identical to the image's mask: nothing to do
     masks_without_image: list[str] = field(default_factory=list)
     mask_kinds: Counter = field(default_factory=Counter)
     labeled: int = 0
@@ -46,6 +52,15 @@ class ImportReport:
             out.append(f"  masks detected as {kind}: {n}")
         if self.masks_added:
             out.append(f"masks added to images already in the project: {len(self.masks_added)}")
+        if self.masks_unchanged:
+            out.append(f"masks identical to the project's (nothing changed): {len(self.masks_unchanged)}")
+        if self.masks_skipped:
+            out.append(f"masks NOT imported, the image's own mask was kept: {len(self.masks_skipped)} "
+                       "(import again with 'replace' to overwrite them)")
+            out += [f"  {name}: {why}" for name, why in self.masks_skipped]
+        if self.masks_replaced:
+            out.append(f"masks that replaced the image's mask: {len(self.masks_replaced)}")
+            out += [f"  {name}: {why}" for name, why in self.masks_replaced]
         out.append(f"skipped as duplicate: {len(self.duplicates)}")
         for name, why in self.duplicates[:20]:
             out.append(f"  {name}: {why}")
@@ -62,6 +77,8 @@ class ImportReport:
         return {"layout": self.layout, "classes": self.classes, "added": self.added,
                 "labeled": self.labeled, "duplicates": [list(d) for d in self.duplicates],
                 "refused": [list(r) for r in self.refused], "masks_added": self.masks_added,
+                "masks_skipped": [list(m) for m in self.masks_skipped],
+                "masks_replaced": [list(m) for m in self.masks_replaced], "masks_unchanged": self.masks_unchanged,
                 "masks_without_image": self.masks_without_image, "mask_kinds": dict(self.mask_kinds)}
 
 
@@ -91,8 +108,12 @@ def _infer_classes_for(project: Project, layout: Layout, kind: str) -> str:
 
 
 def import_layout(project: Project, layout: Layout, *, mask_kind: str = "auto", trimap_border: str | int = "ignore",
-                  infer_classes: bool = False, split: str | None = None,
+                  infer_classes: bool = False, split: str | None = None, existing_masks: str = "skip",
                   progress: Progress | None = None) -> ImportReport:
+    """Add the layout's images and masks. A mask for an image that already has a different one is skipped (and
+    listed), unless existing_masks="replace": an import never overwrites a person's mask unasked."""
+    if existing_masks not in EXISTING_MASKS:
+        raise ProjectError(f"existing_masks must be one of {', '.join(EXISTING_MASKS)}, not '{existing_masks}'.")
     report = ImportReport(layout=layout.kind)
     if infer_classes:
         report.classes = _infer_classes_for(project, layout, mask_kind)
@@ -120,18 +141,39 @@ def import_layout(project: Project, layout: Layout, *, mask_kind: str = "auto", 
             image_keys.add(stem)
             msrc = by_key.get(stem)
             _import_one(project, classes, src, msrc, split or layout.splits.get(src.name) or group.split,
-                        mask_kind, trimap_border, report, layout.original_names.get(src.name))
+                        mask_kind, trimap_border, existing_masks, report, layout.original_names.get(src.name))
         for key, msrc in by_key.items():
             done += 1
             if progress:
                 progress(done, total, msrc.name)
             if key not in image_keys:
-                _attach_mask(project, classes, msrc, mask_kind, trimap_border, report)
+                _attach_mask(project, classes, msrc, mask_kind, trimap_border, existing_masks, report)
     return report
 
 
+def _put_mask(project: Project, rec, reading, name: str, existing_masks: str, report: ImportReport) -> None:
+    """An imported mask for an image already in the project: added, or left alone, or (asked) replacing its mask."""
+    current = project.masks.load(rec)
+    if current is not None and np.array_equal(current, reading.ids):
+        report.masks_unchanged.append(name)
+        return
+    if current is not None:
+        who = {"painted": "painted in the app", "corrected": "corrected in the app", "imported": "imported earlier",
+               "demo": "made with the demo"}.get(rec.mask_source or "", "saved earlier")
+        why = f"'{rec.filename}' has a mask {who} (version {rec.mask_version})"
+        if existing_masks == "skip":
+            report.masks_skipped.append((name, why))
+            return
+        report.masks_replaced.append((name, why))
+    else:
+        report.masks_added.append(name)
+    project.masks.save(rec.id, reading.ids, rec.mask_version, author="import", source="imported")
+    report.mask_kinds[reading.kind] += 1
+
+
 def _import_one(project: Project, classes: Sequence[ClassSpec], src: Source, msrc: Source | None, split: str | None,
-                mask_kind: str, trimap_border: str | int, report: ImportReport, original_name: str | None = None) -> None:
+                mask_kind: str, trimap_border: str | int, existing_masks: str, report: ImportReport,
+                original_name: str | None = None) -> None:
     label = src.path or src.name
     try:
         prep = images.prepare_upload(src.read(), src.name)
@@ -141,11 +183,8 @@ def _import_one(project: Project, classes: Sequence[ClassSpec], src: Source, msr
                                       kind=mask_kind, trimap_border=trimap_border)
         result = project.add_image(b"", _plain_name(original_name) or src.name, split=split, prepared=prep)
         if result.status == "duplicate":
-            rec = result.image
-            if reading is not None and rec.status == "unlabeled":
-                project.masks.save(rec.id, reading.ids, rec.mask_version, author="import", source="imported")
-                report.masks_added.append(msrc.name)  # type: ignore[union-attr]
-                report.mask_kinds[reading.kind] += 1
+            if reading is not None:
+                _put_mask(project, result.image, reading, msrc.name, existing_masks, report)  # type: ignore[union-attr]
             report.duplicates.append((label, result.detail))
             return
         report.added.append(label)
@@ -166,7 +205,7 @@ def _plain_name(name: str | None) -> str | None:
 
 
 def _attach_mask(project: Project, classes: Sequence[ClassSpec], msrc: Source, mask_kind: str,
-                 trimap_border: str | int, report: ImportReport) -> None:
+                 trimap_border: str | int, existing_masks: str, report: ImportReport) -> None:
     """A mask with no image in this import: attach it to the project's image of that name, if any."""
     matches = project.find_by_stem(mask_key(msrc.name))
     if not matches:
@@ -180,9 +219,7 @@ def _attach_mask(project: Project, classes: Sequence[ClassSpec], msrc: Source, m
     try:
         reading = masks.read_mask(msrc.read(), classes, msrc.name, expected_size=rec.size, kind=mask_kind,
                                   trimap_border=trimap_border)
-        project.masks.save(rec.id, reading.ids, rec.mask_version, author="import", source="imported")
-        report.masks_added.append(msrc.name)
-        report.mask_kinds[reading.kind] += 1
+        _put_mask(project, rec, reading, msrc.name, existing_masks, report)
     except SegError as exc:
         report.refused.append((msrc.path or msrc.name, str(exc)))
 

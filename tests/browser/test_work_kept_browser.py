@@ -129,3 +129,33 @@ def test_discard_can_be_undone_until_painting_resumes(app_server, page, workspac
     wait_until(page, lambda: draft_rows(project) == {7}, "the new stroke alone in the draft")
     expect(page.get_by_text("Discarded the unsaved strokes.")).to_have_count(0)
     expect(page.locator(".st-key-annotate_undo_discard button")).to_have_count(0)
+
+
+def test_uploading_a_mask_never_replaces_a_painted_one_unasked(app_server, page, workspace, tmp_path):
+    project = grey_project(workspace)
+    painted = np.zeros((H, W), np.uint8)
+    painted[50:70] = 1
+    project.masks.save(1, painted, 0, source="painted")
+    other = tmp_path / "grey_0.png"
+    other.write_bytes(png_bytes(np.where(np.arange(H)[:, None] > 200, 255, 0).repeat(W, 1).astype(np.uint8)))
+    page.goto(f"{app_server.url}/data?project=kept")
+    page.get_by_role("tab", name="Add images").click()
+
+    def upload(choice: str) -> None:
+        page.locator(".st-key-data_existing_masks").get_by_text(choice).click()
+        wait_idle(page)
+        page.locator("[class*='st-key-data_masks_'] input[type='file']").set_input_files(str(other))
+        expect(page.get_by_role("button", name="Add to project")).to_be_enabled()
+        page.get_by_role("button", name="Add to project").click()
+
+    upload("Keep it")
+    expect(page.get_by_text("1 mask(s) were NOT imported")).to_be_visible()
+    expect(page.get_by_text("has a mask painted in the app (version 1)")).to_be_visible()
+    assert project.image(1).mask_version == 1 and np.array_equal(project.masks.load(1), painted)
+    shot(page, "kept_upload_skipped")
+    upload("Replace it")
+    expect(page.get_by_text("1 mask(s) replaced the image's mask, as chosen")).to_be_visible()
+    assert project.image(1).mask_version == 2 and painted_rows(project.masks.load(1)) == {8, 9}
+    upload("Keep it")
+    expect(page.get_by_text("1 mask(s) were identical to the project's: nothing changed.")).to_be_visible()
+    assert project.image(1).mask_version == 2
