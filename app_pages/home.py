@@ -3,9 +3,8 @@
 import streamlit as st
 
 from app_pages.widgets import current_project, set_current_project, show_error
-from seg_core import demo, viz
+from seg_core import delete_project, demo, list_projects, new_project, viz, workspace_dir
 from seg_core.classes import ClassSpec, default_color, parse_color
-from seg_core import list_projects, new_project, workspace_dir
 
 st.title("Seg Studio")
 st.write("Turn a folder of photos into a segmentation model you trust: upload images, paint masks, "
@@ -17,9 +16,28 @@ current = current_project()
 st.subheader("Projects")
 if not projects:
     st.info(f"No projects in {workspace_dir()} yet. Open the demo to see everything work, or create a project below.")
+
+
+def _delete(path, name: str) -> None:
+    st.session_state.pop("home_confirm_delete", None)
+    try:
+        delete_project(path)
+    except Exception as exc:
+        st.session_state["home_deleted"] = exc
+        return
+    if current is not None and current.path == path:
+        set_current_project(None)
+    st.session_state["home_deleted"] = f"Deleted '{name}'."
+
+
+deleted = st.session_state.pop("home_deleted", None)
+if isinstance(deleted, Exception):
+    show_error(deleted)
+elif deleted:
+    st.success(deleted)
 for p in projects:
     with st.container(border=True):
-        c1, c2, c3 = st.columns([4, 5, 1.3], vertical_alignment="center")
+        c1, c2, c3, c4 = st.columns([4, 5, 1.3, 0.5], vertical_alignment="center")
         is_open = current is not None and current.path == p.path
         c1.markdown(f"**{p.name}**" + ("  ·  _open_" if is_open else ""))
         if p.error:
@@ -30,6 +48,17 @@ for p in projects:
         if c3.button("Open", key=f"open_{p.path.name}", disabled=is_open, width="stretch"):
             set_current_project(p.path)
             st.rerun()
+        c4.button(":material/delete:", key=f"home_delete_{p.path.name}", type="tertiary",
+                  help="Delete this project (asks first)", on_click=st.session_state.__setitem__,
+                  args=("home_confirm_delete", str(p.path)))
+        if st.session_state.get("home_confirm_delete") == str(p.path):
+            st.warning(f"Delete **{p.name}** with its {p.images} images, masks and training runs? This cannot be "
+                       "undone; export it from the Data page first to keep a copy.")
+            y, n, _ = st.columns([1.4, 1, 4])
+            y.button(f"Yes, delete {p.name}", type="primary", key=f"home_confirm_{p.path.name}", on_click=_delete,
+                     args=(p.path, p.name))
+            n.button("Cancel", key=f"home_cancel_{p.path.name}", on_click=st.session_state.pop,
+                     args=("home_confirm_delete", None))
 
 if current is not None:
     recs = current.list_images(limit=6)

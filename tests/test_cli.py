@@ -125,3 +125,33 @@ def test_argparse_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["import", "--project", "x"])
     assert exc.value.code == 2
+
+
+def test_keras_seg_on_another_layout_is_refused_and_creates_nothing(capsys, tmp_path):
+    img_dir, msk_dir = write_pair_folders(tmp_path / "src", 2)
+    target = tmp_path / "proj"
+    code, out, err = run(capsys, "import", "--project", target, "--keras-seg", tmp_path / "src")
+    assert code == 2 and "is not in the keras_segmentation layout" in err and "--folder" in err
+    assert not target.exists()
+    # A refused import into a project it would create leaves nothing behind either.
+    code, _, err = run(capsys, "import", "--project", target, "--images", tmp_path / "nowhere")
+    assert code == 2 and not target.exists()
+
+
+def test_delete_asks_unless_told_and_refuses_during_a_run(capsys, tmp_path, monkeypatch):
+    from seg_core.ml.config import TrainConfig
+    from seg_core.store.project import Project
+
+    img_dir, _ = write_pair_folders(tmp_path / "src", 2)
+    target = tmp_path / "proj"
+    run(capsys, "import", "--project", target, "--images", img_dir)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    code, _, err = run(capsys, "delete", "--project", target)
+    assert code == 2 and "add --yes" in err and target.exists()
+    busy = Project(target).runs.create(TrainConfig())
+    code, _, err = run(capsys, "delete", "--project", target, "--yes")
+    assert code == 2 and f"Run {busy.id}" in err and target.exists()
+    Project(target).runs.update(busy.id, status="stopped")
+    code, out, _ = run(capsys, "delete", "--project", target, "--yes")
+    assert code == 0 and "deleted project 'proj' (2 images)" in out
+    assert not target.exists() and not list(tmp_path.glob(".proj*"))

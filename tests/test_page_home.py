@@ -70,3 +70,18 @@ def test_open_demo_creates_and_opens_it(app, workspace):
     assert (workspace / "demo" / "project.db").is_file()
     assert app.session_state["project_path"] == str(workspace / "demo")
     assert "60 images · 50 labeled · 10 unlabeled" in texts(app)
+
+
+def test_delete_asks_first_then_removes_the_project(app, workspace):
+    new_project(workspace / "keep")
+    new_project(workspace / "gone")
+    app.run()
+    app.button(key="home_delete_gone").click().run()
+    assert "Delete **gone** with its 0 images" in texts(app) and (workspace / "gone").exists()
+    app.button(key="home_cancel_gone").click().run()
+    assert "Delete **gone**" not in texts(app) and (workspace / "gone").exists()
+    app.button(key="home_delete_gone").click().run()
+    app.button(key="home_confirm_gone").click().run()
+    assert not app.exception and "Deleted 'gone'." in texts(app)
+    assert not (workspace / "gone").exists() and (workspace / "keep").exists()
+    assert "**gone**" not in texts(app)

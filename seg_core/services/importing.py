@@ -15,7 +15,8 @@ from seg_core.classes import ClassSpec
 from seg_core.errors import ProjectError, SegError, UnsafeArchiveError
 from seg_core.formats import images, masks
 from seg_core.formats.archive import zip_tree
-from seg_core.formats.layouts import Group, Layout, Source, detect_layout, folder_tree, mask_key
+from seg_core.formats.layouts import (KERAS_SEG_PAIRS, Group, Layout, Source, detect_layout, folder_tree,
+                                     mask_key)
 from seg_core.store.project import Project
 
 Progress = Callable[[int, int, str], None]
@@ -240,9 +241,22 @@ def import_folder(project: Project, images_dir: str | Path, masks_dir: str | Pat
     return import_layout(project, layout, **kwargs)
 
 
-def import_tree(project: Project, root: str | Path, **kwargs) -> ImportReport:
-    """Import a folder in any supported layout (keras_segmentation, images/+masks/, flat)."""
-    return import_layout(project, detect_layout(folder_tree(Path(root))), **kwargs)
+def import_tree(project: Project, root: str | Path, expect: str | None = None, **kwargs) -> ImportReport:
+    """Import a folder in any supported layout (keras_segmentation, images/+masks/, flat); `expect` refuses any
+    other layout than the one named (e.g. "keras_segmentation") before anything is imported."""
+    layout = tree_layout(root, expect)
+    return import_layout(project, layout, **kwargs)
+
+
+def tree_layout(root: str | Path, expect: str | None = None) -> Layout:
+    """The layout of a folder, checked against `expect` when given; reads file names only."""
+    layout = detect_layout(folder_tree(Path(root)))
+    if expect is not None and not layout.kind.startswith(expect):
+        pairs = " and ".join(f"{i}/ + {a}/" for i, a, _ in KERAS_SEG_PAIRS) if expect == "keras_segmentation" else expect
+        raise ProjectError(f"{root} is not in the {expect} layout (expected {pairs}); it looks like "
+                           f"{layout.kind}. Import it with --folder, which detects the layout, or with --images "
+                           "and --masks.")
+    return layout
 
 
 def import_zip(project: Project, archive: str | Path | bytes, **kwargs) -> ImportReport:

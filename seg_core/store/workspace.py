@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,20 @@ def new_project(path: str | Path, classes: Sequence[ClassSpec] | None = None, na
     project = Project.create(path, name=name, classes=classes)
     project.set_setting(CLASSES_EXPLICIT, bool(classes))
     return project
+
+
+def delete_project(path: str | Path) -> None:
+    """Remove a project folder for good; refused while one of its runs is training. The folder is renamed first,
+    so a crash halfway leaves no half project in the workspace list."""
+    project = Project(path)
+    busy = [r for r in project.runs.list() if r.active]
+    if busy:
+        raise ProjectError(f"Run {busy[0].id} of '{project.name}' is {busy[0].status}; stop it on the Train page "
+                           "before deleting the project.")
+    project.close()
+    doomed = project.path.parent / f".{project.path.name}.deleting-{os.urandom(3).hex()}"
+    os.replace(project.path, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,182 @@
+"""The `segstudio` command: subcommands that mirror seg_core functions (cli/data.py, cli/model.py)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from typing import Callable, Sequence
+
+from seg_core.cli.data import (cmd_delete, cmd_demo, cmd_export, cmd_import, cmd_info, cmd_init, cmd_projects,
+                               cmd_split, project_arg)
+from seg_core.cli.model import cmd_evaluate, cmd_predict, cmd_runs, cmd_train
+from seg_core.errors import SegError
+from seg_core.formats.masks import MASK_KINDS
+from seg_core.ml.config import LOSS_CHOICES, PRESETS
+from seg_core.services import importing
+from seg_core.store.splits import SPLITS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segstudio", description="Seg Studio: image segmentation projects from the command line.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init", help="create an empty project")
+    project_arg(p)
+    p.add_argument("--classes", nargs="+", metavar="NAME[:#RRGGBB]",
+                   help="class names (and colours); 'background' is added first if missing")
+    p.add_argument("--name", help="display name (default: the folder name)")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("import", help="import images and masks (creates the project if missing)")
+    project_arg(p)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", help="folder of images")
+    src.add_argument("--zip", help="zip archive in any supported layout")
+    src.add_argument("--keras-seg", help="folder with images_prepped_train/ and annotations_prepped_train/")
+    src.add_argument("--folder", help="folder in any supported layout (detected)")
+    p.add_argument("--masks", help="folder of masks matching --images by base name")
+    p.add_argument("--mask-format", choices=MASK_KINDS, default="auto", help="how to read the masks (default: detect)")
+    p.add_argument("--trimap-border", default="ignore",
+                   help="for Oxford-pets trimaps: where border pixels go: ignore, object, background or a class id")
+    p.add_argument("--classes", nargs="+", metavar="NAME[:#RRGGBB]", help="classes for a new project (default: inferred from masks)")
+    p.add_argument("--split", choices=SPLITS, help="put the added images in this split")
+    p.add_argument("--existing-masks", choices=importing.EXISTING_MASKS, default="skip",
+                   help="a mask for an image that already has a different one: skip it (default; listed in the "
+                        "report) or replace the image's mask")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("delete", help="delete a project and everything in it (asks first)")
+    project_arg(p)
+    p.add_argument("--yes", action="store_true", help="do not ask (for scripts)")
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("export", help="export images, palette-PNG masks and classes.json as a zip")
+    project_arg(p)
+    p.add_argument("--out", required=True, help="zip file to write")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("info", help="counts by status, split and class")
+    project_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("split", help="reproducible train/val split")
+    project_arg(p)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--val-fraction", type=float, default=None, help="fraction for validation (default 0.2)")
+    g.add_argument("--val-count", type=int, default=None, help="exact number of validation images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--include-unlabeled", action="store_true", help="split unlabeled images too")
+    p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("demo", help="create the built-in demo project (no download)")
+    p.add_argument("--project", help="where (default: <workspace>/demo)")
+    p.add_argument("--multiclass", action="store_true", help="3 classes (background, blob, block) instead of binary")
+    p.add_argument("--count", type=int, default=60, help="number of images")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("projects", help="list the projects in the workspace")
+    p.add_argument("--workspace", help="workspace folder (default: $SEG_WORKSPACE or ./workspace)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_projects)
+
+    p = sub.add_parser("train", help="train a model in a background worker and follow it (Ctrl-C stops it)")
+    project_arg(p)
+    p.add_argument("--preset", choices=list(PRESETS), default="fast")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--minutes", type=float, help="time budget: stop after this many minutes")
+    p.add_argument("--size", type=int, help="input size in pixels (square)")
+    p.add_argument("--filters", type=int, help="base filters of the U-Net")
+    p.add_argument("--depth", type=int, help="number of down-sampling levels")
+    p.add_argument("--batch", type=int)
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--loss", choices=LOSS_CHOICES)
+    p.add_argument("--model", help="unet, fcn, mobilenetv2-unet, densenet121-unet")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--val-fraction", type=float)
+    p.add_argument("--steps", type=int, help="batches per epoch (default: one pass over the training images)")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--resume", metavar="RUN", help="continue a stopped or failed run from its last epoch")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("runs", help="list training runs")
+    project_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("predict", help="predict masks for a folder of images")
+    project_arg(p)
+    p.add_argument("--run", help="run id (default: the best run)")
+    p.add_argument("--images", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--threshold", type=float, default=0.5, help="binary models: probability threshold")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="score a run on images with masks")
+    project_arg(p)
+    p.add_argument("--run", help="run id (default: the best run)")
+    p.add_argument("--images", required=True)
+    p.add_argument("--masks", required=True)
+    p.add_argument("--mask-format", choices=MASK_KINDS, default="auto")
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+@contextlib.contextmanager
+def native_logs_silenced():
+    """TensorFlow's C++ libraries write log lines (oneDNN, cudart_stub, cuInit...) straight to file descriptor 2,
+    before any Python setting can reach them. Point that descriptor at /dev/null while a command runs; our own
+    messages go to the real standard error through a copy of it. SEGSTUDIO_DEBUG=1 shows everything."""
+    if os.environ.get("SEGSTUDIO_DEBUG"):
+        yield
+        return
+    sys.stderr.flush()
+    try:
+        ours = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        ours = False  # e.g. a test's captured stderr: nothing of ours goes to descriptor 2
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    python_stderr = sys.stderr
+    if ours:
+        sys.stderr = open(os.dup(saved), "w", buffering=1, encoding=python_stderr.encoding, errors="backslashreplace")
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        if ours:
+            sys.stderr.close()
+            sys.stderr = python_stderr
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    with native_logs_silenced():
+        return _run(func, args)
+
+
+def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    try:
+        return func(args)
+    except SegError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # no traceback reaches the user unless they ask for it
+        if os.environ.get("SEGSTUDIO_DEBUG"):
+            raise
+        print(f"error: unexpected failure ({type(exc).__name__}: {exc}). "
+              "Run again with SEGSTUDIO_DEBUG=1 to see the details.", file=sys.stderr)
+        return 1

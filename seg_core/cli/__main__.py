@@ -1,0 +1,7 @@
+"""`python -m seg_core.cli ...`: the same as the `segstudio` command."""
+
+import sys
+
+from seg_core.cli import main
+
+sys.exit(main())

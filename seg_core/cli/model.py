@@ -1,0 +1,162 @@
+"""`segstudio` subcommands about models: train, runs, predict, evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from seg_core.errors import SegError
+from seg_core.store.project import Project
+from seg_core.store.runs import RunStatus
+from seg_core.store.workspace import resolve_project_path
+
+
+def _train_config(args: argparse.Namespace):
+    from seg_core.ml.augment import AugmentConfig
+    from seg_core.ml.config import preset
+
+    overrides = {k: v for k, v in {
+        "epochs": args.epochs, "time_budget_minutes": args.minutes, "image_size": args.size,
+        "base_filters": args.filters, "depth": args.depth, "batch_size": args.batch, "learning_rate": args.lr,
+        "loss": args.loss, "model": args.model, "seed": args.seed, "val_fraction": args.val_fraction,
+        "steps_per_epoch": args.steps}.items() if v is not None}
+    if args.no_augment:
+        overrides["augment"] = AugmentConfig.none()
+    if args.minutes is not None and args.epochs is None:
+        # "--minutes 5" means five minutes of training: the budget, not the preset's epoch count, ends it.
+        overrides["epochs"] = 10_000
+        overrides.setdefault("early_stopping_patience", 0)
+    return preset(args.preset, **overrides)
+
+
+def _fmt_epoch(m: dict) -> str:
+    def f(key):
+        v = m.get(key)
+        return "   -  " if v is None else f"{v:.4f}"
+    return (f"epoch {m['epoch'] + 1:>3}  loss {f('loss')}  dice {f('dice')}  val_loss {f('val_loss')}  "
+            f"val_dice {f('val_dice')}  val_iou {f('val_iou')}  {m.get('images_per_s', 0):5.1f} img/s  "
+            f"{m.get('elapsed_s', 0):6.0f} s")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import time
+
+    from seg_core.services import jobs
+
+    project = Project(resolve_project_path(args.project))
+    if args.resume:
+        run = jobs.resume(project, args.resume)
+        print(f"resuming run {run.id}")
+    else:
+        run = jobs.start(project, _train_config(args))
+        print(f"started run {run.id} ({args.preset} preset); Ctrl-C stops it cleanly")
+    shown = len(project.runs.epoch_metrics(run.id)) if args.resume else 0
+    try:
+        while True:
+            time.sleep(1.0)
+            rows = project.runs.epoch_metrics(run.id)
+            for m in rows[shown:]:
+                print(_fmt_epoch(m), flush=True)
+            shown = len(rows)
+            run = jobs.refresh_run(project, run.id)
+            if not run.active:
+                break
+    except KeyboardInterrupt:
+        print("stopping after the current batch...", file=sys.stderr)
+        run = jobs.stop(project, run.id, wait_s=60)
+    for m in project.runs.epoch_metrics(run.id)[shown:]:
+        print(_fmt_epoch(m))
+    if run.status == RunStatus.FAILED:
+        print(f"error: run {run.id} failed: {run.error}", file=sys.stderr)
+        print(jobs.worker_log(project, run.id, 1500), file=sys.stderr)
+        return 1
+    best = f", best val dice {run.best_score:.4f} at epoch {run.best_epoch + 1}" if run.best_score is not None else ""
+    print(f"run {run.id} {run.status}{best}")
+    print(run.id)
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from seg_core.services import jobs
+
+    project = Project(resolve_project_path(args.project))
+    runs = jobs.refresh(project)
+    rows = []
+    for r in runs:
+        epochs = project.runs.epoch_metrics(r.id)
+        rows.append({"id": r.id, "status": r.status.value, "preset": r.config.preset, "model": r.config.model,
+                     "image_size": r.config.image_size, "epochs_done": len(epochs),
+                     "epochs": r.config.epochs, "best_val_dice": r.best_score,
+                     "best_epoch": None if r.best_epoch is None else r.best_epoch + 1,
+                     "duration_s": (epochs[-1]["elapsed_s"] if epochs else None), "error": r.error})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no runs yet")
+    for r in rows:
+        dice = "-" if r["best_val_dice"] is None else f"{r['best_val_dice']:.4f}"
+        print(f"{r['id']}  {r['status']:<9} {str(r['preset'] or ''):<9} {r['model']:<6} {r['image_size']:>4}px  "
+              f"epochs {r['epochs_done']}/{r['epochs']}  best val dice {dice}" + (f"  error: {r['error']}" if r["error"] else ""))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from PIL import Image as PILImage
+
+    from seg_core import viz
+    from seg_core.formats import images, masks
+    from seg_core.ml.inference import Predictor
+
+    project = Project(resolve_project_path(args.project))
+    predictor = Predictor.from_run(project, args.run)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    classes = predictor.classes or project.classes
+    files = [p for p in sorted(Path(args.images).iterdir()) if p.is_file() and images.is_image_name(p.name)]
+    if not files:
+        raise SegError(f"No images in {args.images}.")
+    failed = 0
+    for p in files:
+        try:
+            _, img = images.decode(p.read_bytes(), p.name)
+        except SegError as exc:
+            print(f"skipped {p.name}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        arr = np.asarray(img)
+        pred = predictor.predict_one(arr, args.threshold)
+        (out / f"{p.stem}.png").write_bytes(masks.encode_png(pred.ids, classes))
+        PILImage.fromarray(viz.overlay(arr, pred.ids, classes, 0.5)).save(out / f"{p.stem}_overlay.png")
+        print(f"{p.name}: uncertainty {pred.uncertainty:.3f}")
+    print(f"wrote {len(files) - failed} masks and overlays to {out} (run {predictor.run_id})")
+    return 0 if not failed else 3
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from seg_core.ml.evaluation import evaluate, folder_pairs
+    from seg_core.ml.inference import Predictor, check_classes
+
+    project = Project(resolve_project_path(args.project))
+    predictor = Predictor.from_run(project, args.run)
+    check_classes(project, predictor)
+    classes = project.classes
+    result = evaluate(predictor, folder_pairs(Path(args.images), Path(args.masks), classes, args.mask_format),
+                      classes, args.threshold)
+    if not result.images:
+        raise SegError(f"No image in {args.images} has a mask in {args.masks} (matched by base name).")
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    mean_iou = "-" if result.mean_iou is None else f"{result.mean_iou:.4f}"
+    print(f"run {result.run_id}: {result.images} images, mean IoU {mean_iou}, "
+          f"pixel accuracy {result.pixel_accuracy:.4f}")
+    for c in result.per_class:
+        iou = "-" if c["iou"] is None else f"{c['iou']:.4f}"
+        dice = "-" if c["dice"] is None else f"{c['dice']:.4f}"
+        print(f"  {c['id']:>3} {c['name']:<20} IoU {iou}  dice {dice}")
+    return 0
