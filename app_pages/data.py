@@ -6,12 +6,11 @@ from pathlib import Path
 
 import streamlit as st
 
+from app_pages.data_import import add_images_tab
 from app_pages.widgets import open_in_annotate, require_project, show_error
-from seg_core import CLASSES_EXPLICIT, SPLITS, exporting, gallery, importing, splits
+from seg_core import SPLITS, exporting, gallery, splits
 from seg_core.classes import ClassSpec, default_color, parse_color
-from seg_core.formats.images import IMAGE_EXTENSIONS
 
-IMAGE_TYPES = sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS)
 PER_PAGE, COLUMNS = 24, 6
 ss = st.session_state
 
@@ -34,65 +33,6 @@ def _show_flash(section: str) -> None:
         show_error(message)
     elif kind:
         getattr(st, kind)(message)
-
-
-def _code_list(items) -> str:
-    return "\n".join(f"- `{name}`" + (f": {why}" if why else "") for name, why in items)
-
-
-def _show_report(title: str, r: importing.ImportReport) -> None:
-    if r.added:
-        st.success(f"{title}: added {len(r.added)} image(s), {r.labeled} with a mask.")
-    elif not (r.masks_added or r.masks_replaced):
-        st.info(f"{title}: no new images were added.")
-    if r.masks_added:
-        st.success(f"{title}: masks added to {len(r.masks_added)} image(s) already in the project.")
-    if r.masks_skipped:
-        st.warning(f"{len(r.masks_skipped)} mask(s) were NOT imported: their images already have a different mask, "
-                   "which was kept. To overwrite, add them again with 'Replace it' chosen above.\n\n"
-                   + _code_list(r.masks_skipped))
-    if r.masks_replaced:
-        st.warning(f"{len(r.masks_replaced)} mask(s) replaced the image's mask, as chosen:\n\n{_code_list(r.masks_replaced)}")
-    if r.masks_unchanged:
-        st.caption(f"{len(r.masks_unchanged)} mask(s) were identical to the project's: nothing changed.")
-    if r.classes:
-        st.info(f"Classes: {r.classes}")
-    if r.mask_kinds:
-        st.caption("Masks read as " + ", ".join(f"{k} ({n})" for k, n in r.mask_kinds.most_common())
-                   + (f" · layout: {r.layout}" if r.layout else ""))
-    if r.refused:
-        st.error(f"Refused {len(r.refused)} file(s); they were not added:\n\n" + _code_list(r.refused))
-    if r.duplicates:
-        st.info(f"Skipped {len(r.duplicates)} file(s) already in the project:\n\n" + _code_list(r.duplicates[:20]))
-    if r.masks_without_image:
-        st.warning(f"{len(r.masks_without_image)} mask(s) match no image by name and were not imported:\n\n"
-                   + _code_list((n, "") for n in r.masks_without_image[:50]))
-
-
-def _import(imgs, msks, zipf, existing: str) -> None:
-    """Runs in the script body, not a callback, so the progress bar is drawn while it works."""
-    bar = st.progress(0.0, text="Reading files...")
-
-    def progress(done: int, total: int, name: str) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=f"{done} of {total}: {name}")
-
-    # As the command line does: a project made without naming classes takes them from the first masks.
-    infer = not project.setting(CLASSES_EXPLICIT, False)
-    reports, error = [], None
-    try:
-        if imgs or msks:
-            reports.append(("Uploaded files", importing.import_uploads(
-                project, [(f.name, f.getvalue()) for f in imgs or []], [(f.name, f.getvalue()) for f in msks or []],
-                infer_classes=infer, existing_masks=existing, progress=progress)))
-        if zipf is not None:
-            reports.append((zipf.name, importing.import_zip(project, zipf.getvalue(), infer_classes=infer,
-                                                          existing_masks=existing, progress=progress)))
-    except Exception as exc:
-        error = exc
-    ss["data_import"] = {"project": str(project.path), "reports": reports, "error": error}
-    # A new key gives empty uploaders: the files are in the project now, the report says what happened.
-    ss["data_upload_round"] = ss.get("data_upload_round", 0) + 1
-    st.rerun()
 
 
 def _set(key: str, value) -> None:
@@ -185,24 +125,7 @@ tab_images, tab_add, tab_classes, tab_splits, tab_export = st.tabs(
     ["Images", "Add images", "Classes", "Splits", "Export"], default="Add images" if not stats["images"] else None)
 
 with tab_add:
-    st.write("Add photos, and masks for them if you have any: a mask belongs to the image with the same base name "
-             "(`cat_01.png` or `cat_01_mask.png` for `cat_01.jpg`). A zip may hold "
-             "`images/` + `masks/` folders, the keras_segmentation or Oxford-pets layout, or a Seg Studio export.")
-    n = ss.get("data_upload_round", 0)
-    imgs = st.file_uploader("Images", type=IMAGE_TYPES, accept_multiple_files=True, key=f"data_images_{n}")
-    msks = st.file_uploader("Masks (optional)", type=IMAGE_TYPES, accept_multiple_files=True, key=f"data_masks_{n}")
-    zipf = st.file_uploader("Or a .zip of a data set", type=["zip"], key=f"data_zip_{n}")
-    keep = st.radio("If an image already has a different mask", ["Keep it (skip the new mask)", "Replace it"],
-                    horizontal=True, key="data_existing_masks",
-                    help="Masks painted or corrected here are never overwritten unless you choose Replace.")
-    if st.button("Add to project", type="primary", key="data_add", disabled=not (imgs or msks or zipf)):
-        _import(imgs, msks, zipf, "replace" if keep.startswith("Replace") else "skip")
-    done = ss.get("data_import")
-    if done and done["project"] == str(project.path):
-        for title, report in done["reports"]:
-            _show_report(title, report)
-        if done["error"] is not None:
-            show_error(done["error"])
+    add_images_tab(project)
 
 with tab_images:
     f1, f2, f3 = st.columns([1, 1, 2])
@@ -237,6 +160,9 @@ with tab_classes:
         a.text_input(f"Class {c.id} name", c.name, key=f"data_class_name_{c.id}", disabled=c.id == 0)
         b.color_picker("Colour", c.hex, key=f"data_class_color_{c.id}")
         u.caption(f"in {stats['classes'][c.id]['images']} labeled image(s)")
+    if stats["ignore_pixels"]:
+        st.caption(f"Also in the masks: **ignore** (value 255, grey), {stats['ignore_pixels']:,} pixels. They count for "
+                   "no class: training and scores leave them out (e.g. the uncertain border of an Oxford-pets trimap).")
     st.button("Save class names and colours", key="data_save_classes", on_click=_save_classes)
     _show_flash("classes")
 

@@ -24,11 +24,11 @@ def set_current_project(path: str | Path | None) -> None:
 def current_project() -> Project | None:
     """The open project: the URL's ?project= (what a reload or a shared link asks for), else this session's, else
     the only project there is. The URL is then made to name it, so every page of it survives a reload."""
-    name = st.query_params.get("project")
-    candidate = workspace_dir() / name if name and "/" not in name and "\\" not in name else None
-    if candidate is not None and is_project(candidate):
-        st.session_state[PROJECT_KEY] = str(candidate)
-    path = st.session_state.get(PROJECT_KEY)
+    name, path = st.query_params.get("project"), st.session_state.get(PROJECT_KEY)
+    if name and "/" not in name and "\\" not in name and (not path or Path(path).name != name):
+        candidate = workspace_dir() / name
+        if is_project(candidate):
+            path = st.session_state[PROJECT_KEY] = str(candidate)
     if not path:
         # A single project (e.g. the demo that `make run` made) is opened rather than picked.
         projects = [p for p in project_entries() if not p.error]

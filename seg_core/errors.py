@@ -13,6 +13,14 @@ class InvalidMaskError(SegError):
     """The mask cannot be read, has the wrong size, or holds colours/values that are not classes."""
 
 
+class UnknownMaskValuesError(InvalidMaskError):
+    """A mask holds values that are not class ids; `values` says which, so a mapping can be offered."""
+
+    def __init__(self, message: str, values: tuple[int, ...]):
+        super().__init__(message)
+        self.values = values
+
+
 class MaskConflictError(SegError):
     """Someone saved this mask after it was loaded; saving now would overwrite their work."""
 

@@ -155,3 +155,17 @@ def test_delete_asks_unless_told_and_refuses_during_a_run(capsys, tmp_path, monk
     code, out, _ = run(capsys, "delete", "--project", target, "--yes")
     assert code == 0 and "deleted project 'proj' (2 images)" in out
     assert not target.exists() and not list(tmp_path.glob(".proj*"))
+
+
+def test_import_maps_mask_values_from_the_command_line(capsys, tmp_path):
+    img_dir, msk_dir = write_pair_folders(tmp_path / "src", 2, mask_value=2)
+    target = tmp_path / "pets"
+    run(capsys, "init", "--project", target, "--classes", "pet")
+    code, out, _ = run(capsys, "import", "--project", target, "--images", img_dir, "--masks", msk_dir)
+    assert code == 3 and "--map 2=pet" in out
+    code, out, err = run(capsys, "import", "--project", target, "--images", img_dir, "--masks", msk_dir,
+                         "--map", "2=pet")
+    assert code == 0, err
+    assert "added: 2 image(s), 2 with a mask" in out and "values mapped: 2" in out
+    code, out, _ = run(capsys, "info", "--project", target, "--json")
+    assert json.loads(out)["labeled"] == 2

@@ -92,6 +92,24 @@ def test_an_import_never_overwrites_a_mask_unasked(tmp_path, project, capsys):
         importing.import_uploads(project, [], uploads, existing_masks="merge")
 
 
+def test_masks_refused_for_their_values_are_listed_and_import_with_a_mapping(tmp_path, workspace):
+    from seg_core.classes import IGNORE_ID, binary_classes
+
+    project = new_project(workspace / "pets", binary_classes("pet"))
+    trimapish = np.zeros((24, 32), np.uint8)
+    trimapish[4:10, 4:10], trimapish[12:20, 12:20], trimapish[0, :] = 1, 2, 255
+    imgs = [("cat.png", png_bytes(photo(seed=1))), ("dog.png", png_bytes(photo(seed=2)))]
+    msks = [("cat.png", png_bytes(trimapish)), ("dog.png", png_bytes(trimapish))]
+    report = importing.import_uploads(project, imgs, msks)
+    assert report.unknown_values == {0, 1, 2, 255} and len(report.refused) == 2
+    assert report.value_refused == [("cat.png", "cat.png"), ("dog.png", "dog.png")] and project.count_images() == 0
+    again = importing.import_uploads(project, imgs, msks, value_map={1: 1, 2: 1, 255: IGNORE_ID})
+    assert again.ok and again.labeled == 2 and again.mask_kinds == {"values mapped": 2}
+    ids = project.masks.load(1)
+    assert (ids[4:10, 4:10] == 1).all() and (ids[12:20, 12:20] == 1).all() and (ids[0] == IGNORE_ID).all()
+    assert project.stats()["ignore_pixels"] == 2 * 32
+
+
 def test_carvana_style_mask_names_and_gif_masks(tmp_path, project):
     from PIL import Image
     (tmp_path / "train").mkdir()

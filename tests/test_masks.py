@@ -342,3 +342,27 @@ def test_validate_ids_refusals():
 def test_class_pixel_counts():
     ids = np.array([[0, 1, 1], [2, IGNORE_ID, 0]], np.uint8)
     assert masks.class_pixel_counts(ids) == {0: 2, 1: 2, 2: 1, 255: 1}
+
+
+def test_values_that_are_not_class_ids_can_be_mapped():
+    from seg_core.errors import UnknownMaskValuesError
+
+    classes = binary_classes("pet")
+    pets = np.array([[0, 1, 2], [255, 1, 2]], np.uint8)          # Oxford pets: 1 cat, 2 dog, 255 border
+    data = png_bytes(pets)
+    with pytest.raises(UnknownMaskValuesError, match="--map 2=pet") as refused:
+        masks.read_mask(data, classes, "cat.png")
+    assert refused.value.values == (0, 1, 2, 255) and "--mask-format nonzero" in str(refused.value)
+    mapping = masks.parse_value_map("1=1, 2=pet, 255=ignore", classes)
+    assert mapping == {1: 1, 2: 1, 255: IGNORE_ID}
+    reading = masks.read_mask(data, classes, "cat.png", value_map=mapping)
+    assert reading.ids.tolist() == [[0, 1, 1], [IGNORE_ID, 1, 1]] and "2 -> pet" in reading.detail
+    assert masks.read_mask(data, classes, "cat.png", kind="nonzero").ids.tolist() == [[0, 1, 1], [1, 1, 1]]
+    with pytest.raises(UnknownMaskValuesError, match="does not name") as partial:
+        masks.read_mask(data, classes, "cat.png", value_map={1: 1})
+    assert partial.value.values == (2,)
+    for bad in ("1", "x=1", "300=1", "1=dog"):
+        with pytest.raises(InvalidMaskError):
+            masks.parse_value_map(bad, classes)
+    with pytest.raises(InvalidMaskError, match="two classes"):
+        masks.read_mask(data, default_classes(["background", "cat", "dog"]), "cat.png", kind="nonzero")

@@ -91,6 +91,31 @@ def test_named_classes_are_kept_and_an_unknown_mask_value_is_refused(app, worksp
     click(app, "data_add")
     assert len(p.classes) == 2 and p.count_images() == 0
     assert "a.png (with mask a.png)" in app.error[0].value and "values 2 that are not class ids" in app.error[0].value
+    # The report offers the mapping in one step: value 2 is the object too, then the same files are imported.
+    assert "Some masks hold values that are not this project's class ids (0, 1, 2)" in texts(app)
+    app.selectbox(key="data_map_2").set_value(1).run()
+    click(app, "data_map_import")
+    assert p.count_images(status="labeled") == 1
+    assert set(np.unique(p.masks.load(1))) == {0, 1} and (p.masks.load(1)[16:22, 20:30] == 1).all()
+    assert "values mapped" in texts(app) and "Some masks hold values" not in texts(app)
+
+
+def test_any_non_zero_value_is_the_object_and_ignore_is_named(app, workspace):
+    p = new_project(workspace / "p", binary_classes("pet"))
+    ids = box_mask(value=2)
+    ids[0] = 255
+    open_data_page(app, p)
+    app.file_uploader(key="data_images_0").set_value(("a.png", png_bytes(photo(seed=1)), "image/png"))
+    app.file_uploader(key="data_masks_0").set_value(("a.png", png_bytes(ids), "image/png")).run()
+    click(app, "data_add")
+    app.toggle(key="data_map_nonzero").set_value(True).run()
+    click(app, "data_map_import")
+    assert (p.masks.load(1)[0] == 1).all() and p.count_images(status="labeled") == 1
+    q = labeled_project(workspace / "q", 1, 0)
+    q.masks.save(1, np.full((24, 32), 255, np.uint8), 0)
+    app2 = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    open_data_page(app2, q)
+    assert "**ignore** (value 255, grey), 768 pixels" in texts(app2)
 
 
 def test_a_broken_file_is_refused_with_its_reason(app, workspace):

@@ -37,11 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--keras-seg", help="folder with images_prepped_train/ and annotations_prepped_train/")
     src.add_argument("--folder", help="folder in any supported layout (detected)")
     p.add_argument("--masks", help="folder of masks matching --images by base name")
-    p.add_argument("--mask-format", choices=MASK_KINDS, default="auto", help="how to read the masks (default: detect)")
+    p.add_argument("--mask-format", choices=MASK_KINDS, default="auto", help="how to read the masks (default: detect; nonzero: any value but 0 is the object)")
     p.add_argument("--trimap-border", default="ignore",
                    help="for Oxford-pets trimaps: where border pixels go: ignore, object, background or a class id")
     p.add_argument("--classes", nargs="+", metavar="NAME[:#RRGGBB]", help="classes for a new project (default: inferred from masks)")
     p.add_argument("--split", choices=SPLITS, help="put the added images in this split")
+    p.add_argument("--map", metavar="VALUE=CLASS,...",
+                   help="what mask values mean when they are not class ids, e.g. 1=1,2=pet,255=ignore "
+                        "(a class id, a class name or ignore)")
     p.add_argument("--existing-masks", choices=importing.EXISTING_MASKS, default="skip",
                    help="a mask for an image that already has a different one: skip it (default; listed in the "
                         "report) or replace the image's mask")

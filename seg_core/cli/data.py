@@ -10,6 +10,7 @@ from typing import Sequence
 
 from seg_core.classes import parse_class_args
 from seg_core.errors import SegError
+from seg_core.formats import masks
 from seg_core.services import exporting, importing
 from seg_core.store import splits, workspace
 from seg_core.store.layout import workspace_dir
@@ -47,8 +48,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         project = create_project(path, args.classes)
     try:
         infer = not project.setting(CLASSES_EXPLICIT, False)
+        value_map = masks.parse_value_map(args.map, project.classes) if args.map else None
         opts = dict(mask_kind=args.mask_format, trimap_border=args.trimap_border, infer_classes=infer,
-                    split=args.split, existing_masks=args.existing_masks)
+                    split=args.split, existing_masks=args.existing_masks, value_map=value_map)
         if args.zip:
             report = importing.import_zip(project, Path(args.zip), **opts)
         elif args.keras_seg or args.folder:

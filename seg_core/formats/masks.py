@@ -13,10 +13,10 @@ from PIL import Image
 from seg_core.formats import images
 from seg_core.classes import (IGNORE_COLOR, IGNORE_ID, ClassSpec, binary_classes, color_to_hex,
                               default_color, numbered_classes, palette_bytes)
-from seg_core.errors import InvalidMaskError
+from seg_core.errors import InvalidMaskError, UnknownMaskValuesError
 
 # Mask formats that import understands; "auto" detects one of the others from the pixels.
-MASK_KINDS = ("auto", "ids", "binary", "trimap", "colors")
+MASK_KINDS = ("auto", "ids", "binary", "trimap", "colors", "nonzero")
 TRIMAP_BORDER_CHOICES = ("ignore", "object", "background")
 # More distinct colours than this in an "RGB mask" means it is a photo or a JPEG, not a mask.
 MAX_MASK_COLORS = 64
@@ -177,15 +177,61 @@ def _map_colors(rgb: np.ndarray, classes: Sequence[ClassSpec], name: str, hint: 
     return mapped[inverse].reshape(packed.shape)
 
 
+def parse_value_map(text: str, classes: Sequence[ClassSpec]) -> dict[int, int]:
+    """'1=1,2=object,255=ignore' -> {1: 1, 2: 1, 255: IGNORE_ID}: mask values to class ids, names or 'ignore'."""
+    by_name = {c.name.lower(): c.id for c in classes}
+    out: dict[int, int] = {}
+    for part in filter(None, (p.strip() for p in str(text).split(","))):
+        value, sep, target = part.partition("=")
+        try:
+            v = int(value)
+            if not 0 <= v <= 255 or not sep:
+                raise ValueError
+        except ValueError:
+            raise InvalidMaskError(f"'{part}' is not VALUE=CLASS (e.g. 1=1, 2=object, 255=ignore).") from None
+        t = target.strip().lower()
+        if t == "ignore":
+            out[v] = IGNORE_ID
+        elif t in by_name:
+            out[v] = by_name[t]
+        elif t.isdigit() and int(t) < len(classes):
+            out[v] = int(t)
+        else:
+            raise InvalidMaskError(f"'{target.strip()}' in '{part}' is not a class of this project (" +
+                                   ", ".join(f"{c.id} {c.name}" for c in classes) + ", or ignore).")
+    return out
+
+
+def _map_values(px: MaskPixels, present: set[int], classes: Sequence[ClassSpec], value_map: dict[int, int]):
+    valid = set(range(len(classes))) | {IGNORE_ID}
+    unmapped = sorted(v for v in present if v not in value_map and v not in valid)
+    if unmapped:
+        raise UnknownMaskValuesError(
+            f"Mask '{px.name}' has values {_describe_values(unmapped)} that the mapping does not name.",
+            tuple(unmapped))
+    lut = np.arange(256, dtype=np.uint8)
+    for v, cid in value_map.items():
+        lut[v] = cid
+    names = {c.id: c.name for c in classes} | {IGNORE_ID: "ignore"}
+    detail = ", ".join(f"{v} -> {names[value_map[v]]}" for v in sorted(present) if v in value_map)
+    return MaskReading(lut[px.values], "values mapped", detail)
+
+
 def interpret(px: MaskPixels, classes: Sequence[ClassSpec], kind: str = "auto",
-              trimap_border: str | int = "ignore") -> MaskReading:
-    """Convert raw mask pixels to class ids for `classes`, detecting the format when kind='auto'."""
+              trimap_border: str | int = "ignore", value_map: dict[int, int] | None = None) -> MaskReading:
+    """Convert raw mask pixels to class ids for `classes`, detecting the format when kind='auto'.
+
+    value_map: mask values to class ids (IGNORE_ID for ignore), for masks whose values are not the project's ids.
+    kind 'nonzero' (two classes): any value but 0 is the object.
+    """
     if kind not in MASK_KINDS:
         raise InvalidMaskError(f"Unknown mask format '{kind}'; choose one of {', '.join(MASK_KINDS)}.")
     n = len(classes)
     jpeg_hint = (" JPEG compression changes a mask's colours; save masks as PNG."
                  if px.source_format == "JPEG" else "")
     if px.rgb is not None:
+        if value_map or kind == "nonzero":
+            raise InvalidMaskError(f"Mask '{px.name}' is a colour image: a value mapping is for masks of numbers.")
         if kind not in ("auto", "colors"):
             raise InvalidMaskError(f"Mask '{px.name}' is a colour image, not a {kind} mask.")
         colors = unique_colors(px.rgb)
@@ -225,6 +271,14 @@ def interpret(px: MaskPixels, classes: Sequence[ClassSpec], kind: str = "auto",
             unknown = {col: int(np.count_nonzero(values == i)) for i, col in used.items() if col not in by_color}
             raise InvalidMaskError(f"Mask '{px.name}' has palette colours that are not classes: {_describe_colors(unknown)}.")
 
+    if value_map:
+        return _map_values(px, present, classes, value_map)
+    if kind == "nonzero":
+        if n != 2:
+            raise InvalidMaskError("'Any non-zero value is the object' is for a project of two classes; map the "
+                                   "values to classes instead.")
+        return MaskReading((values != 0).astype(np.uint8), "non-zero = object",
+                           f"0 -> {classes[0].name}, {_describe_values(present - {0}) or 'none'} -> {classes[1].name}")
     valid_ids = set(range(n)) | {IGNORE_ID}
     if kind in ("auto", "ids") and present <= valid_ids and not (kind == "auto" and n == 2 and IGNORE_ID in present and present <= {0, 255}):
         return MaskReading(values.copy(), label, f"class ids {_describe_values(present)}")
@@ -248,15 +302,17 @@ def interpret(px: MaskPixels, classes: Sequence[ClassSpec], kind: str = "auto",
                            f"1 -> {classes[1].name}, 2 -> {classes[0].name}, 3 (border) -> {border_name}")
     bad = sorted(present - valid_ids)
     expected = f"class ids 0..{n - 1}" + (" or 0/255" if n == 2 else "")
-    raise InvalidMaskError(
+    example = ",".join(f"{v}={classes[min(v, n - 1)].name}" for v in bad[:3])
+    raise UnknownMaskValuesError(
         f"Mask '{px.name}' has values {_describe_values(bad)} that are not {expected} of this project's "
-        f"{n} classes.{jpeg_hint}"
-    )
+        f"{n} classes.{jpeg_hint} Say what each value means: on the Data page, with the mapping offered under "
+        f"the report; on the command line, --map {example}" + (" (or --mask-format nonzero)" if n == 2 else "")
+        + ".", tuple(sorted(present)))
 
 
 def read_mask(data: bytes, classes: Sequence[ClassSpec], name: str = "mask", *,
               expected_size: tuple[int, int] | None = None, kind: str = "auto",
-              trimap_border: str | int = "ignore") -> MaskReading:
+              trimap_border: str | int = "ignore", value_map: dict[int, int] | None = None) -> MaskReading:
     """Read a mask file of any supported format as class ids, checking it fits its image."""
     px = read_pixels(data, name)
     if expected_size is not None and px.size != tuple(expected_size):
@@ -264,7 +320,7 @@ def read_mask(data: bytes, classes: Sequence[ClassSpec], name: str = "mask", *,
             f"Mask '{name}' is {px.width}x{px.height} pixels but its image is "
             f"{expected_size[0]}x{expected_size[1]}; a mask must have its image's size."
         )
-    return interpret(px, classes, kind, trimap_border)
+    return interpret(px, classes, kind, trimap_border, value_map)
 
 
 def infer_classes(samples: Sequence[MaskPixels], kind: str = "auto") -> ClassInference:

@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from seg_core.classes import ClassSpec
-from seg_core.errors import ProjectError, SegError, UnsafeArchiveError
+from seg_core.errors import ProjectError, SegError, UnknownMaskValuesError, UnsafeArchiveError
 from seg_core.formats import images, masks
 from seg_core.formats.archive import zip_tree
 from seg_core.formats.layouts import (KERAS_SEG_PAIRS, Group, Layout, Source, detect_layout, folder_tree,
@@ -21,6 +21,20 @@ from seg_core.store.project import Project
 
 Progress = Callable[[int, int, str], None]
 EXISTING_MASKS = ("skip", "replace")   # what an import does with a mask for an image that already has another one
+
+
+@dataclass(frozen=True)
+class MaskRules:
+    """How an import reads masks and what it does with them."""
+
+    kind: str = "auto"                       # masks.MASK_KINDS
+    trimap_border: str | int = "ignore"
+    value_map: dict[int, int] | None = None  # mask value -> class id (or IGNORE_ID), for values that are not ids
+    existing: str = "skip"                   # EXISTING_MASKS
+
+    def read(self, src: Source, classes: Sequence[ClassSpec], size: tuple[int, int]):
+        return masks.read_mask(src.read(), classes, src.name, expected_size=size, kind=self.kind,
+                               trimap_border=self.trimap_border, value_map=self.value_map)
 
 
 @dataclass
@@ -33,6 +47,8 @@ class ImportReport:
     masks_skipped: list[tuple[str, str]] = field(default_factory=list)   # the image has another mask: kept
     masks_replaced: list[tuple[str, str]] = field(default_factory=list)  # ...replaced, as asked
     masks_unchanged: list[str] = field(default_factory=list)  # identical to the image's mask: nothing to do
+    unknown_values: set[int] = field(default_factory=set)     # values of masks refused for not being class ids
+    value_refused: list[tuple[str, str | None]] = field(default_factory=list)  # (mask, its image) refused so
     masks_without_image: list[str] = field(default_factory=list)
     mask_kinds: Counter = field(default_factory=Counter)
     labeled: int = 0
@@ -80,6 +96,7 @@ class ImportReport:
                 "refused": [list(r) for r in self.refused], "masks_added": self.masks_added,
                 "masks_skipped": [list(m) for m in self.masks_skipped],
                 "masks_replaced": [list(m) for m in self.masks_replaced], "masks_unchanged": self.masks_unchanged,
+                "unknown_values": sorted(self.unknown_values),
                 "masks_without_image": self.masks_without_image, "mask_kinds": dict(self.mask_kinds)}
 
 
@@ -110,13 +127,14 @@ def _infer_classes_for(project: Project, layout: Layout, kind: str) -> str:
 
 def import_layout(project: Project, layout: Layout, *, mask_kind: str = "auto", trimap_border: str | int = "ignore",
                   infer_classes: bool = False, split: str | None = None, existing_masks: str = "skip",
-                  progress: Progress | None = None) -> ImportReport:
+                  value_map: dict[int, int] | None = None, progress: Progress | None = None) -> ImportReport:
     """Add the layout's images and masks. A mask for an image that already has a different one is skipped (and
     listed), unless existing_masks="replace": an import never overwrites a person's mask unasked."""
     if existing_masks not in EXISTING_MASKS:
         raise ProjectError(f"existing_masks must be one of {', '.join(EXISTING_MASKS)}, not '{existing_masks}'.")
     report = ImportReport(layout=layout.kind)
-    if infer_classes:
+    rules = MaskRules(mask_kind, trimap_border, value_map or None, existing_masks)
+    if infer_classes and not value_map and mask_kind != "nonzero":  # a mapping speaks of the project's classes
         report.classes = _infer_classes_for(project, layout, mask_kind)
     classes = project.classes
     total = sum(len(g.images) + len(g.masks) for g in layout.groups)
@@ -142,13 +160,13 @@ def import_layout(project: Project, layout: Layout, *, mask_kind: str = "auto", 
             image_keys.add(stem)
             msrc = by_key.get(stem)
             _import_one(project, classes, src, msrc, split or layout.splits.get(src.name) or group.split,
-                        mask_kind, trimap_border, existing_masks, report, layout.original_names.get(src.name))
+                        rules, report, layout.original_names.get(src.name))
         for key, msrc in by_key.items():
             done += 1
             if progress:
                 progress(done, total, msrc.name)
             if key not in image_keys:
-                _attach_mask(project, classes, msrc, mask_kind, trimap_border, existing_masks, report)
+                _attach_mask(project, classes, msrc, rules, report)
     return report
 
 
@@ -173,19 +191,17 @@ def _put_mask(project: Project, rec, reading, name: str, existing_masks: str, re
 
 
 def _import_one(project: Project, classes: Sequence[ClassSpec], src: Source, msrc: Source | None, split: str | None,
-                mask_kind: str, trimap_border: str | int, existing_masks: str, report: ImportReport,
-                original_name: str | None = None) -> None:
+                rules: MaskRules, report: ImportReport, original_name: str | None = None) -> None:
     label = src.path or src.name
     try:
         prep = images.prepare_upload(src.read(), src.name)
         reading = None
         if msrc is not None:
-            reading = masks.read_mask(msrc.read(), classes, msrc.name, expected_size=(prep.width, prep.height),
-                                      kind=mask_kind, trimap_border=trimap_border)
+            reading = rules.read(msrc, classes, (prep.width, prep.height))
         result = project.add_image(b"", _plain_name(original_name) or src.name, split=split, prepared=prep)
         if result.status == "duplicate":
             if reading is not None:
-                _put_mask(project, result.image, reading, msrc.name, existing_masks, report)  # type: ignore[union-attr]
+                _put_mask(project, result.image, reading, msrc.name, rules.existing, report)  # type: ignore[union-attr]
             report.duplicates.append((label, result.detail))
             return
         report.added.append(label)
@@ -196,6 +212,9 @@ def _import_one(project: Project, classes: Sequence[ClassSpec], src: Source, msr
     except SegError as exc:
         what = f"{label} (with mask {msrc.name})" if msrc is not None else label
         report.refused.append((what, str(exc)))
+        if isinstance(exc, UnknownMaskValuesError):
+            report.unknown_values |= set(exc.values)
+            report.value_refused.append((msrc.name, src.name))  # type: ignore[union-attr]
 
 
 def _plain_name(name: str | None) -> str | None:
@@ -205,8 +224,8 @@ def _plain_name(name: str | None) -> str | None:
         return None
 
 
-def _attach_mask(project: Project, classes: Sequence[ClassSpec], msrc: Source, mask_kind: str,
-                 trimap_border: str | int, existing_masks: str, report: ImportReport) -> None:
+def _attach_mask(project: Project, classes: Sequence[ClassSpec], msrc: Source, rules: MaskRules,
+                 report: ImportReport) -> None:
     """A mask with no image in this import: attach it to the project's image of that name, if any."""
     matches = project.find_by_stem(mask_key(msrc.name))
     if not matches:
@@ -218,11 +237,12 @@ def _attach_mask(project: Project, classes: Sequence[ClassSpec], msrc: Source, m
         return
     rec = matches[0]
     try:
-        reading = masks.read_mask(msrc.read(), classes, msrc.name, expected_size=rec.size, kind=mask_kind,
-                                  trimap_border=trimap_border)
-        _put_mask(project, rec, reading, msrc.name, existing_masks, report)
+        _put_mask(project, rec, rules.read(msrc, classes, rec.size), msrc.name, rules.existing, report)
     except SegError as exc:
         report.refused.append((msrc.path or msrc.name, str(exc)))
+        if isinstance(exc, UnknownMaskValuesError):
+            report.unknown_values |= set(exc.values)
+            report.value_refused.append((msrc.name, None))
 
 
 def import_folder(project: Project, images_dir: str | Path, masks_dir: str | Path | None = None,
