@@ -162,6 +162,9 @@ def _look() -> None:
                     f"pixel accuracy {score.pixel_accuracy:.3f}",
                     help="Dice and IoU measure the overlap of the objects in your mask and the model's (1 = identical, "
                          "0 = no overlap); pixel accuracy counts every pixel, background included.")
+        if review.learned_from(project, run_id, rec):
+            st.caption("The model learned from this image, so this is optimistic: it does better here than it will "
+                       "on new images. The validation images give the honest numbers (How good is the model).")
         pics = [(image, "Photo"), (viz.overlay(image, truth, classes, opacity, hidden=hidden), "Your mask"),
                 (shown_rgb, "The model's mask"), (viz.disagreement(image, truth, ids), "Where they differ (magenta)")]
         for col, (pic, caption) in zip(st.columns(4), pics):
@@ -198,8 +201,10 @@ def _ranked_rows(items, what: str, empty: str) -> None:
 def _fix_next() -> None:
     unlabeled, labeled = project.count_images(status="unlabeled"), project.count_images(status="labeled")
     c1, c2 = st.columns(2)
-    if c1.button(f"Predict all {unlabeled} unlabeled images", type="primary", disabled=not unlabeled,
-                 key="review_predict_unlabeled", width="stretch"):
+    if not unlabeled:
+        c1.caption("Every image is labeled: there is nothing unlabeled to predict.")
+    elif c1.button(f"Predict all {unlabeled} unlabeled images", type="primary", key="review_predict_unlabeled",
+                   width="stretch"):
         _predict_all(review.predict_unlabeled, "unlabeled images")
     if c2.button(f"Compare the model with the {labeled} labeled images", disabled=not labeled,
                  key="review_predict_labeled", width="stretch"):

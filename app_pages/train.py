@@ -23,6 +23,7 @@ project = require_project()
 
 # Everything about runs comes from the project database, so a reopened tab or a second browser sees the same.
 runs = jobs.refresh(project)
+photos = project.stats()["channels"] == 3   # photos get no upside-down augmentations by default
 active = next((r for r in runs if r.active), None)
 
 
@@ -140,7 +141,7 @@ def _rescale_crop(name: str) -> None:
 
 def _advanced(name: str, split_exists: bool) -> dict:
     """The advanced form, defaults from the preset; each preset keeps its own edits for this session."""
-    base = planning.app_preset(name)
+    base = planning.app_preset(name, photos)
     fields = ("model", "image_size", "crop_size", "base_filters", "depth", "epochs", "time_budget_minutes",
               "batch_size", "learning_rate", "loss", "val_fraction", "early_stopping_patience", "seed")
     defaults = {f: getattr(base, f) for f in fields} | {f: getattr(base.augment, f) for f in AUGMENTS}
@@ -204,10 +205,10 @@ def _new_run() -> None:
     values = _advanced(name, split_exists)
     config, problem = None, None
     try:
-        config = planning.build_config(name, values)
+        config = planning.build_config(name, values, photos)
     except SegError as exc:
         problem = exc
-    ready = planning.readiness(project, config or planning.app_preset(name))
+    ready = planning.readiness(project, config or planning.app_preset(name, photos))
     with ready_box:
         st.markdown("\n".join(f"- {line}" for line in ready.lines))
         for text in ready.problems:

@@ -100,12 +100,24 @@ def row_normalised(cm: np.ndarray) -> np.ndarray:
     return np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
 
 
+def axis_label(name: str, width: int = 14, lines: int = 2) -> str:
+    """A class name short enough for an axis: wrapped on two lines at most, shortened with an ellipsis past that."""
+    import textwrap
+
+    parts = textwrap.wrap(name, width, break_long_words=True) or [""]
+    if len(parts) > lines:
+        parts = parts[:lines]
+        parts[-1] = parts[-1][: width - 1] + "…"
+    return "\n".join(parts)
+
+
 def confusion_matrix_figure(cm: np.ndarray, names: Sequence[str], cmap: str = "Blues"):
     """Rows: the mask's class, columns: the model's; each cell the share of that row's pixels, written in it."""
     from matplotlib.figure import Figure
 
     frac = row_normalised(cm)
     n = len(names)
+    names = [axis_label(str(name)) for name in names]
     side = min(9.0, 1.6 + 0.75 * n)
     fig = Figure(figsize=(side + 1.0, side))
     ax = fig.add_subplot()

@@ -144,6 +144,12 @@ def test_a_labeled_image_is_compared_with_its_mask(trained_project, monkeypatch)
     assert f"dice {score.dice:.3f}" in line and f"IoU {score.iou:.3f}" in line
     captions = [im.captions[0] for im in at.get("image") if im.captions]
     assert captions[-4:] == ["Photo", "Your mask", "The model's mask", "Where they differ (magenta)"]
+    run = trained_project.runs.best()
+    optimistic = any("learned from this image, so this is optimistic" in c.value for c in at.caption)
+    assert optimistic == (rec.id in run.split.train_ids)
+    other = next(i for i in labeled if (i in run.split.train_ids) != (rec.id in run.split.train_ids))
+    ok(at.selectbox(key="review_image_id").set_value(other).run())
+    assert any("so this is optimistic" in c.value for c in at.caption) == (not optimistic)
     unlabeled = trained_project.image_ids(status="unlabeled")[0]
     ok(at.selectbox(key="review_status").set_value("all").run())
     ok(at.selectbox(key="review_image_id").set_value(unlabeled).run())

@@ -104,3 +104,12 @@ def test_disagreement_marks_only_the_wrong_pixels():
 def test_png_bytes_round_trip():
     rgb = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
     assert np.array_equal(_png(viz.png_bytes(rgb)), rgb)
+
+
+def test_long_class_names_fit_the_confusion_matrix_axes():
+    name = "a very long class name that goes on and on"
+    assert viz.axis_label("leaf") == "leaf"
+    label = viz.axis_label(name)
+    assert label.count("\n") == 1 and all(len(line) <= 14 for line in label.split("\n")) and label.endswith("…")
+    fig = viz.confusion_matrix_figure(np.eye(3, dtype=int), ["background", name, "spot"])
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()][1] == label

@@ -172,7 +172,8 @@ def legend_html(classes: Sequence[ClassSpec]) -> str:
     from html import escape
 
     return " ".join(
-        f'<span style="white-space:nowrap;margin-right:.8em"><span style="display:inline-block;width:.9em;'
+        f'<span style="display:inline-block;max-width:100%;overflow-wrap:anywhere;margin-right:.8em">'
+        f'<span style="display:inline-block;width:.9em;'
         f'height:.9em;border-radius:2px;border:1px solid #888;vertical-align:middle;background:{c.hex}"></span> '
         f'{escape(c.name)}</span>' for c in classes)
 

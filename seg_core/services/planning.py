@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -225,11 +226,11 @@ def estimate(project: Project, config: TrainConfig, ready: Readiness | None = No
     measured = measured_speed(project, config, channels, num_classes)
     if measured:
         rate, launch, trace, run_id = measured
-        overhead, source = 0.0, f"measured on run {run_id} ({rate:.0f} GFLOP/s)"
+        overhead, source = 0.0, f"measured on this machine by run {run_id}"
     else:
         peak = gflops if gflops is not None else machine_gflops()
         rate, launch, trace, overhead = peak * TRAIN_EFFICIENCY, LAUNCH_S, TRACE_S, EPOCH_OVERHEAD_S
-        source = f"from this machine's measured speed ({peak:.0f} GFLOP/s peak)"
+        source = "measured on this machine"
     epoch_s = (train_work + val_work) / rate + overhead
     # The training clock (and the time budget) starts after the launch and includes the first epoch's trace.
     clock, limited_by, epochs = trace + config.epochs * epoch_s, "epochs", float(config.epochs)
@@ -243,9 +244,13 @@ def estimate(project: Project, config: TrainConfig, ready: Readiness | None = No
 
 
 # ----- the settings form ---------------------------------------------------------------------------
-def app_preset(name: str) -> TrainConfig:
-    """A preset as the page offers it (fast gets its time budget)."""
-    return preset(name, time_budget_minutes=APP_TIME_BUDGET.get(name, PRESETS[name].time_budget_minutes))
+def app_preset(name: str, photos: bool = False) -> TrainConfig:
+    """A preset as the page offers it: fast gets its time budget; for photos (RGB images) no upside-down flips or
+    quarter turns, which microscopy and aerial images take well but a pet on a sofa never shows."""
+    config = preset(name, time_budget_minutes=APP_TIME_BUDGET.get(name, PRESETS[name].time_budget_minutes))
+    if photos:
+        config.augment = dataclasses.replace(config.augment, flip_v=False, rot90=False)
+    return config
 
 
 def crop_for(name: str, image_size: int, depth: int) -> int | None:
@@ -253,14 +258,13 @@ def crop_for(name: str, image_size: int, depth: int) -> int | None:
     return preset(name, image_size=image_size, depth=depth).crop_size
 
 
-def build_config(name: str, values: dict) -> TrainConfig:
+def build_config(name: str, values: dict, photos: bool = False) -> TrainConfig:
     """A TrainConfig from a preset and the advanced form's values; raises TrainingError with the reasons."""
     from seg_core.ml.augment import AugmentConfig
 
-    base = app_preset(name)
+    base = app_preset(name, photos)
     values = {"time_budget_minutes": base.time_budget_minutes, **values}
-    if isinstance(values.get("augment"), dict):
-        values["augment"] = AugmentConfig.from_dict({**base.augment.to_dict(), **values["augment"]})
+    values["augment"] = AugmentConfig.from_dict({**base.augment.to_dict(), **values.get("augment", {})})
     for key in ("crop_size", "time_budget_minutes"):  # the form's 0 or empty field means "none"
         if key in values and not values[key]:
             values[key] = None

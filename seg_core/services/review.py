@@ -177,6 +177,12 @@ class ValidationSummary(Evaluation):
                 "Set a validation split on the Data page.")
 
 
+def learned_from(project: Project, run_id: str, rec) -> bool:
+    """Did this run train on this image (its recorded split, else the image's split)?"""
+    split = project.runs.get(run_id).split
+    return rec.id in split.train_ids if split is not None else rec.split == "train"
+
+
 def validation_images(project: Project, run_id: str | None = None) -> tuple[list[int], str]:
     """The labeled images a run is measured on, and which they are (the scopes of ValidationSummary)."""
     ids = project.image_ids(status="labeled", split="val")
