@@ -112,7 +112,8 @@ def _history(runs: list) -> None:
         st.caption("No runs yet.")
         return
     st.dataframe(planning.history_rows(project, runs), hide_index=True, width="stretch",
-                 column_config={"best val dice": st.column_config.NumberColumn(format="%.3f")})
+                 column_config={"best val dice": st.column_config.NumberColumn(format="%.3f"),
+                                "epochs": st.column_config.TextColumn(width="medium")})
     labels = {r.id: planning.run_label(r) for r in runs}
     chosen = st.multiselect("Compare runs", list(labels), format_func=labels.get, key="train_compare",
                             placeholder="Choose runs to overlay their curves", persist_state="session")

@@ -247,6 +247,14 @@ def test_live_status_progress_and_eta(workspace):
     assert s.fraction == pytest.approx(0.25) and s.eta_s == pytest.approx(75.0)
     assert "Epoch 3 of 10 · batch 3 of 6 · 25 s elapsed · about 1 min 15 s left" == s.label
 
+    # The first epoch paid for tracing (30 s); the second runs at 5 s an epoch: the ETA follows the second.
+    pc = project_with(workspace, 3, 3, name="c")
+    traced = fake_run(pc, epochs=10)
+    pc.runs.add_metrics(traced, 0, {"elapsed_s": 30.0, "epoch_s": 30.0})
+    pc.runs.add_metrics(traced, 1, {"step": 3, "steps": 6, "elapsed_s": 32.5}, batch=3)
+    s = planning.live_status(pc, pc.runs.get(traced), now=pc.runs.latest_progress(traced)["at"])
+    assert s.eta_s == pytest.approx((10 - 1 - 0.5) * 5.0)
+
     pb = project_with(workspace, 3, 3, name="b")
     budget = fake_run(pb, epochs=10, time_budget_minutes=1)
     for epoch in range(2):

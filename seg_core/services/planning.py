@@ -291,6 +291,18 @@ class LiveStatus:
     epochs_done: int
 
 
+def _epoch_seconds(rows: list[dict], elapsed: float, in_epoch: float) -> float | None:
+    """How long an epoch takes, leaving out the first one's tracing, which no later epoch pays again."""
+    if len(rows) >= 2:
+        return (rows[-1]["elapsed_s"] - rows[0]["elapsed_s"]) / (len(rows) - 1)
+    if len(rows) == 1 and in_epoch >= 0.1:
+        return (elapsed - rows[0]["elapsed_s"]) / in_epoch      # the second epoch so far
+    if len(rows) == 1:
+        first = rows[0].get("epoch_s", rows[0]["elapsed_s"])
+        return max(first - TRACE_S, 0.25 * first)
+    return None
+
+
 def live_status(project: Project, run: RunRecord, now: float | None = None) -> LiveStatus:
     """Progress of a run from its DB rows: epoch/batch, elapsed, an ETA from its own epoch times and budget."""
     now = now or time.time()
@@ -311,8 +323,8 @@ def live_status(project: Project, run: RunRecord, now: float | None = None) -> L
     if budget:
         fraction = max(fraction, elapsed / budget)
     eta = None
-    if done:
-        per_epoch = rows[-1]["elapsed_s"] / done
+    per_epoch = _epoch_seconds(rows, elapsed, in_epoch)
+    if per_epoch is not None:
         eta = max(0.0, (epochs - done - in_epoch) * per_epoch)
     if budget:
         eta = min(eta if eta is not None else math.inf, max(0.0, budget - elapsed))
