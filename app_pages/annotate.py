@@ -163,7 +163,7 @@ def _undo_discard() -> None:
 def _keep_theirs() -> None:
     drafting.keep_theirs(project, view)
     _after_change("Showing the other side's mask; your strokes were set aside (Undo discard brings them back)."
-                  if project.drafts.discarded(rec.id) is not None else "Showing the other tab's strokes.")
+                  if project.drafts.has_discarded(rec.id) else "Showing the other tab's strokes.")
 
 
 def _save_mine() -> None:
@@ -202,14 +202,14 @@ def _conflict_panel() -> None:
                         caption="Yours", width="stretch")
 
 
-draft = project.drafts.get(rec.id)
-dirty = draft is not None and draft.rev == view.draft_rev
+draft_rev = project.drafts.rev(rec.id)   # the header only: this runs on every stroke
+dirty = draft_rev is not None and draft_rev == view.draft_rev
 with actions:
     # The last column stays empty: the canvas toolbar floats over that corner.
     a1, a2, a3, a5, a4, _ = st.columns([1, 1, 1.9, 1.9, 2.1, 0.8], vertical_alignment="center")
     a1.button("Save", type="primary", disabled=not dirty or view.conflict is not None, on_click=_save,
               width="stretch", key="annotate_save")
-    if dirty or project.drafts.discarded(rec.id) is None:
+    if dirty or not project.drafts.has_discarded(rec.id):
         a2.button("Discard", disabled=not dirty, on_click=_discard, width="stretch", key="annotate_discard",
                   help="Drop the unsaved strokes; Undo discard brings them back until you paint again.")
     else:

@@ -125,3 +125,12 @@ def test_discard_can_be_undone_until_painting_resumes(project):
     project.drafts.discard(1, keep=True)
     project.drafts.save(1, np.zeros((H, W), np.uint8), 0)                     # painted again: no undo over it
     assert project.drafts.undo_discard(1) is None and project.drafts.get(1).ids.max() == 0
+
+
+def test_the_draft_revision_is_read_from_the_header_alone(project):
+    view = drafting.open_view(project, 1, "v")
+    paint(project, view, stripe(slice(0, 10)), "a")
+    assert project.drafts.rev(1) == view.draft_rev == project.drafts.get(1).rev != ""
+    assert project.drafts.rev(2) is None
+    project.drafts.discard(1, keep=True)
+    assert project.drafts.rev(1) is None and project.drafts.has_discarded(1)

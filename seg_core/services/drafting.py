@@ -180,10 +180,10 @@ def outdated(project: Project, view: View) -> bool:
     """The draft or the mask changed elsewhere while this tab has painted nothing of its own: show the new one."""
     if view.working is not None or view.objects or view.conflict is not None:
         return False
-    draft = project.drafts.get(view.image_id)
-    if (draft.rev if draft is not None else "") != view.draft_rev:
+    rev = project.drafts.rev(view.image_id)
+    if (rev or "") != view.draft_rev:
         return True
-    return draft is None and project.image(view.image_id).mask_version != view.base_version
+    return rev is None and project.image(view.image_id).mask_version != view.base_version
 
 
 def stale_message(project: Project, view: View) -> str:

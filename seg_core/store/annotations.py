@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from PIL import Image
 
 from seg_core.classes import IGNORE_ID, ClassSpec
 from seg_core.errors import ClassSpecError, DraftConflictError, MaskConflictError, NotFoundError, SegError
@@ -148,11 +149,20 @@ class Drafts:
         return rev
 
     def _check_rev(self, image_id: int, expect_rev: str | None) -> None:
-        current = self.get(image_id)
-        if (current.rev if current else "") != (expect_rev or ""):
+        current = self.rev(image_id)
+        if (current or "") != (expect_rev or ""):
             raise DraftConflictError(
                 "Another tab changed the unsaved strokes of this image since this tab last showed them."
-                if current else "Another tab saved or discarded the unsaved strokes of this image meanwhile.")
+                if current is not None else "Another tab saved or discarded the unsaved strokes of this image "
+                                            "meanwhile.")
+
+    def rev(self, image_id: int) -> str | None:
+        """The draft's revision from its PNG header alone (no pixels decoded: every stroke asks), or None."""
+        try:
+            with Image.open(self.path(image_id)) as im:   # tEXt comes before the pixels: nothing is decoded
+                return str(json.loads(im.info[DRAFT_TEXT_KEY]).get("rev", ""))
+        except (OSError, KeyError, ValueError):
+            return None
 
     def get(self, image_id: int) -> Draft | None:
         return self._read(image_id, self.path(image_id))
@@ -181,6 +191,9 @@ class Drafts:
                 os.replace(path, self.discarded_path(image_id))
             else:
                 path.unlink(missing_ok=True)
+
+    def has_discarded(self, image_id: int) -> bool:
+        return self.discarded_path(image_id).exists()
 
     def discarded(self, image_id: int) -> Draft | None:
         """The draft Discard set aside, while no new one replaced it."""
