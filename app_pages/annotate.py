@@ -8,8 +8,37 @@ from app_pages.widgets import annotate_changed, cached_image, load_predictor, re
 from seg_core import drafting, editing, viz
 from seg_core.errors import DraftConflictError, MaskConflictError
 
-TOOLS = {"Brush": "freedraw", "Rectangle": "rect", "Polygon": "polygon", "Ellipse": "circle", "Line": "line"}
+TOOLS = {"Brush": "freedraw", "Rectangle": "rect", "Polygon": "polygon", "Ellipse": "circle", "Line": "line",
+         "Fill": "point"}
+HINTS = {
+    "Brush": "Drag to paint. Paint with background to erase: the photo shows again where you erased.",
+    "Rectangle": "Drag from one corner to the other: the box is filled with the class.",
+    "Polygon": "Click the corners; click the first corner again to close the polygon.",
+    "Ellipse": "Drag from the edge outwards: the ellipse is filled with the class.",
+    "Line": "Drag a straight line as wide as the brush.",
+    "Fill": "Click inside an area you outlined: it fills up to the outline, like a paint bucket.",
+}
 STROKE_OPACITY = 0.6
+ERASE_OPACITY = 0.25   # a light veil: the photo shows through where the background class erases
+# The canvas's own toolbar (undo history of its strokes, moving them, sending by hand) does not apply here: every
+# stroke lands in the mask at once, and the page's Undo takes back whole strokes, shapes and fills.
+HIDE_CANVAS_TOOLBAR = """<script>
+(() => {
+  if (window.segstudioCanvasToolbar) return;
+  window.segstudioCanvasToolbar = true;
+  const hide = () => document.querySelectorAll('[class*="st-key-annotate_canvas"] *').forEach((el) => {
+    const root = el.shadowRoot;
+    if (root && !root.querySelector('style[data-segstudio]')) {
+      const style = document.createElement('style');
+      style.dataset.segstudio = '1';
+      style.textContent = '.dc-toolbar { display: none !important; }';
+      root.appendChild(style);
+    }
+  });
+  new MutationObserver(hide).observe(document.body, {childList: true, subtree: true});
+  hide();
+})();
+</script>"""
 ss = st.session_state
 
 st.title("Annotate")
@@ -61,12 +90,18 @@ with st.sidebar:
                       format_func=lambda i: classes[i].name + ("  (erases)" if i == 0 else ""),
                       index=min(1, len(classes) - 1))
     tool = st.radio("Tool", list(TOOLS), horizontal=True, key="annotate_tool")
+    st.caption(HINTS[tool])
     brush = st.slider("Brush size (screen pixels)", 1, 100, 20, key="annotate_brush",
                       disabled=TOOLS[tool] not in ("freedraw", "line"))
-    if TOOLS[tool] == "polygon":
-        st.caption("Click the corners; click the first corner again to close the polygon.")
+    fill_holes_clicked = st.button(f"Fill holes in {classes[cls_id].name}" if cls_id else "Fill holes (pick a class)",
+                                   disabled=cls_id == 0,
+                                   key="annotate_fill_holes", width="stretch",
+                                   help="Background pixels completely surrounded by this class take this class "
+                                        "(gaps left by an outline). Other classes inside stay.")
     opacity = st.slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key="annotate_opacity")
     show_mask = st.toggle("Show mask", True, key="annotate_show_mask")
+    outline = st.toggle("Outline classes", True, key="annotate_outline",
+                        help="Dashed black-and-white edges around each class: visible on any photo.")
     zooms = [z for z in editing.ZOOMS if z <= editing.max_zoom(rec.width, rec.height)]
     zoom = st.select_slider("Zoom", zooms, key=f"annotate_zoom_{image_id}", format_func=lambda z: f"{z}x",
                             disabled=len(zooms) == 1)
@@ -75,7 +110,7 @@ with st.sidebar:
         center = (st.slider("Left ↔ right", 0, 100, 50, key=f"annotate_cx_{image_id}") / 100,
                   st.slider("Top ↕ bottom", 0, 100, 50, key=f"annotate_cy_{image_id}") / 100)
 cview = editing.view_for(rec.width, rec.height, zoom, center)
-canvas_key = f"annotate_canvas_{image_id}_{cview.key}_{ss.get('annotate_remount', 0)}_{epoch}"
+canvas_key = f"annotate_canvas_{image_id}_{cview.key}_{epoch}"
 ss["annotate_canvas_key"] = canvas_key
 view: drafting.View | None = ss.get("annotate_view")
 in_flight = ((ss.get(canvas_key) or {}).get("drawing") or {}).get("raw") or {}   # the canvas's value this run
@@ -84,42 +119,57 @@ if view is None or view.image_id != image_id or ss.get("annotate_view_epoch") !=
 elif not in_flight.get("objects") and drafting.outdated(project, view):
     view = drafting.open_view(project, image_id, canvas_key)   # changed elsewhere, nothing of this tab's at stake
 elif view.key != canvas_key:
-    view = drafting.carry_over(view, canvas_key)             # another zoom or a remount: strokes so far stay
+    view = drafting.carry_over(view, canvas_key)             # another zoom: what it shows and its undo stay
 ss["annotate_view"], ss["annotate_view_epoch"] = view, epoch
 
 
+def _opacity(cls: int) -> float:
+    return ERASE_OPACITY if cls == 0 else STROKE_OPACITY
+
+
+def _note(message: str) -> None:
+    ss["annotate_flash"] = (message, rec.id)
+
+
+# The canvas's strokes (or fill clicks) are folded into the mask before the canvas is drawn: the picture under it
+# shows the result of the stroke just made, and the canvas comes back empty.
+drawing = (ss.get(canvas_key) or {}).get("drawing") or {}
+if TOOLS[tool] == "point":
+    outcome, filled = drafting.apply_clicks(project, view, drawing.get("raw"), cls_id, cview)
+    if filled:
+        share = filled / view.base_ids.size
+        _note(f"Filled {filled:,} pixels with {classes[cls_id].name}."
+              + (f" That is {share:.0%} of the image: if the outline had a gap, Undo takes it back." if share > 0.4
+                 else ""))
+else:   # the canvas's strokes were drawn with the pen of the last run (a new class or tool empties it)
+    drawn_with = (ss.get("annotate_pen") or (cls_id, tool))[0]
+    outcome = drafting.apply_canvas(project, view, editing.canvas_strokes(drawing.get("data")),
+                                    drafting.canvas_objects(drawing.get("raw")), classes, cview, _opacity(drawn_with))
+if outcome in ("drafted", drafting.STALE):
+    project.drafts.forget_discarded(rec.id)   # painting resumed: the discarded strokes stay discarded
+if ss.get("annotate_pen", (cls_id, tool)) != (cls_id, tool):
+    drafting.clear_canvas(view)               # one class per canvas: strokes of two classes never blend on it
+ss["annotate_pen"] = (cls_id, tool)
+if fill_holes_clicked:
+    outcome, holes, pixels = drafting.fill_holes(project, view, cls_id)
+    _note(f"Filled {holes} hole(s), {pixels:,} pixels, with {classes[cls_id].name}. Undo takes them out again."
+          if pixels else f"{classes[cls_id].name} has no holes: no background is enclosed by it.")
+
+
 def _background() -> bytes:
-    # Every stroke reruns the page; the picture under the canvas only changes with the view or the sliders.
-    sig = (view.key, id(view.base_ids), opacity, show_mask, tuple(c.hex for c in classes))
+    # The picture under the canvas changes with the mask (every stroke), the view and the sliders.
+    sig = (view.key, view.token, view.version, opacity, show_mask, outline, tuple(c.hex for c in classes))
     cached = ss.get("annotate_bg")
     if cached is None or cached[0] != sig:
-        cached = ss["annotate_bg"] = (sig, editing.background(image, view.base_ids, classes, cview, opacity, show_mask))
+        cached = ss["annotate_bg"] = (sig, editing.background(image, view.under, classes, cview, opacity, show_mask,
+                                                              outline=outline, edges=view.base_ids))
     return cached[1]
 
 
 st.caption(f"**{rec.filename}** · {rec.width}x{rec.height} · {rec.status} · split {rec.split} · "
            f"mask version {rec.mask_version}" + (f" · zoom {zoom}x: {cview.scale:.2f} screen px per image px"
                                                  if zoom > 1 else ""))
-actions = st.container()  # filled after the canvas: this run's stroke decides whether there is something to save
-result = st_canvas(
-    fill_color=editing.stroke_color(classes[cls_id], STROKE_OPACITY),
-    stroke_color=editing.stroke_color(classes[cls_id], STROKE_OPACITY),
-    stroke_width=brush if TOOLS[tool] in ("freedraw", "line") else 1,
-    background_image=_background(),
-    update_streamlit=True, height=cview.canvas_h, width=cview.canvas_w, drawing_mode=TOOLS[tool],
-    return_image_data=True, key=canvas_key,
-)
-
-strokes = result.image_data if result is not None else None
-if strokes is not None and strokes.shape[:2] == (cview.canvas_h, cview.canvas_w):
-    outcome = drafting.apply_canvas(project, view, strokes, drafting.canvas_objects(result.json_data), classes,
-                                    cview, STROKE_OPACITY)
-    if outcome == "reset":
-        ss["annotate_remount"] = ss.get("annotate_remount", 0) + 1
-        st.rerun()
-    if outcome in ("drafted", drafting.STALE):
-        project.drafts.forget_discarded(rec.id)   # painting resumed: the discarded strokes stay discarded
-        ss.pop("annotate_flash", None)
+actions = st.container()  # above the canvas; filled once the callbacks below are defined
 
 
 def _after_change(message: str) -> None:
@@ -153,6 +203,14 @@ def _discard() -> None:
         _after_change("Discarded the unsaved strokes.")
     except DraftConflictError:
         view.conflict, view.mine = drafting.OTHER_TAB, view.shown
+
+
+def _undo() -> None:
+    drafting.undo(project, view)
+
+
+def _redo() -> None:
+    drafting.redo(project, view)
 
 
 def _undo_discard() -> None:
@@ -205,10 +263,13 @@ def _conflict_panel() -> None:
 draft_rev = project.drafts.rev(rec.id)   # the header only: this runs on every stroke
 dirty = draft_rev is not None and draft_rev == view.draft_rev
 with actions:
-    # The last column stays empty: the canvas toolbar floats over that corner.
-    a1, a2, a3, a5, a4, _ = st.columns([1, 1, 1.9, 1.9, 2.1, 0.8], vertical_alignment="center")
+    a1, u1, u2, a2, a3, a5, a4 = st.columns([1, 1, 1, 1.3, 1.9, 1.9, 2.1], vertical_alignment="center")
     a1.button("Save", type="primary", disabled=not dirty or view.conflict is not None, on_click=_save,
               width="stretch", key="annotate_save")
+    u1.button("Undo", on_click=_undo, disabled=not view.undo, width="stretch", key="annotate_undo",
+              help=f"Take back the last {view.undo[-1].what}, whole." if view.undo else "Nothing to undo.")
+    u2.button("Redo", on_click=_redo, disabled=not view.redo, width="stretch", key="annotate_redo",
+              help=f"Put the {view.redo[-1].what} back." if view.redo else "Nothing to redo.")
     if dirty or not project.drafts.has_discarded(rec.id):
         a2.button("Discard", disabled=not dirty, on_click=_discard, width="stretch", key="annotate_discard",
                   help="Drop the unsaved strokes; Undo discard brings them back until you paint again.")
@@ -228,11 +289,25 @@ with actions:
     error = ss.pop("annotate_error", None)
     if error is not None:
         show_error(error)
-    flash = ss.get("annotate_flash")
-    if flash and flash[1:] == (rec.id, ss["annotate_epoch"]):
-        st.success(flash[0])
+    # Notes come as toasts: a message above the canvas would move it under the pen.
+    flash = ss.pop("annotate_flash", None)
+    if flash and flash[1] == rec.id:
+        st.toast(flash[0], icon=":material/check_circle:", duration="long")
     if view.conflict is not None:
         _conflict_panel()
+
+# Everything with a side effect (toasts, errors popped) is drawn before the canvas: the canvas's reply to new
+# props (an emptied canvas, a mount) can cut the rest of this run short.
+st_canvas(
+    fill_color=editing.stroke_color(classes[cls_id], _opacity(cls_id)),
+    stroke_color=editing.stroke_color(classes[cls_id], _opacity(cls_id)),
+    stroke_width=brush if TOOLS[tool] in ("freedraw", "line") else 1,
+    background_image=_background(),
+    update_streamlit=True, height=cview.canvas_h, width=cview.canvas_w, drawing_mode=TOOLS[tool],
+    initial_drawing={"objects": [], "segstudio": view.token},   # a new token empties the canvas
+    point_display_radius=3, return_image_data=True, key=canvas_key,
+)
+st.html(HIDE_CANVAS_TOOLBAR, unsafe_allow_javascript=True)
 
 with st.sidebar:
     if zoom > 1:

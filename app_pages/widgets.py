@@ -93,14 +93,12 @@ def load_predictor(project_path: str, run_id: str):
 
 
 def annotate_changed(image_id: int, message: str | None = None) -> None:
-    """After the mask or draft of `image_id` changed outside the canvas: a fresh canvas and, optionally, a note.
-
-    The note stays until the next stroke or change: the new canvas's mount rerun must not wipe it at once.
-    """
+    """After the mask or draft of `image_id` changed outside the canvas: a fresh canvas and, optionally, a note
+    (shown once, as a toast, when the Annotate page shows that image)."""
     ss = st.session_state
     ss["annotate_epoch"] = ss.get("annotate_epoch", 0) + 1  # a new canvas key clears the strokes
     if message:
-        ss["annotate_flash"] = (message, int(image_id), ss["annotate_epoch"])
+        ss["annotate_flash"] = (message, int(image_id))
 
 
 def open_in_annotate(image_id: int, message: str | None = None) -> None:

@@ -1,5 +1,5 @@
-"""Whose strokes win: two tabs on one image, a view older than the saved mask, a canvas that forgets its strokes,
-and Discard that can be undone. The rules of services/drafting.py, without a browser."""
+"""Whose strokes win: two tabs on one image, a view older than the saved mask; strokes folded into the mask at
+once, Undo and Redo of whole edits, the fill tools, and Discard that can be undone. The rules of services/drafting.py, without a browser."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def test_a_stale_view_gets_the_conflict_on_its_stroke_and_on_save(project):
 
 def test_an_idle_view_follows_changes_made_elsewhere(project):
     view = drafting.open_view(project, 1, "v")
-    project.masks.save(1, np.full((H, W), 1, np.uint8), 0)
+    project.masks.save(1, np.pad(np.ones((10, W), np.uint8), ((50, 0), (0, 0))), 0)
     assert drafting.outdated(project, view)
     fresh = drafting.open_view(project, 1, "v")
     assert fresh.base_version == 1 and not drafting.outdated(project, fresh)
@@ -91,28 +91,73 @@ def test_an_idle_view_follows_changes_made_elsewhere(project):
     assert not drafting.outdated(project, fresh)                              # our strokes are at stake: ask
 
 
-def test_a_canvas_that_forgets_strokes_takes_nothing_away(project):
+def test_strokes_are_folded_in_at_once_and_the_canvas_kept_until_the_pen_changes(project):
     view = drafting.open_view(project, 1, "v")
-    two = stripe(slice(40, 50), stripe(slice(0, 10)))
-    paint(project, view, stripe(slice(0, 10)), "a")
-    paint(project, view, two, "ab")
-    # The canvas comes back with only a new stroke: its objects are not the ones it had.
-    assert paint(project, view, stripe(slice(20, 30)), "c") == "reset"
-    assert (project.drafts.get(1).ids[0:10] == 1).all() and (project.drafts.get(1).ids[40:50] == 1).all()
-    moved = drafting.carry_over(view, "v2")                                   # the page remounts over the draft
-    assert paint(project, moved, stripe(slice(20, 30)), "c") == "drafted"
-    ids = project.drafts.get(1).ids
-    assert (ids[0:10] == 1).all() and (ids[20:30] == 1).all() and (ids[40:50] == 1).all()
-
-
-def test_undo_of_the_last_stroke_is_still_an_undo(project):
-    view = drafting.open_view(project, 1, "v")
-    paint(project, view, stripe(slice(0, 10)), "a")
-    paint(project, view, stripe(slice(40, 50), stripe(slice(0, 10))), "ab")
+    token = view.token
     assert paint(project, view, stripe(slice(0, 10)), "a") == "drafted"
-    assert (project.drafts.get(1).ids[40:50] == 0).all()
-    assert paint(project, view, np.zeros_like(stripe(slice(0, 1))), "") == "undone"
-    assert project.drafts.get(1) is None
+    assert view.token == token        # emptying the canvas now could cut the person's next stroke short
+    two = stripe(slice(40, 50), stripe(slice(0, 10)))
+    assert paint(project, view, two, "ab") == "drafted"                       # the canvas sends all it holds
+    assert paint(project, view, two, "ab") == "unchanged"                     # a rerun with the same strokes
+    ids = project.drafts.get(1).ids
+    assert (ids[0:10] == 1).all() and (ids[40:50] == 1).all() and (ids[10:40] == 0).all()
+    assert len(view.undo) == 2 and np.array_equal(view.under, np.zeros((H, W)))   # the strokes show themselves
+
+    drafting.clear_canvas(view)                                               # another class or tool
+    assert view.token != token and np.array_equal(view.under, ids)
+    assert paint(project, view, two, "ab") == "unchanged"                     # before the canvas was emptied
+    assert paint(project, view, np.zeros_like(two), "") == "unchanged"        # the emptied canvas
+    eraser = np.zeros_like(two)
+    eraser[0:5] = (0, 0, 0, 64)                                               # the eraser's light veil
+    assert drafting.apply_canvas(project, view, eraser, ("e",), CLASSES, CANVAS, 0.25) == "drafted"
+    assert (view.shown[0:5] == 0).all() and (view.shown[5:10] == 1).all()
+    assert (view.under[0:5] == 0).all() and (view.under[5:10] == 1).all()   # the photo shows where it erased
+
+
+def test_undo_and_redo_take_whole_edits(project):
+    view = drafting.open_view(project, 1, "v")
+    assert drafting.undo(project, view) is None
+    paint(project, view, stripe(slice(0, 10)), "a")
+    paint(project, view, stripe(slice(40, 50)), "b")
+    assert view.undo[-1].box == (40, 50, 0, W)                               # only the box the stroke changed
+    assert drafting.undo(project, view) == "drafted"
+    ids = project.drafts.get(1).ids
+    assert (ids[0:10] == 1).all() and (ids[40:50] == 0).all()
+    assert drafting.undo(project, view) == "undone" and project.drafts.get(1) is None   # back to the saved mask
+    assert drafting.redo(project, view) == "drafted" and (project.drafts.get(1).ids[0:10] == 1).all()
+    paint(project, view, stripe(slice(20, 30)), "c")                          # a new edit: no redo past it
+    assert view.redo == [] and drafting.redo(project, view) is None
+    ids = project.drafts.get(1).ids
+    assert (ids[0:10] == 1).all() and (ids[20:30] == 1).all() and (ids[40:50] == 0).all()
+
+
+def test_undo_history_is_bounded(project, monkeypatch):
+    monkeypatch.setattr(drafting, "MAX_UNDO", 3)
+    view = drafting.open_view(project, 1, "v")
+    for i, letter in enumerate("abcde"):
+        paint(project, view, stripe(slice(i * 10, i * 10 + 5)), letter)
+    assert len(view.undo) == 3
+    while drafting.undo(project, view):
+        pass
+    ids = project.drafts.get(1).ids
+    assert (ids[0:5] == 1).all() and (ids[10:15] == 1).all() and (ids[20:25] == 0).all()
+
+
+def test_fill_clicks_and_fill_holes_are_edits(project):
+    view = drafting.open_view(project, 1, "v")
+    ring = np.zeros((H, W), np.uint8)
+    ring[10:40, 10:40] = 1
+    ring[15:35, 15:35] = 0
+    drafting.change(project, view, ring, "stroke")
+    click = {"type": "circle", "left": 25 - 4.5, "top": 25, "radius": 4, "strokeWidth": 1}
+    outcome, filled = drafting.apply_clicks(project, view, {"objects": [click]}, 1, CANVAS)
+    assert (outcome, filled) == ("drafted", 400) and (project.drafts.get(1).ids[15:35, 15:35] == 1).all()
+    assert drafting.apply_clicks(project, view, {"objects": [click]}, 1, CANVAS) == ("unchanged", 0)
+    drafting.undo(project, view)
+    ids, holes, pixels = editing.fill_holes(view.shown, 1)
+    assert (holes, pixels) == (1, 400)
+    drafting.change(project, view, ids, "fill holes")
+    assert view.undo[-1].what == "fill holes" and (project.drafts.get(1).ids[15:35, 15:35] == 1).all()
 
 
 def test_discard_can_be_undone_until_painting_resumes(project):

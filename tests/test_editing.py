@@ -130,6 +130,68 @@ def test_background_is_a_jpeg_of_the_region_at_canvas_size():
     assert np.abs(hidden.astype(int).mean(axis=(0, 1)) - CLASSES[1].color).max() > 30
 
 
+def test_fill_region_fills_up_to_the_outline_and_not_past_a_corner_gap():
+    ids = np.zeros((40, 50), np.uint8)
+    ids[5:30, 5:30] = 1
+    ids[8:27, 8:27] = 0                                  # a leaf outline, 3 px wide
+    ids[12:16, 12:16] = 2                                # a spot inside it stays a spot
+    filled, n = editing.fill_region(ids, (20, 20), 1)
+    assert n == 19 * 19 - 16 and (filled[8:27, 8:27] != 0).all() and (filled[12:16, 12:16] == 2).all()
+    assert (filled[:5] == 0).all() and ids[20, 20] == 0  # outside untouched; the input is kept
+    assert editing.fill_region(ids, (6, 6), 1)[1] == 0   # clicking the class itself changes nothing
+    diagonal = np.zeros((10, 10), np.uint8)
+    diagonal[np.arange(10), np.arange(10)] = 1           # a line that only touches itself at corners
+    assert editing.fill_region(diagonal, (0, 9), 2)[1] == 45   # one side of it, not both
+    with pytest.raises(InvalidMaskError):
+        editing.fill_region(ids, (50, 0), 1)
+
+
+def test_fill_holes_fills_enclosed_background_only():
+    ids = np.zeros((40, 50), np.uint8)
+    ids[5:30, 5:30] = 1
+    ids[10:13, 10:13] = 0                                # two holes, 9 and 4 px
+    ids[20:22, 20:22] = 0
+    ids[15:18, 15:18] = 2                                # another class inside stays
+    ids[0:3, 40:50] = 1
+    ids[0:2, 44:46] = 0                                  # a notch open to the image edge: not a hole
+    out, holes, pixels = editing.fill_holes(ids, 1)
+    assert (holes, pixels) == (2, 13)
+    assert (out[10:13, 10:13] == 1).all() and (out[15:18, 15:18] == 2).all() and (out[0:2, 44:46] == 0).all()
+    assert editing.fill_holes(out, 1)[1:] == (0, 0)
+    with pytest.raises(InvalidMaskError):
+        editing.fill_holes(ids, 0)
+
+
+def test_canvas_points_map_to_image_pixels():
+    view = editing.view_for(2000, 1500, 4, (0.25, 0.5))   # a 500x375 region on an 800x600 canvas
+    assert editing.to_image(view, 0, 0) == (view.x0, view.y0)
+    assert editing.to_image(view, view.canvas_w - 0.1, view.canvas_h - 0.1) == (view.x1 - 1, view.y1 - 1)
+    assert editing.to_image(view, 10_000, -5) == (view.x1 - 1, view.y0)
+    # The point tool's circle: left edge at the click minus radius and half the stroke; centre row at top.
+    assert editing.click_point({"left": 95.5, "top": 40, "radius": 4, "strokeWidth": 1}) == (100.0, 40.0)
+
+
+def test_canvas_strokes_decode_the_components_png():
+    strokes = np.zeros((6, 8, 4), np.uint8)
+    strokes[2:4, 3:5] = (230, 25, 75, 153)
+    url = "data:image/png;base64," + __import__("base64").b64encode(png_bytes(strokes, "RGBA")).decode()
+    assert np.array_equal(editing.canvas_strokes(url), strokes)
+    assert editing.canvas_strokes(None) is None and editing.canvas_strokes("") is None
+
+
+def test_background_outlines_classes_in_black_and_white():
+    image = np.full((60, 80, 3), (250, 150, 160), np.uint8)          # pink, like the sofa
+    ids = np.zeros((60, 80), np.uint8)
+    ids[20:40, 20:60] = 1
+    view = editing.view_for(80, 60, 1, max_w=80, max_h=60)
+    plain = np.asarray(Image.open(io.BytesIO(editing.background(image, ids, CLASSES, view, 0.45, outline=False,
+                                                                quality=100))))
+    lined = np.asarray(Image.open(io.BytesIO(editing.background(image, ids, CLASSES, view, 0.45, quality=100))))
+    edge = lined[19:21, 20:60].reshape(-1, 3).astype(int)
+    assert (edge.sum(axis=1) < 120).any() and (edge.sum(axis=1) > 650).any()   # dark and light dashes
+    assert np.abs(lined[30, 40].astype(int) - plain[30, 40].astype(int)).max() <= 3   # the inside is as before
+
+
 def test_class_areas_and_legend():
     ids = np.zeros((10, 10), np.uint8)
     ids[:2] = 1

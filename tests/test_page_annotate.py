@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 
 import numpy as np
 import pytest
@@ -38,10 +39,16 @@ def open_annotate(project: Project, monkeypatch, image_id: int | None = None) ->
     return at
 
 
-def drawing(strokes: np.ndarray) -> dict:
-    """What streamlit-drawable-canvas puts in session state for a drawing (see shared/CANVAS.md)."""
+_STROKES = itertools.count()
+
+
+def drawing(strokes: np.ndarray, objects: list[dict] | None = None) -> dict:
+    """What streamlit-drawable-canvas puts in session state for a drawing (see shared/CANVAS.md): a new stroke
+    each call unless `objects` says what the canvas holds."""
     url = "data:image/png;base64," + base64.b64encode(png_bytes(strokes, "RGBA")).decode()
-    return {"drawing": {"raw": {"version": "5.3.0", "objects": [{"type": "path"}]}, "data": url}}
+    if objects is None:
+        objects = [{"type": "path", "stroke": next(_STROKES)}]
+    return {"drawing": {"raw": {"version": "5.3.0", "objects": objects}, "data": url}}
 
 
 def paint(at: AppTest, cls_id: int, rows: slice, cols: slice) -> AppTest:
@@ -104,7 +111,7 @@ def test_stroke_becomes_a_draft_then_save_writes_the_mask_with_a_new_version(pro
     assert (rec.status, rec.mask_version, rec.mask_source) == ("labeled", 1, "painted")
     assert np.array_equal(project.masks.load(2), d.ids)
     assert project.drafts.get(2) is None
-    assert any("Saved the mask of second.png (version 1)" in s.value for s in at.success)
+    assert any("Saved the mask of second.png (version 1)" in s.value for s in at.toast)
     # The canvas got a new key: the strokes are cleared and now part of the saved mask.
     assert at.session_state["annotate_canvas_key"].endswith("_1")
 
@@ -118,7 +125,7 @@ def test_erasing_and_a_second_class_on_a_labeled_image(project, monkeypatch):
     strokes = np.zeros((h, w, 4), np.uint8)
     strokes[0:int(5 * sy), 0:int(10 * sx)] = (0, 0, 0, 153)
     strokes[int(40 * sy):, int(60 * sx):] = (*CLASSES[1].color, 153)
-    at.session_state[key] = drawing(strokes)   # the canvas sends all its strokes each time
+    at.session_state[key] = drawing(strokes)   # the canvas still holding the first stroke: folding it again is harmless
     at.run()
     button(at, "annotate_save").click().run()
     m = project.masks.load(1)
@@ -199,21 +206,57 @@ def test_start_from_model_prediction_then_save_as_corrected(workspace, monkeypat
     assert not at.exception, at.exception
     d = p.drafts.get(unlabeled)
     assert d is not None and d.source == "prediction" and p.predictions.get(unlabeled).run_id == run.id
-    assert any("Loaded the prediction of run" in s.value for s in at.success)
+    assert any("Loaded the prediction of run" in s.value for s in at.toast)
     button(at, "annotate_save").click().run()
     rec = p.image(unlabeled)
     assert (rec.status, rec.mask_source) == ("labeled", "corrected")
 
 
-def test_undoing_every_stroke_leaves_nothing_to_save(project, monkeypatch):
+def test_undo_takes_back_whole_strokes_and_undoing_all_leaves_nothing_to_save(project, monkeypatch):
     at = open_annotate(project, monkeypatch, image_id=1)
+    assert button(at, "annotate_undo").disabled and button(at, "annotate_redo").disabled
     paint(at, 1, slice(0, 50), slice(0, 50))
-    assert project.drafts.get(1) is not None
+    first = project.drafts.get(1).ids
+    paint(at, 2, slice(300, 400), slice(0, 400))
     w, h = key_size(at)
-    at.session_state[at.session_state["annotate_canvas_key"]] = drawing(np.zeros((h, w, 4), np.uint8))  # undo
-    at.run()
+    at.session_state[at.session_state["annotate_canvas_key"]] = drawing(np.zeros((h, w, 4), np.uint8), [])
+    at.run()                                           # the canvas, emptied after the stroke: nothing changes
+    assert (project.drafts.get(1).ids == 2).any()
+    button(at, "annotate_undo").click().run()
+    assert np.array_equal(project.drafts.get(1).ids, first)
+    button(at, "annotate_undo").click().run()
     assert project.drafts.get(1) is None and button(at, "annotate_save").disabled
     assert any("All changes saved" in m.value for m in at.markdown)
+    assert button(at, "annotate_undo").disabled
+    button(at, "annotate_redo").click().run()
+    assert np.array_equal(project.drafts.get(1).ids, first) and not button(at, "annotate_save").disabled
+
+
+def test_fill_tool_and_fill_holes(project, monkeypatch):
+    at = open_annotate(project, monkeypatch, image_id=2)
+    w, h = key_size(at)
+    sx, sy = w / 80, h / 60
+    ring = np.zeros((h, w, 4), np.uint8)                 # a leaf outline around image pixels 20..40 x 20..40
+    ring[int(20 * sy):int(40 * sy), int(20 * sx):int(40 * sx)] = (*CLASSES[1].color, 153)
+    ring[int(23 * sy):int(37 * sy), int(23 * sx):int(37 * sx)] = 0
+    at.session_state[at.session_state["annotate_canvas_key"]] = drawing(ring)
+    at.run()
+    assert project.drafts.get(2).ids[30, 30] == 0
+    at.sidebar.radio(key="annotate_tool").set_value("Fill").run()
+    click = {"type": "circle", "left": 30 * sx - 4.5, "top": 30 * sy, "radius": 4, "strokeWidth": 1}
+    at.session_state[at.session_state["annotate_canvas_key"]] = drawing(np.zeros((h, w, 4), np.uint8), [click])
+    at.run()
+    ids = project.drafts.get(2).ids
+    assert (ids[25:35, 25:35] == 1).all() and ids[5, 5] == 0 and ids[50, 70] == 0
+    assert any("Filled" in s.value and "leaf" in s.value for s in at.toast)
+    button(at, "annotate_undo").click().run()
+    assert project.drafts.get(2).ids[30, 30] == 0
+    at.sidebar.button(key="annotate_fill_holes").click().run()
+    ids = project.drafts.get(2).ids
+    assert (ids[25:35, 25:35] == 1).all() and ids[5, 5] == 0
+    assert any("Filled 1 hole(s)" in s.value for s in at.toast)
+    at.sidebar.radio(key="annotate_class").set_value(0).run()
+    assert at.sidebar.button(key="annotate_fill_holes").disabled
 
 
 def test_nothing_to_paint_saves_an_all_background_mask(project, monkeypatch):
@@ -222,4 +265,4 @@ def test_nothing_to_paint_saves_an_all_background_mask(project, monkeypatch):
     rec = project.image(2)
     assert rec.status == "labeled" and rec.mask_version == 1
     assert not project.masks.load(2).any()
-    assert any("as all background" in s.value for s in at.success)
+    assert any("as all background" in s.value for s in at.toast)

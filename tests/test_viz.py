@@ -113,3 +113,16 @@ def test_long_class_names_fit_the_confusion_matrix_axes():
     assert label.count("\n") == 1 and all(len(line) <= 14 for line in label.split("\n")) and label.endswith("…")
     fig = viz.confusion_matrix_figure(np.eye(3, dtype=int), ["background", name, "spot"])
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()][1] == label
+
+
+def test_outlined_marks_both_sides_of_every_class_edge():
+    rgb = np.full((10, 12, 3), 128, np.uint8)
+    ids = np.zeros((10, 12), np.uint8)
+    ids[3:7, 4:9] = 2
+    out = viz.outlined(rgb, ids, dash=2)
+    changed = (out != 128).any(axis=2)
+    assert changed[3, 5] and changed[2, 5] and changed[5, 3] and not changed[5, 6] and not changed[0, 0]
+    assert set(np.unique(out[changed])) <= {0, 255} and {0, 255} <= set(np.unique(out[changed]))
+    assert (rgb == 128).all()
+    with pytest.raises(ValueError):
+        viz.outlined(rgb, ids[:5])

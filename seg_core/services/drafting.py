@@ -7,9 +7,10 @@ The Annotate page keeps a View per tab; every rule about whose strokes win lives
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,24 +24,77 @@ OTHER_TAB = "other_tab"      # another tab wrote this image's draft since this t
 STALE = "stale"              # the mask was saved again after this tab opened the version it shows
 
 
+# Undo keeps this many edits per tab, and at most this many bytes of them (each edit keeps only the box it changed).
+MAX_UNDO = 100
+MAX_UNDO_BYTES = 256 << 20
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One change to the mask, whole (a stroke, a shape, a fill): the box it touched, before and after."""
+
+    box: tuple[int, int, int, int]      # y0, y1, x0, x1
+    before: np.ndarray
+    after: np.ndarray
+    what: str
+
+    @property
+    def nbytes(self) -> int:
+        return self.before.nbytes + self.after.nbytes
+
+
+def _edit(old: np.ndarray, new: np.ndarray, what: str) -> Edit | None:
+    diff = old != new
+    rows, cols = np.flatnonzero(diff.any(axis=1)), np.flatnonzero(diff.any(axis=0))
+    if not len(rows):
+        return None
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    return Edit((y0, y1, x0, x1), old[y0:y1, x0:x1].copy(), new[y0:y1, x0:x1].copy(), what)
+
+
 @dataclass
 class View:
-    """What one tab shows of one image."""
+    """What one tab shows of one image.
+
+    Every stroke is folded into `base_ids` as soon as it arrives (and written as the draft). The canvas keeps its
+    strokes until the person does something else (another class or tool, Undo, a fill of holes): emptying it then
+    cannot cut a stroke short. Between two such moments it holds strokes of one class only, drawn over `under`.
+    """
 
     image_id: int
     key: str                            # the canvas this view belongs to
-    base_ids: np.ndarray                # the mask the canvas shows; the canvas's strokes go on top of it
+    base_ids: np.ndarray                # the mask this tab shows, with every stroke so far
     base_version: int                   # the saved mask version the person is looking at
     draft_rev: str                      # the draft this tab last saw or wrote ("" = none)
     source: str = "painted"             # where the strokes shown came from: "painted" or "prediction"
-    objects: tuple[str, ...] = ()       # the canvas objects (strokes, shapes) already applied, as signatures
-    working: np.ndarray | None = None   # base_ids with the canvas's strokes, as last applied
+    objects: tuple[str, ...] = ()       # the canvas's objects already folded in, as signatures
+    clears: int = 0                     # bumped when the canvas must be emptied (its strokes are in base_ids)
+    version: int = 0                    # bumped on every change of base_ids
+    under: np.ndarray | None = None     # the mask tinted under the canvas (erased pixels already show the photo)
     conflict: str | None = None         # OTHER_TAB or STALE, until the person chooses
     mine: np.ndarray | None = None      # this tab's mask that could not be written (OTHER_TAB)
+    undo: list[Edit] = field(default_factory=list)
+    redo: list[Edit] = field(default_factory=list)
+    serial: int = field(default_factory=itertools.count().__next__)   # tells two views apart, even on one canvas
+
+    def __post_init__(self) -> None:
+        if self.under is None:
+            self.under = self.base_ids
 
     @property
     def shown(self) -> np.ndarray:
-        return self.working if self.working is not None else self.base_ids
+        return self.base_ids
+
+    @property
+    def token(self) -> str:
+        """Changes when the canvas must be emptied: the page passes it in the canvas's initial drawing."""
+        return f"{self.serial}.{self.clears}"
+
+
+def clear_canvas(view: View) -> None:
+    """Empty the canvas (on another class or tool, Undo, a fill): what it held is in base_ids already."""
+    view.clears += 1
+    view.under = view.base_ids
 
 
 def open_view(project: Project, image_id: int, key: str) -> View:
@@ -51,9 +105,7 @@ def open_view(project: Project, image_id: int, key: str) -> View:
         view = View(rec.id, key, draft.ids, draft.base_version, draft.rev, draft.source)
         view.conflict = STALE if draft.base_version != rec.mask_version else None
         return view
-    saved = project.masks.load(rec)
-    ids = saved if saved is not None else np.zeros((rec.height, rec.width), np.uint8)
-    return View(rec.id, key, ids, rec.mask_version, "")
+    return View(rec.id, key, _saved_or_empty(project, rec), rec.mask_version, "")
 
 
 def _saved_or_empty(project: Project, rec: ImageRecord) -> np.ndarray:
@@ -62,46 +114,120 @@ def _saved_or_empty(project: Project, rec: ImageRecord) -> np.ndarray:
 
 
 def canvas_objects(json_data: dict | None) -> tuple[str, ...] | None:
-    """One signature per object on the canvas (its Fabric JSON), to tell new strokes and undo from a lost canvas."""
+    """One signature per object on the canvas (its Fabric JSON), to know which strokes are already folded in."""
     if not json_data:
         return None
-    return tuple(hashlib.sha1(json.dumps(o, sort_keys=True).encode()).hexdigest()[:16]
-                 for o in json_data.get("objects", []))
+    return tuple(_signature(o) for o in json_data.get("objects", []))
+
+
+def _signature(obj: dict) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _new_on_canvas(view: View, objects: tuple[str, ...] | None) -> bool:
+    """Whether the canvas holds something not folded in yet; remembers what it holds either way.
+
+    The canvas sends all the strokes it holds, or (after it was emptied) nothing, or, in a rerun that came before it
+    was emptied, the very strokes already folded in. Folding strokes of one class again changes nothing.
+    """
+    if objects is None:
+        return False
+    objects = tuple(objects)
+    new = bool(objects) and objects != view.objects
+    view.objects = objects
+    return new
 
 
 def apply_canvas(project: Project, view: View, strokes: np.ndarray | None, objects: tuple[str, ...] | None,
                  classes, canvas_view: editing.CanvasView, stroke_opacity: float) -> str:
-    """Apply the canvas's strokes (all of them since the canvas was mounted) and keep the result as the draft.
+    """Fold the canvas's new strokes into the mask this tab shows and keep the result as the draft.
 
-    Returns what happened: "unchanged", "drafted", "undone" (back to the saved mask: no draft), "reset" (the canvas
-    came back without strokes it had: nothing is taken away, the page remounts it over the draft), OTHER_TAB or
-    STALE (the strokes are kept, the page asks the person what to do).
+    Returns what happened: "unchanged", "drafted", "undone" (back to the saved mask: no draft), OTHER_TAB or STALE
+    (the strokes are kept, the page asks the person what to do).
     """
-    if strokes is None:
+    if strokes is None or not _new_on_canvas(view, objects):
         return "unchanged"
-    objects = view.objects if objects is None else tuple(objects)
-    n = min(len(objects), len(view.objects))
-    if objects[:n] != view.objects[:n]:
-        # Neither new strokes after the old ones nor an undo of the last ones: the canvas forgot strokes that are
-        # already in the draft. Nothing is taken away; the page remounts the canvas over what was shown.
-        view.base_ids, view.working, view.objects = view.shown, None, ()
-        return "reset"
-    painted = editing.paint(view.base_ids, strokes, classes, canvas_view, stroke_opacity)
-    view.objects = objects
-    if np.array_equal(painted, view.shown):
+    new = editing.paint(view.base_ids, strokes, classes, canvas_view, stroke_opacity)
+    outcome = change(project, view, new, "stroke")
+    view.under = np.where(new == 0, 0, view.under)   # erased: the photo shows under the eraser's light veil
+    return outcome
+
+
+def apply_clicks(project: Project, view: View, json_data: dict | None, cls: int,
+                 canvas_view: editing.CanvasView) -> tuple[str, int]:
+    """The fill tool: each new click on the canvas fills the region under it with class `cls`.
+
+    Returns the outcome (as apply_canvas) and how many pixels changed.
+    """
+    known = set(view.objects)
+    if not _new_on_canvas(view, canvas_objects(json_data)):
+        return "unchanged", 0
+    ids = view.base_ids
+    for obj in json_data.get("objects", []):
+        if _signature(obj) not in known and obj.get("type", "").lower() == "circle":
+            ids, _ = editing.fill_region(ids, editing.to_image(canvas_view, *editing.click_point(obj)), cls)
+    changed = int((ids != view.base_ids).sum())
+    outcome = change(project, view, ids, "fill")
+    view.under = view.base_ids    # the canvas holds only the clicks' dots: the fill shows under them
+    return outcome, changed
+
+
+def change(project: Project, view: View, new_ids: np.ndarray, what: str) -> str:
+    """Make `new_ids` what this tab shows, as one edit Undo takes back whole, and keep it as the draft."""
+    edit = _edit(view.base_ids, new_ids, what)
+    if edit is None:
         return "unchanged"
-    view.working = painted
+    view.undo.append(edit)
+    view.redo.clear()
+    while len(view.undo) > MAX_UNDO or (len(view.undo) > 1 and sum(e.nbytes for e in view.undo) > MAX_UNDO_BYTES):
+        view.undo.pop(0)
+    return _write(project, view, new_ids)
+
+
+def fill_holes(project: Project, view: View, cls: int) -> tuple[str, int, int]:
+    """Background enclosed by class `cls` takes `cls` (editing.fill_holes), as one edit; returns the outcome and
+    the number of holes and of pixels filled."""
+    ids, holes, pixels = editing.fill_holes(view.base_ids, cls)
+    outcome = change(project, view, ids, "fill of holes")
+    clear_canvas(view)
+    return outcome, holes, pixels
+
+
+def undo(project: Project, view: View) -> str | None:
+    """Take back this tab's last edit, whole. Returns the outcome, or None when there is nothing to undo."""
+    return _step(project, view, view.undo, view.redo, lambda e: e.before)
+
+
+def redo(project: Project, view: View) -> str | None:
+    return _step(project, view, view.redo, view.undo, lambda e: e.after)
+
+
+def _step(project: Project, view: View, source: list[Edit], target: list[Edit], patch) -> str | None:
+    if not source:
+        return None
+    edit = source.pop()
+    target.append(edit)
+    y0, y1, x0, x1 = edit.box
+    ids = view.base_ids.copy()
+    ids[y0:y1, x0:x1] = patch(edit)
+    outcome = _write(project, view, ids)
+    clear_canvas(view)
+    return outcome
+
+
+def _write(project: Project, view: View, ids: np.ndarray) -> str:
+    view.base_ids = ids
+    view.version += 1
     rec = project.image(view.image_id)
     try:
         if (view.source == "painted" and view.base_version == rec.mask_version
-                and np.array_equal(painted, _saved_or_empty(project, rec))):
+                and np.array_equal(ids, _saved_or_empty(project, rec))):
             project.drafts.discard(rec.id, expect_rev=view.draft_rev)
             view.draft_rev = ""
             return "undone"
-        view.draft_rev = project.drafts.save(rec.id, painted, view.base_version, view.source,
-                                             expect_rev=view.draft_rev)
+        view.draft_rev = project.drafts.save(rec.id, ids, view.base_version, view.source, expect_rev=view.draft_rev)
     except DraftConflictError:
-        view.conflict, view.mine = OTHER_TAB, painted
+        view.conflict, view.mine = OTHER_TAB, ids
         return OTHER_TAB
     if view.base_version != rec.mask_version:
         view.conflict = STALE
@@ -171,14 +297,15 @@ def theirs(project: Project, view: View) -> np.ndarray:
 
 
 def carry_over(view: View, key: str) -> View:
-    """The same tab on a new canvas (another zoom, or a canvas that lost its strokes): what it showed is the base."""
-    return View(view.image_id, key, view.shown, view.base_version, view.draft_rev, view.source,
-                conflict=view.conflict, mine=view.mine)
+    """The same tab on a new canvas (another zoom): everything it showed and its undo history stay."""
+    view.key, view.objects = key, ()
+    clear_canvas(view)
+    return view
 
 
 def outdated(project: Project, view: View) -> bool:
-    """The draft or the mask changed elsewhere while this tab has painted nothing of its own: show the new one."""
-    if view.working is not None or view.objects or view.conflict is not None:
+    """The draft or the mask changed elsewhere while this tab has changed nothing of its own: show the new one."""
+    if view.undo or view.redo or view.conflict is not None:
         return False
     rev = project.drafts.rev(view.image_id)
     if (rev or "") != view.draft_rev:

@@ -124,17 +124,23 @@ def view_for(width: int, height: int, zoom: float = 1, center: tuple[float, floa
 
 
 def background(image: np.ndarray, ids: np.ndarray | None, classes: Sequence[ClassSpec], view: CanvasView,
-               opacity: float = 0.5, show_mask: bool = True, quality: int = 88) -> bytes:
-    """JPEG of the viewed region at the canvas size with the mask blended in (a JPEG is ~10x lighter than PNG)."""
+               opacity: float = 0.5, show_mask: bool = True, quality: int = 88, outline: bool = True,
+               edges: np.ndarray | None = None) -> bytes:
+    """JPEG of the viewed region at the canvas size with the mask `ids` blended in (a JPEG is ~10x lighter than
+    PNG), and with `outline` the edges between the classes of `edges` (default `ids`) dashed in black and white."""
     x0, y0, x1, y1 = view.region
     size = (view.canvas_w, view.canvas_h)
     crop = np.ascontiguousarray(np.asarray(image)[y0:y1, x0:x1])
     upscale = view.scale > 1
     shown = np.asarray(Image.fromarray(crop).resize(size, Image.NEAREST if upscale else Image.BILINEAR))
-    region_ids = None
-    if ids is not None and show_mask:
-        region_ids = np.asarray(Image.fromarray(np.ascontiguousarray(ids[y0:y1, x0:x1])).resize(size, Image.NEAREST))
+
+    def region(m: np.ndarray) -> np.ndarray:
+        return np.asarray(Image.fromarray(np.ascontiguousarray(m[y0:y1, x0:x1])).resize(size, Image.NEAREST))
+
+    region_ids = region(ids) if ids is not None and show_mask else None
     rgb = viz.overlay(shown, region_ids, classes, alpha=opacity)
+    if outline and region_ids is not None:
+        rgb = viz.outlined(rgb, region_ids if edges is None else region(edges))
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
@@ -151,6 +157,68 @@ def paint(ids: np.ndarray, strokes: np.ndarray | None, classes: Sequence[ClassSp
     if strokes is None:
         return ids.copy()
     return apply_strokes(ids, strokes, classes, view.region, stroke_alpha=stroke_opacity)
+
+
+def canvas_strokes(data_url: str | None) -> np.ndarray | None:
+    """The canvas's strokes as RGBA at canvas size, from the PNG data URL the component sends (None: no drawing)."""
+    if not data_url or ";base64," not in data_url:
+        return None
+    import base64
+
+    with Image.open(io.BytesIO(base64.b64decode(data_url.split(";base64,", 1)[1]))) as im:
+        return np.asarray(im.convert("RGBA"))
+
+
+def click_point(obj: dict) -> tuple[float, float]:
+    """Where a click of the canvas's point tool landed, in canvas pixels: the tool draws a small circle whose left
+    edge (stroke included) is at `left` and whose centre row is `top`."""
+    radius = float(obj.get("radius", 0)) * float(obj.get("scaleX", 1) or 1)
+    return float(obj.get("left", 0)) + radius + float(obj.get("strokeWidth", 0)) / 2, float(obj.get("top", 0))
+
+
+def to_image(view: CanvasView, x: float, y: float) -> tuple[int, int]:
+    """A canvas pixel (x, y) as the image pixel (column, row) under it."""
+    col = view.x0 + int(np.floor(x * (view.x1 - view.x0) / view.canvas_w))
+    row = view.y0 + int(np.floor(y * (view.y1 - view.y0) / view.canvas_h))
+    return min(max(col, view.x0), view.x1 - 1), min(max(row, view.y0), view.y1 - 1)
+
+
+def fill_region(ids: np.ndarray, point: tuple[int, int], cls: int) -> tuple[np.ndarray, int]:
+    """A paint bucket: the pixels of the clicked pixel's class that are connected to it (4-neighbours) take `cls`.
+
+    Outline a shape with the brush, click inside: the inside is filled up to the outline. Returns the new mask and
+    how many pixels changed; `ids` is left as it was.
+    """
+    from scipy import ndimage
+
+    col, row = point
+    h, w = ids.shape
+    if not (0 <= col < w and 0 <= row < h):
+        raise InvalidMaskError(f"The point ({col}, {row}) is outside the {w}x{h} mask.")
+    out = ids.copy()
+    if ids[row, col] == cls:
+        return out, 0
+    labels, _ = ndimage.label(ids == ids[row, col])
+    region = labels == labels[row, col]
+    out[region] = cls
+    return out, int(region.sum())
+
+
+def fill_holes(ids: np.ndarray, cls: int) -> tuple[np.ndarray, int, int]:
+    """Background pixels enclosed by class `cls` (not reachable from the image's edge without crossing it) take
+    `cls`; other classes inside stay. Returns the new mask, the number of holes and of pixels filled."""
+    from scipy import ndimage
+
+    if cls == 0:
+        raise InvalidMaskError("Fill holes needs an object class: holes in the background are objects.")
+    outside, n = ndimage.label(ids != cls)   # 4-neighbours: a gap only touching at a corner does not leak
+    edge = np.unique(np.concatenate([outside[0], outside[-1], outside[:, 0], outside[:, -1]]))
+    enclosed = (outside > 0) & ~np.isin(outside, edge)
+    holes = enclosed & (ids == 0)
+    out = ids.copy()
+    out[holes] = cls
+    count = len(np.unique(outside[holes])) if holes.any() else 0
+    return out, count, int(holes.sum())
 
 
 def class_areas(ids: np.ndarray | None, classes: Sequence[ClassSpec]) -> list[dict]:

@@ -40,12 +40,12 @@ def test_create_upload_paint_save_reload(app_server, page, workspace, tmp_path):
     wait_text(page, "Unsaved strokes")
     after_one = project.drafts.get(first)
     assert after_one is not None  # every stroke is on disk before the page says "Unsaved strokes"
-    # A second stroke, then the canvas toolbar's Undo: the draft is back to the first stroke alone.
+    # A second stroke, then Undo: the draft is back to the first stroke alone.
     drag(page, [(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * f) for f in (0.1, 0.2, 0.3)])
     wait_until(page, lambda: not np.array_equal(project.drafts.get(first).ids, after_one.ids),
                "the second stroke in the draft")
     wait_idle(page)
-    page.get_by_role("button", name="Undo").click()
+    page.locator(".st-key-annotate_undo").get_by_role("button", name="Undo", exact=True).click()
     wait_until(page, lambda: np.array_equal(project.drafts.get(first).ids, after_one.ids),
                "Undo to take the second stroke out of the draft")
     wait_idle(page)
