@@ -129,35 +129,39 @@ def _look() -> None:
     if picked is None:
         return
     name, image, key, rec = picked
-    probs = _probabilities(str(project.path), run_id, key, image)
-    ids = review.mask(probs, threshold)
-    shown_rgb = viz.overlay(image, ids, classes, opacity, hidden=hidden)
+    # Everything for this image is ready before any of it is drawn: two images' pictures never show side by side.
+    with st.spinner(f"Predicting {name}..."):
+        probs = _probabilities(str(project.path), run_id, key, image)
+        ids = review.mask(probs, threshold)
+        truth = project.masks.load(rec) if rec is not None and rec.status == "labeled" else None
+        score = review.image_score(truth, ids, len(classes)) if truth is not None else None
+        choice = st.session_state.get("review_heat_class") if not binary else None
+        values, label = review.heat_values(probs, classes, choice)
+        heat = _heatmap(key, run_id, choice, label, values)
+        photo, ids_small, truth_small = viz.fit_for_display(image, ids, truth)   # a 6000x4000 photo: 1600 px wide
+        shown_rgb = viz.overlay(photo, ids_small, classes, opacity, hidden=hidden)
+        areas = editing.class_areas(ids, classes)[1:]
     left, right = st.columns(2)
     with left:
         st.image(shown_rgb, caption=f"{name}: the model's mask", width="stretch")
         st.markdown(editing.legend_html(classes), unsafe_allow_html=True)
-        areas = editing.class_areas(ids, classes)[1:]
         st.caption("Predicted: " + " · ".join(f"{a['name']} {a['percent']:.1f}% ({a['pixels']:,} px)" for a in areas))
         d1, d2, d3 = st.columns(3)
         stem = name.rsplit(".", 1)[0]
-        d1.download_button("Mask (PNG)", masks.encode_png(ids, classes), f"{stem}_mask.png", "image/png",
+        d1.download_button("Mask (PNG)", lambda: masks.encode_png(ids, classes), f"{stem}_mask.png", "image/png",
                            key="review_dl_mask", help="Palette PNG: pixel value = class id, colours = class colours.")
-        d2.download_button("Overlay (PNG)", viz.png_bytes(shown_rgb), f"{stem}_overlay.png", "image/png",
-                           key="review_dl_overlay")
+        d2.download_button("Overlay (PNG)", lambda: viz.png_bytes(viz.overlay(image, ids, classes, opacity, hidden=hidden)),
+                           f"{stem}_overlay.png", "image/png", key="review_dl_overlay",
+                           help="At the photo's own size.")
         if rec is not None and d3.button("Correct in Annotate", key="review_fix_shown", type="primary",
                                          help="Open this mask on the Annotate page to fix it and save it."):
             _correct(rec.id, probs)
     with right:
-        choice = None
         if not binary:
-            choice = st.selectbox("Heat map of", [None, *[c.id for c in classes]], key="review_heat_class",
-                                  format_func=lambda i: "the model's confidence" if i is None else classes[i].name)
-        values, label = review.heat_values(probs, classes, choice)
-        st.image(_heatmap(key, run_id, choice, label, values), width="stretch",
-                 caption="How sure the model is, pixel by pixel (colour bar on the right).")
-    if rec is not None and rec.status == "labeled":
-        truth = project.masks.load(rec)
-        score = review.image_score(truth, ids, len(classes))
+            st.selectbox("Heat map of", [None, *[c.id for c in classes]], key="review_heat_class",
+                         format_func=lambda i: "the model's confidence" if i is None else classes[i].name)
+        st.image(heat, width="stretch", caption="How sure the model is, pixel by pixel (colour bar on the right).")
+    if score is not None:
         st.markdown(f"**Compared with your mask** · dice {score.dice:.3f} · IoU {score.iou:.3f} · "
                     f"pixel accuracy {score.pixel_accuracy:.3f}",
                     help="Dice and IoU measure the overlap of the objects in your mask and the model's (1 = identical, "
@@ -165,8 +169,9 @@ def _look() -> None:
         if review.learned_from(project, run_id, rec):
             st.caption("The model learned from this image, so this is optimistic: it does better here than it will "
                        "on new images. The validation images give the honest numbers (How good is the model).")
-        pics = [(image, "Photo"), (viz.overlay(image, truth, classes, opacity, hidden=hidden), "Your mask"),
-                (shown_rgb, "The model's mask"), (viz.disagreement(image, truth, ids), "Where they differ (magenta)")]
+        pics = [(photo, "Photo"), (viz.overlay(photo, truth_small, classes, opacity, hidden=hidden), "Your mask"),
+                (shown_rgb, "The model's mask"), (viz.disagreement(photo, truth_small, ids_small),
+                                                   "Where they differ (magenta)")]
         for col, (pic, caption) in zip(st.columns(4), pics):
             col.image(pic, caption=caption, width="stretch")
 

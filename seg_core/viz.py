@@ -18,16 +18,34 @@ def colorize(ids: np.ndarray, classes: Sequence[ClassSpec]) -> np.ndarray:
 
 def overlay(image: np.ndarray, ids: np.ndarray | None, classes: Sequence[ClassSpec], alpha: float = 0.5,
             hidden: Sequence[int] = (0,)) -> np.ndarray:
-    """The image with each class's colour blended in; background (and `hidden` ids) left clear."""
-    rgb = to_rgb(image).astype(np.float32)
+    """The image with each class's colour blended in; background (and `hidden` ids) left clear.
+
+    Integer blending through per-class tables (rounded to 1/256): a 6000x4000 photo takes ~0.5 s, not 6 s in floats.
+    """
+    rgb = to_rgb(np.asarray(image))
     if ids is None or alpha <= 0:
-        return rgb.astype(np.uint8)
+        return np.array(rgb, np.uint8, copy=True)
     if ids.shape != rgb.shape[:2]:
         raise ValueError(f"mask {ids.shape} and image {rgb.shape[:2]} differ in size")
-    colors = colorize(ids, classes).astype(np.float32)
-    show = ~np.isin(ids, list(hidden)) & (ids != IGNORE_ID)
-    a = np.where(show, float(alpha), 0.0)[..., None]
-    return (rgb * (1 - a) + colors * a).round().astype(np.uint8)
+    weight = np.full(256, round(min(float(alpha), 1.0) * 256), np.uint16)
+    weight[[int(h) for h in hidden if 0 <= int(h) < 256]] = 0
+    weight[IGNORE_ID] = 0
+    tinted = np.asarray(palette_bytes(classes), np.uint16).reshape(256, 3) * weight[:, None] + 128
+    w = weight[ids][..., None]
+    return ((rgb.astype(np.uint16) * (256 - w) + tinted[ids]) >> 8).astype(np.uint8)
+
+
+def fit_for_display(image: np.ndarray, *masks: np.ndarray | None, max_side: int = 1600):
+    """A copy of a large image (and its masks, nearest neighbour) no wider or taller than `max_side`, for the
+    screen: a browser shows a 6000x4000 photo in a 700 px column anyway. Small images come back as they are."""
+    h, w = np.asarray(image).shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return (image, *masks)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = np.asarray(Image.fromarray(np.asarray(image)).resize(size, Image.BILINEAR, reducing_gap=2.0))
+    return (small, *(None if m is None else np.asarray(Image.fromarray(np.asarray(m)).resize(size, Image.NEAREST))
+                     for m in masks))
 
 
 def outlined(rgb: np.ndarray, ids: np.ndarray, dash: int = 4) -> np.ndarray:
