@@ -223,7 +223,7 @@ def _new_run() -> None:
         limit = (f"{config.epochs} epochs or {config.time_budget_minutes:g} minutes, whichever comes first"
                  if config.time_budget_minutes else f"{config.epochs} epochs")
         st.info(f"**Estimated time on this machine: {est.text}** ({limit}; ~{planning.fmt_duration(est.epoch_s)} "
-                f"an epoch, speed {est.source}).", icon=":material/timer:")
+                f"an epoch; {est.source}).", icon=":material/timer:")
     if st.button("Start training", type="primary", key="train_start", disabled=config is None or not ready.ready,
                  help=None if ready.ready else "See what is missing above."):
         try:

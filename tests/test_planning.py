@@ -134,7 +134,7 @@ def test_estimate_scales_with_images_and_epochs(workspace):
     e_small = planning.estimate(small, cfg, gflops=50.0)
     e_big = planning.estimate(big, cfg, gflops=50.0)
     assert e_big.epoch_s > 2.5 * e_small.epoch_s - 3 * planning.EPOCH_OVERHEAD_S
-    assert e_small.source == "measured on this machine" and e_small.limited_by == "epochs"
+    assert e_small.source == planning.FIRST_GUESS and e_small.limited_by == "epochs"
     e_twice = planning.estimate(small, preset("fast", epochs=20), gflops=50.0)
     fixed = planning.LAUNCH_S + planning.TRACE_S
     assert e_twice.seconds - fixed == pytest.approx(2 * (e_small.seconds - fixed))
@@ -175,9 +175,26 @@ def test_estimate_prefers_the_measured_speed_of_a_finished_run(trained_project):
     work = sum(planning.epoch_work(bigger, ready.train, ready.val, 3, 2))
     assert e64.epoch_s == pytest.approx(work / rate)
     assert e64.epoch_s > 3 * e.epoch_s
-    # Another network (other filters) cannot borrow that speed.
-    other = planning.estimate(trained_project, TrainConfig(**{**TINY, "base_filters": 8}), gflops=50.0)
-    assert run.id not in other.source and other.source == "measured on this machine"
+    # Another network (other filters) cannot borrow that speed, only the share of the machine's peak it reached,
+    # its launch and its tracing.
+    eight = TrainConfig(**{**TINY, "base_filters": 8})
+    other = planning.estimate(trained_project, eight, gflops=50.0)
+    assert other.source == f"speed measured on this machine by run {run.id} of {trained_project.path.name}"
+    share = rate / 50.0
+    ready = planning.readiness(trained_project, eight)
+    assert other.epoch_s == pytest.approx(sum(planning.epoch_work(eight, ready.train, ready.val, 3, 2)) / (50 * share))
+
+
+def test_a_run_in_one_project_calibrates_the_first_estimate_of_another(trained_project, workspace):
+    fresh = demo.create_demo_project(workspace / "fresh", count=12, unlabeled=0)
+    cfg = preset("fast", epochs=10)
+    assert planning.estimate(fresh, cfg, gflops=50.0).source == planning.FIRST_GUESS
+    planning.estimate(trained_project, TrainConfig(**TINY), gflops=50.0)     # the Train page of the trained one
+    run = trained_project.runs.list()[0]
+    e = planning.estimate(fresh, cfg, gflops=50.0)
+    assert e.source == f"speed measured on this machine by run {run.id} of trained"
+    launch, trace = planning._run_speed(trained_project, run, 3, 2)[1:]
+    assert e.seconds == pytest.approx(launch + trace + 10 * e.epoch_s)
 
 
 def test_machine_speed_is_measured_rarely_and_keeps_the_best(workspace, monkeypatch):

@@ -31,6 +31,7 @@ EPOCH_OVERHEAD_S = 1.0       # two checkpoints, a preview and the DB rows per ep
 LAUNCH_S = 15.0              # before the training clock starts: the worker imports TensorFlow, builds the model
 TRACE_S = 18.0               # the first epoch's extra time: TensorFlow traces the training step
 MACHINE_MAX_AGE_S = 7 * 24 * 3600
+FIRST_GUESS = "a first guess from this machine's speed: the first run on it measures the rest"
 MACHINE_RECHECK_S = 3600
 
 
@@ -154,7 +155,7 @@ def machine_gflops() -> float:
     if gflops >= best or now - best_at > MACHINE_MAX_AGE_S:
         best, best_at = gflops, now
     if path.parent.is_dir():
-        atomic_write(path, json.dumps({"gflops": best, "measured_at": best_at, "checked_at": now}).encode())
+        _update_machine_file(path, {"gflops": best, "measured_at": best_at, "checked_at": now})
     return best
 
 
@@ -189,25 +190,63 @@ class Estimate:
         return about + (" (less if it stops improving earlier)" if self.early_stopping else "")
 
 
+def _finished_runs(project: Project):
+    return [r for r in project.runs.list() if r.status in (RunStatus.COMPLETED, RunStatus.STOPPED)]
+
+
+def _run_speed(project: Project, run, channels: int, num_classes: int):
+    """(GFLOP/s of whole epochs, launch s, first-epoch extra s) of a finished run; None if it ran under 2 epochs."""
+    rows = project.runs.epoch_metrics(run.id)
+    meta = _run_meta(project, run.id)
+    if len(rows) < 2 or "train_images" not in meta:
+        return None
+    # Epochs after the first, with everything between them (validation, checkpoints, previews).
+    epoch_s = (rows[-1]["elapsed_s"] - rows[0]["elapsed_s"]) / (len(rows) - 1)
+    work = sum(epoch_work(run.config, meta["train_images"], meta["val_images"], channels, num_classes))
+    launch = LAUNCH_S
+    if run.ended_at and run.created_at:
+        launch = max(1.0, run.ended_at - run.created_at - rows[-1]["elapsed_s"])
+    return work / max(epoch_s, 1e-6), launch, max(0.0, rows[0]["elapsed_s"] - epoch_s)
+
+
 def measured_speed(project: Project, config: TrainConfig, channels: int, num_classes: int):
     """(GFLOP/s of whole epochs, launch s, first-epoch extra s, run id) measured by the newest finished run of
     the same network, at the same sizes if there is one; None without such a run."""
-    runs = [r for r in project.runs.list()
-            if r.status in (RunStatus.COMPLETED, RunStatus.STOPPED) and _same_model(r.config, config)]
+    runs = [r for r in _finished_runs(project) if _same_model(r.config, config)]
     for run in sorted(runs, key=lambda r: not _same_sizes(r.config, config)):  # stable: newest first within
-        rows = project.runs.epoch_metrics(run.id)
-        meta = _run_meta(project, run.id)
-        if len(rows) < 2 or "train_images" not in meta:
-            continue
-        # Epochs after the first, with everything between them (validation, checkpoints, previews).
-        epoch_s = (rows[-1]["elapsed_s"] - rows[0]["elapsed_s"]) / (len(rows) - 1)
-        work = sum(epoch_work(run.config, meta["train_images"], meta["val_images"],
-                              channels, num_classes))
-        launch = LAUNCH_S
-        if run.ended_at and run.created_at:
-            launch = max(1.0, run.ended_at - run.created_at - rows[-1]["elapsed_s"])
-        return work / max(epoch_s, 1e-6), launch, max(0.0, rows[0]["elapsed_s"] - epoch_s), run.id
+        speed = _run_speed(project, run, channels, num_classes)
+        if speed:
+            return (*speed, run.id)
     return None
+
+
+def machine_calibration(project: Project, peak: float, channels: int, num_classes: int) -> dict | None:
+    """What runs on this machine showed beyond its matmul speed: the share of it training reaches, the launch
+    and the first epoch's tracing. From the project's newest finished run (kept for the workspace's other
+    projects), else from a run of another project; None before any run."""
+    path = machine_speed_file()
+    for run in _finished_runs(project):
+        speed = _run_speed(project, run, channels, num_classes)
+        if speed:
+            found = {"efficiency": speed[0] / peak, "launch_s": speed[1], "trace_s": speed[2],
+                     "run": f"run {run.id} of {project.path.name}"}
+            if path.parent.is_dir():
+                _update_machine_file(path, {"calibration": found})
+            return found
+    try:
+        found = json.loads(path.read_text())["calibration"]
+        return {k: found[k] for k in ("efficiency", "launch_s", "trace_s", "run")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _update_machine_file(path, values: dict) -> None:
+    try:
+        saved = json.loads(path.read_text())
+        saved = saved if isinstance(saved, dict) else {}
+    except (OSError, ValueError):
+        saved = {}
+    atomic_write(path, json.dumps({**saved, **values}).encode())
 
 
 def _run_meta(project: Project, run_id: str) -> dict:
@@ -226,11 +265,17 @@ def estimate(project: Project, config: TrainConfig, ready: Readiness | None = No
     measured = measured_speed(project, config, channels, num_classes)
     if measured:
         rate, launch, trace, run_id = measured
-        overhead, source = 0.0, f"measured on this machine by run {run_id}"
+        overhead, source = 0.0, f"speed measured on this machine by run {run_id}"
+        machine_calibration(project, gflops if gflops is not None else machine_gflops(), channels, num_classes)
     else:
         peak = gflops if gflops is not None else machine_gflops()
-        rate, launch, trace, overhead = peak * TRAIN_EFFICIENCY, LAUNCH_S, TRACE_S, EPOCH_OVERHEAD_S
-        source = "measured on this machine"
+        calibration = machine_calibration(project, peak, channels, num_classes)
+        if calibration:   # another network, or another project: this machine's share of its peak, its launch
+            rate, launch, trace = peak * calibration["efficiency"], calibration["launch_s"], calibration["trace_s"]
+            overhead, source = 0.0, f"speed measured on this machine by {calibration['run']}"
+        else:
+            rate, launch, trace, overhead = peak * TRAIN_EFFICIENCY, LAUNCH_S, TRACE_S, EPOCH_OVERHEAD_S
+            source = FIRST_GUESS
     epoch_s = (train_work + val_work) / rate + overhead
     # The training clock (and the time budget) starts after the launch and includes the first epoch's trace.
     clock, limited_by, epochs = trace + config.epochs * epoch_s, "epochs", float(config.epochs)
