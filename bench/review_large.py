@@ -14,22 +14,14 @@ from __future__ import annotations
 import argparse
 import io
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
-
-
-def _seconds(fn, reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+from timing import median_ms  # noqa: E402
 
 
 def _jpeg(rgb: np.ndarray) -> bytes:   # what st.image does with an array before sending it
@@ -44,12 +36,6 @@ def _float_overlay(image, ids, colors, alpha=0.45):   # the blend Seg Studio use
     return (rgb * (1 - a) + colors[ids].astype(np.float32) * a).round().astype(np.uint8)
 
 
-def _matmul_gflops() -> float:
-    a = np.random.default_rng(0).random((1024, 1024), np.float32)
-    seconds = _seconds(lambda: a @ a, 5)
-    return 2 * 1024 ** 3 / seconds / 1e9
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--width", type=int, default=6000)
@@ -60,7 +46,7 @@ def main() -> None:
     from seg_core import viz
     from seg_core.classes import default_classes, palette_bytes
     from seg_core.formats import masks
-    from seg_core.services import review
+    from seg_core.services import planning, review
 
     classes = default_classes(["background", "pet"])
     colors = np.asarray(palette_bytes(classes), np.uint8).reshape(256, 3)
@@ -83,7 +69,8 @@ def main() -> None:
         masks.encode_png(ids, classes)  # (deferred too on the page; cheap)
         _jpeg(shown)
 
-    print(f"{args.width}x{args.height} photo, median of {args.reps}; matmul peak {_matmul_gflops():.0f} GFLOP/s")
+    print(f"{args.width}x{args.height} photo, median of {args.reps}; "
+          f"matmul peak {planning.measure_machine():.0f} GFLOP/s")
     rows = [
         ("overlay: float blend, full size (naive)", lambda: _float_overlay(image, ids, colors)),
         ("overlay: integer tables, full size", lambda: viz.overlay(image, ids, classes, 0.45)),
@@ -93,7 +80,7 @@ def main() -> None:
     ]
     results = {}
     for label, fn in rows:
-        results[label] = _seconds(fn, args.reps)
+        results[label] = median_ms(fn, args.reps, warmup=False) / 1000
         print(f"{label:<42} {results[label]:7.2f} s")
     print(f"speed-up of a redraw: {results[rows[3][0]] / results[rows[4][0]]:.1f}x")
 
