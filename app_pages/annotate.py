@@ -1,44 +1,16 @@
 """Annotate: paint or correct one image's mask on a canvas; every stroke is kept as a draft until Save."""
 
+from contextlib import nullcontext
+
 import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
+from app_pages import annotate_tools as tools
 from app_pages.widgets import annotate_changed, cached_image, load_predictor, require_project, show_error
 from seg_core import drafting, editing, viz
-from seg_core.errors import DraftConflictError, MaskConflictError
+from seg_core.errors import DraftConflictError, MaskConflictError, SegError
 
-TOOLS = {"Brush": "freedraw", "Rectangle": "rect", "Polygon": "polygon", "Ellipse": "circle", "Line": "line",
-         "Fill": "point"}
-HINTS = {
-    "Brush": "Drag to paint. Paint with background to erase: the photo shows again where you erased.",
-    "Rectangle": "Drag from one corner to the other: the box is filled with the class.",
-    "Polygon": "Click the corners; click the first corner again to close the polygon.",
-    "Ellipse": "Drag from the edge outwards: the ellipse is filled with the class.",
-    "Line": "Drag a straight line as wide as the brush.",
-    "Fill": "Click inside an area you outlined: it fills up to the outline, like a paint bucket.",
-}
-STROKE_OPACITY = 0.6
-ERASE_OPACITY = 0.25   # a light veil: the photo shows through where the background class erases
-# The canvas's own toolbar (undo history of its strokes, moving them, sending by hand) does not apply here: every
-# stroke lands in the mask at once, and the page's Undo takes back whole strokes, shapes and fills.
-HIDE_CANVAS_TOOLBAR = """<script>
-(() => {
-  if (window.segstudioCanvasToolbar) return;
-  window.segstudioCanvasToolbar = true;
-  const hide = () => document.querySelectorAll('[class*="st-key-annotate_canvas"] *').forEach((el) => {
-    const root = el.shadowRoot;
-    if (root && !root.querySelector('style[data-segstudio]')) {
-      const style = document.createElement('style');
-      style.dataset.segstudio = '1';
-      style.textContent = '.dc-toolbar { display: none !important; }';
-      root.appendChild(style);
-    }
-  });
-  new MutationObserver(hide).observe(document.body, {childList: true, subtree: true});
-  hide();
-})();
-</script>"""
 ss = st.session_state
 
 st.title("Annotate")
@@ -84,20 +56,8 @@ image = cached_image(str(project.image_path(rec)), rec.sha256)
 epoch = ss.setdefault("annotate_epoch", 0)
 
 with st.sidebar:
-    st.markdown("**Paint with**")
-    st.markdown(editing.legend_html(classes), unsafe_allow_html=True)
-    cls_id = st.radio("Paint with", [c.id for c in classes], key="annotate_class", label_visibility="collapsed",
-                      format_func=lambda i: classes[i].name + ("  (erases)" if i == 0 else ""),
-                      index=min(1, len(classes) - 1))
-    tool = st.radio("Tool", list(TOOLS), horizontal=True, key="annotate_tool")
-    st.caption(HINTS[tool])
-    brush = st.slider("Brush size (screen pixels)", 1, 100, 20, key="annotate_brush",
-                      disabled=TOOLS[tool] not in ("freedraw", "line"))
-    fill_holes_clicked = st.button(f"Fill holes in {classes[cls_id].name}" if cls_id else "Fill holes (pick a class)",
-                                   disabled=cls_id == 0,
-                                   key="annotate_fill_holes", width="stretch",
-                                   help="Background pixels completely surrounded by this class take this class "
-                                        "(gaps left by an outline). Other classes inside stay.")
+    pen = tools.tool_panel(classes, project.count_images(status="labeled") - (rec.status == "labeled"))
+    cls_id = pen.cls_id
     opacity = st.slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key="annotate_opacity")
     show_mask = st.toggle("Show mask", True, key="annotate_show_mask")
     outline = st.toggle("Outline classes", True, key="annotate_outline",
@@ -123,10 +83,6 @@ elif view.key != canvas_key:
 ss["annotate_view"], ss["annotate_view_epoch"] = view, epoch
 
 
-def _opacity(cls: int) -> float:
-    return ERASE_OPACITY if cls == 0 else STROKE_OPACITY
-
-
 def _note(message: str) -> None:
     ss["annotate_flash"] = (message, rec.id)
 
@@ -134,23 +90,27 @@ def _note(message: str) -> None:
 # The canvas's strokes (or fill clicks) are folded into the mask before the canvas is drawn: the picture under it
 # shows the result of the stroke just made, and the canvas comes back empty.
 drawing = (ss.get(canvas_key) or {}).get("drawing") or {}
-if TOOLS[tool] == "point":
-    outcome, filled = drafting.apply_clicks(project, view, drawing.get("raw"), cls_id, cview)
-    if filled:
-        share = filled / view.base_ids.size
-        _note(f"Filled {filled:,} pixels with {classes[cls_id].name}."
-              + (f" That is {share:.0%} of the image: if the outline had a gap, Undo takes it back." if share > 0.4
-                 else ""))
-else:   # the canvas's strokes were drawn with the pen of the last run (a new class or tool empties it)
-    drawn_with = (ss.get("annotate_pen") or (cls_id, tool))[0]
-    outcome = drafting.apply_canvas(project, view, editing.canvas_strokes(drawing.get("data")),
-                                    drafting.canvas_objects(drawing.get("raw")), classes, cview, _opacity(drawn_with))
+
+
+def _learn_from():
+    others = [r for r in project.list_images(status="labeled") if r.id != rec.id][-tools.LEARN_FROM:]
+    return [(cached_image(str(project.image_path(r)), r.sha256), project.masks.load(r)) for r in others]
+
+
+try:   # the canvas's strokes were drawn with the pen of the last run (a new class or tool empties it)
+    drawn_with = (ss.get("annotate_pen") or pen.key)[0]
+    with st.sidebar, st.spinner("Filling...", show_time=True) if pen.tool in tools.ASSIST_TOOLS else nullcontext():
+        outcome, note = tools.apply(project, view, drawing, pen, drawn_with, image, classes, cview, _learn_from)
+    if note:
+        _note(note)
+except SegError as exc:
+    outcome, ss["annotate_error"] = "unchanged", exc
 if outcome in ("drafted", drafting.STALE):
     project.drafts.forget_discarded(rec.id)   # painting resumed: the discarded strokes stay discarded
-if ss.get("annotate_pen", (cls_id, tool)) != (cls_id, tool):
+if ss.get("annotate_pen", pen.key) != pen.key:
     drafting.clear_canvas(view)               # one class per canvas: strokes of two classes never blend on it
-ss["annotate_pen"] = (cls_id, tool)
-if fill_holes_clicked:
+ss["annotate_pen"] = pen.key
+if pen.fill_holes:
     outcome, holes, pixels = drafting.fill_holes(project, view, cls_id)
     _note(f"Filled {holes} hole(s), {pixels:,} pixels, with {classes[cls_id].name}. Undo takes them out again."
           if pixels else f"{classes[cls_id].name} has no holes: no background is enclosed by it.")
@@ -299,15 +259,16 @@ with actions:
 # Everything with a side effect (toasts, errors popped) is drawn before the canvas: the canvas's reply to new
 # props (an emptied canvas, a mount) can cut the rest of this run short.
 st_canvas(
-    fill_color=editing.stroke_color(classes[cls_id], _opacity(cls_id)),
-    stroke_color=editing.stroke_color(classes[cls_id], _opacity(cls_id)),
-    stroke_width=brush if TOOLS[tool] in ("freedraw", "line") else 1,
+    fill_color="rgba(0, 0, 0, 0)" if pen.tool == "Box → object" else editing.stroke_color(classes[cls_id],
+                                                                                          tools.opacity(cls_id)),
+    stroke_color=editing.stroke_color(classes[cls_id], tools.opacity(cls_id) if pen.tool != "Box → object" else 1),
+    stroke_width=pen.brush if pen.mode in ("freedraw", "line") else (2 if pen.tool == "Box → object" else 1),
     background_image=_background(),
-    update_streamlit=True, height=cview.canvas_h, width=cview.canvas_w, drawing_mode=TOOLS[tool],
+    update_streamlit=True, height=cview.canvas_h, width=cview.canvas_w, drawing_mode=pen.mode,
     initial_drawing={"objects": [], "segstudio": view.token},   # a new token empties the canvas
     point_display_radius=3, return_image_data=True, key=canvas_key,
 )
-st.html(HIDE_CANVAS_TOOLBAR, unsafe_allow_javascript=True)
+st.html(tools.HIDE_CANVAS_TOOLBAR, unsafe_allow_javascript=True)
 
 with st.sidebar:
     if zoom > 1:

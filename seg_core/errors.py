@@ -21,6 +21,10 @@ class UnknownMaskValuesError(InvalidMaskError):
         self.values = values
 
 
+class AssistError(SegError):
+    """An annotation assist cannot run on this input: no strokes, a box outside the image, a tiny image."""
+
+
 class MaskConflictError(SegError):
     """Someone saved this mask after it was loaded; saving now would overwrite their work."""
 

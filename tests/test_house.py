@@ -44,3 +44,12 @@ def test_what_the_pages_load_first_needs_no_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_the_assists_load_their_libraries_only_when_used():
+    code = ("import sys\n"
+            "from seg_core import assist\n"
+            "print(*(m in sys.modules for m in ('cv2', 'sklearn', 'skimage', 'tensorflow')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False"] * 4

@@ -266,3 +266,70 @@ def test_nothing_to_paint_saves_an_all_background_mask(project, monkeypatch):
     assert rec.status == "labeled" and rec.mask_version == 1
     assert not project.masks.load(2).any()
     assert any("as all background" in s.value for s in at.toast)
+
+
+def disc_project(workspace) -> tuple[Project, np.ndarray]:
+    """A reddish disc on a grainy green background, 120x160, unlabeled."""
+    from test_assist import disc_scene
+
+    image, disc = disc_scene(120, 160)
+    p = new_project(workspace / "disc", default_classes(["background", "object"]))
+    p.add_image(png_bytes(image), "disc.png")
+    return p, disc
+
+
+def test_assist_tools_smart_fill_box_and_wand(workspace, monkeypatch):
+    p, disc = disc_project(workspace)
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.session_state["project_path"] = str(p.path)
+    at.switch_page("app_pages/annotate.py").run()
+    from seg_core.services.editing import view_for
+
+    v = view_for(160, 120)
+    sx, sy = v.canvas_w / 160, v.canvas_h / 120
+
+    def canvas(rows, cols, cls, objects=None):
+        strokes = np.zeros((v.canvas_h, v.canvas_w, 4), np.uint8)
+        if rows is not None:
+            color = (0, 0, 0, 64) if cls == 0 else (*default_classes(["background", "object"])[1].color, 153)
+            strokes[int(rows.start * sy):int(rows.stop * sy), int(cols.start * sx):int(cols.stop * sx)] = color
+        at.session_state[at.session_state["annotate_canvas_key"]] = drawing(strokes, objects)
+        at.run()
+        assert not at.exception, at.exception
+
+    def iou(ids):
+        return ((ids == 1) & disc).sum() / ((ids == 1) | disc).sum()
+
+    at.sidebar.radio(key="annotate_tool").set_value("Smart fill").run()
+    canvas(slice(58, 62), slice(60, 85), 1)                      # a stroke on the disc
+    assert any("strokes of two classes" in t.value for t in at.toast)
+    assert (p.drafts.get(1).ids[58:62, 60:85] == 1).all()
+    at.sidebar.radio(key="annotate_class").set_value(0).run()
+    canvas(slice(10, 14), slice(120, 150), 0)                    # one on the background
+    assert iou(p.drafts.get(1).ids) > 0.85
+    button(at, "annotate_undo").click().run()                    # Undo fill: back to the object stroke alone
+    ids = p.drafts.get(1).ids
+    assert (ids[58:62, 60:85] == 1).all() and (ids == 1).sum() < 200
+    button(at, "annotate_redo").click().run()
+    assert iou(p.drafts.get(1).ids) > 0.85
+    button(at, "annotate_save").click().run()
+    assert p.image(1).mask_source == "assisted"
+
+    # Box -> object on a fresh start; then the wand on the background erases nothing it should not.
+    p.masks.save(1, np.zeros((120, 160), np.uint8), 1)
+    at.session_state["annotate_epoch"] = at.session_state["annotate_epoch"] + 1
+    at.sidebar.radio(key="annotate_class").set_value(1).run()
+    at.sidebar.radio(key="annotate_tool").set_value("Box → object").run()
+    ys, xs = np.nonzero(disc)
+    rect = {"type": "rect", "left": (xs.min() - 6) * sx, "top": (ys.min() - 6) * sy,
+            "width": (xs.max() - xs.min() + 12) * sx, "height": (ys.max() - ys.min() + 12) * sy}
+    canvas(None, None, 1, [rect])
+    assert iou(p.drafts.get(1).ids) > 0.85
+    assert any("object in the box" in t.value for t in at.toast)
+    button(at, "annotate_undo").click().run()
+    assert p.drafts.get(1) is None
+    at.sidebar.radio(key="annotate_tool").set_value("Magic wand").run()
+    click = {"type": "circle", "left": 72 * sx - 4, "top": 60 * sy, "radius": 3, "strokeWidth": 1}
+    canvas(None, None, 1, [click])
+    assert iou(p.drafts.get(1).ids) > 0.8

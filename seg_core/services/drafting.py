@@ -10,7 +10,7 @@ import hashlib
 import itertools
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from seg_core.store.records import ImageRecord
 
 OTHER_TAB = "other_tab"      # another tab wrote this image's draft since this tab last saw it
 STALE = "stale"              # the mask was saved again after this tab opened the version it shows
+ASSISTS = ("smart fill", "box fill", "magic wand")   # edits that make a saved mask's source "assisted"
 
 
 # Undo keeps this many edits per tab, and at most this many bytes of them (each edit keeps only the box it changed).
@@ -37,10 +38,11 @@ class Edit:
     before: np.ndarray
     after: np.ndarray
     what: str
+    scribbles: tuple[np.ndarray, np.ndarray] | None = None   # smart-fill strokes before and after
 
     @property
     def nbytes(self) -> int:
-        return self.before.nbytes + self.after.nbytes
+        return self.before.nbytes + self.after.nbytes + sum(s.nbytes for s in self.scribbles or ())
 
 
 def _edit(old: np.ndarray, new: np.ndarray, what: str) -> Edit | None:
@@ -66,7 +68,7 @@ class View:
     base_ids: np.ndarray                # the mask this tab shows, with every stroke so far
     base_version: int                   # the saved mask version the person is looking at
     draft_rev: str                      # the draft this tab last saw or wrote ("" = none)
-    source: str = "painted"             # where the strokes shown came from: "painted" or "prediction"
+    source: str = "painted"             # where the mask shown came from: "painted", "prediction", "assisted"
     objects: tuple[str, ...] = ()       # the canvas's objects already folded in, as signatures
     clears: int = 0                     # bumped when the canvas must be emptied (its strokes are in base_ids)
     version: int = 0                    # bumped on every change of base_ids
@@ -75,6 +77,8 @@ class View:
     mine: np.ndarray | None = None      # this tab's mask that could not be written (OTHER_TAB)
     undo: list[Edit] = field(default_factory=list)
     redo: list[Edit] = field(default_factory=list)
+    scribbles: np.ndarray | None = None  # smart-fill strokes so far (255 = none), at the image's size
+    pending_scribbles: bool = False     # strokes drawn since the last smart fill (fill on a button press)
     serial: int = field(default_factory=itertools.count().__next__)   # tells two views apart, even on one canvas
 
     def __post_init__(self) -> None:
@@ -153,9 +157,10 @@ def apply_canvas(project: Project, view: View, strokes: np.ndarray | None, objec
     return outcome
 
 
-def apply_clicks(project: Project, view: View, json_data: dict | None, cls: int,
-                 canvas_view: editing.CanvasView) -> tuple[str, int]:
-    """The fill tool: each new click on the canvas fills the region under it with class `cls`.
+def apply_marks(project: Project, view: View, json_data: dict | None, canvas_view: editing.CanvasView,
+                fill, what: str = "fill") -> tuple[str, int]:
+    """Tools that act on clicks or boxes rather than painting them: each new click (the point tool's dot) or
+    rectangle on the canvas, in image pixels, goes to `fill(ids, point_or_box) -> ids`, all as one edit.
 
     Returns the outcome (as apply_canvas) and how many pixels changed.
     """
@@ -164,19 +169,65 @@ def apply_clicks(project: Project, view: View, json_data: dict | None, cls: int,
         return "unchanged", 0
     ids = view.base_ids
     for obj in json_data.get("objects", []):
-        if _signature(obj) not in known and obj.get("type", "").lower() == "circle":
-            ids, _ = editing.fill_region(ids, editing.to_image(canvas_view, *editing.click_point(obj)), cls)
+        kind = obj.get("type", "").lower()
+        if _signature(obj) in known or kind not in ("circle", "rect"):
+            continue
+        if kind == "circle":
+            ids = fill(ids, editing.to_image(canvas_view, *editing.click_point(obj)))
+        else:
+            x0, y0, x1, y1 = editing.rect_box(obj)
+            (c0, r0), (c1, r1) = editing.to_image(canvas_view, x0, y0), editing.to_image(canvas_view, x1, y1)
+            ids = fill(ids, (c0, r0, c1 + 1, r1 + 1))
     changed = int((ids != view.base_ids).sum())
-    outcome = change(project, view, ids, "fill")
-    view.under = view.base_ids    # the canvas holds only the clicks' dots: the fill shows under them
+    outcome = change(project, view, ids, what)
+    view.under = view.base_ids    # the canvas holds only dots or frames: the result shows under them
     return outcome, changed
 
 
-def change(project: Project, view: View, new_ids: np.ndarray, what: str) -> str:
-    """Make `new_ids` what this tab shows, as one edit Undo takes back whole, and keep it as the draft."""
+def apply_clicks(project: Project, view: View, json_data: dict | None, cls: int,
+                 canvas_view: editing.CanvasView) -> tuple[str, int]:
+    """The fill tool: each new click on the canvas fills the region under it with class `cls`."""
+    return apply_marks(project, view, json_data, canvas_view,
+                       lambda ids, point: editing.fill_region(ids, point, cls)[0], "fill")
+
+
+def apply_scribbles(project: Project, view: View, strokes: np.ndarray | None, objects: tuple[str, ...] | None,
+                    classes, canvas_view: editing.CanvasView, stroke_opacity: float, fill, live: bool = True) -> str:
+    """Smart fill: the canvas's strokes are scribbles (kept per view); `fill(scribbles) -> ids` turns them into
+    a whole mask, after each stroke when `live`, else when the page calls fill_from_scribbles."""
+    if strokes is None or not _new_on_canvas(view, objects):
+        return "unchanged"
+    if view.scribbles is None:
+        view.scribbles = np.full(view.base_ids.shape, 255, np.uint8)
+    before = view.scribbles
+    view.scribbles = editing.paint(before, strokes, classes, canvas_view, stroke_opacity)
+    if not live:
+        view.pending_scribbles = True
+        return "unchanged"
+    return fill_from_scribbles(project, view, fill, before)
+
+
+def fill_from_scribbles(project: Project, view: View, fill, before: np.ndarray | None = None) -> str:
+    """Run the smart fill on this view's scribbles, as one edit; Undo also takes back the strokes it used."""
+    if view.scribbles is None:
+        return "unchanged"
+    outcome = change(project, view, fill(view.scribbles), "smart fill",
+                     scribbles=(before if before is not None else view.scribbles, view.scribbles))
+    view.pending_scribbles = False
+    view.under = view.base_ids
+    return outcome
+
+
+def change(project: Project, view: View, new_ids: np.ndarray, what: str, scribbles=None) -> str:
+    """Make `new_ids` what this tab shows, as one edit Undo takes back whole, and keep it as the draft.
+    scribbles: (before, after) smart-fill strokes that Undo and Redo restore with the mask."""
     edit = _edit(view.base_ids, new_ids, what)
     if edit is None:
         return "unchanged"
+    if scribbles is not None:
+        edit = replace(edit, scribbles=scribbles)
+    if what in ASSISTS:
+        view.source = "assisted" if view.source == "painted" else view.source
     view.undo.append(edit)
     view.redo.clear()
     while len(view.undo) > MAX_UNDO or (len(view.undo) > 1 and sum(e.nbytes for e in view.undo) > MAX_UNDO_BYTES):
@@ -207,6 +258,8 @@ def _step(project: Project, view: View, source: list[Edit], target: list[Edit], 
         return None
     edit = source.pop()
     target.append(edit)
+    if edit.scribbles is not None:
+        view.scribbles = edit.scribbles[0 if source is view.undo else 1]
     y0, y1, x0, x1 = edit.box
     ids = view.base_ids.copy()
     ids[y0:y1, x0:x1] = patch(edit)
@@ -220,7 +273,7 @@ def _write(project: Project, view: View, ids: np.ndarray) -> str:
     view.version += 1
     rec = project.image(view.image_id)
     try:
-        if (view.source == "painted" and view.base_version == rec.mask_version
+        if (view.source != "prediction" and view.base_version == rec.mask_version
                 and np.array_equal(ids, _saved_or_empty(project, rec))):
             project.drafts.discard(rec.id, expect_rev=view.draft_rev)
             view.draft_rev = ""
@@ -247,7 +300,7 @@ def save(project: Project, view: View, author: str = "user") -> ImageRecord:
                                  "showed them; nothing was saved.")
     try:
         new = project.masks.save(view.image_id, draft.ids, draft.base_version, author=author,
-                                 source="corrected" if draft.source == "prediction" else "painted")
+                                 source=_mask_source(draft.source))
     except MaskConflictError:
         view.conflict = STALE
         raise
@@ -256,6 +309,10 @@ def save(project: Project, view: View, author: str = "user") -> ImageRecord:
     except DraftConflictError:
         pass  # another tab painted on in the meantime: its strokes stay its draft
     return new
+
+
+def _mask_source(draft_source: str) -> str:
+    return {"prediction": "corrected", "assisted": "assisted"}.get(draft_source, "painted")
 
 
 def keep_theirs(project: Project, view: View) -> None:
@@ -280,7 +337,7 @@ def save_mine(project: Project, view: View, author: str = "user") -> ImageRecord
     draft = project.drafts.get(rec.id)
     ids = draft.ids if draft is not None else view.shown
     new = project.masks.save(rec.id, ids, rec.mask_version, author=author,
-                             source="corrected" if view.source == "prediction" else "painted")
+                             source=_mask_source(view.source))
     project.drafts.discard(rec.id)
     view.conflict = None
     return new

@@ -176,6 +176,14 @@ def click_point(obj: dict) -> tuple[float, float]:
     return float(obj.get("left", 0)) + radius + float(obj.get("strokeWidth", 0)) / 2, float(obj.get("top", 0))
 
 
+def rect_box(obj: dict) -> tuple[float, float, float, float]:
+    """A rectangle drawn on the canvas, as (x0, y0, x1, y1) in canvas pixels (its top-left origin and size)."""
+    x0, y0 = float(obj.get("left", 0)), float(obj.get("top", 0))
+    w = float(obj.get("width", 0)) * float(obj.get("scaleX", 1) or 1)
+    h = float(obj.get("height", 0)) * float(obj.get("scaleY", 1) or 1)
+    return min(x0, x0 + w), min(y0, y0 + h), max(x0, x0 + w), max(y0, y0 + h)
+
+
 def to_image(view: CanvasView, x: float, y: float) -> tuple[int, int]:
     """A canvas pixel (x, y) as the image pixel (column, row) under it."""
     col = view.x0 + int(np.floor(x * (view.x1 - view.x0) / view.canvas_w))

@@ -177,7 +177,8 @@ def _put_mask(project: Project, rec, reading, name: str, existing_masks: str, re
         report.masks_unchanged.append(name)
         return
     if current is not None:
-        who = {"painted": "painted in the app", "corrected": "corrected in the app", "imported": "imported earlier",
+        who = {"painted": "painted in the app", "corrected": "corrected in the app", "assisted": "made with an assist",
+               "imported": "imported earlier",
                "demo": "made with the demo"}.get(rec.mask_source or "", "saved earlier")
         why = f"'{rec.filename}' has a mask {who} (version {rec.mask_version})"
         if existing_masks == "skip":
