@@ -20,8 +20,8 @@ HINTS = {
     "Fill": "Click inside an area you outlined: it fills up to the outline, like a paint bucket.",
     "Smart fill": "Draw a short stroke on the object and one on the background (pick each class first): the rest "
                   "of the image is filled from them. More strokes where it is wrong.",
-    "Box → object": "Drag a box around one object: the object inside it gets the class. Brush strokes of the "
-                    "class (or of background) made before guide it.",
+    "Box → object": "Drag a box around one object: the object inside it gets the class. Smart fill strokes "
+                    "made before (of this class, or of background) guide it.",
     "Magic wand": "Click a region: the connected area of similar colour gets the class. Tolerance sets how "
                   "similar.",
 }
