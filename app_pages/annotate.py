@@ -104,9 +104,11 @@ try:   # the canvas's strokes were drawn with the pen of the last run (a new cla
     if note:
         _note(note)
 except SegError as exc:
-    outcome, ss["annotate_error"] = "unchanged", exc
+    outcome, note, ss["annotate_error"] = "unchanged", None, exc
 if outcome in ("drafted", drafting.STALE):
     project.drafts.forget_discarded(rec.id)   # painting resumed: the discarded strokes stay discarded
+    if not note:
+        ss.pop("annotate_flash", None)
 if ss.get("annotate_pen", pen.key) != pen.key:
     drafting.clear_canvas(view)               # one class per canvas: strokes of two classes never blend on it
 ss["annotate_pen"] = pen.key
@@ -246,17 +248,21 @@ with actions:
     a4.markdown(":orange[**Unsaved strokes**]" if dirty else "All changes saved",
                 help="Every stroke is written to a draft at once: leaving the page, closing the tab or a crash "
                      "keeps it. Save makes it the image's mask; Discard drops it.")
-    error = ss.pop("annotate_error", None)
+    # Dropped only once shown: a rerun that cuts this run short at the call keeps them for the next one.
+    error = ss.get("annotate_error")
     if error is not None:
         show_error(error)
-    # Notes come as toasts: a message above the canvas would move it under the pen.
-    flash = ss.pop("annotate_flash", None)
-    if flash and flash[1] == rec.id:
-        st.toast(flash[0], icon=":material/check_circle:", duration="long")
+        ss.pop("annotate_error", None)
+    # The last note (saved, filled, discarded...) in a slot of fixed height: a message that came and went above
+    # the canvas would move it under the pen. It stays until painting resumes or another note replaces it.
+    flash = ss.get("annotate_flash")
+    with st.container(height=36, border=False, key="annotate_note"):
+        if flash and flash[1] == rec.id:
+            st.markdown(f":green[:material/check_circle:] {flash[0]}")
     if view.conflict is not None:
         _conflict_panel()
 
-# Everything with a side effect (toasts, errors popped) is drawn before the canvas: the canvas's reply to new
+# Everything with a side effect (an error shown then dropped) is drawn before the canvas: the canvas's reply to new
 # props (an emptied canvas, a mount) can cut the rest of this run short.
 st_canvas(
     fill_color="rgba(0, 0, 0, 0)" if pen.tool == "Box → object" else editing.stroke_color(classes[cls_id],

@@ -94,7 +94,7 @@ def load_predictor(project_path: str, run_id: str):
 
 def annotate_changed(image_id: int, message: str | None = None) -> None:
     """After the mask or draft of `image_id` changed outside the canvas: a fresh canvas and, optionally, a note
-    (shown once, as a toast, when the Annotate page shows that image)."""
+    (shown above the canvas, in a slot of fixed height, until painting resumes)."""
     ss = st.session_state
     ss["annotate_epoch"] = ss.get("annotate_epoch", 0) + 1  # a new canvas key clears the strokes
     if message:

@@ -109,7 +109,7 @@ def test_bad_strokes_and_regions_are_refused():
 
 def test_view_for_keeps_aspect_fits_canvas_and_clamps_the_centre():
     v = editing.view_for(2000, 1500)
-    assert v.region == (0, 0, 2000, 1500) and (v.canvas_w, v.canvas_h) == (800, editing.MAX_CANVAS_H)
+    assert v.region == (0, 0, 2000, 1500) and (v.canvas_w, v.canvas_h) == (round(2000 * editing.MAX_CANVAS_H / 1500), editing.MAX_CANVAS_H)
     small = editing.view_for(64, 48)
     assert small.region == (0, 0, 64, 48) and small.scale > 10
     corner = editing.view_for(2000, 1500, zoom=4, center=(1.0, 0.0))
@@ -163,7 +163,7 @@ def test_fill_holes_fills_enclosed_background_only():
 
 
 def test_canvas_points_map_to_image_pixels():
-    view = editing.view_for(2000, 1500, 4, (0.25, 0.5))   # a 500x375 region on an 800x600 canvas
+    view = editing.view_for(2000, 1500, 4, (0.25, 0.5))   # a 500x375 region on a 747x560 canvas
     assert editing.to_image(view, 0, 0) == (view.x0, view.y0)
     assert editing.to_image(view, view.canvas_w - 0.1, view.canvas_h - 0.1) == (view.x1 - 1, view.y1 - 1)
     assert editing.to_image(view, 10_000, -5) == (view.x1 - 1, view.y0)

@@ -111,7 +111,7 @@ def test_stroke_becomes_a_draft_then_save_writes_the_mask_with_a_new_version(pro
     assert (rec.status, rec.mask_version, rec.mask_source) == ("labeled", 1, "painted")
     assert np.array_equal(project.masks.load(2), d.ids)
     assert project.drafts.get(2) is None
-    assert any("Saved the mask of second.png (version 1)" in s.value for s in at.toast)
+    assert any("Saved the mask of second.png (version 1)" in s.value for s in at.markdown)
     # The canvas got a new key: the strokes are cleared and now part of the saved mask.
     assert at.session_state["annotate_canvas_key"].endswith("_1")
 
@@ -206,7 +206,7 @@ def test_start_from_model_prediction_then_save_as_corrected(workspace, monkeypat
     assert not at.exception, at.exception
     d = p.drafts.get(unlabeled)
     assert d is not None and d.source == "prediction" and p.predictions.get(unlabeled).run_id == run.id
-    assert any("Loaded the prediction of run" in s.value for s in at.toast)
+    assert any("Loaded the prediction of run" in s.value for s in at.markdown)
     button(at, "annotate_save").click().run()
     rec = p.image(unlabeled)
     assert (rec.status, rec.mask_source) == ("labeled", "corrected")
@@ -248,13 +248,13 @@ def test_fill_tool_and_fill_holes(project, monkeypatch):
     at.run()
     ids = project.drafts.get(2).ids
     assert (ids[25:35, 25:35] == 1).all() and ids[5, 5] == 0 and ids[50, 70] == 0
-    assert any("Filled" in s.value and "leaf" in s.value for s in at.toast)
+    assert any("Filled" in s.value and "leaf" in s.value for s in at.markdown)
     button(at, "annotate_undo").click().run()
     assert project.drafts.get(2).ids[30, 30] == 0
     at.sidebar.button(key="annotate_fill_holes").click().run()
     ids = project.drafts.get(2).ids
     assert (ids[25:35, 25:35] == 1).all() and ids[5, 5] == 0
-    assert any("Filled 1 hole(s)" in s.value for s in at.toast)
+    assert any("Filled 1 hole(s)" in s.value for s in at.markdown)
     at.sidebar.radio(key="annotate_class").set_value(0).run()
     assert at.sidebar.button(key="annotate_fill_holes").disabled
 
@@ -265,7 +265,7 @@ def test_nothing_to_paint_saves_an_all_background_mask(project, monkeypatch):
     rec = project.image(2)
     assert rec.status == "labeled" and rec.mask_version == 1
     assert not project.masks.load(2).any()
-    assert any("as all background" in s.value for s in at.toast)
+    assert any("as all background" in s.value for s in at.markdown)
 
 
 def disc_project(workspace) -> tuple[Project, np.ndarray]:
@@ -303,7 +303,7 @@ def test_assist_tools_smart_fill_box_and_wand(workspace, monkeypatch):
 
     at.sidebar.radio(key="annotate_tool").set_value("Smart fill").run()
     canvas(slice(58, 62), slice(60, 85), 1)                      # a stroke on the disc
-    assert any("strokes of two classes" in t.value for t in at.toast)
+    assert any("strokes of two classes" in t.value for t in at.markdown)
     assert (p.drafts.get(1).ids[58:62, 60:85] == 1).all()
     at.sidebar.radio(key="annotate_class").set_value(0).run()
     canvas(slice(10, 14), slice(120, 150), 0)                    # one on the background
@@ -326,7 +326,7 @@ def test_assist_tools_smart_fill_box_and_wand(workspace, monkeypatch):
             "width": (xs.max() - xs.min() + 12) * sx, "height": (ys.max() - ys.min() + 12) * sy}
     canvas(None, None, 1, [rect])
     assert iou(p.drafts.get(1).ids) > 0.85
-    assert any("object in the box" in t.value for t in at.toast)
+    assert any("object in the box" in t.value for t in at.markdown)
     button(at, "annotate_undo").click().run()
     assert p.drafts.get(1) is None
     at.sidebar.radio(key="annotate_tool").set_value("Magic wand").run()

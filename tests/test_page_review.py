@@ -185,7 +185,7 @@ def test_predict_all_then_both_ranked_lists_and_correct_in_annotate(trained_proj
     assert draft is not None and draft.source == "prediction"
     assert np.array_equal(draft.ids, trained_project.predictions.get(target).ids)
     assert at.session_state["annotate_image_id"] == target
-    assert at.title[0].value == "Annotate" and any("Loaded the prediction" in t.value for t in at.toast)
+    assert at.title[0].value == "Annotate" and any("Loaded the prediction" in t.value for t in at.markdown)
 
 
 def test_view_opens_a_ranked_image_in_the_viewer(trained_project, monkeypatch):

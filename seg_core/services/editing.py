@@ -19,7 +19,7 @@ ZOOMS = (1, 2, 4, 8, 16)
 MIN_REGION = 32
 # The canvas's PNG of strokes and its background travel on every stroke: past ~1000 px wide the round trip
 # grows with no gain in precision (zoom gives that).
-MAX_CANVAS_W, MAX_CANVAS_H = 860, 600
+MAX_CANVAS_W, MAX_CANVAS_H = 860, 560
 
 
 # A canvas stroke pixel counts as painted from this alpha (0..1, relative to the stroke's own opacity):

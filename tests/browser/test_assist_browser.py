@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from browser_helpers import choose, drag, settle_canvas, shot, wait_text, wait_until
+from browser_helpers import CANVAS, choose, drag, settle_canvas, shot, wait_text, wait_until
 from helpers import png_bytes
 from seg_core.classes import default_classes
 from seg_core.services.demo_scenes import render_scene
@@ -25,8 +25,9 @@ def test_smart_fill_undo_box_and_save(app_server, page, workspace):
     page.goto(f"{app_server.url}/annotate?project=assist")
     box = settle_canvas(page)
 
-    def at(x: float, y: float) -> tuple[float, float]:   # image pixels to screen
-        return box["x"] + x / W * box["width"], box["y"] + y / H * box["height"]
+    def at(x: float, y: float) -> tuple[float, float]:   # image pixels to screen, measured each time
+        b = page.locator(CANVAS).first.bounding_box() or box
+        return b["x"] + x / W * b["width"], b["y"] + y / H * b["height"]
 
     def draft():
         d = project.drafts.get(1)

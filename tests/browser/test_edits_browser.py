@@ -23,8 +23,9 @@ def test_erase_fill_undo_and_quick_strokes(app_server, page, workspace):
     page.goto(f"{app_server.url}/annotate?project=edits")
     box = settle_canvas(page)
 
-    def at(fx: float, fy: float) -> tuple[float, float]:
-        return box["x"] + fx * box["width"], box["y"] + fy * box["height"]
+    def at(fx: float, fy: float) -> tuple[float, float]:   # measured each time: the page may have scrolled
+        b = page.locator(CANVAS).first.bounding_box() or box
+        return b["x"] + fx * b["width"], b["y"] + fy * b["height"]
 
     def draft():
         d = project.drafts.get(1)

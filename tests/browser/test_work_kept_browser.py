@@ -8,7 +8,7 @@ import re
 import numpy as np
 from playwright.sync_api import expect
 
-from browser_helpers import drag, open_page, settle_canvas, shot, wait_idle, wait_until
+from browser_helpers import CANVAS, drag, open_page, settle_canvas, shot, wait_idle, wait_until
 from helpers import png_bytes
 from seg_core.store.workspace import new_project
 
@@ -28,6 +28,7 @@ def open_image(page, url, project="kept", image=1):
 
 
 def stripe(page, box, fy):
+    box = page.locator(CANVAS).first.bounding_box() or box   # where the canvas is now, should the page scroll
     drag(page, [(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy) for fx in (0.15, 0.4, 0.6, 0.85)])
 
 
@@ -73,7 +74,8 @@ def test_a_stale_view_gets_the_choice_instead_of_saving_over_newer_work(app_serv
     wait_until(a, lambda: draft_rows(project) == {2}, "tab A's stripe in the draft")
     wait_idle(a)
     a.locator(".st-key-annotate_save button").click()
-    expect(a.get_by_text("(version 1)")).to_be_visible()
+    wait_until(a, lambda: project.image(1).mask_version == 1, "tab A's save")
+    expect(a.get_by_text("(version 1)")).to_be_visible()          # the toast saying so
     stripe(b, box_b, 0.75)                      # B still shows version 0
     expect(b.get_by_text(re.compile(r"saved again by user .* \(version 1\) after you opened version 0"))).to_be_visible()
     expect(b.locator(".st-key-annotate_save button")).to_be_disabled()

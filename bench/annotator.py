@@ -1,0 +1,163 @@
+"""A simulated annotator for the assist benchmarks: strokes, boxes and clicks made from a ground-truth mask.
+
+Strokes: short brush strokes (24 px long, 5 px wide at 512 px, scaled with the longer image side) started
+among the most interior pixels of a class (top 20% of the distance to the class's border within a connected
+region) and grown both ways, turning where needed, while its centre line stays half a brush + 1 px inside
+the region (a third of the start's depth in thin structures), then clipped to the class: a careful annotator.
+Each stroke of a class goes to the region with the most pixels per stroke it already has (regions of a
+similar size get one each before any gets a second; the membrane network gets them all before a small ring
+inside a cell), and a stroke in a region already stroked starts as far as possible from the earlier ones.
+Strokes come from a seeded generator one after another, so the first k of 8 strokes are the strokes for k.
+Objects: each connected region of each object class, except those under 0.5% of the image; its box is its
+bounding box plus 4% of its size on each side, its click its most interior point.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+STROKE_LENGTH = 24  # pixels at 512 px (longer side)
+STROKE_WIDTH = 5
+INTERIOR_SHARE = 0.2  # strokes start among this share of a region's most interior pixels
+START_CANDIDATES = 32  # starts tried when a region already has a stroke; the farthest from it wins
+TURNS = (0.0, 0.2, 0.4, 0.6)  # radians a stroke may turn per pixel to stay inside its region
+MIN_OBJECT_SHARE = 0.005
+BOX_MARGIN = 0.04
+NO_STROKE = 255
+
+
+def _depth(mask: np.ndarray) -> np.ndarray:
+    """Distance to the nearest pixel outside `mask`, the image edge counting as outside."""
+    return ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+
+
+def _regions(mask: np.ndarray) -> list[np.ndarray]:
+    """Flat pixel indices of each connected region of `mask`, largest first."""
+    labels, n = ndimage.label(mask)
+    if n == 0:
+        return []
+    order = np.argsort(labels.ravel(), kind="stable")
+    counts = np.bincount(labels.ravel(), minlength=n + 1)
+    regions = np.split(order, np.cumsum(counts)[:-1])[1:]
+    return sorted(regions, key=len, reverse=True)
+
+
+@dataclass
+class Object:
+    class_id: int
+    mask: np.ndarray   # (H, W) bool
+    box: tuple[int, int, int, int]   # (x0, y0, x1, y1), x1 and y1 exclusive
+    click: tuple[int, int]   # (x, y)
+
+
+class Annotator:
+    """Strokes, boxes and clicks for one ground-truth mask; `ignore` pixels get no stroke and are no object."""
+
+    def __init__(self, truth: np.ndarray, seed: int = 0, ignore: int = 255):
+        self.truth = truth
+        self.seed = seed
+        h, w = truth.shape
+        scale = max(h, w) / 512
+        self.length = max(4, round(STROKE_LENGTH * scale))
+        self.radius = max(1.0, STROKE_WIDTH * scale / 2)
+        self.classes = [int(c) for c in np.unique(truth) if c != ignore]
+        self._strokes: dict[int, list[np.ndarray]] = {c: [] for c in self.classes}
+        self._state: dict[int, tuple] = {}
+
+    # ----- strokes -----
+
+    def scribbles(self, k: int) -> np.ndarray:
+        """(H, W) uint8: k strokes per class drawn with the class id, 255 elsewhere."""
+        out = np.full(self.truth.shape, NO_STROKE, np.uint8)
+        for c in self.classes:
+            while len(self._strokes[c]) < k:
+                self._strokes[c].append(self._next_stroke(c))
+            for stroke in self._strokes[c][:k]:
+                out.flat[stroke] = c
+        return out
+
+    def _next_stroke(self, c: int) -> np.ndarray:
+        if c not in self._state:   # mask, depth, regions big enough for a brush, generator, starts per region
+            mask = self.truth == c
+            regions = [r for r in _regions(mask) if len(r) >= (2 * self.radius) ** 2] or _regions(mask)[:1]
+            self._state[c] = (mask, _depth(mask), regions, np.random.default_rng([self.seed, c]), [[] for _ in regions])
+        mask, depth, regions, rng, starts = self._state[c]
+        j = int(np.argmax([len(r) / (len(s) + 1) for r, s in zip(regions, starts)]))
+        flat_depth = depth.ravel()[regions[j]]
+        interior = regions[j][flat_depth >= np.quantile(flat_depth, 1 - INTERIOR_SHARE)]
+        w = mask.shape[1]
+        if starts[j]:
+            tried = rng.choice(interior, min(START_CANDIDATES, len(interior)), replace=False)
+            ty, tx = np.divmod(tried, w)
+            earlier = np.array(starts[j])
+            gap = np.min((ty[:, None] - earlier[None, :, 0]) ** 2 + (tx[:, None] - earlier[None, :, 1]) ** 2, axis=1)
+            start = int(tried[np.argmax(gap)])
+        else:
+            start = int(rng.choice(interior))
+        y, x = divmod(start, w)
+        starts[j].append((y, x))
+        path = self._walk(depth, (y, x), rng.uniform(0, math.pi))
+        return self._brush(mask, path)
+
+    def _walk(self, depth: np.ndarray, start: tuple[int, int], heading: float) -> list[tuple[int, int]]:
+        """Pixels of a stroke through `start`: half its length each way, turning as little as keeps it inside."""
+        h, w = depth.shape
+        floor = min(self.radius + 1, max(1.0, depth[start] / 3))
+        path = [start]
+        for direction in (heading, heading + math.pi):
+            y, x = map(float, start)
+            for _ in range(self.length // 2):
+                for turn in TURNS:
+                    options = []
+                    for a in {direction + turn, direction - turn}:
+                        ny, nx = y + math.sin(a), x + math.cos(a)
+                        iy, ix = round(ny), round(nx)
+                        if 0 <= iy < h and 0 <= ix < w and depth[iy, ix] >= floor:
+                            options.append((depth[iy, ix], a, ny, nx))
+                    if options:
+                        _, direction, y, x = max(options)
+                        path.append((round(y), round(x)))
+                        break
+                else:
+                    break
+        return path
+
+    def _brush(self, mask: np.ndarray, path: list[tuple[int, int]]) -> np.ndarray:
+        """Flat indices of a round brush of the stroke's width along `path`, clipped to `mask`."""
+        pts = np.array(path)
+        r = math.ceil(self.radius)
+        y0, x0 = np.maximum(pts.min(0) - r, 0)
+        y1, x1 = np.minimum(pts.max(0) + r + 1, mask.shape)
+        centre = np.ones((y1 - y0, x1 - x0), bool)
+        centre[pts[:, 0] - y0, pts[:, 1] - x0] = False
+        local = (ndimage.distance_transform_edt(centre) <= self.radius) & mask[y0:y1, x0:x1]
+        ys, xs = np.nonzero(local)
+        return (ys + y0) * mask.shape[1] + (xs + x0)
+
+    # ----- boxes and clicks -----
+
+    def objects(self, background: int | None = 0, min_share: float = MIN_OBJECT_SHARE) -> list[Object]:
+        """Every connected region of every class but `background` with at least `min_share` of the image."""
+        h, w = self.truth.shape
+        found = []
+        for c in self.classes:
+            if c == background:
+                continue
+            for region in _regions(self.truth == c):
+                if len(region) < min_share * h * w:
+                    break
+                mask = np.zeros(h * w, bool)
+                mask[region] = True
+                mask = mask.reshape(h, w)
+                ys, xs = np.divmod(region, w)
+                bx0, bx1, by0, by1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+                mx, my = round(BOX_MARGIN * (bx1 - bx0)), round(BOX_MARGIN * (by1 - by0))
+                box = (max(0, bx0 - mx), max(0, by0 - my), min(w, bx1 + mx), min(h, by1 + my))
+                crop = _depth(mask[by0:by1, bx0:bx1])
+                cy, cx = np.unravel_index(np.argmax(crop), crop.shape)
+                found.append(Object(c, mask, tuple(map(int, box)), (int(bx0 + cx), int(by0 + cy))))
+        return found

@@ -1,0 +1,71 @@
+"""Latency of the annotation assists (seg_core.assist) at 512x512 and 2000x1500, against the issue's goals.
+
+On a demo scene rendered at each size, with what the simulated annotator (bench/annotator.py) gives: 2 strokes
+per class for Smart fill (scribble_fill), a box around the largest object for Box -> object (box_fill) and a
+click at its most interior point for the wand. Prints the first call, then the median and p90 seconds of
+--reps calls after it, beside the goals (<= 1 s at 512x512, <= 3 s at 2000x1500), with a matmul peak for scale.
+
+    python bench/assist_latency.py --reps 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from annotator import Annotator  # noqa: E402
+from timing import timings  # noqa: E402
+
+SIZES = ((512, 512), (2000, 1500))
+GOAL_S = {(512, 512): 1.0, (2000, 1500): 3.0}
+STROKES_PER_CLASS = 2
+WAND_TOLERANCE = 0.2
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=7, help="demo scene")
+    ap.add_argument("--multiclass", action="store_true", help="3 classes (background, blob, block) instead of 2")
+    args = ap.parse_args()
+
+    try:
+        from seg_core import assist
+    except ImportError as e:
+        sys.exit(f"cannot import seg_core.assist ({e}): this benchmark measures the annotation assists")
+    from seg_core.services.demo_scenes import render_scene
+    from seg_core.services.planning import measure_machine
+
+    print(f"Demo scene {args.seed}{' (3 classes)' if args.multiclass else ''}; first call, then median and p90 of "
+          f"{args.reps}; matmul peak {measure_machine():.0f} GFLOP/s")
+    print(f"{'':11}{'assist':<40}{'first s':>8}{'median s':>9}{'p90 s':>7}{'goal s':>8}")
+    for w, h in SIZES:
+        image, truth = render_scene(args.seed, w, h, multiclass=args.multiclass)
+        annotator = Annotator(truth, args.seed)
+        scribbles = annotator.scribbles(STROKES_PER_CLASS)
+        largest = max(annotator.objects(), key=lambda o: o.mask.sum())
+        num_classes = 3 if args.multiclass else 2
+        box, click = largest.box, largest.click
+        rows = (
+            (f"scribble_fill, {STROKES_PER_CLASS} strokes/class",
+             lambda: assist.scribble_fill(image, scribbles, num_classes=num_classes)),
+            (f"box_fill, box {box}", lambda: assist.box_fill(image, box)),
+            (f"wand, click {click}, tol {WAND_TOLERANCE}", lambda: assist.wand(image, click, WAND_TOLERANCE)),
+        )
+        for label, fn in rows:
+            t = time.perf_counter()
+            fn()
+            first = time.perf_counter() - t
+            med, p90 = (ms / 1000 for ms in timings(fn, args.reps, warmup=False))
+            goal = GOAL_S[w, h]
+            print(f"{f'{w}x{h}':<11}{label:<40}{first:>8.2f}{med:>9.2f}{p90:>7.2f}{goal:>8.1f}  "
+                  f"{'met' if p90 <= goal else 'MISSED' if med > goal else 'median met, p90 over'}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
