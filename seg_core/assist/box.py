@@ -15,6 +15,8 @@ from seg_core.errors import AssistError
 GRAB_SIDE = 320          # GrabCut works on a crop of at most this many pixels a side
 CONTEXT = 0.15           # the crop reaches this share of the box's size beyond each side
 ITERATIONS = 5
+MIN_SHARE = 0.05         # of the box: less than this found means GrabCut could not tell object from context
+FALLBACK_TOLERANCE = 0.3
 
 
 def _check_box(box, w: int, h: int) -> tuple[int, int, int, int]:
@@ -70,8 +72,14 @@ def box_fill(image, box, hint=None) -> np.ndarray:
     if hint is not None:
         centre |= (marks == 1)
     obj = _fill_holes(largest_with(obj, centre))
-    if not obj.any():
-        return np.zeros((h, w), bool)
+    if obj.sum() < MIN_SHARE * (rx1 - rx0) * (ry1 - ry0):
+        # GrabCut found nothing: the context around the box looks like the object (a cell among cells). The
+        # region of like colour around the box's middle, inside the box, is the better guess.
+        from seg_core.assist.wand import wand
+
+        keep = np.zeros((h, w), bool)
+        keep[y0:y1, x0:x1] = True
+        return _fill_holes(wand(rgb, ((x0 + x1) // 2, (y0 + y1) // 2), FALLBACK_TOLERANCE) & keep)
     soft = refine_up(obj.astype(np.float32)[..., None], small, crop)[..., 0] > 0.5
     out = np.zeros((h, w), bool)
     out[cy0:cy1, cx0:cx1] = soft

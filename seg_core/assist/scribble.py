@@ -111,7 +111,7 @@ def scribble_fill(image, scribbles, num_classes: int | None = None, learn_from=N
     else:
         from sklearn.ensemble import RandomForestClassifier
 
-        forest = RandomForestClassifier(n_estimators=TREES, max_depth=MAX_DEPTH, min_samples_leaf=20,
+        forest = RandomForestClassifier(n_estimators=TREES, max_depth=MAX_DEPTH, min_samples_leaf=5,
                                         class_weight="balanced", n_jobs=-1, random_state=seed)
         forest.fit(x, y)
         probs = forest.predict_proba(feats.reshape(-1, feats.shape[2])).reshape(size[1], size[0], -1)
