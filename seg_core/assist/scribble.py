@@ -15,7 +15,7 @@ import numpy as np
 from seg_core.assist.common import NONE, as_image, refine_up, shrink, shrink_labels, work_size
 from seg_core.errors import AssistError
 
-SIGMA_MIN, SIGMA_MAX = 1.0, 16.0
+SIGMA_MIN, SIGMA_MAX = 0.7, 16.0
 SAMPLES_PER_CLASS = 3000         # stroked pixels a class, at most, for the forest
 LEARNED_PER_CLASS = 1500         # pixels a class from each saved mask in `learn_from`
 TREES = 60
@@ -37,7 +37,7 @@ def features(small_rgb: np.ndarray) -> np.ndarray:
     parts = [multiscale_basic_features(lab[..., 0], intensity=True, edges=True, texture=True,
                                        sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX)]
     if np.ptp(lab[..., 1]) > 0.02 or np.ptp(lab[..., 2]) > 0.02:   # a colour photo: its colour, smoothed
-        for sigma in (1.0, 4.0, 16.0):
+        for sigma in (1.0, 2.0, 4.0, 8.0, 16.0):
             parts.append(cv2.GaussianBlur(lab[..., 1:], (0, 0), sigma))
     out = np.concatenate([p if p.ndim == 3 else p[..., None] for p in parts], axis=2).astype(np.float32)
     _FEATURE_CACHE[key] = out
@@ -109,9 +109,9 @@ def scribble_fill(image, scribbles, num_classes: int | None = None, learn_from=N
             raise AssistError("Smart fill needs strokes of at least two classes, for example one on the object and "
                               "one on the background.")
     else:
-        from sklearn.ensemble import RandomForestClassifier
+        from sklearn.ensemble import ExtraTreesClassifier
 
-        forest = RandomForestClassifier(n_estimators=TREES, max_depth=MAX_DEPTH, min_samples_leaf=5,
+        forest = ExtraTreesClassifier(n_estimators=TREES, max_depth=MAX_DEPTH, min_samples_leaf=5,
                                         class_weight="balanced", n_jobs=-1, random_state=seed)
         forest.fit(x, y)
         probs = forest.predict_proba(feats.reshape(-1, feats.shape[2])).reshape(size[1], size[0], -1)
