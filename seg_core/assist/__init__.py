@@ -1,6 +1,6 @@
 """Annotation assists: a whole mask from a few strokes, a box or a click. Pure numpy in and out, no streamlit.
 
-- scribble_fill(image, scribbles): a pixel classifier (multi-scale features and a forest) trained on the strokes
+- scribble_fill(image, scribbles): a pixel classifier (multi-scale features, randomised trees) trained on the strokes
 - box_fill(image, box): the object inside a box (GrabCut on a crop with context, edges refined at full size)
 - wand(image, point, tolerance): the connected region of similar colour around a click
 
