@@ -2,7 +2,8 @@
 
 The annotator (bench/annotator.py) works from the ground truth: k short strokes per class deep inside its
 regions for Smart fill (scribble_fill), one box per object (its bounding box plus 4%) for Box -> object
-(box_fill), one click at each object's most interior point for the wand. Objects are the connected regions
+(box_fill), one click at each object's most interior point for the wand. Smart fill is also scored learning
+from the other images' masks (as if saved), with no stroke and with one a class. Objects are the connected regions
 of each object class that cover at least 0.5% of the image (at most --max-objects per image, drawn at random).
 
 Scores, pixels labelled 255 (CamVid's "unlabelled") left out everywhere:
@@ -44,6 +45,7 @@ DEMO_SEEDS = 12
 DEMO_SIZE = (512, 384)
 CAMVID_UNLABELLED = 11
 MAX_OBJECTS = 10
+LEARN_FROM = 4          # saved masks Smart fill learns from (the Annotate page's "Also learn from saved masks")
 IGNORE = 255
 # (dataset, assist, strokes per class or None) -> least mean IoU, from the issue
 GOALS = {
@@ -132,7 +134,20 @@ def score_strokes(assist, pairs, num_classes, ks, seed, dataset):
                 row.scores.append(float(np.mean(ious[present])))
                 if num_classes == 2 and present[1]:
                     row.class1.append(float(ious[1]))
-    return [rows[name, k] for name in ("scribble_fill", "brush only") for k in ks]
+    learned = [Row(dataset, "scribble_fill", f"{LEARN_FROM} saved masks"),
+               Row(dataset, "scribble_fill", "saved + 1 str/cl")]
+    for i, (_, image, truth) in enumerate(pairs):
+        others = [(im, t) for j, (_, im, t) in enumerate(pairs) if j != i][:LEARN_FROM]
+        if not others:
+            break
+        present = np.bincount(truth[truth != IGNORE], minlength=num_classes)[:num_classes] > 0
+        for row, scribbles in zip(learned, (np.full(truth.shape, NO_STROKE, np.uint8),
+                                            Annotator(truth, seed * 1000 + i, IGNORE).scribbles(1))):
+            ids = _checked(row.timed(assist.scribble_fill, image, scribbles, num_classes=num_classes,
+                                     learn_from=others), truth, "scribble_fill")
+            ious = losses.per_class_iou(losses.confusion_matrix(truth, ids, num_classes))
+            row.scores.append(float(np.mean(ious[present])))
+    return [rows[name, k] for name in ("scribble_fill", "brush only") for k in ks] + [r for r in learned if r.scores]
 
 
 def score_objects(assist, pairs, background, seed, dataset, max_objects, per_object):
