@@ -18,6 +18,7 @@ from seg_core.assist.common import NONE, as_image, refine_up, shrink, shrink_lab
 from seg_core.errors import AssistError
 
 SIGMA_MIN, SIGMA_MAX = 0.7, 16.0
+RIDGE_SIGMAS = (1.0, 2.0)
 SAMPLES_PER_CLASS = 3000         # stroked pixels a class, at most, for the forest
 LEARNED_PER_CLASS = 1500         # pixels a class from each saved mask in `learn_from`
 TREES = 60
@@ -34,10 +35,14 @@ def features(small_rgb: np.ndarray) -> np.ndarray:
         return _FEATURE_CACHE[key]
     import cv2
     from skimage.feature import multiscale_basic_features
+    from skimage.filters import sato
 
     lab = cv2.cvtColor(small_rgb, cv2.COLOR_RGB2LAB).astype(np.float32) / 255.0
     parts = [multiscale_basic_features(lab[..., 0], intensity=True, edges=True, texture=True,
                                        sigma_min=SIGMA_MIN, sigma_max=SIGMA_MAX)]
+    for sigma in RIDGE_SIGMAS:   # thin dark and light lines (membranes, veins, cracks): Sato's ridge filter
+        for dark in (True, False):
+            parts.append(sato(lab[..., 0], sigmas=(sigma,), black_ridges=dark).astype(np.float32))
     if np.ptp(lab[..., 1]) > 0.02 or np.ptp(lab[..., 2]) > 0.02:   # a colour photo: its colour, smoothed
         for sigma in (1.0, 2.0, 4.0, 8.0, 16.0):
             parts.append(cv2.GaussianBlur(lab[..., 1:], (0, 0), sigma))
@@ -114,7 +119,7 @@ def scribble_fill(image, scribbles, num_classes: int | None = None, learn_from=N
         from sklearn.ensemble import ExtraTreesClassifier
 
         forest = ExtraTreesClassifier(n_estimators=TREES, max_depth=MAX_DEPTH, min_samples_leaf=5,
-                                        class_weight="balanced", n_jobs=-1, random_state=seed)
+                                        class_weight=None, n_jobs=-1, random_state=seed)
         forest.fit(x, y)
         probs = forest.predict_proba(feats.reshape(-1, feats.shape[2])).reshape(size[1], size[0], -1)
         full = refine_up(probs.astype(np.float32), small, rgb)
