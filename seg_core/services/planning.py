@@ -246,7 +246,9 @@ def _update_machine_file(path, values: dict) -> None:
         saved = saved if isinstance(saved, dict) else {}
     except (OSError, ValueError):
         saved = {}
-    atomic_write(path, json.dumps({**saved, **values}).encode())
+    merged = {**saved, **values}
+    if merged != saved:   # the Train page estimates on every rerun: write (and fsync) only what is new
+        atomic_write(path, json.dumps(merged).encode())
 
 
 def _run_meta(project: Project, run_id: str) -> dict:
