@@ -225,10 +225,11 @@ def _conflict_panel() -> None:
 draft_rev = project.drafts.rev(rec.id)   # the header only: this runs on every stroke
 dirty = draft_rev is not None and draft_rev == view.draft_rev
 with actions:
-    a1, u1, u2, a2, a3, a5, a4 = st.columns([1, 1, 1, 1.3, 1.9, 1.9, 2.1], vertical_alignment="center")
+    a1, u1, u2, a2, a3, a5, a4 = st.columns([1, 1.2, 1, 1.3, 1.9, 1.9, 2.1], vertical_alignment="center")
     a1.button("Save", type="primary", disabled=not dirty or view.conflict is not None, on_click=_save,
               width="stretch", key="annotate_save")
-    u1.button("Undo", on_click=_undo, disabled=not view.undo, width="stretch", key="annotate_undo",
+    last = view.undo[-1].what if view.undo else ""
+    u1.button("Undo fill" if last in drafting.ASSISTS else "Undo", on_click=_undo, disabled=not view.undo, width="stretch", key="annotate_undo",
               help=f"Take back the last {view.undo[-1].what}, whole." if view.undo else "Nothing to undo.")
     u2.button("Redo", on_click=_redo, disabled=not view.redo, width="stretch", key="annotate_redo",
               help=f"Put the {view.redo[-1].what} back." if view.redo else "Nothing to redo.")

@@ -139,7 +139,7 @@ def apply(project, view: drafting.View, drawing: dict, pen: Pen, drawn_with: int
             if len(set(np.unique(scribbles).tolist()) - {255}) < 2 and not pen.learn:
                 note.append("Smart fill starts once there are strokes of two classes: now one of another class "
                             "(for example background, for what is not the object).")
-                return np.where(scribbles != 255, scribbles, view.base_ids).astype(np.uint8)
+                return None
             return assist.scribble_fill(image, scribbles, len(classes), learn_from() if pen.learn else None)
 
         outcome = drafting.apply_scribbles(project, view, strokes, objects, classes, cview, opacity(drawn_with),

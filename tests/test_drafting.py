@@ -160,6 +160,34 @@ def test_fill_clicks_and_fill_holes_are_edits(project):
     assert view.undo[-1].what == "fill holes" and (project.drafts.get(1).ids[15:35, 15:35] == 1).all()
 
 
+def test_smart_fill_strokes_of_one_class_are_a_stroke_then_the_fill_is_one_assisted_edit(project):
+    view = drafting.open_view(project, 1, "v")
+    calls = []
+
+    def fill(scribbles):
+        calls.append(scribbles.copy())
+        if len(set(np.unique(scribbles).tolist()) - {255}) < 2:
+            return None                                                       # not yet: one class
+        return np.where(np.arange(H)[:, None] < 30, 1, 0).repeat(W, 1).astype(np.uint8)
+
+    def smart(strokes, objects, opacity=0.6):
+        return drafting.apply_scribbles(project, view, strokes, tuple(objects), CLASSES, CANVAS, opacity, fill)
+
+    assert smart(stripe(slice(0, 10)), "a") == "drafted"
+    assert view.undo[-1].what == "stroke" and view.source == "painted"
+    assert (view.shown[0:10] == 1).all() and view.shown[10:].max() == 0
+    background = np.zeros((CANVAS.canvas_h, CANVAS.canvas_w, 4), np.uint8)
+    background[50:55, :] = (0, 0, 0, 64)                                      # the eraser's veil: class 0
+    drafting.clear_canvas(view)                                               # another class empties the canvas
+    assert smart(background, "b", 0.25) == "drafted"
+    assert view.undo[-1].what == "smart fill" and view.source == "assisted"
+    assert (view.shown[:30] == 1).all() and (view.shown[30:] == 0).all()
+    assert (calls[-1][50:55] == 0).all() and (calls[-1][0:10] == 1).all()    # both strokes were its scribbles
+    drafting.undo(project, view)                                              # Undo fill: the first stroke again
+    assert (view.shown[0:10] == 1).all() and view.shown[10:].max() == 0
+    assert (view.scribbles[50:55] == 255).all()                               # and the scribbles before the fill
+
+
 def test_discard_can_be_undone_until_painting_resumes(project):
     view = drafting.open_view(project, 1, "v")
     paint(project, view, stripe(slice(0, 10)), "a")

@@ -308,9 +308,11 @@ def test_assist_tools_smart_fill_box_and_wand(workspace, monkeypatch):
     at.sidebar.radio(key="annotate_class").set_value(0).run()
     canvas(slice(10, 14), slice(120, 150), 0)                    # one on the background
     assert iou(p.drafts.get(1).ids) > 0.85
+    assert button(at, "annotate_undo").label == "Undo fill"
     button(at, "annotate_undo").click().run()                    # Undo fill: back to the object stroke alone
     ids = p.drafts.get(1).ids
     assert (ids[58:62, 60:85] == 1).all() and (ids == 1).sum() < 200
+    assert button(at, "annotate_undo").label == "Undo"           # the edit before it was a stroke
     button(at, "annotate_redo").click().run()
     assert iou(p.drafts.get(1).ids) > 0.85
     button(at, "annotate_save").click().run()

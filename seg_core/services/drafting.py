@@ -208,10 +208,14 @@ def apply_scribbles(project: Project, view: View, strokes: np.ndarray | None, ob
 
 
 def fill_from_scribbles(project: Project, view: View, fill, before: np.ndarray | None = None) -> str:
-    """Run the smart fill on this view's scribbles, as one edit; Undo also takes back the strokes it used."""
+    """Run the smart fill on this view's scribbles, as one edit; Undo also takes back the strokes it used.
+    `fill` returns None when it cannot fill yet (strokes of one class): the strokes alone are the edit."""
     if view.scribbles is None:
         return "unchanged"
-    outcome = change(project, view, fill(view.scribbles), "smart fill",
+    filled, what = fill(view.scribbles), "smart fill"
+    if filled is None:
+        filled, what = np.where(view.scribbles != 255, view.scribbles, view.base_ids).astype(np.uint8), "stroke"
+    outcome = change(project, view, filled, what,
                      scribbles=(before if before is not None else view.scribbles, view.scribbles))
     view.pending_scribbles = False
     view.under = view.base_ids

@@ -41,7 +41,7 @@ def test_smart_fill_undo_box_and_save(app_server, page, workspace):
     wait_until(page, lambda: iou(draft() == 1, truth == 1) >= 0.8, "Smart fill to cover the objects (IoU 0.8)")
     shot(page, "assist_1_smart_fill")
 
-    page.locator(".st-key-annotate_undo").get_by_role("button", name="Undo", exact=True).click()
+    page.locator(".st-key-annotate_undo").get_by_role("button", name="Undo fill", exact=True).click()
     wait_until(page, lambda: 0 < (draft() == 1).sum() < 2000, "Undo fill: back to the object stroke alone")
 
     choose(page, "annotate_class", "object")
