@@ -23,7 +23,7 @@ HINTS = {
     "Box → object": "Drag a box around one object: the object inside it gets the class. Smart fill strokes "
                     "made before (of this class, or of background) guide it.",
     "Magic wand": "Click a region: the connected area of similar colour gets the class. Tolerance sets how "
-                  "similar.",
+                  "similar. For a shaded or textured object, Box → object works better.",
 }
 ASSIST_TOOLS = ("Smart fill", "Box → object", "Magic wand")
 STROKE_OPACITY = 0.6
