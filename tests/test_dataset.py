@@ -85,3 +85,51 @@ def test_random_crops_keep_image_and_mask_aligned(workspace):
         # Find the window in the full image: the mask must come from the same place.
         found = [(y, x) for y in range(17) for x in range(33) if np.array_equal(img[y:y + 16, x:x + 16], cimg)]
         assert found and np.array_equal(mask[found[0][0]:found[0][0] + 16, found[0][1]:found[0][1] + 16], cmask)
+
+
+def test_disk_cache_makes_each_example_once_follows_mask_changes_and_stays_bounded(workspace, tmp_path):
+    p = _project(workspace)
+    items = dataset.examples(p, p.image_ids(status="labeled"))
+    folder = tmp_path / "cache"
+    streamed = [np.asarray(x) for b in dataset.make_dataset(items, (32, 32), 3, 2, cache=False) for x in b]
+    first = [np.asarray(x) for b in dataset.make_dataset(items, (32, 32), 3, 2, cache=False, disk_cache=folder)
+             for x in b]
+    files = sorted(folder.glob("*.npy"))
+    assert len(files) == len(items)
+    stamps = [f.stat().st_mtime_ns for f in files]
+    again = [np.asarray(x) for b in dataset.make_dataset(items, (32, 32), 3, 2, cache=False, disk_cache=folder)
+             for x in b]
+    for x, y, z in zip(streamed, first, again):
+        np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(y, z)
+    assert sorted(folder.glob("*.npy")) == files                             # read back, not made again
+    assert [f.stat().st_mtime_ns for f in files] >= stamps
+    files[0].write_bytes(b"torn")                                           # a torn file is made again
+    dataset.make_dataset(items[:1], (32, 32), 3, 1, cache=False, disk_cache=folder).get_single_element()
+
+    rec = p.image(p.image_ids(status="labeled")[0])
+    p.masks.save(rec.id, np.ones((40, 60), np.uint8), rec.mask_version)     # a new mask: a new key
+    changed = dataset.examples(p, [rec.id])[0]
+    assert changed.key != items[0].key
+    _, mask = dataset.make_dataset([changed], (32, 32), 3, 1, cache=False, disk_cache=folder).get_single_element()
+    assert np.asarray(mask).min() == 1
+    assert len(list(folder.glob("*.npy"))) == len(items) + 1
+
+    one = 32 * 32 * 4 + 128                                                 # a file: pixels + .npy header
+    cache = dataset.DiskCache(folder, (32, 32), 3, budget=2 * one)
+    cache.prune(keep=[changed])
+    left = list(folder.glob("*.npy"))
+    assert len(left) == 2 and cache.path(changed) in left                   # the run's own examples kept last
+
+
+def test_training_and_prediction_resize_alike():
+    from seg_core.ml.inference import Predictor
+
+    image = photo(40, 60, seed=4)
+    resized = dataset.resize_image(image, (32, 32), 3)
+    assert resized.shape == (32, 32, 3) and resized.dtype == np.uint8
+    grey = dataset.resize_image(image, (32, 32), 1)
+    assert grey.shape == (32, 32, 1)
+    fake = Predictor.__new__(Predictor)
+    fake.size, fake.channels = 32, 3
+    np.testing.assert_allclose(fake._prepare(image), resized / 255.0)

@@ -60,16 +60,27 @@ def test_keras_metrics_accumulate_over_batches_like_numpy():
     truth = rng.integers(0, 3, (4, 8, 8)).astype(np.uint8)
     truth[0, 0, :4] = 255
     probs = rng.dirichlet([1, 1, 1], (4, 8, 8)).astype(np.float32)
-    dice, iou, acc = L.keras_metrics(3)
+    (metric,) = L.keras_metrics(3)
+    legacy = (L.Dice(3), L.MeanIoU(3), L.PixelAccuracy(3))   # as compiled into older checkpoints
     for i in range(0, 4, 2):  # two batches
-        for m in (dice, iou, acc):
+        for m in (metric, *legacy):
             m.update_state(tf.constant(truth[i:i + 2]), tf.constant(probs[i:i + 2]))
     cm = L.confusion_matrix(truth, probs.argmax(-1), 3)
-    assert float(iou.result()) == pytest.approx(L.mean_iou(cm), rel=1e-5)
-    assert float(dice.result()) == pytest.approx(np.mean(L.per_class_dice(cm)[1:]), rel=1e-5)
-    assert float(acc.result()) == pytest.approx(L.pixel_accuracy(cm), rel=1e-5)
-    dice.reset_state()
-    assert float(dice.result()) == 1.0
+    assert np.array_equal(metric.cm.numpy(), cm)
+    got = {k: float(v) for k, v in metric.result().items()}
+    assert got["iou"] == pytest.approx(L.mean_iou(cm), rel=1e-5)
+    assert got["dice"] == pytest.approx(np.mean(L.per_class_dice(cm)[1:]), rel=1e-5)
+    assert got["accuracy"] == pytest.approx(L.pixel_accuracy(cm), rel=1e-5)
+    assert [float(m.result()) for m in legacy] == pytest.approx([got["dice"], got["iou"], got["accuracy"]])
+    metric.reset_state()
+    assert float(metric.result()["dice"]) == 1.0
+
+
+def test_binary_confusion_counts_the_sigmoid_channel_and_skips_ignored_pixels():
+    import tensorflow as tf
+    truth = np.array([[0, 1, 1, 255]], np.uint8)
+    probs = np.array([[[0.2], [0.9], [0.4], [0.9]]], np.float32)
+    assert L.confusion(tf.constant(truth), tf.constant(probs), 2).numpy().tolist() == [[1, 0], [1, 1]]
 
 
 def test_unknown_loss_is_refused():

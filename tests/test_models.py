@@ -62,3 +62,29 @@ def test_imagenet_weights_only_from_the_local_cache(tmp_path, monkeypatch):
         models.get_model("mobilenetv2-unet", (64, 64, 3), 2, weights="imagenet")
     with pytest.raises(SegError, match="divisible by 32"):
         models.get_model("mobilenetv2-unet", (50, 50, 3), 2)
+
+
+def test_fused_batch_norm_gives_keras_results_and_survives_save_and_load(tmp_path):
+    import keras
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, 3.0, (4, 6, 6, 5)).astype(np.float32)
+    plain = keras.layers.BatchNormalization(momentum=0.9)
+    fused = models.FusedBatchNorm(momentum=0.9)
+    plain.build(x.shape)
+    fused.build(x.shape)
+    weights = [rng.uniform(0.5, 2.0, 5).astype(np.float32), rng.normal(0, 1, 5).astype(np.float32),
+               rng.normal(0, 1, 5).astype(np.float32), rng.uniform(0.5, 2.0, 5).astype(np.float32)]
+    plain.set_weights(weights)
+    fused.set_weights(weights)
+    for training in (True, False):
+        np.testing.assert_allclose(fused(x, training=training), plain(x, training=training), atol=1e-4)
+    np.testing.assert_allclose(fused.moving_mean, plain.moving_mean, atol=1e-5)      # updated alike
+    np.testing.assert_allclose(fused.moving_variance, plain.moving_variance, rtol=1e-5)
+
+    model = models.build_unet((32, 32, 1), 2, base_filters=4, depth=2)
+    assert any(isinstance(layer, models.FusedBatchNorm) for layer in model.layers)
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras", compile=False, safe_mode=True)
+    image = rng.random((1, 32, 32, 1)).astype(np.float32)
+    np.testing.assert_allclose(again.predict(image, verbose=0), model.predict(image, verbose=0), atol=1e-6)

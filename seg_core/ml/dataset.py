@@ -1,87 +1,165 @@
-"""tf.data pipelines from a project's records: decode, resize, augment, batch, prefetch; streamed, not preloaded."""
+"""tf.data pipelines from a project's records: decode, resize, augment, batch, prefetch.
+
+Resized examples are kept as uint8 (a quarter of float32): in memory while they fit in a budget, else in an
+on-disk cache of resized arrays (keyed by the image's and the mask's content, bounded in size), so a large
+project decodes and resizes each photo once, not once an epoch.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from seg_core.files import atomic_write
+from seg_core.formats.images import load_image
+from seg_core.formats.masks import load_png
 from seg_core.ml.augment import AugmentConfig, augment_pair
 from seg_core.store.project import Project
 
-# Decoded, resized examples are kept in memory only while they fit in this budget.
+# Resized examples are kept in memory only while they fit in this budget...
 DEFAULT_CACHE_BYTES = 1 * 1024**3
+# ...and on disk (the project's cache/train folder) up to this much, the least recently used dropped first.
+DISK_CACHE_BYTES = 4 * 1024**3
 
 
 @dataclass(frozen=True)
 class Example:
     image: str      # path of the stored image (PNG or JPEG, grayscale or RGB)
     mask: str       # path of its palette-PNG mask
+    key: str = ""   # the image's and the mask's content: names its resized arrays in the disk cache
 
 
 def examples(project: Project, image_ids: Sequence[int]) -> list[Example]:
     """These images with their saved masks, in id order; images without a mask (any more) are left out."""
     wanted = set(image_ids)
-    return [Example(str(project.image_path(r)), str(project.masks.path(r.id)))
+    return [Example(str(project.image_path(r)), str(project.masks.path(r.id)),
+                    f"{r.sha256[:20]}-{(r.mask_sha256 or f'v{r.mask_version}')[:20]}")
             for r in project.list_images(status="labeled") if r.id in wanted]
 
 
-def _load_mask(path: bytes) -> np.ndarray:
-    # tf.io.decode_png expands a palette to RGB; the palette indices are the class ids we need.
-    with Image.open(path.decode()) as im:
-        return np.asarray(im, dtype=np.uint8)[..., None]
+def resize_image(arr: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:
+    """uint8 HxW or HxWx3 -> uint8 (size[0], size[1], channels): antialiased bilinear, grey or RGB as asked.
+    Training and prediction both go through it, so a model sees the same pixels in both."""
+    arr = np.asarray(arr)
+    if channels == 3 and arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    elif channels == 1 and arr.ndim == 3:
+        arr = arr.mean(axis=2).round().astype(np.uint8)
+    im = Image.fromarray(arr)
+    if im.size != (size[1], size[0]):
+        im = im.resize((size[1], size[0]), Image.BILINEAR)
+    out = np.asarray(im, np.uint8)
+    return out[..., None] if out.ndim == 2 else out
 
 
-def decode_example(image_path: tf.Tensor, mask_path: tf.Tensor, size: tuple[int, int], channels: int):
-    """-> (float32 HxWxC in [0,1] resized bilinear, uint8 HxWx1 resized nearest)."""
-    raw = tf.io.read_file(image_path)
-    image = tf.io.decode_image(raw, channels=channels, expand_animations=False)
-    image = tf.image.resize(tf.cast(image, tf.float32) / 255.0, size, method="bilinear", antialias=True)
-    mask = tf.numpy_function(_load_mask, [mask_path], tf.uint8, stateful=False)
-    mask = tf.ensure_shape(mask, [None, None, 1])
-    mask = tf.image.resize(mask, size, method="nearest")
-    return tf.ensure_shape(image, [size[0], size[1], channels]), tf.cast(tf.ensure_shape(mask, [size[0], size[1], 1]), tf.uint8)
+def load_pair(example: Example, size: tuple[int, int], channels: int) -> np.ndarray:
+    """One example resized, as uint8 (H, W, channels + 1): the image's channels, then the mask's ids."""
+    image = resize_image(load_image(example.image), size, channels)
+    ids = load_png(example.mask)
+    mask = np.asarray(Image.fromarray(ids).resize((size[1], size[0]), Image.NEAREST), np.uint8)
+    return np.concatenate([image, mask[..., None]], axis=2)
+
+
+class DiskCache:
+    """Resized examples as .npy files in a folder, named by example key, size and channels; bounded in bytes."""
+
+    def __init__(self, folder: Path, size: tuple[int, int], channels: int, budget: int = DISK_CACHE_BYTES):
+        self.folder, self.size, self.channels, self.budget = Path(folder), size, channels, budget
+
+    def path(self, example: Example) -> Path:
+        name = f"{example.key}-{self.size[0]}x{self.size[1]}x{self.channels}"
+        return self.folder / f"{hashlib.sha1(name.encode()).hexdigest()[:24]}.npy"
+
+    def load(self, example: Example) -> np.ndarray:
+        path = self.path(example)
+        try:
+            arr = np.load(path)
+            if arr.shape == (*self.size, self.channels + 1) and arr.dtype == np.uint8:
+                os.utime(path)           # recently used: pruned last
+                return arr
+        except (OSError, ValueError):
+            pass                          # missing or torn: made again
+        arr = load_pair(example, self.size, self.channels)
+        buf = io.BytesIO()
+        np.save(buf, arr)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, buf.getvalue())
+        return arr
+
+    def prune(self, keep: Sequence[Example] = ()) -> None:
+        """Drop the least recently used files until the folder fits the budget; `keep`'s files go last."""
+        if not self.folder.is_dir():
+            return
+        wanted = {self.path(e).name for e in keep}
+        files = [(p.name in wanted, p.stat().st_mtime, p.stat().st_size, p) for p in self.folder.glob("*.npy")]
+        total = sum(f[2] for f in files)
+        for _, _, size, path in sorted(files):
+            if total <= self.budget:
+                break
+            path.unlink(missing_ok=True)
+            total -= size
 
 
 def fits_in_memory(count: int, size: tuple[int, int], channels: int, budget: int = DEFAULT_CACHE_BYTES) -> bool:
-    # float32 image + uint8 mask per example, after resize.
-    return count * size[0] * size[1] * (4 * channels + 1) <= budget
+    # uint8 image + uint8 mask per example, after resize.
+    return count * size[0] * size[1] * (channels + 1) <= budget
 
 
 def make_dataset(items: Sequence[Example], size: tuple[int, int], channels: int, batch_size: int, *,
                  augment: AugmentConfig | None = None, shuffle: bool = False, repeat: bool = False,
                  seed: int = 0, cache: bool | None = None, cache_budget: int = DEFAULT_CACHE_BYTES,
-                 crop: int | None = None) -> tf.data.Dataset:
+                 disk_cache: Path | None = None, crop: int | None = None) -> tf.data.Dataset:
     """Batches of (image float32 BxHxWxC, mask uint8 BxHxWx1).
 
     Training: shuffle + augment + repeat (fit with steps_per_epoch, so augmentation differs each epoch).
     Validation: neither; the same images in the same order every time.
+    cache: keep the resized examples in memory (default: when they fit in `cache_budget`); otherwise they are read
+    from `disk_cache` (a folder; made there on first use) when given, else decoded and resized each time.
     crop: train on random crop x crop windows of the resized images (a fully convolutional model then
     predicts whole images): the same resolution for a fraction of the compute per step.
     """
     if not items:
         raise ValueError("no examples")
     size = (int(size[0]), int(size[1]))
-    paths = tf.data.Dataset.from_tensor_slices(([e.image for e in items], [e.mask for e in items]))
-    ds = paths.map(lambda i, m: decode_example(i, m, size, channels), num_parallel_calls=tf.data.AUTOTUNE,
-                   deterministic=True)
     if cache is None:
         cache = fits_in_memory(len(items), size, channels, cache_budget)
+    disk = DiskCache(disk_cache, size, channels) if disk_cache is not None and not cache else None
+    if disk is not None:
+        disk.prune(keep=items)
+    by_index = list(items)
+
+    def read(i):
+        example = by_index[int(i)]
+        return disk.load(example) if disk is not None else load_pair(example, size, channels)
+
+    def decode(i):
+        pair = tf.numpy_function(read, [i], tf.uint8, stateful=False)
+        pair = tf.ensure_shape(pair, [size[0], size[1], channels + 1])
+        return pair[..., :channels], pair[..., channels:]
+
+    ds = tf.data.Dataset.range(len(by_index)).map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if cache:
         ds = ds.cache()
-    if shuffle:
+    if shuffle:   # of the uint8 examples: a quarter of the memory of float32 ones
         ds = ds.shuffle(min(len(items), 1024), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
     if augment is not None and augment.enabled:
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
         ds = tf.data.Dataset.zip((ds, seeds)).map(
-            lambda pair, s: augment_pair(pair[0], pair[1], augment, s),
+            lambda pair, s: augment_pair(_as_float(pair[0]), pair[1], augment, s),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        ds = ds.map(lambda image, mask: (_as_float(image), mask), num_parallel_calls=tf.data.AUTOTUNE,
+                    deterministic=True)
     if crop and (crop < size[0] or crop < size[1]):
         crop_seeds = tf.data.Dataset.random(seed=seed + 1).batch(2)
         ds = tf.data.Dataset.zip((ds, crop_seeds)).map(
@@ -92,6 +170,10 @@ def make_dataset(items: Sequence[Example], size: tuple[int, int], channels: int,
     options.deterministic = True
     options.threading.private_threadpool_size = max(1, (os.cpu_count() or 2))
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def _as_float(image):
+    return tf.cast(image, tf.float32) / 255.0
 
 
 def _random_crop(image, mask, crop: int, channels: int, seed):

@@ -10,7 +10,6 @@ import numpy as np
 
 from seg_core.classes import ClassSpec
 from seg_core.errors import NotFoundError, TrainingError
-from seg_core.formats.images import to_rgb
 from seg_core.ml import losses as L
 from seg_core.store.project import Project
 from seg_core.store.runs import RunRecord
@@ -42,7 +41,6 @@ class Predictor:
     @classmethod
     def from_run(cls, project: Project, run_id: str | None = None, checkpoint: str = "best") -> "Predictor":
         """The run's best.keras (or last.keras), loaded in Keras safe mode; default: the project's best run."""
-        import keras
 
         run: RunRecord | None = project.runs.get(run_id) if run_id else project.runs.best()
         if run is None:
@@ -54,22 +52,15 @@ class Predictor:
         if not path.exists():
             raise TrainingError(f"Run {run.id} has no saved model (it stopped before finishing an epoch).")
         config = json.loads(files.config.read_text())
-        model = keras.saving.load_model(path, compile=False, safe_mode=True, custom_objects=L.CUSTOM_OBJECTS)
+        from seg_core.ml.models import load_saved
+
+        model = load_saved(path)
         return cls(model, config, run.id)
 
     def _prepare(self, image: np.ndarray) -> np.ndarray:
-        import tensorflow as tf
+        from seg_core.ml.dataset import resize_image
 
-        arr = np.asarray(image)
-        if self.channels == 3:
-            arr = to_rgb(arr)
-        elif arr.ndim == 3:
-            arr = arr.mean(axis=2).round().astype(np.uint8)
-        if arr.ndim == 2:
-            arr = arr[..., None]
-        x = tf.image.resize(tf.convert_to_tensor(arr, tf.float32) / 255.0, (self.size, self.size),
-                            method="bilinear", antialias=True)
-        return x.numpy()
+        return resize_image(image, (self.size, self.size), self.channels).astype(np.float32) / 255.0
 
     def probabilities(self, images: Sequence[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
         """Per image HxWxC class probabilities at the image's own size."""

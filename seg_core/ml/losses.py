@@ -94,15 +94,43 @@ def hard_labels(probs, threshold: float = 0.5):
 
 
 def confusion(y_true, y_pred, num_classes: int) -> tf.Tensor:
-    """num_classes x num_classes confusion counts (rows: truth, columns: prediction), ignore excluded."""
-    labels = tf.cast(y_true, tf.int32)
-    if labels.shape.rank == 4:
-        labels = labels[..., 0]
-    pred = hard_labels(y_pred)
-    valid = tf.reshape(labels != IGNORE_ID, [-1])
-    t = tf.boolean_mask(tf.reshape(labels, [-1]), valid)
-    p = tf.boolean_mask(tf.reshape(pred, [-1]), valid)
-    return tf.math.confusion_matrix(t, p, num_classes=num_classes, dtype=tf.float64)
+    """num_classes x num_classes confusion counts (rows: truth, columns: prediction), ignore excluded.
+
+    One bincount of truth * C + prediction, ignored pixels counted in an extra bin that is dropped: no boolean
+    mask (a copy of the kept pixels) and no scatter.
+    """
+    labels = tf.reshape(tf.cast(y_true, tf.int32), [-1])
+    pred = tf.reshape(hard_labels(y_pred), [-1])
+    cells = num_classes * num_classes
+    index = tf.where(labels == IGNORE_ID, cells, labels * num_classes + pred)
+    counts = tf.math.bincount(index, minlength=cells + 1, maxlength=cells + 1, dtype=tf.float64)
+    return tf.reshape(counts[:cells], (num_classes, num_classes))
+
+
+def _cm_parts(cm):
+    tp = tf.linalg.diag_part(cm)
+    return tp, tf.reduce_sum(cm, 0) - tp, tf.reduce_sum(cm, 1) - tp
+
+
+def cm_dice(cm) -> tf.Tensor:
+    """Mean hard dice over the foreground classes (binary: the object class); 1 for a class absent from both."""
+    tp, fp, fn = _cm_parts(cm)
+    denom = 2 * tp + fp + fn
+    dice = tf.where(denom > 0, 2 * tp / tf.maximum(denom, 1.0), tf.ones_like(tp))
+    return tf.cast(tf.reduce_mean(dice[1:]), tf.float32)
+
+
+def cm_iou(cm) -> tf.Tensor:
+    """Mean IoU over all classes that occur in truth or prediction."""
+    tp, fp, fn = _cm_parts(cm)
+    union = tp + fp + fn
+    iou = tf.boolean_mask(tp / tf.maximum(union, 1.0), union > 0)
+    return tf.cast(tf.cond(tf.size(iou) > 0, lambda: tf.reduce_mean(iou), lambda: tf.constant(1.0, tf.float64)),
+                   tf.float32)
+
+
+def cm_accuracy(cm) -> tf.Tensor:
+    return tf.cast(tf.linalg.trace(cm) / tf.maximum(tf.reduce_sum(cm), 1.0), tf.float32)
 
 
 LOSSES: dict[str, Callable] = {
@@ -141,39 +169,32 @@ class ConfusionMetric(keras.metrics.Metric):
     def get_config(self):
         return {"num_classes": self.num_classes, "name": self.name}
 
-    def _parts(self):
-        tp = tf.linalg.diag_part(self.cm)
-        fp = tf.reduce_sum(self.cm, 0) - tp
-        fn = tf.reduce_sum(self.cm, 1) - tp
-        return tp, fp, fn
+
+class SegMetrics(ConfusionMetric):
+    """dice, iou and accuracy (logged under those names) from one confusion matrix a batch."""
+
+    def __init__(self, num_classes: int, name: str = "seg_metrics", **kwargs):
+        super().__init__(num_classes, name, **kwargs)
+
+    def result(self):
+        return {"dice": cm_dice(self.cm), "iou": cm_iou(self.cm), "accuracy": cm_accuracy(self.cm)}
 
 
+# One metric each, as compiled into checkpoints saved before SegMetrics: a run resumed from one still loads.
 class Dice(ConfusionMetric):
-    """Mean hard dice over the foreground classes (binary: the object class)."""
-
     def __init__(self, num_classes: int, name: str = "dice", **kwargs):
         super().__init__(num_classes, name, **kwargs)
 
     def result(self):
-        tp, fp, fn = self._parts()
-        denom = 2 * tp + fp + fn
-        dice = tf.where(denom > 0, 2 * tp / tf.maximum(denom, 1.0), tf.ones_like(tp))
-        return tf.cast(tf.reduce_mean(dice[1:]), tf.float32)
+        return cm_dice(self.cm)
 
 
 class MeanIoU(ConfusionMetric):
-    """Mean IoU over all classes that occur in truth or prediction."""
-
     def __init__(self, num_classes: int, name: str = "iou", **kwargs):
         super().__init__(num_classes, name, **kwargs)
 
     def result(self):
-        tp, fp, fn = self._parts()
-        union = tp + fp + fn
-        present = union > 0
-        iou = tf.boolean_mask(tp / tf.maximum(union, 1.0), present)
-        return tf.cast(tf.cond(tf.size(iou) > 0, lambda: tf.reduce_mean(iou), lambda: tf.constant(1.0, tf.float64)),
-                       tf.float32)
+        return cm_iou(self.cm)
 
 
 class PixelAccuracy(ConfusionMetric):
@@ -181,15 +202,15 @@ class PixelAccuracy(ConfusionMetric):
         super().__init__(num_classes, name, **kwargs)
 
     def result(self):
-        total = tf.reduce_sum(self.cm)
-        return tf.cast(tf.linalg.trace(self.cm) / tf.maximum(total, 1.0), tf.float32)
+        return cm_accuracy(self.cm)
 
 
 def keras_metrics(num_classes: int) -> list[keras.metrics.Metric]:
-    return [Dice(num_classes), MeanIoU(num_classes), PixelAccuracy(num_classes)]
+    return [SegMetrics(num_classes)]
 
 
-CUSTOM_OBJECTS = {"Dice": Dice, "MeanIoU": MeanIoU, "PixelAccuracy": PixelAccuracy, **LOSSES}
+CUSTOM_OBJECTS = {"SegMetrics": SegMetrics, "Dice": Dice, "MeanIoU": MeanIoU, "PixelAccuracy": PixelAccuracy,
+                  **LOSSES}
 
 
 # ----- numpy twins on hard masks, for evaluation ---------------------------------------------

@@ -64,10 +64,11 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
     channels = 3 if spec.pretrained else dataset.project_channels(project)
     size = (config.image_size, config.image_size)
     steps = config.steps_per_epoch or max(1, math.ceil(len(train_items) / config.batch_size))
+    disk = project.layout.cache_dir / "train"
     train_ds = dataset.make_dataset(train_items, size, channels, config.batch_size, augment=config.augment,
-                                    shuffle=True, repeat=True, seed=config.seed,
+                                    shuffle=True, repeat=True, seed=config.seed, disk_cache=disk,
                                     crop=None if spec.fixed_size else config.crop_size)
-    val_ds = dataset.make_dataset(val_items, size, channels, config.batch_size)
+    val_ds = dataset.make_dataset(val_items, size, channels, config.batch_size, disk_cache=disk)
 
     files = project.layout.run(run_id)
     files.previews_dir.mkdir(parents=True, exist_ok=True)
@@ -78,7 +79,7 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
         if not last.exists():
             raise TrainingError(f"Run {run_id} has no last.keras to resume from; start a new run instead.")
         state.restore(json.loads(files.state.read_text()) if files.state.exists() else {})
-        model = keras.saving.load_model(last, custom_objects=losses.CUSTOM_OBJECTS, compile=True, safe_mode=True)
+        model = models.load_saved(last, compile=True)
         project.runs.delete_metrics_from(run_id, state.epoch)
     else:
         model = models.build(config, channels, num_classes)
