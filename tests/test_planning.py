@@ -14,7 +14,7 @@ from seg_core.errors import TrainingError
 from seg_core.store import splits
 from seg_core.store.layout import machine_speed_file
 from seg_core.store.workspace import new_project
-from seg_core.ml.config import MODEL_NAMES, PRESETS, TrainConfig, preset
+from seg_core.ml.config import MIN_EPOCH_STEPS, MODEL_NAMES, PRESETS, TrainConfig, preset
 
 TINY = dict(image_size=32, base_filters=4, depth=2, epochs=2, batch_size=4, learning_rate=3e-3,
             early_stopping_patience=0)
@@ -128,22 +128,26 @@ def test_gflops_come_from_the_built_network_and_grow_with_the_area(model, channe
 
 
 def test_estimate_scales_with_images_and_epochs(workspace):
-    small = demo.create_demo_project(workspace / "small", count=12, unlabeled=0)
-    big = demo.create_demo_project(workspace / "big", count=48, unlabeled=0)
-    cfg = preset("fast", epochs=10)
+    small = demo.create_demo_project(workspace / "small", count=30, unlabeled=0)
+    big = demo.create_demo_project(workspace / "big", count=120, unlabeled=0)
+    cfg = preset("fast", epochs=10, batch_size=1)          # 24 and 96 batches an epoch: above the minimum
     e_small = planning.estimate(small, cfg, gflops=50.0)
     e_big = planning.estimate(big, cfg, gflops=50.0)
-    assert e_big.epoch_s > 2.5 * e_small.epoch_s - 3 * planning.EPOCH_OVERHEAD_S
+    assert e_big.epoch_s > 3.5 * e_small.epoch_s - 4 * planning.EPOCH_OVERHEAD_S
+    # below the minimum an epoch is MIN_EPOCH_STEPS batches, however few the images
+    assert cfg.steps_for(3) == MIN_EPOCH_STEPS and cfg.steps_for(96) == 96
+    assert preset("fast", steps_per_epoch=5).steps_for(96) == 5
     assert e_small.source == planning.FIRST_GUESS and e_small.limited_by == "epochs"
-    e_twice = planning.estimate(small, preset("fast", epochs=20), gflops=50.0)
+    e_twice = planning.estimate(small, preset("fast", epochs=20, batch_size=1), gflops=50.0)
     fixed = planning.LAUNCH_S + planning.TRACE_S
     assert e_twice.seconds - fixed == pytest.approx(2 * (e_small.seconds - fixed))
     e_fast_machine = planning.estimate(small, cfg, gflops=100.0)
     assert e_fast_machine.seconds < e_small.seconds
-    # The work itself: 12 images, 20% validation -> 10 train (2 batches of 8 = 16 crops) and 2 val + 2 previews.
+    # The work itself: 10 train images (the minimum of 20 batches of 8 crops) and 2 val + 2 previews.
     fwd128 = planning.forward_gflops(cfg, 128, 3, 2)
     fwd256 = planning.forward_gflops(cfg, 256, 3, 2)
-    assert planning.epoch_work(cfg, 10, 2, 3, 2) == pytest.approx((16 * 3 * fwd128, 4 * fwd256))
+    assert planning.epoch_work(preset("fast"), 10, 2, 3, 2) == pytest.approx(
+        (MIN_EPOCH_STEPS * 8 * 3 * fwd128, 4 * fwd256))
 
 
 def test_time_budget_caps_the_estimate(workspace):

@@ -6,7 +6,6 @@ The worker process (seg_core.ml.worker) calls it; tests and benchmarks call it d
 from __future__ import annotations
 
 import json
-import math
 import time
 
 import keras
@@ -63,7 +62,7 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
     spec = models.REGISTRY[config.model]
     channels = 3 if spec.pretrained else dataset.project_channels(project)
     size = (config.image_size, config.image_size)
-    steps = config.steps_per_epoch or max(1, math.ceil(len(train_items) / config.batch_size))
+    steps = config.steps_for(len(train_items))
     disk = project.layout.cache_dir / "train"
     train_ds = dataset.make_dataset(train_items, size, channels, config.batch_size, augment=config.augment,
                                     shuffle=True, repeat=True, seed=config.seed, disk_cache=disk,

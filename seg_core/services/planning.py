@@ -116,7 +116,7 @@ def _train_size(config: TrainConfig) -> int:
 def epoch_work(config: TrainConfig, train_images: int, val_images: int, channels: int,
                num_classes: int) -> tuple[float, float]:
     """GFLOPs of one epoch: (training steps on the images or their crops, validation and previews at full size)."""
-    steps = config.steps_per_epoch or max(1, math.ceil(train_images / config.batch_size))
+    steps = config.steps_for(train_images)
     train = forward_gflops(config, _train_size(config), channels, num_classes)
     full = forward_gflops(config, config.image_size, channels, num_classes)
     return steps * config.batch_size * TRAIN_PASSES * train, (val_images + PREVIEW_COUNT) * full
