@@ -48,6 +48,10 @@ def test_train_runs_predict_evaluate(capsys, workspace, tmp_path):
     result = json.loads(capsys.readouterr().out)
     assert set(result) >= {"mean_iou", "per_class", "pixel_accuracy", "images", "per_image", "confusion"}
     assert result["images"] == len(result["per_image"]) == 3 and result["run_id"] == run_id
+    assert main(["evaluate", "--project", "tiny", "--images", str(imgs), "--masks", str(msks), "--json",
+                 "--flip"]) == 0
+    flipped = json.loads(capsys.readouterr().out)
+    assert flipped["images"] == 3 and 0 <= flipped["mean_iou"] <= 1
 
 
 def test_train_refuses_a_project_without_labels(capsys, workspace):

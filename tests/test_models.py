@@ -88,3 +88,20 @@ def test_fused_batch_norm_gives_keras_results_and_survives_save_and_load(tmp_pat
     again = keras.saving.load_model(tmp_path / "m.keras", compile=False, safe_mode=True)
     image = rng.random((1, 32, 32, 1)).astype(np.float32)
     np.testing.assert_allclose(again.predict(image, verbose=0), model.predict(image, verbose=0), atol=1e-6)
+
+
+def test_flip_prediction_is_the_mean_of_the_image_and_its_mirror():
+    import keras
+
+    from seg_core.ml.inference import Predictor
+
+    model = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(3, 3, padding="same"),
+                              keras.layers.Softmax()])
+    config = {"image_size": 16, "channels": 3, "num_classes": 3}
+    image = np.random.default_rng(1).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    plain = Predictor(model, config)
+    both = Predictor(model, config, flip=True)
+    a = plain.probabilities([image])[0]
+    b = plain.probabilities([image[:, ::-1]])[0][:, ::-1]
+    assert not np.allclose(a, b, atol=1e-3)                  # the model is not mirror-symmetric...
+    np.testing.assert_allclose(both.probabilities([image])[0], (a + b) / 2, atol=1e-5)   # ...flip averages both

@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--threshold", type=float, default=0.5, help="binary models: probability threshold")
+    p.add_argument("--flip", action="store_true",
+                   help="average with the prediction on the mirror image (twice the time; on the demo no gain)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="score a run on images with masks")
@@ -126,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--masks", required=True)
     p.add_argument("--mask-format", choices=MASK_KINDS, default="auto")
     p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--flip", action="store_true", help="test-time flip: as for predict")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
     return parser

@@ -114,6 +114,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     project = Project(resolve_project_path(args.project))
     predictor = Predictor.from_run(project, args.run)
+    predictor.flip = args.flip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     classes = predictor.classes or project.classes
@@ -143,6 +144,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     project = Project(resolve_project_path(args.project))
     predictor = Predictor.from_run(project, args.run)
+    predictor.flip = args.flip
     check_classes(project, predictor)
     classes = project.classes
     result = evaluate(predictor, folder_pairs(Path(args.images), Path(args.masks), classes, args.mask_format),

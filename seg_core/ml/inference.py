@@ -23,9 +23,12 @@ class Prediction:
 
 
 class Predictor:
-    def __init__(self, model, config: dict, run_id: str = ""):
+    def __init__(self, model, config: dict, run_id: str = "", flip: bool = False):
+        """flip: test-time augmentation, the mean of the model's answers on the image and its mirror image
+        (twice the work)."""
         import tensorflow as tf
 
+        self.flip = flip
         self.model = model
         self.config = config
         self.run_id = run_id
@@ -71,6 +74,9 @@ class Predictor:
             chunk = images[start:start + batch_size]
             x = np.stack([self._prepare(im) for im in chunk])
             probs = self._forward(tf.convert_to_tensor(x)).numpy().astype(np.float32)
+            if self.flip:
+                mirrored = self._forward(tf.convert_to_tensor(x[:, :, ::-1])).numpy().astype(np.float32)
+                probs = (probs + mirrored[:, :, ::-1]) / 2
             if probs.shape[-1] == 1:
                 probs = np.concatenate([1.0 - probs, probs], axis=-1)
             for im, p in zip(chunk, probs):
