@@ -133,3 +133,15 @@ def test_training_and_prediction_resize_alike():
     fake = Predictor.__new__(Predictor)
     fake.size, fake.channels = 32, 3
     np.testing.assert_allclose(fake._prepare(image), resized / 255.0)
+
+
+def test_examples_without_a_key_get_a_cache_file_each(workspace, tmp_path):
+    p = _project(workspace)
+    items = [dataset.Example(e.image, e.mask) for e in dataset.examples(p, p.image_ids(status="labeled"))]
+    cache = dataset.DiskCache(tmp_path / "c", (32, 32), 3)
+    assert len({cache.path(e) for e in items}) == len(items)
+    streamed = [np.asarray(b[0]) for b in dataset.make_dataset(items, (32, 32), 3, 1, cache=False)]
+    cached = [np.asarray(b[0]) for b in dataset.make_dataset(items, (32, 32), 3, 1, cache=False,
+                                                              disk_cache=tmp_path / "c")]
+    for x, y in zip(streamed, cached):
+        np.testing.assert_array_equal(x, y)

@@ -75,7 +75,11 @@ class DiskCache:
         self.folder, self.size, self.channels, self.budget = Path(folder), size, channels, budget
 
     def path(self, example: Example) -> Path:
-        name = f"{example.key}-{self.size[0]}x{self.size[1]}x{self.channels}"
+        key = example.key
+        if not key:   # an example made outside a project: its files' paths, sizes and times stand for content
+            key = ":".join(f"{p}:{s.st_size}:{s.st_mtime_ns}" for p in (example.image, example.mask)
+                           for s in [os.stat(p)])
+        name = f"{key}-{self.size[0]}x{self.size[1]}x{self.channels}"
         return self.folder / f"{hashlib.sha1(name.encode()).hexdigest()[:24]}.npy"
 
     def load(self, example: Example) -> np.ndarray:
@@ -99,7 +103,13 @@ class DiskCache:
         if not self.folder.is_dir():
             return
         wanted = {self.path(e).name for e in keep}
-        files = [(p.name in wanted, p.stat().st_mtime, p.stat().st_size, p) for p in self.folder.glob("*.npy")]
+        files = []
+        for p in self.folder.glob("*.npy"):
+            try:
+                st = p.stat()
+            except OSError:       # pruned meanwhile by another run
+                continue
+            files.append((p.name in wanted, st.st_mtime, st.st_size, p))
         total = sum(f[2] for f in files)
         for _, _, size, path in sorted(files):
             if total <= self.budget:
