@@ -229,7 +229,8 @@ with actions:
     a1.button("Save", type="primary", disabled=not dirty or view.conflict is not None, on_click=_save,
               width="stretch", key="annotate_save")
     last = view.undo[-1].what if view.undo else ""
-    u1.button("Undo fill" if last in drafting.ASSISTS else "Undo", on_click=_undo, disabled=not view.undo, width="stretch", key="annotate_undo",
+    u1.button("Undo fill" if last in drafting.ASSISTS else "Undo", on_click=_undo, disabled=not view.undo,
+              width="stretch", key="annotate_undo",
               help=f"Take back the last {view.undo[-1].what}, whole." if view.undo else "Nothing to undo.")
     u2.button("Redo", on_click=_redo, disabled=not view.redo, width="stretch", key="annotate_redo",
               help=f"Put the {view.redo[-1].what} back." if view.redo else "Nothing to redo.")

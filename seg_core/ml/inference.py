@@ -44,7 +44,6 @@ class Predictor:
     @classmethod
     def from_run(cls, project: Project, run_id: str | None = None, checkpoint: str = "best") -> "Predictor":
         """The run's best.keras (or last.keras), loaded in Keras safe mode; default: the project's best run."""
-
         run: RunRecord | None = project.runs.get(run_id) if run_id else project.runs.best()
         if run is None:
             raise NotFoundError("This project has no trained model yet; train one on the Train page.")
