@@ -10,7 +10,8 @@ from typing import Callable, Sequence
 
 from seg_core.cli.data import (cmd_delete, cmd_demo, cmd_export, cmd_import, cmd_info, cmd_init, cmd_projects,
                                cmd_split, project_arg)
-from seg_core.cli.model import cmd_evaluate, cmd_predict, cmd_runs, cmd_train
+from seg_core.cli.model import (cmd_evaluate, cmd_predict, cmd_runs, cmd_train, cmd_weights_add, cmd_weights_list,
+                                cmd_weights_remove)
 from seg_core.errors import SegError
 from seg_core.formats.masks import MASK_KINDS
 from seg_core.ml.config import LOSS_CHOICES, PRESETS
@@ -99,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--loss", choices=LOSS_CHOICES)
     p.add_argument("--model", help="unet, fcn, mobilenetv2-unet, densenet121-unet")
+    p.add_argument("--pretrained", action="store_true",
+                   help="mobilenetv2-unet, densenet121-unet: start the encoder from ImageNet weights (see 'weights')")
     p.add_argument("--seed", type=int)
     p.add_argument("--val-fraction", type=float)
     p.add_argument("--steps", type=int, help="batches per epoch (default: one pass over the training images)")
@@ -131,6 +134,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flip", action="store_true", help="test-time flip: as for predict")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("weights", help="ImageNet weights for the pretrained encoders (never downloaded)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    w = actions.add_parser("add", help="check an encoder's ImageNet weights file (.h5) and keep it in the workspace")
+    w.add_argument("file", help="e.g. mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5")
+    w.add_argument("--replace", action="store_true", help="replace the file already kept for that encoder")
+    w.set_defaults(func=cmd_weights_add)
+    w = actions.add_parser("list", help="which encoders have ImageNet weights on this machine")
+    w.add_argument("--json", action="store_true")
+    w.set_defaults(func=cmd_weights_list)
+    w = actions.add_parser("remove", help="delete the weights added for an encoder")
+    w.add_argument("name", help="mobilenetv2 or densenet121")
+    w.set_defaults(func=cmd_weights_remove)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""`segstudio` subcommands about models: train, runs, predict, evaluate."""
+"""`segstudio` subcommands about models: train, runs, predict, evaluate, weights."""
 
 from __future__ import annotations
 
@@ -26,11 +26,26 @@ def _train_config(args: argparse.Namespace):
         "steps_per_epoch": args.steps}.items() if v is not None}
     if args.no_augment:
         overrides["augment"] = AugmentConfig.none()
+    if args.pretrained:
+        _check_pretrained(args.model or "unet")
+        overrides["pretrained"] = True
     if args.minutes is not None and args.epochs is None:
         # "--minutes 5" means five minutes of training: the budget, not the preset's epoch count, ends it.
         overrides["epochs"] = 10_000
         overrides.setdefault("early_stopping_patience", 0)
     return preset(args.preset, **overrides)
+
+
+def _check_pretrained(model: str) -> None:
+    """Refuse --pretrained before a worker starts: on a model without an encoder, or with no weights here."""
+    from seg_core.ml import weights
+
+    encoder = weights.encoder_for_model(model)
+    if encoder is None:
+        names = ", ".join(f"{e}-unet" for e in weights.ENCODERS)
+        raise SegError(f"--pretrained needs a model with a pretrained encoder ({names}); '{model}' has none.")
+    if weights.imagenet_weights(encoder) is None:
+        raise SegError(weights.missing_message(encoder))
 
 
 def _fmt_epoch(m: dict) -> str:
@@ -161,4 +176,39 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         iou = "-" if c["iou"] is None else f"{c['iou']:.4f}"
         dice = "-" if c["dice"] is None else f"{c['dice']:.4f}"
         print(f"  {c['id']:>3} {c['name']:<20} IoU {iou}  dice {dice}")
+    return 0
+
+
+def cmd_weights_add(args: argparse.Namespace) -> int:
+    from seg_core.ml import weights
+
+    info = weights.add_weights(args.file, replace=args.replace)
+    verb = {"added": "added", "replaced": "replaced the old file with", "unchanged": "already had"}[info.outcome]
+    print(f"{verb} {info.label} ImageNet weights: {info.path}")
+    print(f"{info.encoder}-unet can now start from them (Train page: Advanced settings; "
+          f"segstudio train --model {info.encoder}-unet --pretrained)")
+    return 0
+
+
+def cmd_weights_list(args: argparse.Namespace) -> int:
+    from seg_core.ml import weights
+
+    found = weights.available()
+    if args.json:
+        print(json.dumps({name: (info.to_dict() if info else None) for name, info in found.items()}, indent=2))
+        return 0
+    for name, info in found.items():
+        print(f"{name:<12} " + (info.summary() if info else "none: segstudio weights add FILE ("
+                                + weights.ENCODERS[name].keras_file + ")"))
+    return 0
+
+
+def cmd_weights_remove(args: argparse.Namespace) -> int:
+    from seg_core.ml import weights
+
+    info = weights.remove_weights(args.name)
+    print(f"removed {info.label} weights {info.path}")
+    left = weights.imagenet_weights(info.encoder)
+    if left is not None:
+        print(f"{info.encoder}-unet still finds ImageNet weights: {left.summary()}")
     return 0

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Callable
 
 import keras
 from keras import layers
 
 from seg_core.errors import SegError
+from seg_core.ml import weights as imagenet
 from seg_core.ml.config import TrainConfig
 
 UPSAMPLING = ("transpose", "bilinear")
@@ -121,40 +121,30 @@ def build_fcn(input_shape=(None, None, 3), num_classes: int = 2, base_filters: i
     return keras.Model(inputs, _head(x, num_classes), name="fcn")
 
 
-# keras.applications encoders: the layers whose outputs feed the decoder, from fine to coarse.
-_ENCODERS = {
-    "mobilenetv2": ("MobileNetV2", "mobilenet_v2", ["block_1_expand_relu", "block_3_expand_relu",
-                                                    "block_6_expand_relu", "block_13_expand_relu", "out_relu"],
-                    "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"),
-    "densenet121": ("DenseNet121", "densenet", ["conv1_relu", "pool2_relu", "pool3_relu", "pool4_relu", "relu"],
-                    "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+# keras.applications encoders (named in weights.ENCODERS): the layers that feed the decoder, fine to coarse.
+_ENCODER_SKIPS = {
+    "mobilenetv2": ["block_1_expand_relu", "block_3_expand_relu", "block_6_expand_relu", "block_13_expand_relu",
+                    "out_relu"],
+    "densenet121": ["conv1_relu", "pool2_relu", "pool3_relu", "pool4_relu", "relu"],
 }
-
-
-def keras_cache_dir() -> Path:
-    import os
-
-    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
 
 
 def build_pretrained_unet(input_shape=(224, 224, 3), num_classes: int = 2, encoder: str = "mobilenetv2",
                           weights: str | None = None, base_filters: int = 16, dropout: float = 0.0,
                           batchnorm: bool = True, upsampling: str = "transpose", **_) -> keras.Model:
-    """A U-Net decoder on a keras.applications encoder. weights='imagenet' only from the local Keras cache."""
-    if encoder not in _ENCODERS:
-        raise SegError(f"Unknown encoder '{encoder}'; choose one of {', '.join(_ENCODERS)}.")
-    cls_name, _, skip_names, weight_file = _ENCODERS[encoder]
+    """A U-Net decoder on a keras.applications encoder. weights='imagenet' comes from the file a person added to
+    the workspace (seg_core/ml/weights.py), else from the local Keras cache; it is never downloaded."""
+    if encoder not in _ENCODER_SKIPS:
+        raise SegError(f"Unknown encoder '{encoder}'; choose one of {', '.join(_ENCODER_SKIPS)}.")
+    cls_name, skip_names = imagenet.ENCODERS[encoder].label, _ENCODER_SKIPS[encoder]
     h, w, c = input_shape
     if c != 3 or h is None or w is None or h % 32 or w % 32:
         raise SegError(f"A pretrained {encoder} encoder needs RGB input with a size divisible by 32; got {input_shape}.")
     if weights == "imagenet":
-        cached = keras_cache_dir() / weight_file
-        if not cached.exists():
-            raise SegError(
-                f"ImageNet weights for {encoder} are not on this machine ({cached}) and cannot be downloaded "
-                "here. Train without pretrained weights, or copy that file there first."
-            )
-        weights = str(cached)
+        found = imagenet.imagenet_weights(encoder)
+        if found is None:
+            raise SegError(imagenet.missing_message(encoder))
+        weights = str(found.path)
     base = getattr(keras.applications, cls_name)(input_shape=input_shape, include_top=False, weights=weights)
     base._name = "encoder"
     skips = [base.get_layer(n).output for n in skip_names]

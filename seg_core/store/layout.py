@@ -10,6 +10,7 @@ WORKSPACE_ENV = "SEG_WORKSPACE"
 DEFAULT_WORKSPACE = "workspace"
 DB_NAME = "project.db"
 MACHINE_SPEED_FILE = ".machine-speed.json"
+WEIGHTS_DIR = "weights"
 CHECKPOINTS = ("best", "last")
 
 
@@ -20,6 +21,11 @@ def workspace_dir() -> Path:
 def machine_speed_file() -> Path:
     """This machine's measured matmul speed, shared by the workspace's projects."""
     return workspace_dir() / MACHINE_SPEED_FILE
+
+
+def weights_dir() -> Path:
+    """Pretrained encoder weights a person added (seg_core/ml/weights.py), shared by the workspace's projects."""
+    return workspace_dir() / WEIGHTS_DIR
 
 
 @dataclass(frozen=True)
