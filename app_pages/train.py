@@ -204,7 +204,8 @@ def _pretrained(name: str, encoder: str) -> bool:
     """The ImageNet start of a pretrained encoder, possible once this machine has its weights (added here)."""
     found = weights.available()
     info, spec = found[encoder], weights.ENCODERS[encoder]
-    ss.setdefault(_key(name, "pretrained"), False)
+    if info is None or _key(name, "pretrained") not in ss:
+        ss[_key(name, "pretrained")] = False   # no ticked box for weights that are gone
     with st.container(border=True):
         use = st.checkbox(f"Start the {spec.label} encoder from ImageNet weights", key=_key(name, "pretrained"),
                           disabled=info is None, persist_state="session",

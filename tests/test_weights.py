@@ -298,3 +298,7 @@ def test_train_page_adds_a_weights_file_and_offers_the_pretrained_start(files, w
     assert at.checkbox(key="train_fast_pretrained").value
     assert "ImageNet weights for MobileNetV2: mobilenetv2.weights.h5" in page_texts(at)
     assert "MobileNetV2 yes; DenseNet121 none" in page_texts(at)
+    weights.remove_weights("mobilenetv2")       # e.g. from the command line meanwhile
+    at.run()
+    box = at.checkbox(key="train_fast_pretrained")
+    assert box.disabled and not box.value
