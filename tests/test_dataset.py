@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from helpers import photo, png_bytes
 from seg_core.ml import dataset
@@ -131,8 +132,61 @@ def test_training_and_prediction_resize_alike():
     grey = dataset.resize_image(image, (32, 32), 1)
     assert grey.shape == (32, 32, 1)
     fake = Predictor.__new__(Predictor)
-    fake.size, fake.channels = 32, 3
+    fake.size, fake.channels, fake.resize = 32, 3, "squash"
     np.testing.assert_allclose(fake._prepare(image), resized / 255.0)
+    fake.resize = "letterbox"
+    np.testing.assert_allclose(fake._prepare(image), dataset.resize_image(image, (32, 32), 3, "letterbox") / 255.0)
+
+
+def test_letterbox_keeps_the_aspect_ratio_and_mirrors_the_rest():
+    assert dataset.content_box((240, 320), (256, 256), "letterbox") == (32, 0, 192, 256)
+    assert dataset.content_box((320, 240), (256, 256), "letterbox") == (0, 32, 256, 192)
+    assert dataset.content_box((240, 320), (256, 256), "squash") == (0, 0, 256, 256)
+    assert dataset.content_box((5000, 2), (64, 64), "letterbox") == (0, 31, 64, 1)   # never zero pixels wide
+    image = photo(30, 60, seed=2)
+    ids = np.zeros((30, 60), np.uint8)
+    ids[:, :20] = 1                                    # a band on the left third, all the way down
+    out = dataset.resize_image(image, (32, 32), 3, "letterbox")
+    mask = dataset.resize_mask(ids, (32, 32), "letterbox")
+    assert out.shape == (32, 32, 3) and mask.shape == (32, 32)
+    top, left, h, w = dataset.content_box((30, 60), (32, 32), "letterbox")
+    assert (top, left, h, w) == (8, 0, 16, 32)
+    np.testing.assert_array_equal(out[top:top + h], dataset.resize_image(image, (16, 32), 3))
+    np.testing.assert_array_equal(mask[top:top + h, :10], 1)     # the band keeps its width: a third
+    np.testing.assert_array_equal(mask[top:top + h, 11:], 0)
+    np.testing.assert_array_equal(out[:top], out[top:2 * top][::-1])   # the bands mirror the image...
+    np.testing.assert_array_equal(mask[:top], mask[top:2 * top][::-1])  # ...and the mask alike
+    with pytest.raises(ValueError, match="unknown resize"):
+        dataset.content_box((3, 3), (8, 8), "stretch")
+
+
+def test_letterboxed_prediction_comes_back_to_the_image(workspace):
+    """A 'model' that marks bright pixels: letterboxed in and cropped back, its mask matches the image's
+    bright part at the image's own size, as the squashed one does."""
+    import keras
+
+    from seg_core.ml.inference import Predictor
+
+    inputs = keras.Input((None, None, 1))
+    model = keras.Model(inputs, keras.ops.sigmoid((inputs - 0.5) * 40))
+    image = np.zeros((90, 200), np.uint8)
+    image[:, 120:] = 255
+    image[60:, :] = 255
+    for resize in ("letterbox", "squash"):
+        pred = Predictor(model, {"image_size": 64, "channels": 1, "num_classes": 2, "resize": resize}).predict_one(image)
+        assert pred.ids.shape == image.shape
+        assert (pred.ids == (image > 0)).mean() > 0.97, resize
+    legacy = Predictor(model, {"image_size": 64, "channels": 1, "num_classes": 2})
+    assert legacy.resize == "squash"       # runs saved before letterboxing squashed
+
+
+def test_letterboxed_and_squashed_examples_are_cached_apart(workspace, tmp_path):
+    p = _project(workspace)
+    item = dataset.examples(p, p.image_ids(status="labeled"))[0]
+    squash = dataset.DiskCache(tmp_path / "c", (32, 32), 3)
+    box = dataset.DiskCache(tmp_path / "c", (32, 32), 3, resize="letterbox")
+    assert squash.path(item) != box.path(item)
+    np.testing.assert_array_equal(box.load(item), dataset.load_pair(item, (32, 32), 3, "letterbox"))
 
 
 def test_examples_without_a_key_get_a_cache_file_each(workspace, tmp_path):

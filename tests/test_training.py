@@ -15,7 +15,7 @@ from seg_core.ml.augment import AugmentConfig
 from seg_core.errors import RunBusyError, TrainingError
 from seg_core.ml.inference import Predictor
 from seg_core.ml.evaluation import Labeled, evaluate
-from seg_core.ml.config import PRESETS, TrainConfig, preset
+from seg_core.ml.config import PRESETS, PRETRAINED_FREEZE_EPOCHS, TrainConfig, preset
 from seg_core.ml.training import train
 from seg_core.store import splits
 
@@ -150,9 +150,13 @@ def test_bad_settings_are_sentences():
         TrainConfig.from_dict({"epochz": 3})
     with pytest.raises(TrainingError, match="Unknown preset"):
         preset("turbo")
+    with pytest.raises(TrainingError, match="resize must be one of letterbox, squash"):
+        tiny(resize="stretch").validate(2)
     for name, cfg in PRESETS.items():
         assert cfg.validate(2).preset == name
         assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    saved_before_letterboxing = {k: v for k, v in TrainConfig().to_dict().items() if k != "resize"}
+    assert TrainConfig.from_dict(saved_before_letterboxing).resize == "squash"
 
 
 def test_worker_killed_mid_run_is_marked_failed_and_resumes(binary):
@@ -200,3 +204,9 @@ def test_preset_crop_follows_a_changed_image_size():
     assert preset("fast", image_size=32, depth=2).crop_size == 16
     assert preset("fast", image_size=16, depth=4).crop_size is None
     assert preset("fast", image_size=512, crop_size=64).crop_size == 64
+
+
+def test_a_pretrained_start_freezes_the_encoder_first():
+    assert preset("fast", model="mobilenetv2-unet", pretrained=True).freeze_encoder_epochs == PRETRAINED_FREEZE_EPOCHS
+    assert preset("fast", model="mobilenetv2-unet", pretrained=True, freeze_encoder_epochs=0).freeze_encoder_epochs == 0
+    assert preset("fast", model="mobilenetv2-unet").freeze_encoder_epochs == 0

@@ -61,11 +61,15 @@ class RunMonitor(keras.callbacks.Callback):
     metrics row (after its checkpoint, so a row always has one on disk), and a preview picture."""
 
     def __init__(self, project: Project, run_id: str, config: TrainConfig, state: RunState, steps: int,
-                 preview: tuple | None = None, clock: Callable[[], float] = time.time):
+                 preview: tuple | None = None, clock: Callable[[], float] = time.time,
+                 preview_boxes: list[tuple[int, int, int, int]] | None = None):
+        """preview: a batch (images, masks) drawn each epoch; preview_boxes: where each image lies in its input
+        (dataset.content_box), so a letterboxed image is shown without its mirrored bands."""
         super().__init__()
         self.project, self.run_id, self.config, self.state, self.steps = project, run_id, config, state, steps
         self.files = project.layout.run(run_id)
         self.preview_batch = preview
+        self.preview_boxes = preview_boxes
         self.classes = project.classes
         self.budget_s = config.time_budget_minutes * 60 if config.time_budget_minutes else None
         self.clock = clock
@@ -137,11 +141,16 @@ class RunMonitor(keras.callbacks.Callback):
         pred = np.asarray(losses.hard_labels(self.model(images, training=False))).astype(np.uint8)
         rows = []
         for i in range(int(images.shape[0])):
-            img = (np.asarray(images[i]) * 255).round().astype(np.uint8)
+            top, left, h, w = self.preview_boxes[i] if self.preview_boxes else (0, 0, *images.shape[1:3])
+            img = (np.asarray(images[i]) * 255).round().astype(np.uint8)[top:top + h, left:left + w]
             img = img[..., 0] if img.shape[-1] == 1 else img
+            truth_i = np.asarray(truth[i])[top:top + h, left:left + w, 0]
             rows.append(np.concatenate([viz.overlay(img, None, self.classes),
-                                        viz.overlay(img, np.asarray(truth[i])[..., 0], self.classes, 0.55),
-                                        viz.overlay(img, pred[i], self.classes, 0.55)], axis=1))
+                                        viz.overlay(img, truth_i, self.classes, 0.55),
+                                        viz.overlay(img, pred[i][top:top + h, left:left + w], self.classes, 0.55)],
+                                       axis=1))
+        width = max(r.shape[1] for r in rows)
+        rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
         buf = io.BytesIO()
         Image.fromarray(np.concatenate(rows, axis=0)).save(buf, "PNG", compress_level=1)
         return buf.getvalue()

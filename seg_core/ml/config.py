@@ -12,6 +12,9 @@ from seg_core.ml.augment import AugmentConfig
 LOSS_CHOICES = ("auto", "dice", "bce", "bce_dice", "ce", "sparse_ce", "ce_dice")
 SCHEDULES = ("plateau", "cosine", "constant")
 PRECISIONS = ("float32", "mixed_bfloat16")
+# How an image meets the model's square input: squashed to it, or letterboxed (aspect ratio kept, the rest
+# mirrored image). Runs saved before the choice existed squashed.
+RESIZE_MODES = ("letterbox", "squash")
 # models.REGISTRY's names, here so that checking a config does not import Keras (seconds, in a page);
 # tests/test_planning.py keeps the two in step.
 # Validation images drawn once an epoch as the run's preview picture (the Train page shows it).
@@ -21,12 +24,16 @@ PREVIEW_COUNT = 2
 # run reached validation mean IoU 0.81 at 200 s instead of 0.72 (bench: README "Performance").
 MIN_EPOCH_STEPS = 20
 MODEL_NAMES = ("unet", "fcn", "mobilenetv2-unet", "densenet121-unet")
+# A start from ImageNet weights first trains the new decoder on a frozen encoder for this many epochs, so its
+# random first gradients do not wreck the pretrained features; then everything is fine-tuned at a tenth of the rate.
+PRETRAINED_FREEZE_EPOCHS = 3
 
 
 @dataclass
 class TrainConfig:
     model: str = "unet"
     image_size: int = 256
+    resize: str = "squash"
     crop_size: int | None = None           # train on random crops of this size (whole images at validation)
     base_filters: int = 16
     depth: int = 4
@@ -64,6 +71,7 @@ class TrainConfig:
         if unknown:
             raise TrainingError(f"Unknown training settings: {', '.join(sorted(unknown))}.")
         values = dict(d)
+        values.setdefault("resize", "squash")   # saved before letterboxing existed
         values["augment"] = AugmentConfig.from_dict(values.get("augment"))
         return cls(**values)
 
@@ -108,6 +116,8 @@ class TrainConfig:
             problems.append("dropout must be 0..0.9")
         if not 0 < self.val_fraction < 1:
             problems.append("validation fraction must be between 0 and 1")
+        if self.resize not in RESIZE_MODES:
+            problems.append(f"resize must be one of {', '.join(RESIZE_MODES)}")
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {', '.join(PRECISIONS)}")
         if self.time_budget_minutes is not None and self.time_budget_minutes <= 0:
@@ -144,6 +154,8 @@ def preset(name: str, **overrides) -> TrainConfig:
         raise TrainingError(f"Unknown preset '{name}'; choose one of {', '.join(PRESETS)}.")
     base = PRESETS[name]
     config = dataclasses.replace(base, **overrides)
+    if config.pretrained and "freeze_encoder_epochs" not in overrides:
+        config.freeze_encoder_epochs = PRETRAINED_FREEZE_EPOCHS
     if base.crop_size and "crop_size" not in overrides and ("image_size" in overrides or "depth" in overrides):
         # Keep the preset's crop-to-image ratio at the new size (crops must stay divisible by 2**depth).
         step = 2 ** config.depth

@@ -22,6 +22,7 @@ from seg_core.files import atomic_write
 from seg_core.formats.images import load_image
 from seg_core.formats.masks import load_png
 from seg_core.ml.augment import AugmentConfig, augment_pair
+from seg_core.ml.config import RESIZE_MODES
 from seg_core.store.project import Project
 
 # Resized examples are kept in memory only while they fit in this budget...
@@ -45,34 +46,72 @@ def examples(project: Project, image_ids: Sequence[int]) -> list[Example]:
             for r in project.list_images(status="labeled") if r.id in wanted]
 
 
-def resize_image(arr: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:
-    """uint8 HxW or HxWx3 -> uint8 (size[0], size[1], channels): antialiased bilinear, grey or RGB as asked.
-    Training and prediction both go through it, so a model sees the same pixels in both."""
+def image_shape(example: Example) -> tuple[int, int]:
+    """(height, width) of an example's image, from its header."""
+    with Image.open(example.image) as im:
+        return im.height, im.width
+
+
+def content_box(shape: tuple[int, int], size: tuple[int, int], resize: str) -> tuple[int, int, int, int]:
+    """Where an image of `shape` (h, w) lies in the model's `size` input: (top, left, height, width).
+
+    squash: the whole input, whatever the aspect ratio. letterbox: scaled to fit with its aspect ratio kept,
+    centred, the rest mirrored image (the model learns nothing from a blank band).
+    """
+    if resize == "squash":
+        return 0, 0, size[0], size[1]
+    if resize != "letterbox":
+        raise ValueError(f"unknown resize mode {resize!r}; one of {', '.join(RESIZE_MODES)}")
+    h, w = shape
+    scale = min(size[0] / h, size[1] / w)
+    ch, cw = min(size[0], max(1, round(h * scale))), min(size[1], max(1, round(w * scale)))
+    return (size[0] - ch) // 2, (size[1] - cw) // 2, ch, cw
+
+
+def _fit(arr: np.ndarray, size: tuple[int, int], resize: str, method) -> np.ndarray:
+    top, left, ch, cw = content_box(arr.shape[:2], size, resize)
+    im = Image.fromarray(arr)
+    if im.size != (cw, ch):
+        im = im.resize((cw, ch), method)
+    out = np.asarray(im, np.uint8)
+    if (ch, cw) != size:
+        pad = ((top, size[0] - ch - top), (left, size[1] - cw - left)) + ((0, 0),) * (out.ndim - 2)
+        out = np.pad(out, pad, mode="symmetric")
+    return out
+
+
+def resize_image(arr: np.ndarray, size: tuple[int, int], channels: int, resize: str = "squash") -> np.ndarray:
+    """uint8 HxW or HxWx3 -> uint8 (size[0], size[1], channels): antialiased bilinear, grey or RGB as asked,
+    squashed to the size or letterboxed (content_box). Training and prediction both go through it, so a model
+    sees the same pixels in both."""
     arr = np.asarray(arr)
     if channels == 3 and arr.ndim == 2:
         arr = np.repeat(arr[:, :, None], 3, axis=2)
     elif channels == 1 and arr.ndim == 3:
         arr = arr.mean(axis=2).round().astype(np.uint8)
-    im = Image.fromarray(arr)
-    if im.size != (size[1], size[0]):
-        im = im.resize((size[1], size[0]), Image.BILINEAR)
-    out = np.asarray(im, np.uint8)
+    out = _fit(arr, size, resize, Image.BILINEAR)
     return out[..., None] if out.ndim == 2 else out
 
 
-def load_pair(example: Example, size: tuple[int, int], channels: int) -> np.ndarray:
+def resize_mask(ids: np.ndarray, size: tuple[int, int], resize: str = "squash") -> np.ndarray:
+    """Class ids HxW -> (size[0], size[1]) uint8, nearest neighbour, placed as resize_image places the image."""
+    return _fit(np.asarray(ids, np.uint8), size, resize, Image.NEAREST)
+
+
+def load_pair(example: Example, size: tuple[int, int], channels: int, resize: str = "squash") -> np.ndarray:
     """One example resized, as uint8 (H, W, channels + 1): the image's channels, then the mask's ids."""
-    image = resize_image(load_image(example.image), size, channels)
-    ids = load_png(example.mask)
-    mask = np.asarray(Image.fromarray(ids).resize((size[1], size[0]), Image.NEAREST), np.uint8)
+    image = resize_image(load_image(example.image), size, channels, resize)
+    mask = resize_mask(load_png(example.mask), size, resize)
     return np.concatenate([image, mask[..., None]], axis=2)
 
 
 class DiskCache:
     """Resized examples as .npy files in a folder, named by example key, size and channels; bounded in bytes."""
 
-    def __init__(self, folder: Path, size: tuple[int, int], channels: int, budget: int = DISK_CACHE_BYTES):
+    def __init__(self, folder: Path, size: tuple[int, int], channels: int, budget: int = DISK_CACHE_BYTES,
+                 resize: str = "squash"):
         self.folder, self.size, self.channels, self.budget = Path(folder), size, channels, budget
+        self.resize = resize
 
     def path(self, example: Example) -> Path:
         key = example.key
@@ -80,6 +119,8 @@ class DiskCache:
             key = ":".join(f"{p}:{s.st_size}:{s.st_mtime_ns}" for p in (example.image, example.mask)
                            for s in [os.stat(p)])
         name = f"{key}-{self.size[0]}x{self.size[1]}x{self.channels}"
+        if self.resize != "squash":
+            name += f"-{self.resize}"
         return self.folder / f"{hashlib.sha1(name.encode()).hexdigest()[:24]}.npy"
 
     def load(self, example: Example) -> np.ndarray:
@@ -91,7 +132,7 @@ class DiskCache:
                 return arr
         except (OSError, ValueError):
             pass                          # missing or torn: made again
-        arr = load_pair(example, self.size, self.channels)
+        arr = load_pair(example, self.size, self.channels, self.resize)
         buf = io.BytesIO()
         np.save(buf, arr)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -126,7 +167,7 @@ def fits_in_memory(count: int, size: tuple[int, int], channels: int, budget: int
 def make_dataset(items: Sequence[Example], size: tuple[int, int], channels: int, batch_size: int, *,
                  augment: AugmentConfig | None = None, shuffle: bool = False, repeat: bool = False,
                  seed: int = 0, cache: bool | None = None, cache_budget: int = DEFAULT_CACHE_BYTES,
-                 disk_cache: Path | None = None, crop: int | None = None) -> tf.data.Dataset:
+                 disk_cache: Path | None = None, crop: int | None = None, resize: str = "squash") -> tf.data.Dataset:
     """Batches of (image float32 BxHxWxC, mask uint8 BxHxWx1).
 
     Training: shuffle + augment + repeat (fit with steps_per_epoch, so augmentation differs each epoch).
@@ -135,20 +176,21 @@ def make_dataset(items: Sequence[Example], size: tuple[int, int], channels: int,
     from `disk_cache` (a folder; made there on first use) when given, else decoded and resized each time.
     crop: train on random crop x crop windows of the resized images (a fully convolutional model then
     predicts whole images): the same resolution for a fraction of the compute per step.
+    resize: how each image meets the square size, "squash" or "letterbox" (content_box).
     """
     if not items:
         raise ValueError("no examples")
     size = (int(size[0]), int(size[1]))
     if cache is None:
         cache = fits_in_memory(len(items), size, channels, cache_budget)
-    disk = DiskCache(disk_cache, size, channels) if disk_cache is not None and not cache else None
+    disk = DiskCache(disk_cache, size, channels, resize=resize) if disk_cache is not None and not cache else None
     if disk is not None:
         disk.prune(keep=items)
     by_index = list(items)
 
     def read(i):
         example = by_index[int(i)]
-        return disk.load(example) if disk is not None else load_pair(example, size, channels)
+        return disk.load(example) if disk is not None else load_pair(example, size, channels, resize)
 
     def decode(i):
         pair = tf.numpy_function(read, [i], tf.uint8, stateful=False)

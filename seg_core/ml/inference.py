@@ -34,6 +34,7 @@ class Predictor:
         self.run_id = run_id
         self.size = int(config["image_size"])
         self.channels = int(config["channels"])
+        self.resize = config.get("resize", "squash")   # runs saved before letterboxing squashed
         self.num_classes = int(config["num_classes"])
         self.classes = [ClassSpec.from_dict(c) for c in config.get("classes", [])]
         # One traced function for any batch size at the training resolution: model.predict per image is
@@ -62,11 +63,13 @@ class Predictor:
     def _prepare(self, image: np.ndarray) -> np.ndarray:
         from seg_core.ml.dataset import resize_image
 
-        return resize_image(image, (self.size, self.size), self.channels).astype(np.float32) / 255.0
+        return resize_image(image, (self.size, self.size), self.channels, self.resize).astype(np.float32) / 255.0
 
     def probabilities(self, images: Sequence[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
         """Per image HxWxC class probabilities at the image's own size."""
         import tensorflow as tf
+
+        from seg_core.ml.dataset import content_box
 
         out: list[np.ndarray] = []
         for start in range(0, len(images), batch_size):
@@ -80,7 +83,8 @@ class Predictor:
                 probs = np.concatenate([1.0 - probs, probs], axis=-1)
             for im, p in zip(chunk, probs):
                 h, w = np.asarray(im).shape[:2]
-                full = tf.image.resize(p, (h, w), method="bilinear").numpy()
+                top, left, ch, cw = content_box((h, w), (self.size, self.size), self.resize)
+                full = tf.image.resize(p[top:top + ch, left:left + cw], (h, w), method="bilinear").numpy()
                 out.append(np.clip(full, 0.0, 1.0))
         return out
 

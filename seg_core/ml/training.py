@@ -66,8 +66,9 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
     disk = project.layout.cache_dir / "train"
     train_ds = dataset.make_dataset(train_items, size, channels, config.batch_size, augment=config.augment,
                                     shuffle=True, repeat=True, seed=config.seed, disk_cache=disk,
-                                    crop=None if spec.fixed_size else config.crop_size)
-    val_ds = dataset.make_dataset(val_items, size, channels, config.batch_size, disk_cache=disk)
+                                    crop=None if spec.fixed_size else config.crop_size, resize=config.resize)
+    val_ds = dataset.make_dataset(val_items, size, channels, config.batch_size, disk_cache=disk,
+                                  resize=config.resize)
 
     files = project.layout.run(run_id)
     files.previews_dir.mkdir(parents=True, exist_ok=True)
@@ -88,8 +89,10 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
         "classes": [c.to_dict() for c in project.classes], "train_images": len(train_items),
         "val_images": len(val_items), "summary": models.summarize(config, channels, num_classes)}, indent=2).encode())
 
-    preview = next(iter(dataset.make_dataset(val_items[:PREVIEW_COUNT], size, channels, PREVIEW_COUNT)))
-    monitor = RunMonitor(project, run_id, config, state, steps, preview)
+    shown = val_items[:PREVIEW_COUNT]
+    preview = next(iter(dataset.make_dataset(shown, size, channels, PREVIEW_COUNT, resize=config.resize)))
+    boxes = [dataset.content_box(dataset.image_shape(e), size, config.resize) for e in shown]
+    monitor = RunMonitor(project, run_id, config, state, steps, preview, preview_boxes=boxes)
     callbacks = [monitor, *schedule(config, monitor), *(extra_callbacks or [])]
 
     def fit(epochs: int) -> None:
