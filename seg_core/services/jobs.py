@@ -12,6 +12,7 @@ from pathlib import Path
 from seg_core.errors import TrainingError
 from seg_core.ml.config import TrainConfig
 from seg_core.ml.worker import MODULE as WORKER_MODULE
+from seg_core.store.layout import WORKSPACE_ENV, workspace_dir
 from seg_core.store.project import Project
 from seg_core.store.runs import RunRecord, RunStatus
 
@@ -29,7 +30,9 @@ def _spawn(project: Project, run_id: str, resume: bool) -> int:
     cmd = [sys.executable, "-m", WORKER_MODULE, "--project", str(project.path), "--run", run_id]
     if resume:
         cmd.append("--resume")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    # The worker runs in the repository folder: it must see this process's workspace (weights, machine speed),
+    # not a ./workspace of its own working folder.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", WORKSPACE_ENV: str(workspace_dir())}
     with open(log, "ab") as out:
         # Its own session: closing the browser tab or restarting the page's script never touches it.
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
