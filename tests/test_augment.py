@@ -8,7 +8,7 @@ import pytest
 from seg_core.ml.augment import AugmentConfig, augment_pair
 
 ALL = AugmentConfig(flip_h=True, flip_v=True, rot90=True, shift_scale_rotate=True, hsv=True,
-                    brightness_contrast=True, gamma=True, crop_resize=True)
+                    brightness_contrast=True, gamma=True, crop_resize=True, blur=True, noise=True)
 
 
 def _pair(h=32, w=32):
@@ -72,3 +72,22 @@ def test_rot90_keeps_the_size_of_non_square_images():
         img2, m2 = augment_pair(image, mask, AugmentConfig(rot90=True, flip_h=False, brightness_contrast=False),
                                 np.array([s, 0]))
         assert np.asarray(img2).shape == (24, 40, 3) and np.asarray(m2).shape == (24, 40, 1)
+
+
+def test_blur_and_noise_are_image_only_and_do_what_they_say():
+    image, mask = _pair()
+    image[..., 0] = 0.5                                          # one flat channel: blur keeps it, noise does not
+    cfg = AugmentConfig(flip_h=False, brightness_contrast=False, blur=True, blur_limit=1.5)
+    blurred = [tuple(np.asarray(x) for x in augment_pair(image, mask, cfg, np.array([s, 3]))) for s in range(8)]
+    changed = [b for b in blurred if not np.allclose(b[0], image)]
+    assert 2 <= len(changed) <= 6                                # on about half the images
+    for img2, m2 in blurred:
+        np.testing.assert_array_equal(m2, mask)
+        np.testing.assert_allclose(img2[..., 0], 0.5, atol=1e-5)
+    for img2, _ in changed:                                      # smoother: less pixel-to-pixel variation
+        assert np.abs(np.diff(img2[..., 1], axis=1)).mean() < 0.8 * np.abs(np.diff(image[..., 1], axis=1)).mean()
+    noisy, m2 = augment_pair(image, mask, AugmentConfig(flip_h=False, brightness_contrast=False, noise=True,
+                                                        noise_limit=0.05), np.array([1, 1]))
+    noisy = np.asarray(noisy)
+    np.testing.assert_array_equal(np.asarray(m2), mask)
+    assert 0 < np.abs(noisy[..., 0] - 0.5).mean() < 0.05 and 0 <= noisy.min() and noisy.max() <= 1

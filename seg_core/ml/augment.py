@@ -30,6 +30,10 @@ class AugmentConfig:
     gamma_limit: float = 0.2             # gamma in [1/(1+l), 1+l]
     crop_resize: bool = False
     crop_min_area: float = 0.5           # of the image
+    blur: bool = False                   # Gaussian blur, sigma up to blur_limit pixels, on half the images
+    blur_limit: float = 1.2
+    noise: bool = False                  # Gaussian sensor noise, standard deviation up to noise_limit (of 1)
+    noise_limit: float = 0.03
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -46,7 +50,7 @@ class AugmentConfig:
     @property
     def enabled(self) -> bool:
         return any((self.flip_h, self.flip_v, self.rot90, self.shift_scale_rotate, self.hsv,
-                    self.brightness_contrast, self.gamma, self.crop_resize))
+                    self.brightness_contrast, self.gamma, self.crop_resize, self.blur, self.noise))
 
 
 def _u(seed, i: int, lo: float = 0.0, hi: float = 1.0, shape=()):
@@ -101,6 +105,26 @@ def _crop_resize(image, mask, cfg: AugmentConfig, seed):
     return image, tf.cast(mask, tf.uint8)
 
 
+BLUR_RADIUS = 3   # a 7-tap kernel: covers sigma up to about 1.5 px
+
+
+def _blur(image, cfg: AugmentConfig, seed):
+    """A separable Gaussian of random sigma (0.1..blur_limit px) on half the images, edges mirrored."""
+    import tensorflow as tf
+
+    sigma = _u(seed, 60, 0.1, cfg.blur_limit)
+    taps = tf.range(-BLUR_RADIUS, BLUR_RADIUS + 1, dtype=tf.float32)
+    kernel = tf.exp(-0.5 * tf.square(taps / sigma))
+    kernel = kernel / tf.reduce_sum(kernel)
+    channels = tf.shape(image)[-1]
+    padded = tf.pad(image[None], [[0, 0], [BLUR_RADIUS, BLUR_RADIUS], [BLUR_RADIUS, BLUR_RADIUS], [0, 0]], "REFLECT")
+    rows = tf.tile(tf.reshape(kernel, [-1, 1, 1, 1]), [1, 1, channels, 1])
+    cols = tf.tile(tf.reshape(kernel, [1, -1, 1, 1]), [1, 1, channels, 1])
+    out = tf.nn.depthwise_conv2d(padded, rows, [1, 1, 1, 1], "VALID")
+    out = tf.nn.depthwise_conv2d(out, cols, [1, 1, 1, 1], "VALID")[0]
+    return tf.where(_u(seed, 61) < 0.5, out, image)
+
+
 def augment_pair(image, mask, cfg: AugmentConfig, seed):
     """image: float32 HxWxC in [0, 1]; mask: uint8 HxWx1 class ids. seed: int32/int64 shape [2].
 
@@ -142,6 +166,11 @@ def augment_pair(image, mask, cfg: AugmentConfig, seed):
     if cfg.gamma:
         g = tf.exp(_u(seed, 50, -math.log1p(cfg.gamma_limit), math.log1p(cfg.gamma_limit)))
         image = tf.pow(tf.clip_by_value(image, 0.0, 1.0), g)
+    if cfg.blur:
+        image = _blur(image, cfg, seed)
+    if cfg.noise:
+        sd = _u(seed, 70, 0.0, cfg.noise_limit)
+        image = image + sd * tf.random.stateless_normal(tf.shape(image), tf.random.experimental.stateless_fold_in(seed, 71))
     image = tf.clip_by_value(image, 0.0, 1.0)
     if channels is not None:
         image = tf.ensure_shape(image, [None, None, channels])
