@@ -204,6 +204,12 @@ def make_dataset(items: Sequence[Example], size: tuple[int, int], channels: int,
         ds = ds.shuffle(min(len(items), 1024), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
+    if crop and (crop < size[0] or crop < size[1]):
+        # Cropped first: augmentation then works on the crop, a fraction of the pixels.
+        crop_seeds = tf.data.Dataset.random(seed=seed + 1).batch(2)
+        ds = tf.data.Dataset.zip((ds, crop_seeds)).map(
+            lambda pair, s: _random_crop(pair[0], pair[1], crop, channels, s),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if augment is not None and augment.enabled:
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
         ds = tf.data.Dataset.zip((ds, seeds)).map(
@@ -212,11 +218,6 @@ def make_dataset(items: Sequence[Example], size: tuple[int, int], channels: int,
     else:
         ds = ds.map(lambda image, mask: (_as_float(image), mask), num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=True)
-    if crop and (crop < size[0] or crop < size[1]):
-        crop_seeds = tf.data.Dataset.random(seed=seed + 1).batch(2)
-        ds = tf.data.Dataset.zip((ds, crop_seeds)).map(
-            lambda pair, s: _random_crop(pair[0], pair[1], crop, channels, s),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=False)
     options = tf.data.Options()
     options.deterministic = True
@@ -229,9 +230,10 @@ def _as_float(image):
 
 
 def _random_crop(image, mask, crop: int, channels: int, seed):
-    stacked = tf.concat([image, tf.cast(mask, tf.float32)], axis=-1)
+    """The same random window of a uint8 image and its mask."""
+    stacked = tf.concat([image, mask], axis=-1)
     window = tf.image.stateless_random_crop(stacked, [crop, crop, channels + 1], tf.cast(seed, tf.int32))
-    return window[..., :channels], tf.cast(window[..., channels:], tf.uint8)
+    return window[..., :channels], window[..., channels:]
 
 
 def project_channels(project: Project) -> int:
