@@ -7,11 +7,13 @@ from app_pages.widgets import require_project, show_error
 from seg_core import RunStatus, jobs, planning, splits
 from seg_core.errors import SegError
 from seg_core.ml import weights
-from seg_core.ml.config import LOSS_CHOICES, MODEL_NAMES, PRESET_NOTES, PRESETS
+from seg_core.ml.config import LOSS_CHOICES, MODEL_NAMES, PRESET_NOTES, PRESETS, RESIZE_MODES
 
 AUGMENTS = {"flip_h": "Mirror left-right", "flip_v": "Mirror top-bottom", "rot90": "Quarter turns",
             "shift_scale_rotate": "Shift, scale, rotate a little", "brightness_contrast": "Brightness and contrast",
-            "hsv": "Hue and saturation", "gamma": "Gamma", "crop_resize": "Random crop and resize"}
+            "hsv": "Colour (hue, saturation)", "gamma": "Gamma", "crop_resize": "Random crop and resize",
+            "blur": "Blur", "noise": "Sensor noise"}
+FITS = {"letterbox": "Keep the shape (pad the rest)", "squash": "Stretch to the square"}
 LOSSES = {"auto": "Automatic", "dice": "Dice", "bce": "Binary cross-entropy",
           "bce_dice": "Binary cross-entropy + dice", "ce": "Cross-entropy", "sparse_ce": "Sparse cross-entropy",
           "ce_dice": "Cross-entropy + dice"}
@@ -138,14 +140,15 @@ def _key(name: str, field: str) -> str:
 
 
 def _rescale_crop(name: str) -> None:
-    ss[_key(name, "crop_size")] = planning.crop_for(name, ss[_key(name, "image_size")], ss[_key(name, "depth")]) or 0
+    size, depth = ss[_key(name, "image_size")], ss[_key(name, "depth")]
+    ss[_key(name, "crop_size")] = planning.crop_for(name, size, depth, photos) or 0
 
 
 def _advanced(name: str, split_exists: bool) -> dict:
     """The advanced form, defaults from the preset; each preset keeps its own edits for this session."""
     base = planning.app_preset(name, photos)
     fields = ("model", "image_size", "crop_size", "base_filters", "depth", "epochs", "time_budget_minutes",
-              "batch_size", "learning_rate", "loss", "val_fraction", "early_stopping_patience", "seed")
+              "batch_size", "learning_rate", "loss", "val_fraction", "early_stopping_patience", "seed", "resize")
     defaults = {f: getattr(base, f) for f in fields} | {f: getattr(base.augment, f) for f in AUGMENTS}
     # The form shows "none" as 0.
     defaults |= {"crop_size": base.crop_size or 0, "time_budget_minutes": float(base.time_budget_minutes or 0)}
@@ -193,6 +196,10 @@ def _advanced(name: str, split_exists: bool) -> dict:
         c = st.columns(4)
         v["seed"] = c[0].number_input("Seed", 0, 2**31 - 1, key=_key(name, "seed"), **keep,
                                       help="The same seed and settings give the same run.")
+        v["resize"] = c[1].selectbox("Images that are not square", RESIZE_MODES, format_func=FITS.get, **keep,
+                                     key=_key(name, "resize"),
+                                     help="Keep the shape: scaled to fit, the rest of the square filled with a "
+                                          "mirror image, so objects keep their proportions.")
         st.markdown("**Augmentations**: random changes to each training image, so the model sees more variety")
         c = st.columns(4)
         v["augment"] = {f: c[i % 4].checkbox(label, key=_key(name, f), **keep) for i, (f, label) in

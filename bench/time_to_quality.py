@@ -1,14 +1,26 @@
-"""Time to quality on ../shared/data/membrane: the tutorial reference vs Seg Studio's presets.
+"""Time to quality: Seg Studio's presets as the Train page runs them, on membrane, the demo scenes and CamVid.
 
-15 pairs train, 5 held-out pairs score: mean IoU over both classes at the original 512x512.
-The reference (bench/reference.py: 16 filters, 256 px, fp32, batch 8, Adam 1e-3, BCE, numpy in
-memory) trains for --budget minutes; `fast` gets a third of it, the others the whole budget. Scoring
-time is taken off the clock. Prints mean IoU against training time for each, then the verdicts.
+Data sets (held-out images are never trained or validated on; scores at each image's own size):
+- membrane (../shared/data/membrane, 512x512 grey EM): 15 pairs train (12 learn, 3 validate), 5 held out.
+  The tutorial reference (bench/reference.py: 16 filters, 256 px, fp32, batch 8, Adam 1e-3, BCE, numpy in
+  memory) trains beside it for the same time.
+- demo (the app's demo project: 60 photo-like scenes of 320x240, 256x256 and 384x288, 50 labelled, split
+  40 learn / 10 validate as on the page); held out: 40 new scenes of the same kinds.
+- camvid (../shared/data/camvid-mini, 480x360 road photos, 12 classes with 11 = unlabelled): 6 pairs train
+  (5 learn, 1 validate), 2 held out; mean IoU over the classes present.
+Each preset gets --minutes of training (the page gives `fast` 5); `--compare NAME=JSON` trains each preset
+again with those settings as the Train page's form would pass them, for a side-by-side verdict in the same run;
+e.g. the photo `fast` preset as it was before letterboxing and colour augmentation:
+  --compare 'before={"resize": "squash", "image_size": 256, "crop_size": 128, "augment": {"hsv": false}}'
+(not on membrane: grey images never get the photo variant).
+Validation mean IoU is what the page's "How good is the model" panel shows; held-out is the honest number.
+Scoring time is taken off the training clock.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -26,24 +38,10 @@ from PIL import Image  # noqa: E402
 
 from reference import reference_unet  # noqa: E402
 
-MEMBRANE = ROOT.parent / "shared" / "data" / "membrane"
-HELD_OUT = 5
-
-
-def load(names):
-    imgs = [np.asarray(Image.open(MEMBRANE / "images" / n)) for n in names]
-    msks = [(np.asarray(Image.open(MEMBRANE / "masks" / n)) > 127).astype(np.uint8) for n in names]
-    return imgs, msks
-
-
-def mean_iou_at_full_size(predict_probs, imgs, msks) -> float:
-    """predict_probs(list of HxW uint8) -> list of HxW foreground probabilities at full size."""
-    from seg_core.ml import losses as L
-
-    cm = np.zeros((2, 2), np.int64)
-    for prob, truth in zip(predict_probs(imgs), msks):
-        cm += L.confusion_matrix(truth, (prob >= 0.5).astype(np.uint8), 2)
-    return L.mean_iou(cm)
+DATA = ROOT.parent / "shared" / "data"
+MEMBRANE, CAMVID = DATA / "membrane", DATA / "camvid-mini"
+CAMVID_UNLABELLED = 11
+DEMO_HELD_OUT = 40
 
 
 class Clock:
@@ -57,109 +55,189 @@ class Clock:
         return time.perf_counter() - self.start - self.paused
 
 
-def run_reference(keras, tf, train, held, budget_s, every_s):
-    imgs, msks = train
-    x = np.stack([np.asarray(Image.fromarray(i).resize((256, 256), Image.BILINEAR), np.float32) / 255 for i in imgs])[..., None]
-    y = np.stack([np.asarray(Image.fromarray(m).resize((256, 256), Image.NEAREST), np.float32) for m in msks])[..., None]
+def mean_iou(cm: np.ndarray) -> float:
+    """Over the classes present in the masks or the predictions."""
+    from seg_core.ml import losses as L
+
+    return float(L.mean_iou(cm))
+
+
+def scored(predict_ids, pairs, num_classes: int, ignore: int | None = None) -> float:
+    """predict_ids(list of images) -> list of HxW class ids at full size; mean IoU over all the pairs."""
+    from seg_core.ml import losses as L
+
+    cm = np.zeros((num_classes, num_classes), np.int64)
+    for pred, (_, truth) in zip(predict_ids([im for im, _ in pairs]), pairs):
+        keep = truth != ignore if ignore is not None else np.ones(truth.shape, bool)
+        cm += L.confusion_matrix(truth[keep], pred[keep], num_classes)
+    return mean_iou(cm)
+
+
+# ----- data sets: (a project folder made from the training pairs, the held-out pairs, classes, ignore) ------
+def _pairs(folder: Path, names, read_mask):
+    return [(np.asarray(Image.open(folder / "images" / n)), read_mask(np.asarray(Image.open(folder / "masks" / n))))
+            for n in names]
+
+
+def _project_from_pairs(path: Path, src: Path, names, classes, infer: bool):
+    from seg_core.services import importing
+    from seg_core.store import splits
+    from seg_core.store.project import Project
+
+    staging = path.parent / f"{path.name}_src"
+    for sub in ("images", "masks"):
+        (staging / sub).mkdir(parents=True)
+        for n in names:
+            shutil.copy(src / sub / n, staging / sub / n)
+    project = Project.create(path, classes=classes)
+    importing.import_folder(project, staging / "images", staging / "masks", infer_classes=infer)
+    splits.assign(project, val_fraction=0.2, seed=0)
+    return project
+
+
+def membrane(workdir: Path):
+    names = sorted(p.name for p in (MEMBRANE / "images").iterdir())
+    binary = lambda m: (m > 127).astype(np.uint8)  # noqa: E731
+    project = _project_from_pairs(workdir / "membrane", MEMBRANE, names[:-5], None, infer=True)
+    return project, _pairs(MEMBRANE, names[-5:], binary), 2, None, _pairs(MEMBRANE, names[:-5], binary)
+
+
+def demo(workdir: Path):
+    from seg_core.services import demo as demo_service
+    from seg_core.services.demo_scenes import render_scene
+
+    project = demo_service.create_demo_project(workdir / "demo")
+    sizes = demo_service._SIZES
+    held = [render_scene(100_003 * 7 + i, *sizes[i % len(sizes)]) for i in range(DEMO_HELD_OUT)]
+    return project, held, 2, None, None
+
+
+def camvid(workdir: Path):
+    from seg_core.classes import ClassSpec, default_color
+
+    names = sorted(p.name for p in (CAMVID / "images").iterdir())
+    classes = [ClassSpec(i, f"class{i}", default_color(i)) for i in range(12)]
+    project = _project_from_pairs(workdir / "camvid", CAMVID, names[:-2], classes, infer=False)
+    return project, _pairs(CAMVID, names[-2:], lambda m: m.astype(np.uint8)), 12, CAMVID_UNLABELLED, None
+
+
+DATASETS = {"membrane": (membrane, MEMBRANE), "demo": (demo, None), "camvid": (camvid, CAMVID)}
+
+
+# ----- training -------------------------------------------------------------------------------------------
+def run_reference(keras, tf, train_pairs, held, budget_s, every_s):
+    def prep(images):
+        return np.stack([np.asarray(Image.fromarray(i).resize((256, 256), Image.BILINEAR), np.float32) / 255
+                         for i in images])[..., None]
+
+    x = prep([i for i, _ in train_pairs])
+    y = np.stack([np.asarray(Image.fromarray(m).resize((256, 256), Image.NEAREST), np.float32)
+                  for _, m in train_pairs])[..., None]
     keras.utils.set_random_seed(0)
     model = reference_unet(keras, 256, 1, 16)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
 
-    def probs(images):
-        xs = np.stack([np.asarray(Image.fromarray(i).resize((256, 256), Image.BILINEAR), np.float32) / 255 for i in images])[..., None]
-        p = model(xs, training=False)
-        return [tf.image.resize(pi, im.shape[:2], "bilinear").numpy()[..., 0] for pi, im in zip(p, images)]
+    def ids(images):
+        p = model(prep(images), training=False)
+        return [(tf.image.resize(pi, im.shape[:2], "bilinear").numpy()[..., 0] >= 0.5).astype(np.uint8)
+                for pi, im in zip(p, images)]
 
     curve, clock, last = [], Clock(), 0.0
     while clock.now() < budget_s:
         model.fit(x, y, batch_size=8, epochs=1, shuffle=True, verbose=0)
         if clock.now() - last >= every_s or clock.now() >= budget_s:
             t0 = time.perf_counter()
-            curve.append((clock.now(), mean_iou_at_full_size(probs, *held)))
+            curve.append((clock.now(), scored(ids, held, 2)))
             clock.paused += time.perf_counter() - t0
             last = clock.now()
-    return curve
+    return {"curve": curve, "held": curve[-1][1], "val": None, "epochs": None}
 
 
-def run_preset(keras, name, train_names, held, budget_s, every_s, workdir: Path):
-    from seg_core.services import importing
-    from seg_core.ml.inference import Predictor
-    from seg_core.store.project import Project
-    from seg_core.ml.config import preset
+def run_preset(keras, project, name, overrides, held, num_classes, ignore, budget_s, every_s):
+    from seg_core.ml import dataset
     from seg_core.ml.callbacks import RunState
+    from seg_core.ml.inference import Predictor
     from seg_core.ml.training import train
+    from seg_core.services import planning, review
 
-    src = workdir / f"src_{name}"
-    for sub in ("images", "masks"):
-        (src / sub).mkdir(parents=True)
-        for n in train_names:
-            shutil.copy(MEMBRANE / sub / n, src / sub / n)
-    project = Project.create(workdir / f"proj_{name}")
-    importing.import_folder(project, src / "images", src / "masks", infer_classes=True)
-    config = preset(name, time_budget_minutes=budget_s / 60, early_stopping_patience=0, epochs=10_000)
+    photos = dataset.project_channels(project) == 3
+    config = planning.build_config(name, {"time_budget_minutes": budget_s / 60, **overrides}, photos)
     run = project.runs.create(config)
-    curve, clock = [], Clock()
-    state = {"last": 0.0}
+    curve, clock, state = [], Clock(), {"last": 0.0}
+
+    def held_score(predictor) -> float:
+        return scored(lambda ims: [p.ids for p in predictor.predict(ims)], held, num_classes, ignore)
 
     class Score(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             if clock.now() - state["last"] < every_s:
                 return
             t0 = time.perf_counter()
-            predictor = Predictor(self.model, {"image_size": config.image_size, "channels": 1, "num_classes": 2})
-            curve.append((clock.now(), mean_iou_at_full_size(
-                lambda ims: [p.probabilities[..., 1] for p in predictor.predict(ims)], *held)))
+            meta = {"image_size": config.image_size, "resize": config.resize, "num_classes": num_classes,
+                    "channels": int(self.model.input_shape[-1])}
+            curve.append((clock.now(), held_score(Predictor(self.model, meta))))
             clock.paused += time.perf_counter() - t0
             run_state.paused_s = clock.paused
             state["last"] = clock.now()
 
     run_state = RunState()
     train(project, run.id, config, state=run_state, extra_callbacks=[Score()])
-    predictor = Predictor.from_run(project, run.id, checkpoint="last")
-    curve.append((clock.now(), mean_iou_at_full_size(
-        lambda ims: [p.probabilities[..., 1] for p in predictor.predict(ims)], *held)))
-    return curve
-
-
-def first_time_reaching(curve, target):
-    return next((t for t, v in curve if v >= target), None)
+    train_s = clock.now()
+    predictor = Predictor.from_run(project, run.id)   # the best checkpoint, as the pages use
+    val = review.validation_summary(project, predictor)
+    curve.append((train_s, held_score(predictor)))
+    return {"curve": curve, "held": curve[-1][1], "val": val.mean_iou,
+            "epochs": len(project.runs.epoch_metrics(run.id))}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--budget", type=float, default=10.0, help="reference training minutes")
-    ap.add_argument("--presets", default="fast,balanced")
-    ap.add_argument("--every", type=float, default=20.0, help="seconds of training between scorings")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="membrane,demo,camvid")
+    ap.add_argument("--presets", default="fast")
+    ap.add_argument("--minutes", type=float, default=5.0, help="training minutes of each run")
+    ap.add_argument("--compare", action="append", default=[], metavar="NAME=JSON",
+                    help="also train each preset with these settings (a JSON object of form values)")
+    ap.add_argument("--every", type=float, default=30.0, help="seconds of training between held-out scorings")
+    ap.add_argument("--no-reference", action="store_true", help="membrane: skip the tutorial reference")
     args = ap.parse_args()
-    if not (MEMBRANE / "images").is_dir():
-        sys.exit(f"needs {MEMBRANE}")
     import keras
     import tensorflow as tf
 
-    names = sorted(p.name for p in (MEMBRANE / "images").iterdir())
-    train_names, held_names = names[:-HELD_OUT], names[-HELD_OUT:]
-    held = load(held_names)
-    budget = args.budget * 60
-    curves = {"reference": run_reference(keras, tf, load(train_names), held, budget, args.every)}
+    budget = args.minutes * 60
+    variants = [("", {})]
+    for item in args.compare:
+        label, _, values = item.partition("=")
+        variants.append((f" ({label})", json.loads(values)))
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.presets.split(","):
-            b = budget / 3 if name == "fast" else budget
-            curves[name] = run_preset(keras, name, train_names, held, b, args.every, Path(tmp))
-            keras.mixed_precision.set_global_policy("float32")
+        for data in args.data.split(","):
+            make, needs = DATASETS[data]
+            if needs is not None and not (needs / "images").is_dir():
+                print(f"{data}: skipped, needs {needs}")
+                continue
+            if data == "membrane" and not args.no_reference:
+                _, held, _, _, train_pairs = make(Path(tmp) / "ref")
+                results.append((data, "reference", run_reference(keras, tf, train_pairs, held, budget, args.every)))
+            for name in args.presets.split(","):
+                for label, overrides in variants:
+                    if label and data == "membrane":
+                        continue    # grey images: no photo variant, the comparison would repeat the run
+                    work = Path(tmp) / f"{data}-{name}-{len(results)}"
+                    work.mkdir()
+                    project, held, num_classes, ignore, _ = make(work)
+                    results.append((data, name + label, run_preset(keras, project, name, overrides, held,
+                                                                   num_classes, ignore, budget, args.every)))
+                    keras.mixed_precision.set_global_policy("float32")
 
-    print(f"membrane: {len(train_names)} train / {len(held_names)} held-out pairs, mean IoU (both classes) at 512x512")
-    for name, curve in curves.items():
-        print(f"\n{name}:  " + "  ".join(f"{t:5.0f}s {v:.3f}" for t, v in curve))
-    ref_t, ref_final = curves["reference"][-1]
-    print(f"\nreference final: mean IoU {ref_final:.3f} after {ref_t:.0f} s")
-    for name, curve in curves.items():
-        if name == "reference":
-            continue
-        reach = first_time_reaching(curve, ref_final)
-        best = max(v for _, v in curve)
-        verdict = (f"reached {ref_final:.3f} at {reach:.0f} s = {reach / ref_t:.2f} of the reference's time"
-                   if reach is not None else f"did not reach {ref_final:.3f}")
-        print(f"{name:<9} best {best:.3f}, final {curve[-1][1]:.3f} at {curve[-1][0]:.0f} s; {verdict}")
+    print(f"\n{args.minutes:g} minutes of training each; mean IoU over the classes present, at each image's size")
+    for data, name, r in results:
+        print(f"\n{data} {name}:  " + "  ".join(f"{t:4.0f}s {v:.3f}" for t, v in r["curve"]))
+    print(f"\n{'data':<9} {'run':<28} {'epochs':>6} {'validation':>10} {'held-out':>9} {'best held-out':>13}")
+    for data, name, r in results:
+        val = f"{r['val']:.3f}" if r["val"] is not None else "-"
+        epochs = r["epochs"] if r["epochs"] is not None else "-"
+        best = max(v for _, v in r["curve"])
+        print(f"{data:<9} {name:<28} {epochs:>6} {val:>10} {r['held']:>9.3f} {best:>13.3f}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import json
 from streamlit.testing.v1 import AppTest
 
 from helpers import ROOT, box_mask, open_app_page, page_texts, photo, png_bytes
-from seg_core.services import jobs
+from seg_core.services import jobs, planning
 from seg_core.classes import binary_classes
 from seg_core.store.project import Project
 from seg_core.store.workspace import new_project
@@ -59,8 +59,9 @@ def fill_tiny_form(at: AppTest, preset: str = "fast", **extra) -> AppTest:
     for field, value in {**TINY_FORM, **extra}.items():
         at.number_input(key=f"train_{preset}_{field}").set_value(value)
     at.run()
-    # Changing the size moved the crop to the preset's ratio (16 px); whole 32 px images are the tiny run's.
-    assert at.number_input(key=f"train_{preset}_crop_size").value == 16
+    # Changing the size moved the crop to the preset's ratio (none for the photo fast preset); whole 32 px images
+    # are the tiny run's.
+    assert at.number_input(key=f"train_{preset}_crop_size").value == (planning.crop_for(preset, 32, 2, True) or 0)
     at.number_input(key=f"train_{preset}_crop_size").set_value(0)
     at.number_input(key=f"train_{preset}_time_budget_minutes").set_value(0)
     at.run()
@@ -94,8 +95,12 @@ def test_presets_explain_themselves_and_estimate_time(trained_project, monkeypat
     assert list(radio.proto.captions) == [PRESET_NOTES[p] for p in ("fast", "balanced", "quality")]
     assert "6 labeled images" in texts(at)
     assert "Estimated time on this machine: about" in texts(at)
-    assert "40 epochs or 5 minutes, whichever comes first" in texts(at)
+    assert "60 epochs or 5 minutes, whichever comes first" in texts(at)      # photos: the photo variant of fast
     assert at.number_input(key="train_fast_time_budget_minutes").value == 5.0
+    radio.set_value("balanced").run()
+    assert at.number_input(key="train_balanced_crop_size").value == 192
+    at.number_input(key="train_balanced_image_size").set_value(128).run()
+    assert at.number_input(key="train_balanced_crop_size").value == 96     # the preset's crop-to-image ratio
     radio.set_value("quality").run()
     assert at.number_input(key="train_quality_base_filters").value == 32
     assert at.number_input(key="train_quality_time_budget_minutes").value == 0
@@ -141,13 +146,17 @@ def test_a_failed_run_shows_its_error_and_the_worker_log(trained_project, monkey
 def test_start_a_tiny_run_from_the_page_and_watch_it_finish(trained_project, monkeypatch):
     at = fill_tiny_form(open_train(trained_project, monkeypatch))
     assert "2 epochs;" in texts(at)
+    fit = at.selectbox(key="train_fast_resize")
+    assert fit.value == planning.app_preset("fast", photos=True).resize
+    fit.set_value("squash").run()
     at.button(key="train_start").click().run()
     assert not at.exception, at.exception
     runs = trained_project.runs.list()
     assert len(runs) == 2 and runs[0].active
     new = runs[0]
     assert (new.config.image_size, new.config.crop_size, new.config.depth, new.config.epochs,
-            new.config.time_budget_minutes, new.config.preset) == (32, None, 2, 2, None, "fast")
+            new.config.time_budget_minutes, new.config.preset, new.config.resize) == (32, None, 2, 2, None, "fast",
+                                                                                      "squash")
     assert "Training now" in [h.value for h in at.subheader]
     assert at.get("progress") and has_button(at, "train_stop") and not has_button(at, "train_start")
 

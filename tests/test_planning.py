@@ -14,7 +14,7 @@ from seg_core.errors import TrainingError
 from seg_core.store import splits
 from seg_core.store.layout import machine_speed_file
 from seg_core.store.workspace import new_project
-from seg_core.ml.config import MIN_EPOCH_STEPS, MODEL_NAMES, PRESETS, TrainConfig, preset
+from seg_core.ml.config import MIN_EPOCH_STEPS, MODEL_NAMES, PHOTO_SIZES, PRESETS, TrainConfig, preset
 
 TINY = dict(image_size=32, base_filters=4, depth=2, epochs=2, batch_size=4, learning_rate=3e-3,
             early_stopping_patience=0)
@@ -223,12 +223,18 @@ def test_machine_speed_is_measured_rarely_and_keeps_the_best(workspace, monkeypa
 
 
 # ----- the settings form -------------------------------------------------------------------------------
-def test_photos_are_not_flipped_upside_down_by_default():
+def test_photos_get_the_photo_variant_of_each_preset():
     for name in PRESETS:
-        photo_aug, other_aug = planning.app_preset(name, photos=True).augment, planning.app_preset(name).augment
-        assert not photo_aug.flip_v and not photo_aug.rot90 and photo_aug.flip_h
-        assert other_aug.flip_v and other_aug.rot90      # microscopy and aerial images keep them
-    assert not planning.build_config("fast", {"epochs": 3}, photos=True).augment.flip_v
+        photo, other = planning.app_preset(name, photos=True), planning.app_preset(name)
+        assert not photo.augment.flip_v and not photo.augment.rot90 and photo.augment.flip_h
+        assert photo.augment.hsv and photo.augment.hue_limit == 0.5          # objects come in any colour
+        assert other.augment.flip_v and other.augment.rot90      # microscopy and aerial images keep them
+        assert photo.resize == other.resize == "letterbox"
+    assert (planning.app_preset("fast", photos=True).image_size, planning.app_preset("fast", photos=True).crop_size) \
+        == (PHOTO_SIZES["fast"]["image_size"], PHOTO_SIZES["fast"]["crop_size"])
+    photo = planning.build_config("fast", {"epochs": 3}, photos=True)
+    assert not photo.augment.flip_v and photo.augment.hsv and photo.image_size == PHOTO_SIZES["fast"]["image_size"]
+    assert planning.crop_for("fast", 256, 4, photos=True) is None and planning.crop_for("fast", 256, 4) == 128
 
 
 def test_app_presets_give_fast_a_time_budget_without_changing_the_cli_presets():

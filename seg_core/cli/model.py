@@ -15,7 +15,7 @@ from seg_core.store.runs import RunStatus
 from seg_core.store.workspace import resolve_project_path
 
 
-def _train_config(args: argparse.Namespace):
+def _train_config(args: argparse.Namespace, project: Project):
     from seg_core.ml.augment import AugmentConfig
     from seg_core.ml.config import preset
 
@@ -33,7 +33,8 @@ def _train_config(args: argparse.Namespace):
         # "--minutes 5" means five minutes of training: the budget, not the preset's epoch count, ends it.
         overrides["epochs"] = 10_000
         overrides.setdefault("early_stopping_patience", 0)
-    return preset(args.preset, **overrides)
+    # As on the Train page: a project of RGB photos gets the preset's photo variant.
+    return preset(args.preset, project.stats()["channels"] == 3, **overrides)
 
 
 def _check_pretrained(model: str) -> None:
@@ -67,7 +68,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         run = jobs.resume(project, args.resume)
         print(f"resuming run {run.id}")
     else:
-        run = jobs.start(project, _train_config(args))
+        run = jobs.start(project, _train_config(args, project))
         print(f"started run {run.id} ({args.preset} preset); Ctrl-C stops it cleanly")
     shown = len(project.runs.epoch_metrics(run.id)) if args.resume else 0
     try:

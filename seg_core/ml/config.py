@@ -33,7 +33,7 @@ PRETRAINED_FREEZE_EPOCHS = 3
 class TrainConfig:
     model: str = "unet"
     image_size: int = 256
-    resize: str = "squash"
+    resize: str = "letterbox"
     crop_size: int | None = None           # train on random crops of this size (whole images at validation)
     base_filters: int = 16
     depth: int = 4
@@ -143,16 +143,39 @@ PRESETS: dict[str, TrainConfig] = {
                                                  brightness_contrast=True, hsv=True, gamma=True)),
 }
 PRESET_NOTES = {
-    "fast": "A first model in a few minutes: learns on 128 px crops of 256 px images. Checks your labels work.",
+    "fast": "A first model in a few minutes: learns on 128 px crops of 256 px images (photos: whole photos at "
+            "128 px). Checks your labels work.",
     "balanced": "The usual choice: larger crops, more augmentation, stops when it no longer improves.",
     "quality": "Twice the filters and long training with strong augmentation; for a model you will keep.",
 }
 
 
-def preset(name: str, **overrides) -> TrainConfig:
+# Photos (RGB images: objects, products, street scenes) are never upside down, their objects come in any colour,
+# size and light: no vertical flips or quarter turns, but hue turned anywhere around the colour wheel, scale,
+# rotation, brightness and contrast, so a model learns shapes, edges and shading rather than the colours and
+# sizes of a few labelled images. On the demo a run learned its 40 training scenes to train dice 0.99 and stopped
+# at validation mean IoU 0.84-0.85 however long it ran; with these changes it reached 0.858 in 5 minutes.
+PHOTO_AUGMENT = dict(flip_v=False, rot90=False, hsv=True, hue_limit=0.5, saturation_limit=0.3, value_limit=0.2,
+                     shift_scale_rotate=True, scale_limit=0.25, rotate_limit=20.0, brightness_contrast=True)
+# ...and `fast` sees whole photos at 128 px rather than 128 px crops of 256 px ones: the whole object and its
+# surroundings in each step, at the same cost per step; 60 epochs fill its 5 minutes on a 2-core laptop.
+PHOTO_SIZES = {"fast": dict(image_size=128, crop_size=None, epochs=60)}
+
+
+def preset_base(name: str, photos: bool = False) -> TrainConfig:
+    """A preset as defined, or its photo variant (PHOTO_AUGMENT, PHOTO_SIZES) for a project of RGB images."""
     if name not in PRESETS:
         raise TrainingError(f"Unknown preset '{name}'; choose one of {', '.join(PRESETS)}.")
     base = PRESETS[name]
+    if photos:
+        base = dataclasses.replace(base, augment=dataclasses.replace(base.augment, **PHOTO_AUGMENT),
+                                   **PHOTO_SIZES.get(name, {}))
+    return base
+
+
+def preset(name: str, photos: bool = False, **overrides) -> TrainConfig:
+    """The preset `name` (its photo variant with `photos`) with these settings changed."""
+    base = preset_base(name, photos)
     config = dataclasses.replace(base, **overrides)
     if config.pretrained and "freeze_encoder_epochs" not in overrides:
         config.freeze_encoder_epochs = PRETRAINED_FREEZE_EPOCHS

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
@@ -292,17 +291,15 @@ def estimate(project: Project, config: TrainConfig, ready: Readiness | None = No
 
 # ----- the settings form ---------------------------------------------------------------------------
 def app_preset(name: str, photos: bool = False) -> TrainConfig:
-    """A preset as the page offers it: fast gets its time budget; for photos (RGB images) no upside-down flips or
-    quarter turns, which microscopy and aerial images take well but a pet on a sofa never shows."""
-    config = preset(name, time_budget_minutes=APP_TIME_BUDGET.get(name, PRESETS[name].time_budget_minutes))
-    if photos:
-        config.augment = dataclasses.replace(config.augment, flip_v=False, rot90=False)
-    return config
+    """A preset as the page offers it: fast gets its time budget; photos (RGB images) get the photo variant
+    (config.PHOTO_AUGMENT: no upside-down flips or quarter turns, which microscopy and aerial images take well but
+    a pet on a sofa never shows; colour turned anywhere)."""
+    return preset(name, photos, time_budget_minutes=APP_TIME_BUDGET.get(name, PRESETS[name].time_budget_minutes))
 
 
-def crop_for(name: str, image_size: int, depth: int) -> int | None:
+def crop_for(name: str, image_size: int, depth: int, photos: bool = False) -> int | None:
     """The preset's crop at another image size or depth (keeps its crop-to-image ratio)."""
-    return preset(name, image_size=image_size, depth=depth).crop_size
+    return preset(name, photos, image_size=image_size, depth=depth).crop_size
 
 
 def build_config(name: str, values: dict, photos: bool = False) -> TrainConfig:
@@ -315,7 +312,7 @@ def build_config(name: str, values: dict, photos: bool = False) -> TrainConfig:
     for key in ("crop_size", "time_budget_minutes"):  # the form's 0 or empty field means "none"
         if key in values and not values[key]:
             values[key] = None
-    return preset(name, **values).validate()
+    return preset(name, photos, **values).validate()
 
 
 # ----- watching a run ------------------------------------------------------------------------------
