@@ -27,11 +27,11 @@ def run_to_end(project, config) -> float:
 
     t0 = time.perf_counter()
     run = jobs.start(project, config)
-    while not jobs.refresh_run(project, run.id).finished:
+    while jobs.refresh_run(project, run.id).active:
         time.sleep(0.5)
     record = jobs.refresh_run(project, run.id)
     if record.status.value != "completed":
-        sys.exit(f"run {run.id} ended {record.status.value}:\n{jobs.worker_log(project, run.id)}")
+        sys.exit(f"run {run.id} ended {record.status.value}: {record.error}\n{jobs.worker_log(project, run.id)}")
     return time.perf_counter() - t0
 
 

@@ -51,12 +51,13 @@ def seg_studio(project, epochs: int) -> dict:
         if rss:
             peak = max(peak, rss)
         state = jobs.refresh_run(project, run.id)
-        if state.finished:
+        if not state.active:
             break
         time.sleep(0.5)
     if state.status.value != "completed":
         sys.exit(f"the run ended {state.status.value}: {jobs.worker_log(project, run.id)}")
     return {"peak": peak, "wall": time.perf_counter() - t0, "epochs": len(project.runs.epoch_metrics(run.id)),
+            "size": config.image_size,
             "steps": config.steps_for(len(state.split.train_ids))}
 
 
@@ -108,10 +109,11 @@ def main() -> None:
         if child.returncode:
             sys.exit(child.stderr[-2000:])
         ref_peak = int(child.stdout.strip().splitlines()[-1])
-    cache = args.images * 256 * 256 * 4
+    size = ours["size"]
+    cache = args.images * size * size * 4
     print(f"{args.images} labelled demo scenes (made in {made:.0f} s); RSS limit in the goal: 1.50 GiB")
-    print(f"input cache: {cache / GIB:.2f} GiB of uint8 examples at 256 px "
-          f"({'in memory' if dataset.fits_in_memory(args.images, (256, 256), 3) else 'on disk'})")
+    print(f"input cache: {cache / GIB:.2f} GiB of uint8 examples at {size} px "
+          f"({'in memory' if dataset.fits_in_memory(args.images, (size, size), 3) else 'on disk'})")
     print(f"Seg Studio worker, fast preset, {ours['epochs']} epochs of {ours['steps']} batches "
           f"in {ours['wall']:.0f} s: peak RSS {ours['peak'] / GIB:.2f} GiB")
     print(f"reference (float32 numpy arrays, one epoch): peak RSS {ref_peak / GIB:.2f} GiB")
