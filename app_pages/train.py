@@ -13,7 +13,7 @@ AUGMENTS = {"flip_h": "Mirror left-right", "flip_v": "Mirror top-bottom", "rot90
             "shift_scale_rotate": "Shift, scale, rotate a little", "brightness_contrast": "Brightness and contrast",
             "hsv": "Colour (hue, saturation)", "gamma": "Gamma", "crop_resize": "Random crop and resize",
             "blur": "Blur", "noise": "Sensor noise"}
-FITS = {"letterbox": "Keep the shape (pad the rest)", "squash": "Stretch to the square"}
+FITS = {"letterbox": "Keep the shape", "squash": "Stretch to the square"}
 LOSSES = {"auto": "Automatic", "dice": "Dice", "bce": "Binary cross-entropy",
           "bce_dice": "Binary cross-entropy + dice", "ce": "Cross-entropy", "sparse_ce": "Sparse cross-entropy",
           "ce_dice": "Cross-entropy + dice"}
