@@ -27,11 +27,17 @@ def run_to_end(project, config) -> float:
 
     t0 = time.perf_counter()
     run = jobs.start(project, config)
-    while jobs.refresh_run(project, run.id).active:
+    while True:
+        seen = project.runs.get(run.id)     # what the death checks of refresh_run will look at
+        record = jobs.refresh_run(project, run.id)
+        if not record.active:
+            break
         time.sleep(0.5)
-    record = jobs.refresh_run(project, run.id)
     if record.status.value != "completed":
-        sys.exit(f"run {run.id} ended {record.status.value}: {record.error}\n{jobs.worker_log(project, run.id)}")
+        why = (f"last seen {seen.status.value}, pid {seen.pid} alive {jobs._alive(seen.pid, run.id)}, "
+               f"heartbeat {time.time() - (seen.heartbeat_at or 0):.1f} s old")
+        sys.exit(f"run {run.id} ended {record.status.value}: {record.error} ({why})\n"
+                 f"{jobs.worker_log(project, run.id)}")
     return time.perf_counter() - t0
 
 
