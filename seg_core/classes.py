@@ -138,6 +138,29 @@ def validate_classes(classes: Sequence[ClassSpec]) -> None:
         colors[c.color] = c.name
 
 
+def fit_colors(names: Sequence[str], wanted: Sequence[Sequence[int] | None]) -> tuple[list[ClassSpec], list[str]]:
+    """Classes 0..N-1 for another tool's names and colours. A colour that is missing, already taken or the ignore
+    grey becomes a default one, so the classes are valid; the notes say which (masks are still read by the
+    tool's own colours, so a changed colour changes only how the class is shown here)."""
+    taken: set[tuple[int, int, int]] = set()
+    out, notes = [], []
+    for i, (name, want) in enumerate(zip(names, wanted)):
+        color = tuple(want) if want is not None else None
+        if color is None or color in taken or color == IGNORE_COLOR:
+            k = i
+            while default_color(k) in taken or default_color(k) == IGNORE_COLOR:
+                k += 1
+            if color is not None:
+                notes.append(f"'{name}' is shown in {color_to_hex(default_color(k))}: its colour "
+                             f"{color_to_hex(color)} is " + ("Seg Studio's grey for ignored pixels" if color ==
+                                                            IGNORE_COLOR else "already another class's"))
+            color = default_color(k)
+        taken.add(color)  # type: ignore[arg-type]
+        out.append(ClassSpec(i, str(name), color))  # type: ignore[arg-type]
+    validate_classes(out)
+    return out, notes
+
+
 def palette_bytes(classes: Sequence[ClassSpec]) -> list[int]:
     """A 256-entry PIL palette: class colours at their ids, the ignore colour at 255."""
     pal = [0] * (256 * 3)

@@ -37,6 +37,11 @@ class UnsafeArchiveError(SegError):
     """A zip archive that could write outside its folder or expand to an unreasonable size."""
 
 
+class DatasetFormatError(SegError):
+    """Another tool's annotation file (COCO JSON, labelmap.txt, a class-names file) that is malformed or does not
+    match the images and masks beside it; the whole import is refused before anything is written."""
+
+
 class ProjectError(SegError):
     """A project that does not exist, already exists, or is in an unusable state."""
 

@@ -15,7 +15,7 @@ from seg_core.cli.model import (cmd_evaluate, cmd_predict, cmd_runs, cmd_train, 
 from seg_core.errors import SegError
 from seg_core.formats.masks import MASK_KINDS
 from seg_core.ml.config import LOSS_CHOICES, PRESETS
-from seg_core.services import importing
+from seg_core.services import exporting, importing
 from seg_core.store.splits import SPLITS
 
 
@@ -57,9 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="do not ask (for scripts)")
     p.set_defaults(func=cmd_delete)
 
-    p = sub.add_parser("export", help="export images, palette-PNG masks and classes.json as a zip")
+    p = sub.add_parser("export", help="export images and masks as a zip: Seg Studio's own, COCO, Pascal VOC or class ids")
     project_arg(p)
     p.add_argument("--out", required=True, help="zip file to write")
+    p.add_argument("--format", choices=list(exporting.EXPORT_FORMATS), default="seg",
+                   help="; ".join(f"{k}: {v}" for k, v in exporting.EXPORT_FORMATS.items()) + " (default: seg)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("info", help="counts by status, split and class")

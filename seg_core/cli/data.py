@@ -90,9 +90,10 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     project = Project(resolve_project_path(args.project))
-    out = exporting.export_zip(project, Path(args.out))
+    out = exporting.export_zip(project, Path(args.out), fmt=args.format)
     s = project.stats()
-    print(f"exported {s['images']} images ({s['labeled']} with masks) and {s['num_classes']} classes to {out}")
+    what = exporting.EXPORT_FORMATS[args.format].split(":")[0]
+    print(f"exported {s['images']} images ({s['labeled']} with masks) and {s['num_classes']} classes as {what} to {out}")
     return 0
 
 

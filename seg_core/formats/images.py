@@ -184,6 +184,19 @@ def prepare_upload(data: bytes, name: str, limit: int | None = None) -> Prepared
     )
 
 
+def oriented_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) as the image is stored after its EXIF rotation, from the header alone; None if unreadable."""
+    im = _open_header_only(data)
+    if im is None:
+        return None
+    w, h = im.size
+    try:
+        orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # a damaged EXIF block: prepare_upload reads the file as it is, unrotated
+        orientation = 1
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
 def load_image(path: str | Path) -> np.ndarray:
     """A stored image as uint8 HxW (grayscale) or HxWx3 (RGB)."""
     with Image.open(path) as im:

@@ -1,4 +1,4 @@
-"""Export a project as a zip of images/, masks/ (palette PNGs), classes.json and manifest.json."""
+"""Export a project as a zip, in Seg Studio's own layout or as COCO, Pascal VOC or plain class-id PNGs."""
 
 from __future__ import annotations
 
@@ -7,53 +7,145 @@ import time
 import zipfile
 from collections import Counter
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
+
+import numpy as np
 
 from seg_core.classes import IGNORE_ID
+from seg_core.errors import ProjectError
 from seg_core.files import commit_temp, write_temp
-from seg_core.formats import masks
+from seg_core.formats import class_files, coco, masks, voc
 from seg_core.formats.layouts import EXPORT_FORMAT
 from seg_core.store.project import Project
+from seg_core.store.records import ImageRecord
 
 Progress = Callable[[int, int, str], None]
+# Format name -> what it is, in one line (the Data page shows these; `segstudio export --format` takes the names).
+EXPORT_FORMATS = {
+    "seg": "Seg Studio zip: images, palette-PNG masks, classes and splits; imports back as the same project.",
+    "coco": "COCO: images/ and annotations/instances_<split>.json, one RLE mask per class in each image "
+            "(pycocotools, detectron2, CVAT, Roboflow).",
+    "voc": "Pascal VOC: JPEGImages/, SegmentationClass/ palette PNGs, train/val lists and CVAT's labelmap.txt.",
+    "ids": "Plain class-id PNGs: images/, greyscale masks/ (pixel = class id, 255 = ignore) and classes.csv.",
+}
 
 
-def export_zip(project: Project, out: str | Path, progress: Progress | None = None) -> Path:
-    """Write images/, masks/ (palette PNG per labeled image), classes.json and manifest.json to a zip."""
-    out = Path(out)
-    classes = project.classes
+def _named(project: Project) -> Iterator[tuple[ImageRecord, str]]:
+    """Each image with an export base name of its own: masks pair with images by base name in every format."""
     records = project.list_images()
     used = Counter(rec.stem or f"image_{rec.id}" for rec in records)
     taken: set[str] = set()
+    for rec in records:
+        stem = rec.stem or f"image_{rec.id}"
+        if used[stem] > 1 or stem in taken:
+            stem = f"{stem}_{rec.id}"
+        while stem in taken:
+            stem += "_"
+        taken.add(stem)
+        yield rec, stem
+
+
+class _Seg:
+    """images/, masks/ (palette PNGs), classes.json and manifest.json: re-imports as the same project."""
+
+    def __init__(self, project: Project):
+        self.project, self.manifest = project, []
+
+    def add(self, zf: zipfile.ZipFile, rec: ImageRecord, stem: str, ids: np.ndarray | None) -> None:
+        img_name = f"images/{stem}{Path(rec.stored_name).suffix}"
+        zf.write(self.project.image_path(rec), img_name)
+        entry = {"image": img_name, "original_name": rec.filename, "split": rec.split, "status": rec.status}
+        if ids is not None:
+            entry["mask"] = f"masks/{stem}.png"
+            zf.writestr(entry["mask"], masks.encode_png(ids, self.project.classes))
+        self.manifest.append(entry)
+
+    def finish(self, zf: zipfile.ZipFile) -> None:
+        p = self.project
+        meta = {"format": EXPORT_FORMAT, "version": 1, "name": p.name, "kind": p.kind,
+                "classes": [c.to_dict() for c in p.classes], "ignore_id": IGNORE_ID,
+                "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        zf.writestr("classes.json", json.dumps(meta, indent=2))
+        zf.writestr("manifest.json", json.dumps({"images": self.manifest}, indent=2))
+
+
+class _Coco:
+    """images/ and one instances JSON per split that has images; unlabeled images are listed with no annotations."""
+
+    def __init__(self, project: Project):
+        self.project = project
+        self.by_split: dict[str, tuple[list[dict], list[dict]]] = {}
+        self.next_id = 1
+
+    def add(self, zf: zipfile.ZipFile, rec: ImageRecord, stem: str, ids: np.ndarray | None) -> None:
+        file_name = f"{stem}{Path(rec.stored_name).suffix}"
+        zf.write(self.project.image_path(rec), f"images/{file_name}")
+        entry, anns = coco.image_entry(self.next_id, file_name, ids, rec.width, rec.height, self.project.classes)
+        self.next_id += 1
+        imgs, all_anns = self.by_split.setdefault(rec.split, ([], []))
+        imgs.append(entry)
+        all_anns += anns
+
+    def finish(self, zf: zipfile.ZipFile) -> None:
+        for split, (imgs, anns) in self.by_split.items():
+            doc = coco.document(self.project.classes, imgs, anns, f"{self.project.name} ({split}), from Seg Studio")
+            zf.writestr(f"annotations/instances_{split}.json", json.dumps(doc))
+
+
+class _Voc:
+    """JPEGImages/ (each image's own bytes and extension: a PNG stays a lossless PNG), SegmentationClass/ palette
+    PNGs, ImageSets/Segmentation/ lists of the labeled images by split, and labelmap.txt."""
+
+    def __init__(self, project: Project):
+        self.project = project
+        self.stems: dict[str, list[str]] = {}
+        self.labelmap = voc.labelmap(project.classes)  # refused before the zip is begun
+
+    def add(self, zf: zipfile.ZipFile, rec: ImageRecord, stem: str, ids: np.ndarray | None) -> None:
+        zf.write(self.project.image_path(rec), f"{voc.IMAGES_DIR}/{stem}{Path(rec.stored_name).suffix}")
+        if ids is not None:
+            zf.writestr(f"{voc.MASKS_DIR}/{stem}.png", masks.encode_png(ids, self.project.classes))
+            self.stems.setdefault(rec.split, []).append(stem)
+
+    def finish(self, zf: zipfile.ZipFile) -> None:
+        for name, data in voc.image_sets(self.stems).items():
+            zf.writestr(name, data)
+        zf.writestr(voc.LABELMAP, self.labelmap)
+
+
+class _Ids:
+    """images/, masks/ as single-channel PNGs of class ids, classes.csv."""
+
+    def __init__(self, project: Project):
+        self.project = project
+
+    def add(self, zf: zipfile.ZipFile, rec: ImageRecord, stem: str, ids: np.ndarray | None) -> None:
+        zf.write(self.project.image_path(rec), f"images/{stem}{Path(rec.stored_name).suffix}")
+        if ids is not None:
+            zf.writestr(f"masks/{stem}.png", class_files.grey_png(ids))
+
+    def finish(self, zf: zipfile.ZipFile) -> None:
+        zf.writestr("classes.csv", class_files.classes_csv(self.project.classes))
+
+
+_WRITERS = {"seg": _Seg, "coco": _Coco, "voc": _Voc, "ids": _Ids}
+
+
+def export_zip(project: Project, out: str | Path, progress: Progress | None = None, fmt: str = "seg") -> Path:
+    """Write the project to a zip in format `fmt` (EXPORT_FORMATS); the zip appears whole or not at all."""
+    if fmt not in _WRITERS:
+        raise ProjectError(f"There is no export format '{fmt}'; choose one of {', '.join(EXPORT_FORMATS)}.")
+    out = Path(out)
+    writer = _WRITERS[fmt](project)
+    total = project.count_images()
     buf_path = write_temp(out, b"")
-    manifest = []
     try:
         with zipfile.ZipFile(buf_path, "w", compression=zipfile.ZIP_STORED) as zf:
-            for i, rec in enumerate(records, 1):
-                stem = rec.stem or f"image_{rec.id}"
-                # Masks pair with images by base name, so every exported base name must be unique.
-                if used[stem] > 1 or stem in taken:
-                    stem = f"{stem}_{rec.id}"
-                while stem in taken:
-                    stem += "_"
-                taken.add(stem)
-                ext = Path(rec.stored_name).suffix
-                img_name = f"images/{stem}{ext}"
-                zf.write(project.image_path(rec), img_name)
-                entry = {"image": img_name, "original_name": rec.filename, "split": rec.split, "status": rec.status}
-                ids = project.masks.load(rec)
-                if ids is not None:
-                    mask_name = f"masks/{stem}.png"
-                    zf.writestr(mask_name, masks.encode_png(ids, classes))
-                    entry["mask"] = mask_name
-                manifest.append(entry)
+            for i, (rec, stem) in enumerate(_named(project), 1):
+                writer.add(zf, rec, stem, project.masks.load(rec))
                 if progress:
-                    progress(i, len(records), rec.filename)
-            meta = {"format": EXPORT_FORMAT, "version": 1, "name": project.name, "kind": project.kind,
-                    "classes": [c.to_dict() for c in classes], "ignore_id": IGNORE_ID,
-                    "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-            zf.writestr("classes.json", json.dumps(meta, indent=2))
-            zf.writestr("manifest.json", json.dumps({"images": manifest}, indent=2))
+                    progress(i, total, rec.filename)
+            writer.finish(zf)
         commit_temp(buf_path, out)
     except BaseException:
         buf_path.unlink(missing_ok=True)

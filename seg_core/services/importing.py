@@ -5,18 +5,18 @@ from __future__ import annotations
 import io
 import zipfile
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from seg_core.classes import ClassSpec
+from seg_core.classes import IGNORE_ID, ClassSpec
 from seg_core.errors import ProjectError, SegError, UnknownMaskValuesError, UnsafeArchiveError
 from seg_core.formats import images, masks
 from seg_core.formats.archive import zip_tree
-from seg_core.formats.layouts import (KERAS_SEG_PAIRS, Group, Layout, Source, detect_layout, folder_tree,
-                                     mask_key)
+from seg_core.formats.layouts import (KERAS_SEG_PAIRS, Group, Layout, Source, check_declared, detect_layout,
+                                     folder_tree, mask_key)
 from seg_core.store.project import Project
 
 Progress = Callable[[int, int, str], None]
@@ -31,15 +31,19 @@ class MaskRules:
     trimap_border: str | int = "ignore"
     value_map: dict[int, int] | None = None  # mask value -> class id (or IGNORE_ID), for values that are not ids
     existing: str = "skip"                   # EXISTING_MASKS
+    label: str = ""                          # what the report calls the masks, when the layout's format says it
 
     def read(self, src: Source, classes: Sequence[ClassSpec], size: tuple[int, int]):
-        return masks.read_mask(src.read(), classes, src.name, expected_size=size, kind=self.kind,
-                               trimap_border=self.trimap_border, value_map=self.value_map)
+        reading = masks.read_mask(src.read(), classes, src.name, expected_size=size, kind=self.kind,
+                                  trimap_border=self.trimap_border, value_map=self.value_map)
+        return replace(reading, kind=self.label) if self.label else reading
 
 
 @dataclass
 class ImportReport:
     layout: str = ""
+    format: str = ""                                          # the format read: "COCO instances JSON", ...
+    notes: list[str] = field(default_factory=list)            # how it was read (overlap order, colours, ...)
     added: list[str] = field(default_factory=list)
     duplicates: list[tuple[str, str]] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
@@ -60,8 +64,11 @@ class ImportReport:
 
     def lines(self) -> list[str]:
         out = []
+        if self.format and self.format != self.layout:
+            out.append(f"format: {self.format}")
         if self.layout:
             out.append(f"layout: {self.layout}")
+        out += [f"note: {n}" for n in self.notes]
         if self.classes:
             out.append(f"classes: {self.classes}")
         out.append(f"added: {len(self.added)} image(s), {self.labeled} with a mask")
@@ -91,7 +98,7 @@ class ImportReport:
         return out
 
     def to_dict(self) -> dict:
-        return {"layout": self.layout, "classes": self.classes, "added": self.added,
+        return {"layout": self.layout, "format": self.format, "notes": self.notes, "classes": self.classes, "added": self.added,
                 "labeled": self.labeled, "duplicates": [list(d) for d in self.duplicates],
                 "refused": [list(r) for r in self.refused], "masks_added": self.masks_added,
                 "masks_skipped": [list(m) for m in self.masks_skipped],
@@ -107,7 +114,7 @@ def _infer_classes_for(project: Project, layout: Layout, kind: str) -> str:
     if layout.classes:
         if layout.classes != project.classes:
             project.set_classes(layout.classes)
-        return f"{len(layout.classes)} from classes.json ({', '.join(c.name for c in layout.classes)})"
+        return f"{len(layout.classes)} from {layout.classes_source} ({', '.join(c.name for c in layout.classes)})"
     samples = []
     for group in layout.groups:
         for src in group.masks:
@@ -132,11 +139,14 @@ def import_layout(project: Project, layout: Layout, *, mask_kind: str = "auto", 
     listed), unless existing_masks="replace": an import never overwrites a person's mask unasked."""
     if existing_masks not in EXISTING_MASKS:
         raise ProjectError(f"existing_masks must be one of {', '.join(EXISTING_MASKS)}, not '{existing_masks}'.")
-    report = ImportReport(layout=layout.kind)
+    report = ImportReport(layout=layout.kind, format=layout.format or layout.kind, notes=list(layout.notes))
+    used = _check_declared(layout, value_map, report) if layout.declared else None
     rules = MaskRules(mask_kind, trimap_border, value_map or None, existing_masks)
-    if infer_classes and not value_map and mask_kind != "nonzero":  # a mapping speaks of the project's classes
-        report.classes = _infer_classes_for(project, layout, mask_kind)
+    if infer_classes and not value_map and (mask_kind != "nonzero" or layout.declared):  # a mapping speaks of
+        report.classes = _infer_classes_for(project, layout, mask_kind)         # the project's classes
     classes = project.classes
+    if used is not None:
+        rules = MaskRules("ids", trimap_border, _by_name(layout, classes, used), existing_masks, layout.format)
     total = sum(len(g.images) + len(g.masks) for g in layout.groups)
     done = 0
     for group in layout.groups:
@@ -168,6 +178,38 @@ def import_layout(project: Project, layout: Layout, *, mask_kind: str = "auto", 
             if key not in image_keys:
                 _attach_mask(project, classes, msrc, rules, report)
     return report
+
+
+def _check_declared(layout: Layout, value_map: dict[int, int] | None, report: ImportReport) -> set[int]:
+    """Every mask of a COCO, VOC-with-labelmap or class-names layout read before anything is written."""
+    if value_map:
+        raise ProjectError(f"This data set names its classes in {layout.classes_source}; a value mapping is only for "
+                           "masks whose values are not named.")
+    used = check_declared(layout)
+    unused = [c.name for c in (layout.classes or [])[1:] if c.id not in used]
+    if unused and any(g.masks for g in layout.groups):
+        # Common, not an error: CVAT and COCO files list every label of a task, painted or not.
+        report.notes.append(f"{layout.classes_source} lists classes no mask uses: {', '.join(unused)}")
+    return used
+
+
+def _by_name(layout: Layout, classes: Sequence[ClassSpec], used: set[int]) -> dict[int, int]:
+    """Mask values (the layout's class ids) -> this project's class ids, matched by name; 0 is the background in
+    both. A class the project lacks refuses the import before anything is written."""
+    by_name = {c.name.lower(): c.id for c in classes}
+    mapping, missing = {IGNORE_ID: IGNORE_ID}, []
+    for cid in sorted(used - {IGNORE_ID}):
+        name = layout.classes[cid].name  # type: ignore[index]
+        target = 0 if cid == 0 else by_name.get(name.lower())
+        if target is None:
+            missing.append(name)
+        else:
+            mapping[cid] = target
+    if missing:
+        raise ProjectError(f"The masks in this data set use classes this project does not have: {', '.join(missing)} "
+                           f"(the project has {', '.join(c.name for c in classes)}). Add them on the Data page's "
+                           "Classes tab, or import into a new project, which takes the data set's classes.")
+    return mapping
 
 
 def _put_mask(project: Project, rec, reading, name: str, existing_masks: str, report: ImportReport) -> None:
