@@ -210,17 +210,19 @@ with tab_splits:
     _show_flash("splits")
 
 with tab_export:
-    st.write("A zip of `images/`, `masks/` (palette PNGs), `classes.json` and `manifest.json`; "
-             "importing it gives back the same project.")
+    fmt = st.selectbox("Format", list(exporting.EXPORT_FORMATS), key="data_export_format",
+                       format_func=lambda f: exporting.EXPORT_FORMATS[f].split(":")[0])
+    st.caption(exporting.EXPORT_FORMATS[fmt].split(": ", 1)[1])
     if st.button("Prepare export zip", key="data_export"):
         try:
             with st.spinner("Writing the zip..."), tempfile.TemporaryDirectory() as tmp:
-                data = exporting.export_zip(project, Path(tmp) / "export.zip").read_bytes()
-            ss["data_export_zip"] = (str(project.path), data, time.strftime("%H:%M:%S"))
+                data = exporting.export_zip(project, Path(tmp) / "export.zip", fmt=fmt).read_bytes()
+            ss["data_export_zip"] = ((str(project.path), fmt), data, time.strftime("%H:%M:%S"))
         except Exception as exc:
             show_error(exc)
     ready = ss.get("data_export_zip")
-    if ready and ready[0] == str(project.path):
-        st.download_button(f"Download {project.name}.zip ({len(ready[1]) / 1e6:.1f} MB, prepared {ready[2]})",
-                           ready[1], file_name=f"{project.name}.zip", mime="application/zip",
+    if ready and ready[0] == (str(project.path), fmt):
+        name = f"{project.name}.zip" if fmt == "seg" else f"{project.name}-{fmt}.zip"
+        st.download_button(f"Download {name} ({len(ready[1]) / 1e6:.1f} MB, prepared {ready[2]})",
+                           ready[1], file_name=name, mime="application/zip",
                            key="data_download", on_click="ignore")

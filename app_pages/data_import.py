@@ -39,6 +39,10 @@ def _show_report(title: str, r: importing.ImportReport) -> None:
     if r.mask_kinds:
         st.caption("Masks read as " + ", ".join(f"{k} ({n})" for k, n in r.mask_kinds.most_common())
                    + (f" · layout: {r.layout}" if r.layout else ""))
+    if r.format and r.format != r.layout:
+        st.caption(f"Format: {r.format}" + "".join(f" · {note}" for note in r.notes))
+    elif r.notes:
+        st.caption(" · ".join(r.notes))
     if r.refused:
         st.error(f"Refused {len(r.refused)} file(s); they were not added:\n\n" + _code_list(r.refused))
     if r.duplicates:

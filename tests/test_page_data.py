@@ -286,3 +286,32 @@ def test_export_offers_a_zip_download(app, workspace):
         names = set(zf.namelist())
     assert {"images/img_00.png", "masks/img_00.png", "masks/img_01.png", "classes.json"} <= names
     assert "masks/img_02.png" not in names
+
+
+def test_export_in_another_format_names_it_and_offers_its_zip(app, workspace):
+    p = labeled_project(workspace, 3, labeled=2)
+    open_data_page(app, p)
+    assert "palette PNGs" in texts(app)  # the default format's one-line description
+    app.selectbox(key="data_export_format").set_value("coco").run()
+    assert "one RLE mask per class in each image" in texts(app)
+    click(app, "data_export")
+    assert app.get("download_button")[0].label.startswith("Download p-coco.zip")
+    _, data, _ = app.session_state["data_export_zip"]
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert {"annotations/instances_train.json", "images/img_00.png"} <= set(zf.namelist())
+    app.selectbox(key="data_export_format").set_value("voc").run()
+    assert not app.get("download_button")  # the COCO zip is not offered as the VOC one
+
+
+@pytest.mark.parametrize("fmt", ["coco", "voc"])
+def test_a_coco_or_voc_zip_dropped_on_the_page_is_imported_with_its_format_named(fmt, app, workspace, tmp_path):
+    from seg_core.services import exporting
+
+    src = labeled_project(workspace, 2, labeled=2, classes=default_classes(["background", "leaf"]))
+    data = exporting.export_zip(src, tmp_path / "x.zip", fmt=fmt).read_bytes()
+    dst = new_project(workspace / "q")
+    open_data_page(app, dst)
+    app.file_uploader(key="data_zip_0").set_value((f"{fmt}.zip", data, "application/zip")).run()
+    click(app, "data_add")
+    assert dst.count_images(status="labeled") == 2 and [c.name for c in dst.classes] == ["background", "leaf"]
+    assert ("Format: COCO instances JSON" if fmt == "coco" else "Format: Pascal VOC / CVAT") in texts(app)

@@ -22,7 +22,8 @@ from seg_core.store.records import ImageRecord
 Progress = Callable[[int, int, str], None]
 # Format name -> what it is, in one line (the Data page shows these; `segstudio export --format` takes the names).
 EXPORT_FORMATS = {
-    "seg": "Seg Studio zip: images, palette-PNG masks, classes and splits; imports back as the same project.",
+    "seg": "Seg Studio zip: images/, masks/ (palette PNGs), classes.json and manifest.json; imports back as the "
+           "same project, splits and all.",
     "coco": "COCO: images/ and annotations/instances_<split>.json, one RLE mask per class in each image "
             "(pycocotools, detectron2, CVAT, Roboflow).",
     "voc": "Pascal VOC: JPEGImages/, SegmentationClass/ palette PNGs, train/val lists and CVAT's labelmap.txt.",
