@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,15 @@ def box_mask(h: int = 24, w: int = 32, value: int = 1, box=(4, 4, 12, 16)) -> np
     y0, x0, y1, x1 = box
     m[y0:y1, x0:x1] = value
     return m
+
+
+def zip_bytes(entries: dict[str, bytes]) -> bytes:
+    """A zip archive in memory: path inside it -> file bytes."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
 
 
 def write_pair_folders(root: Path, n: int, *, size=(24, 32), mask_value: int = 255, skip_masks=(),

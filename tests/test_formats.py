@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from helpers import box_mask, photo, png_bytes, write_pair_folders
+from helpers import box_mask, photo, png_bytes, write_pair_folders, zip_bytes
 from seg_core.formats.layouts import mask_key
 from seg_core.services import exporting, importing
 from seg_core.store import splits
@@ -158,24 +158,16 @@ def test_oxford_pets_layout_with_trimaps(tmp_path, project):
     assert mask[10, 10] == 1 and mask[0, 0] == 0 and mask[5, 5] == 1
 
 
-def _zip(entries: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
 @pytest.mark.parametrize("bad", ["../evil.png", "images/../../evil.png", "/etc/evil.png", "C:/evil.png"])
 def test_zip_with_escaping_paths_is_refused_before_anything_is_imported(project, bad):
-    data = _zip({"images/a.png": png_bytes(photo()), bad: png_bytes(photo(seed=1))})
+    data = zip_bytes({"images/a.png": png_bytes(photo()), bad: png_bytes(photo(seed=1))})
     with pytest.raises(UnsafeArchiveError, match="outside the archive"):
         importing.import_zip(project, data)
     assert project.count_images() == 0
 
 
 def test_zip_that_would_expand_past_the_limit_is_refused(project, monkeypatch):
-    data = _zip({"images/a.png": png_bytes(photo()), "images/big.bin": b"\0" * 200_000})
+    data = zip_bytes({"images/a.png": png_bytes(photo()), "images/big.bin": b"\0" * 200_000})
     monkeypatch.setattr("seg_core.formats.archive.MAX_ARCHIVE_BYTES", 100_000)
     with pytest.raises(UnsafeArchiveError, match="expand to more than"):
         importing.import_zip(project, data)
@@ -194,11 +186,11 @@ def test_not_a_zip_and_zip_without_images(project):
     with pytest.raises(UnsafeArchiveError, match="not a readable zip"):
         importing.import_zip(project, b"hello")
     with pytest.raises(ProjectError, match="No images found"):
-        importing.import_zip(project, _zip({"readme.txt": b"hi"}))
+        importing.import_zip(project, zip_bytes({"readme.txt": b"hi"}))
 
 
 def test_zip_wrapped_in_a_folder_with_macos_junk(project):
-    data = _zip({
+    data = zip_bytes({
         "mydata/images/a.png": png_bytes(photo(seed=1)),
         "mydata/masks/a.png": png_bytes(box_mask(value=255)),
         "__MACOSX/mydata/images/._a.png": b"junk",

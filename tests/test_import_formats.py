@@ -5,27 +5,18 @@ from __future__ import annotations
 
 import io
 import json
-import zipfile
 
 import numpy as np
 import pytest
 from pycocotools import mask as mask_util
 
-from helpers import photo, png_bytes
+from helpers import photo, png_bytes, zip_bytes
 from seg_core.classes import IGNORE_COLOR, ClassSpec, binary_classes
 from seg_core.errors import DatasetFormatError, InvalidMaskError, ProjectError, SegError
 from seg_core.services import importing
 from seg_core.store.workspace import new_project
 
 H, W = 32, 48
-
-
-def _zip(entries: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in entries.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
 
 
 def _rle(region: np.ndarray) -> dict:
@@ -58,7 +49,7 @@ def _coco_doc(anns: list[dict], files=("a.png", "b.png"), cats=None) -> dict:
 def _coco_zip(doc: dict, files=("a.png", "b.png"), json_name="annotations/instances_default.json") -> bytes:
     entries = {f"images/{f}": png_bytes(photo(H, W, seed=i)) for i, f in enumerate(files)}
     entries[json_name] = json.dumps(doc).encode()
-    return _zip(entries)
+    return zip_bytes(entries)
 
 
 def _box(y0, x0, y1, x1) -> np.ndarray:
@@ -99,7 +90,7 @@ def test_roboflow_folders_give_splits_and_background_category_is_class_0(workspa
         entries[f"{folder}/_annotations.coco.json"] = json.dumps(doc).encode()
         entries[f"{folder}/{folder}.png"] = png_bytes(photo(H, W, seed=len(entries)))
     p = new_project(workspace / "p")
-    report = importing.import_zip(p, _zip(entries), infer_classes=True)
+    report = importing.import_zip(p, zip_bytes(entries), infer_classes=True)
     assert report.ok and report.labeled == 2
     assert [c.name for c in p.classes] == ["background", "crack"]
     assert {r.filename: r.split for r in p.list_images()} == {"train.png": "train", "valid.png": "val"}
@@ -163,7 +154,7 @@ def test_bad_coco_is_refused_naming_the_file_and_nothing_is_imported(case, works
 def test_a_coco_named_file_that_is_not_json_is_refused(workspace):
     p = new_project(workspace / "p")
     with pytest.raises(DatasetFormatError, match="'annotations/instances_default.json' cannot be read as JSON"):
-        importing.import_zip(p, _zip({"images/a.png": png_bytes(photo(H, W)),
+        importing.import_zip(p, zip_bytes({"images/a.png": png_bytes(photo(H, W)),
                                       "annotations/instances_default.json": b'{"images": ['}))
     assert p.count_images() == 0
 
@@ -186,7 +177,7 @@ def _cvat_zip(mask_a: bytes, labelmap: bytes = LABELMAP, with_images: bool = Tru
                "SegmentationObject/a.png": png_bytes(photo(H, W))}  # instance masks: not read
     if with_images:
         entries |= {"JPEGImages/a.png": png_bytes(photo(H, W, seed=1)), "JPEGImages/b.png": png_bytes(photo(H, W, 2))}
-    return _zip(entries)
+    return zip_bytes(entries)
 
 
 def test_cvat_segmentation_mask_with_labelmap_and_voc_void_border(workspace):
@@ -255,7 +246,7 @@ def test_a_class_names_file_names_the_classes_of_class_id_masks(name, workspace)
         data = b'{"0": "background", "1": "road", "2": "car"}' if name.endswith("}") else CLASS_FILES[name]
         entries = {name.split()[0]: data, "images/a.png": png_bytes(photo(H, W)), "masks/a.png": png_bytes(ids)}
     p = new_project(workspace / "p")
-    report = importing.import_zip(p, _zip(entries), infer_classes=True)
+    report = importing.import_zip(p, zip_bytes(entries), infer_classes=True)
     assert report.ok and [c.name for c in p.classes] == ["background", "road", "car"]
     assert report.format.startswith("class-id masks with ")
     assert np.array_equal(_mask_of(p, "a.png"), ids)
@@ -271,5 +262,44 @@ def test_a_mask_value_the_class_file_does_not_name_refuses_the_import(workspace)
                "images/b.png": png_bytes(photo(H, W, seed=3)), "masks/a.png": png_bytes(np.zeros((H, W), np.uint8)),
                "masks/b.png": png_bytes(ids)}
     with pytest.raises(SegError, match="Mask 'b.png' has values 7 that classes.txt does not name"):
-        importing.import_zip(p, _zip(entries), infer_classes=True)
+        importing.import_zip(p, zip_bytes(entries), infer_classes=True)
     assert p.count_images() == 0
+
+
+def test_pascal_voc_in_its_devkit_folders_takes_splits_from_image_sets(workspace):
+    from PIL import Image
+
+    def voc_png(ids: np.ndarray) -> bytes:
+        im = Image.fromarray(ids, "P")
+        im.putpalette([0, 0, 0, 128, 0, 0] + [0, 0, 0] * 253 + [224, 224, 192])
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+        return buf.getvalue()
+
+    ids = np.zeros((H, W), np.uint8)
+    ids[4:10, 4:10], ids[3, 3:11] = 1, 255
+    root = "VOCdevkit/VOC2012/"
+    entries = {"VOCdevkit/other/readme.txt": b"not part of it", f"{root}ImageSets/Segmentation/train.txt": b"a\n",
+               f"{root}ImageSets/Segmentation/val.txt": b"b\n", f"{root}ImageSets/Segmentation/trainval.txt": b"a\nb\n"}
+    for i, stem in enumerate("abc"):
+        entries[f"{root}JPEGImages/{stem}.jpg"] = png_bytes(photo(H, W, seed=i), fmt="JPEG")
+        if stem != "c":
+            entries[f"{root}SegmentationClass/{stem}.png"] = voc_png(ids)
+    p = new_project(workspace / "p")
+    report = importing.import_zip(p, zip_bytes(entries), infer_classes=True)
+    assert report.ok and len(report.added) == 3 and report.labeled == 2
+    assert report.layout == "Pascal VOC (JPEGImages/ + SegmentationClass/)"
+    assert {r.filename: r.split for r in p.list_images()} == {"a.jpg": "train", "b.jpg": "val", "c.jpg": "train"}
+    assert np.array_equal(_mask_of(p, "b.jpg"), ids) and p.classes[1].color == (128, 0, 0)
+
+
+def test_a_zip_of_only_a_coco_file_puts_its_masks_on_the_projects_images(workspace):
+    p = new_project(workspace / "p", [ClassSpec(0, "background", (0, 0, 0)), ClassSpec(1, "table", (1, 1, 1)),
+                                      ClassSpec(2, "cup", (2, 2, 2))])
+    p.add_image(png_bytes(photo(H, W, seed=1)), "a.png")
+    doc = _coco_doc([{"image_id": 1, "category_id": 7, "segmentation": _rle(_box(2, 2, 6, 6))},
+                     {"image_id": 2, "category_id": 3, "segmentation": _rle(_box(2, 2, 6, 6))}])
+    report = importing.import_zip(p, zip_bytes({"instances_default.json": json.dumps(doc).encode()}))
+    assert report.masks_added == ["a.png"] and report.masks_without_image == [
+        "instances_default.json: annotations of b.png"]
+    assert np.array_equal(_mask_of(p, "a.png"), _box(2, 2, 6, 6).astype(np.uint8) * 2)

@@ -188,8 +188,8 @@ def _counts(counts: Any, where: str) -> list[int]:
 
 
 def _string_counts(s: str) -> list[int] | None:
-    """COCO's compressed counts (maskApi.c rleFrString), decoded here so that a damaged string is refused instead
-    of making the C decoder write past its buffer."""
+    """COCO's compressed counts (maskApi.c rleFrString), decoded here so that a damaged string is refused:
+    pycocotools refuses runs past the mask's end, but runs that fall short leave pixels of whatever memory held."""
     counts: list[int] = []
     p = 0
     while p < len(s):

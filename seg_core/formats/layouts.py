@@ -195,8 +195,7 @@ def _read_export_manifest(tree: dict[PurePosixPath, Source], base: PurePosixPath
 def _file_in(tree: dict[PurePosixPath, Source], folder: PurePosixPath | None, name: str
              ) -> tuple[PurePosixPath, Source] | None:
     """The file `name` (any letter case) directly in `folder`."""
-    return next(((p, s) for p, s in sorted(tree.items()) if p.parent == folder and p.name.lower() == name.lower()),
-                None)
+    return next(((p, s) for p, s in tree.items() if p.parent == folder and p.name.lower() == name.lower()), None)
 
 
 def _declare(layout: Layout, table: class_files.ClassTable, kind: str, fmt: str) -> None:
@@ -234,8 +233,8 @@ def _voc_layout(tree: dict[PurePosixPath, Source], dirs: set[PurePosixPath], mas
     msks = [s for s in _children(tree, mask_dir) if images.is_image_name(s.name)]
     layout = Layout(f"Pascal VOC ({img_dir.name + '/ + ' if img_dir else ''}{mask_dir.name}/)", [Group(imgs, msks)],
                     format="Pascal VOC palette PNGs (no labelmap.txt: classes read from the masks)")
-    sets = next((d for d in sorted(dirs) if str(d.relative_to(base)).lower() == voc.SETS_DIR.lower()
-                 and d.parent.parent == base), None)
+    sets = next((d for d in sorted(dirs) if d.parent.parent == base
+                 and f"{d.parent.name}/{d.name}".lower() == voc.SETS_DIR.lower()), None)
     split_of: dict[str, str] = {}
     for file, split in voc.SPLIT_FILES.items():
         hit = _file_in(tree, sets, file) if sets else None
