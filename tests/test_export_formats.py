@@ -158,3 +158,14 @@ def test_cli_export_takes_a_format(source, tmp_path, capsys):
     assert "classes.json" in zipfile.ZipFile(tmp_path / "d.zip").namelist()  # the default stays Seg Studio's
     with pytest.raises(SystemExit):
         main(["export", "--project", str(source.path), "--out", str(out), "--format", "yolo"])
+
+
+def test_an_empty_project_exports_its_classes_in_every_format(tmp_path, workspace):
+    p = new_project(workspace / "empty", CLASSES)
+    for fmt in exporting.EXPORT_FORMATS:
+        _, zf = _export(p, tmp_path, fmt)
+        names = set(zf.namelist())
+        assert {"seg": "classes.json", "coco": "annotations/instances_train.json", "voc": "labelmap.txt",
+                "ids": "classes.csv"}[fmt] in names
+    doc = json.loads(zipfile.ZipFile(tmp_path / "coco.zip").read("annotations/instances_train.json"))
+    assert doc["images"] == [] and [c["name"] for c in doc["categories"]] == ["leaf", "spot"]

@@ -303,3 +303,18 @@ def test_a_zip_of_only_a_coco_file_puts_its_masks_on_the_projects_images(workspa
     assert report.masks_added == ["a.png"] and report.masks_without_image == [
         "instances_default.json: annotations of b.png"]
     assert np.array_equal(_mask_of(p, "a.png"), _box(2, 2, 6, 6).astype(np.uint8) * 2)
+
+
+def test_binary_0_255_masks_with_a_two_name_list_read_255_as_the_object(workspace):
+    binary = np.zeros((H, W), np.uint8)
+    binary[5:9, 5:9] = 255
+    with_ignore = np.zeros((H, W), np.uint8)
+    with_ignore[5:9, 5:9], with_ignore[0, 0] = 1, 255
+    entries = {"labels.txt": b"background\ncar\n", "images/a.png": png_bytes(photo(H, W)),
+               "images/b.png": png_bytes(photo(H, W, seed=2)), "masks/a.png": png_bytes(binary),
+               "masks/b.png": png_bytes(with_ignore)}
+    p = new_project(workspace / "p")
+    assert importing.import_zip(p, zip_bytes(entries), infer_classes=True).ok
+    assert [c.name for c in p.classes] == ["background", "car"]
+    assert np.array_equal(_mask_of(p, "a.png"), binary // 255)
+    assert np.array_equal(_mask_of(p, "b.png"), with_ignore)  # ids 0/1 with 255: that 255 is "ignore"

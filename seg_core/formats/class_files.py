@@ -41,6 +41,9 @@ class ClassTable:
                 lut[v] = cid
             if IGNORE_ID not in self.by_value:
                 lut[IGNORE_ID] = IGNORE_ID
+                # As import reads any mask: 0/255 with two classes is a binary mask, 255 the object, not "ignore".
+                if len(self.classes) == 2 and not np.isin(px.values, (0, IGNORE_ID), invert=True).any():
+                    lut[IGNORE_ID] = 1
             out = lut[px.values]
             bad = sorted(set(np.unique(px.values[out < 0]).tolist()))
             if bad:

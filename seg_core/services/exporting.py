@@ -88,7 +88,7 @@ class _Coco:
         all_anns += anns
 
     def finish(self, zf: zipfile.ZipFile) -> None:
-        for split, (imgs, anns) in self.by_split.items():
+        for split, (imgs, anns) in (self.by_split or {"train": ([], [])}).items():  # an empty project: its classes
             doc = coco.document(self.project.classes, imgs, anns, f"{self.project.name} ({split}), from Seg Studio")
             zf.writestr(f"annotations/instances_{split}.json", json.dumps(doc))
 
