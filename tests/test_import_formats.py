@@ -318,3 +318,20 @@ def test_binary_0_255_masks_with_a_two_name_list_read_255_as_the_object(workspac
     assert [c.name for c in p.classes] == ["background", "car"]
     assert np.array_equal(_mask_of(p, "a.png"), binary // 255)
     assert np.array_equal(_mask_of(p, "b.png"), with_ignore)  # ids 0/1 with 255: that 255 is "ignore"
+
+
+def test_cli_import_names_the_format_and_a_refused_one_leaves_no_project(workspace, tmp_path, capsys):
+    from seg_core.cli import main
+
+    good = tmp_path / "good.zip"
+    good.write_bytes(_coco_zip(_coco_doc([{"image_id": 1, "category_id": 3, "segmentation": _rle(_box(0, 0, 4, 4))}])))
+    assert main(["import", "--project", "cocos", "--zip", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert "format: COCO instances JSON (polygons and RLE)" in out and "note: overlapping COCO annotations" in out
+    doc = _coco_doc([{"image_id": 1, "category_id": 3, "segmentation": _rle(_box(0, 0, 4, 4))}])
+    doc["categories"].append({"id": 3, "name": "chair"})
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(_coco_zip(doc))
+    assert main(["import", "--project", "refused", "--zip", str(bad)]) == 2
+    assert "two categories with id 3" in capsys.readouterr().err
+    assert not (workspace / "refused").exists()
