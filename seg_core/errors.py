@@ -60,3 +60,7 @@ class RunBusyError(SegError):
 
 class TrainingError(SegError):
     """Training cannot start or go on: too few labeled images, a bad setting, a missing checkpoint."""
+
+
+class ModelExportError(SegError):
+    """A model cannot be exported as asked: an unknown format, a folder in the way, a converter not installed."""

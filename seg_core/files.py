@@ -44,3 +44,18 @@ def commit_temp(tmp: Path, path: Path) -> None:
 def atomic_write(path: str | Path, data: bytes) -> None:
     path = Path(path)
     commit_temp(write_temp(path, data), path)
+
+
+def commit_dir(staged: Path, target: Path) -> None:
+    """Put a folder built beside `target` in its place in one rename. A folder already there is moved aside
+    first and removed after, so a crash leaves the old folder or the new one (or both), never a mix."""
+    import shutil
+
+    old = None
+    if target.exists():
+        old = target.parent / f".{target.name}.old-{os.urandom(3).hex()}"
+        os.replace(target, old)
+    os.replace(staged, target)
+    fsync_dir(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

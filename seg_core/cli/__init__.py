@@ -10,11 +10,12 @@ from typing import Callable, Sequence
 
 from seg_core.cli.data import (cmd_delete, cmd_demo, cmd_export, cmd_import, cmd_info, cmd_init, cmd_projects,
                                cmd_split, project_arg)
-from seg_core.cli.model import (cmd_evaluate, cmd_predict, cmd_runs, cmd_train, cmd_weights_add, cmd_weights_list,
-                                cmd_weights_remove)
+from seg_core.cli.model import (cmd_evaluate, cmd_export_model, cmd_predict, cmd_runs, cmd_train, cmd_weights_add,
+                                cmd_weights_list, cmd_weights_remove)
 from seg_core.errors import SegError
 from seg_core.formats.masks import MASK_KINDS
 from seg_core.ml.config import LOSS_CHOICES, PRESETS
+from seg_core.ml.model_export import FORMATS as EXPORT_FORMATS
 from seg_core.services import exporting, importing
 from seg_core.store.splits import SPLITS
 
@@ -136,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flip", action="store_true", help="test-time flip: as for predict")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export-model", help="export a run's model (keras, savedmodel, onnx, tflite) with model.json "
+                                            "and predict_example.py")
+    project_arg(p)
+    p.add_argument("--run", help="run id (default: the best run, as predict uses)")
+    p.add_argument("--format", required=True, choices=list(EXPORT_FORMATS),
+                   help=" ".join(f"{f.name}: {f.description}" for f in EXPORT_FORMATS.values()))
+    p.add_argument("--out", required=True, help="folder to create (refused if it exists and is not empty)")
+    p.add_argument("--replace", action="store_true", help="replace what is in --out")
+    p.set_defaults(func=cmd_export_model)
 
     p = sub.add_parser("weights", help="ImageNet weights for the pretrained encoders (never downloaded)")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")

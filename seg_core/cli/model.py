@@ -1,4 +1,4 @@
-"""`segstudio` subcommands about models: train, runs, predict, evaluate, weights."""
+"""`segstudio` subcommands about models: train, runs, predict, evaluate, export-model, weights."""
 
 from __future__ import annotations
 
@@ -177,6 +177,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         iou = "-" if c["iou"] is None else f"{c['iou']:.4f}"
         dice = "-" if c["dice"] is None else f"{c['dice']:.4f}"
         print(f"  {c['id']:>3} {c['name']:<20} IoU {iou}  dice {dice}")
+    return 0
+
+
+def cmd_export_model(args: argparse.Namespace) -> int:
+    from seg_core.ml import model_export
+
+    project = Project(resolve_project_path(args.project))
+    done = model_export.export_model(project, args.format, args.out, args.run, replace=args.replace)
+    print(f"exported run {done.run_id} ({done.checkpoint}) as {model_export.FORMATS[done.format].label} to "
+          f"{done.folder}: {done.size_bytes / 1e6:.1f} MB in {done.seconds:.1f} s")
+    print(f"  {done.model_path.name}, {model_export.CARD_NAME} (classes, input, preprocessing, scores), "
+          f"{model_export.EXAMPLE_NAME}")
+    print(f"try it: python {done.folder / model_export.EXAMPLE_NAME} photo.jpg mask.png")
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -45,16 +46,8 @@ class Predictor:
     @classmethod
     def from_run(cls, project: Project, run_id: str | None = None, checkpoint: str = "best") -> "Predictor":
         """The run's best.keras (or last.keras), loaded in Keras safe mode; default: the project's best run."""
-        run: RunRecord | None = project.runs.get(run_id) if run_id else project.runs.best()
-        if run is None:
-            raise NotFoundError("This project has no trained model yet; train one on the Train page.")
-        files = project.layout.run(run.id)
-        path = files.checkpoint(checkpoint)
-        if not path.exists():
-            path = files.checkpoint("last")
-        if not path.exists():
-            raise TrainingError(f"Run {run.id} has no saved model (it stopped before finishing an epoch).")
-        config = json.loads(files.config.read_text())
+        run, path = run_checkpoint(project, run_id, checkpoint)
+        config = json.loads(project.layout.run(run.id).config.read_text())
         from seg_core.ml.models import load_saved
 
         model = load_saved(path)
@@ -100,6 +93,21 @@ class Predictor:
 
     def _to_prediction(self, probs: np.ndarray, threshold: float) -> Prediction:
         return Prediction(probs, ids_from_probabilities(probs, threshold), uncertainty(probs))
+
+
+def run_checkpoint(project: Project, run_id: str | None = None, checkpoint: str = "best") -> tuple[RunRecord, Path]:
+    """The run a prediction or an export uses (default: the project's best) and its model file: `checkpoint`,
+    else last.keras. One rule, so `segstudio predict` and `segstudio export-model` pick the same model."""
+    run: RunRecord | None = project.runs.get(run_id) if run_id else project.runs.best()
+    if run is None:
+        raise NotFoundError("This project has no trained model yet; train one on the Train page.")
+    files = project.layout.run(run.id)
+    path = files.checkpoint(checkpoint)
+    if not path.exists():
+        path = files.checkpoint("last")
+    if not path.exists():
+        raise TrainingError(f"Run {run.id} has no saved model (it stopped before finishing an epoch).")
+    return run, path
 
 
 def ids_from_probabilities(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:

@@ -57,6 +57,20 @@ def load_saved(path, compile: bool = False) -> keras.Model:
                                    custom_objects={**losses.CUSTOM_OBJECTS, "FusedBatchNorm": FusedBatchNorm})
 
 
+def plain_keras(model: keras.Model) -> keras.Model:
+    """The same network and weights with Keras' own layers only, computing in float32: what an exported model is
+    made from, so that plain Keras (no Seg Studio), ONNX and TFLite converters read it. FusedBatchNorm becomes
+    BatchNormalization (same weights, same results); a mixed-precision run's layers compute in float32."""
+    def clone(layer):
+        config = {**layer.get_config(), "dtype": "float32"}
+        cls = layers.BatchNormalization if isinstance(layer, FusedBatchNorm) else layer.__class__
+        return cls.from_config(config)
+
+    plain = keras.models.clone_model(model, clone_function=clone)
+    plain.set_weights(model.get_weights())
+    return plain
+
+
 def _head(x, num_classes: int):
     # float32 output keeps losses stable under a mixed-precision policy.
     if num_classes == 2:
