@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from app_pages.model_download import model_download
 from app_pages.widgets import cached_image, load_predictor, open_in_annotate, require_project, show_error
 from seg_core import SPLITS, editing, masks, review, viz
 from seg_core.formats.images import IMAGE_EXTENSIONS
@@ -16,7 +17,7 @@ ss = st.session_state
 st.title("Predict & review")
 project = require_project()
 
-runs = review.usable_runs(project)
+runs = project.runs.usable()
 if not runs and any(r.active for r in project.runs.list()):
     st.info("A model is training now. Its masks can be looked at here once the run has finished (or been stopped); "
             "follow it on the Train page meanwhile.")
@@ -270,3 +271,5 @@ def _quality() -> None:
 
 section = st.radio("Section", SECTIONS, horizontal=True, key="review_section", label_visibility="collapsed")
 {SECTIONS[0]: _look, SECTIONS[1]: _fix_next, SECTIONS[2]: _quality}[section]()
+with st.expander("Download this model (the one chosen above) to use outside Seg Studio"):
+    model_download(project, [by_run[run_id]], "review_export")

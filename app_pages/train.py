@@ -3,6 +3,7 @@
 import altair as alt
 import streamlit as st
 
+from app_pages.model_download import model_download
 from app_pages.widgets import require_project, show_error
 from seg_core import RunStatus, jobs, planning, splits
 from seg_core.errors import SegError
@@ -127,6 +128,8 @@ def _history(runs: list) -> None:
             _chart(planning.overlay_rows(project, picked, "val_dice"), "Validation dice", "run", zero_one=True)
         with c[1]:
             _chart(planning.overlay_rows(project, picked, "val_loss"), "Validation loss", "run")
+    with st.expander("Download a model to use outside Seg Studio"):
+        model_download(project, project.runs.usable(), "train_export")
 
 
 def _live(run_id: str) -> None:

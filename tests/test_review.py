@@ -32,14 +32,14 @@ def test_usable_runs_put_the_best_first_and_skip_runs_without_a_model(trained_pr
     trained_project.runs.update(weaker.id, status="stopped", best_score=first.best_score / 2)
     empty = trained_project.runs.create(first.config)  # stopped before its first epoch: nothing saved
     trained_project.runs.update(empty.id, status="stopped", best_score=0.99)
-    runs = review.usable_runs(trained_project)
+    runs = trained_project.runs.usable()
     assert [r.id for r in runs] == [first.id, weaker.id]
     label = review.run_label(runs[0])
     assert f"validation dice {first.best_score:.3f}" in label and first.id in label
 
 
 def test_no_runs_means_nothing_to_choose(workspace):
-    assert review.usable_runs(new_project(workspace / "empty")) == []
+    assert new_project(workspace / "empty").runs.usable() == []
 
 
 def test_image_score_against_a_hand_computed_case():

@@ -24,14 +24,6 @@ Progress = Callable[[int, int, str], None]
 
 
 # ----- runs ------------------------------------------------------------------------------------
-def usable_runs(project: Project) -> list[RunRecord]:
-    """Finished runs that saved a model: the project's best run first, then by validation dice, then newest."""
-    runs = [r for r in project.runs.list() if r.status.finished and project.layout.run(r.id).has_model()]
-    best = project.runs.best()
-    return sorted(runs, key=lambda r: (best is not None and r.id == best.id,
-                                       -1.0 if r.best_score is None else r.best_score, r.created_at), reverse=True)
-
-
 def run_label(run: RunRecord) -> str:
     when = time.strftime("%d %b %H:%M", time.localtime(run.created_at))
     score = "no validation score" if run.best_score is None else f"validation dice {run.best_score:.3f}"

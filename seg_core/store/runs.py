@@ -180,6 +180,14 @@ class Runs:
                       and self._project.layout.run(r.id).checkpoint("best").exists()]
         return max(candidates, key=lambda r: (r.best_score, r.created_at)) if candidates else None
 
+    def usable(self) -> list[RunRecord]:
+        """Finished runs that saved a model: the best run first, then by validation dice, then newest. What the
+        Predict & review page offers and a model download chooses from."""
+        runs = [r for r in self.list() if r.status.finished and self._project.layout.run(r.id).has_model()]
+        best = self.best()
+        return sorted(runs, key=lambda r: (best is not None and r.id == best.id,
+                                           -1.0 if r.best_score is None else r.best_score, r.created_at), reverse=True)
+
     # ----- metrics ------------------------------------------------------------------------------
     def add_metrics(self, run_id: str, epoch: int, values: dict, batch: int | None = None) -> None:
         with self._db() as conn:
