@@ -335,3 +335,49 @@ def test_cli_export_model(capsys, trained_project, tmp_path):
     code = main(["export-model", "--project", "trained", "--run", run.id, "--format", "keras", "--out", str(out),
                  "--replace"])
     assert code == 0, capsys.readouterr().err
+
+
+def test_the_examples_resizing_is_seg_studios_to_the_bit():
+    """predict_example.py keeps its own copies (it may not import seg_core): they must not drift from ml/dataset.py
+    and tf.image.resize."""
+    import tensorflow as tf
+
+    from seg_core.ml.dataset import content_box, resize_image
+
+    example = load_example(model_export._EXAMPLE_TEMPLATE.parent)
+    rng = np.random.default_rng(1)
+    for h, w in ((240, 320), (41, 140), (90, 33), (32, 32), (7, 500), (20, 24)):
+        rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        grey = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        for resize in ("letterbox", "squash"):
+            assert example.content_box(h, w, 32, resize) == content_box((h, w), (32, 32), resize)
+            for image, channels in ((rgb, 3), (grey, 3), (rgb, 1), (grey, 1)):
+                ours = resize_image(image, (32, 32), channels, resize).astype(np.float32) / 255.0
+                np.testing.assert_array_equal(example.prepare(image, 32, channels, resize)[0], ours)
+        probs = rng.random((h % 32 + 5, w % 32 + 3, 3), dtype=np.float32)
+        np.testing.assert_array_equal(example.resize_bilinear(probs, h, w),
+                                      tf.image.resize(probs, (h, w), method="bilinear").numpy())
+
+
+def test_the_example_reads_every_kind_of_image_as_seg_studio_does(tmp_path):
+    example = load_example(model_export._EXAMPLE_TEMPLATE.parent)
+    rng = np.random.default_rng(2)
+    rgb = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    alpha = rng.integers(0, 256, (20, 30), dtype=np.uint8)
+    files = {"rgb.png": Image.fromarray(rgb), "grey.png": Image.fromarray(rgb[..., 0]),
+             "rgba.png": Image.fromarray(np.dstack([rgb, alpha]), "RGBA"),
+             "la.png": Image.fromarray(np.dstack([rgb[..., 0], alpha]), "LA"),
+             "palette.png": Image.fromarray(rgb).quantize(16),
+             "grey16.png": Image.fromarray((rgb[..., 0].astype(np.uint16) * 16)),
+             "bilevel.png": Image.fromarray(rgb[..., 0] > 128),
+             "photo.jpg": Image.fromarray(rgb)}
+    for name, im in files.items():
+        im.save(tmp_path / name)
+        np.testing.assert_array_equal(example.read_image(str(tmp_path / name)), load_image(tmp_path / name), name)
+    turned = Image.fromarray(rgb)
+    exif = turned.getexif()
+    exif[0x0112] = 6   # EXIF orientation: rotate 90 degrees to show upright
+    turned.save(tmp_path / "turned.jpg", exif=exif)
+    upright = example.read_image(str(tmp_path / "turned.jpg"))
+    assert upright.shape == (30, 20, 3)
+    np.testing.assert_array_equal(upright, load_image(tmp_path / "turned.jpg"))
