@@ -41,14 +41,16 @@ class ExportFormat:
 FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
     ExportFormat("keras", "Keras (.keras)", "model.keras", "keras", "pip install tensorflow numpy pillow",
                  "For Python programs with Keras 3: predict with it, or fine-tune it in your own code."),
-    ExportFormat("savedmodel", "TensorFlow SavedModel", "saved_model", "tensorflow", "pip install tensorflow numpy pillow",
+    ExportFormat("savedmodel", "TensorFlow SavedModel", "saved_model", "tensorflow",
+                 "pip install tensorflow numpy pillow",
                  "For TensorFlow programs and servers (TensorFlow Serving, TensorFlow.js converter)."),
     ExportFormat("onnx", "ONNX (.onnx)", "model.onnx", "onnxruntime", "pip install onnxruntime numpy pillow",
                  "For almost any language or device through ONNX Runtime (Python, C++, C#, Java, JavaScript).",
                  needs=("tf2onnx", "onnx")),
     ExportFormat("tflite", "TensorFlow Lite / LiteRT (.tflite)", "model.tflite", "ai-edge-litert",
                  "pip install ai-edge-litert numpy pillow",
-                 "For phones and small boards (Android, iOS, Raspberry Pi): one image at a time, at the training size."),
+                 "For phones and small boards (Android, iOS, Raspberry Pi): one image at a time, at the training "
+                 "size."),
 )}
 
 
