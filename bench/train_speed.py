@@ -3,7 +3,8 @@
 Reference: the keras-io / zhixuhao style U-Net (two 3x3 convs per level, max-pool, transposed conv,
 no batch norm, fp32, batch 8), `fit` on an in-memory numpy array. Seg Studio: build_unet + the tf.data
 pipeline streaming from disk (the memory cache off: resized examples read from the on-disk cache, then
-flips and quarter turns), our bce+dice loss and epoch metrics; without and with batch norm.
+flips and quarter turns), compiled as a training run compiles it (bce+dice loss, epoch metrics, the step
+compiled by XLA); without and with batch norm, and with batch norm but no XLA (how runs trained before).
 The three are timed in turns (--rounds rounds of --epochs epochs each, after a warm-up epoch) and the
 median of each is printed: a shared machine's speed drifts within a run, and turns keep the ratios fair.
 Prints images/s, their ratio to the reference, forward GFLOPs, achieved GFLOP/s against a measured
@@ -78,8 +79,9 @@ def main() -> None:
     import tensorflow as tf
     from PIL import Image
 
-    from seg_core.ml import dataset, losses, models
+    from seg_core.ml import dataset, models, training
     from seg_core.ml.augment import AugmentConfig
+    from seg_core.ml.config import TrainConfig
     from seg_core.services.demo_scenes import render_scene
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,9 +116,11 @@ def main() -> None:
         in_memory = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).repeat().batch(args.batch)
         contenders["reference (tf.data in memory)"] = (ref_tf, in_memory.prefetch(tf.data.AUTOTUNE))
         keras.mixed_precision.set_global_policy(args.precision)
-        for label, bn in (("seg studio (no BN)", False), ("seg studio (BN)", True)):
+        for label, bn, xla in (("seg studio (no BN)", False, True), ("seg studio (BN)", True, True),
+                               ("seg studio (BN, no XLA)", True, False)):
             model = models.build_unet((None, None, 1), 2, base_filters=args.filters, depth=4, batchnorm=bn)
-            model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=losses.bce_dice, metrics=losses.keras_metrics(2))
+            # Compiled as a training run compiles it (bce+dice, epoch metrics, XLA unless the config says no).
+            training._compile(model, TrainConfig(batchnorm=bn, xla=xla), 2, 1e-3)
             ds = dataset.make_dataset(items, (args.size, args.size), 1, args.batch, shuffle=True, repeat=True,
                                       augment=AugmentConfig(flip_h=True, flip_v=True, rot90=True), cache=False,
                                       disk_cache=tmp / "cache")

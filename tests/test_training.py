@@ -7,6 +7,7 @@ import os
 import signal
 import time
 
+import keras
 import numpy as np
 import pytest
 
@@ -43,9 +44,9 @@ def binary(workspace):
     return demo.create_demo_project(workspace / "bin", count=8, unlabeled=1)
 
 
-def run_inline(project, config, resume=False, run_id=None):
+def run_inline(project, config, resume=False, run_id=None, callbacks=None):
     run = project.runs.get(run_id) if run_id else project.runs.create(config)
-    status = train(project, run.id, config, resume=resume)
+    status = train(project, run.id, config, resume=resume, extra_callbacks=callbacks)
     project.runs.update(run.id, status=status)
     return project.runs.get(run.id)
 
@@ -99,9 +100,10 @@ def test_a_project_without_validation_images_keeps_its_split(workspace):
     assert (saved["train_images"], saved["val_images"]) == (4, 2)
 
 
-def test_same_seed_same_result(binary):
-    a = run_inline(binary, tiny(seed=5))
-    b = run_inline(binary, tiny(seed=5))
+@pytest.mark.parametrize("xla", [True, False])
+def test_same_seed_same_result(binary, xla):
+    a = run_inline(binary, tiny(seed=5, xla=xla))
+    b = run_inline(binary, tiny(seed=5, xla=xla))
     la = [m["loss"] for m in binary.runs.epoch_metrics(a.id)]
     lb = [m["loss"] for m in binary.runs.epoch_metrics(b.id)]
     assert la == lb
@@ -210,3 +212,19 @@ def test_a_pretrained_start_freezes_the_encoder_first():
     assert preset("fast", model="mobilenetv2-unet", pretrained=True).freeze_encoder_epochs == PRETRAINED_FREEZE_EPOCHS
     assert preset("fast", model="mobilenetv2-unet", pretrained=True, freeze_encoder_epochs=0).freeze_encoder_epochs == 0
     assert preset("fast", model="mobilenetv2-unet").freeze_encoder_epochs == 0
+
+
+def test_the_xla_step_learns_as_the_plain_one(binary):
+    """XLA (the default) compiles the same step: the same seed gives nearly the same losses and metrics."""
+    seen = []
+
+    class Compiled(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen.append(self.model.jit_compile)
+
+    xla = run_inline(binary, tiny(seed=3), callbacks=[Compiled()])
+    plain = run_inline(binary, tiny(seed=3, xla=False), callbacks=[Compiled()])
+    assert seen == [True, False]
+    a, b = binary.runs.epoch_metrics(xla.id), binary.runs.epoch_metrics(plain.id)
+    for key in ("loss", "val_loss", "dice", "val_dice"):
+        assert [m[key] for m in a] == pytest.approx([m[key] for m in b], abs=0.02), key

@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float)
     p.add_argument("--steps", type=int, help="batches per epoch (default: one pass over the training images)")
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--no-xla", action="store_true",
+                   help="run the training step without XLA compilation (slower; for a model XLA cannot compile)")
     p.add_argument("--resume", metavar="RUN", help="continue a stopped or failed run from its last epoch")
     p.set_defaults(func=cmd_train)
 

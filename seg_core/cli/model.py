@@ -26,6 +26,8 @@ def _train_config(args: argparse.Namespace, project: Project):
         "steps_per_epoch": args.steps}.items() if v is not None}
     if args.no_augment:
         overrides["augment"] = AugmentConfig.none()
+    if args.no_xla:
+        overrides["xla"] = False
     if args.pretrained:
         _check_pretrained(args.model or "unet")
         overrides["pretrained"] = True

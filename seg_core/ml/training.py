@@ -22,9 +22,15 @@ from seg_core.store.runs import RunSplit, RunStatus
 
 def _configure(config: TrainConfig) -> None:
     import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
 
     keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
+    # Keras silently drops XLA while op determinism is on. XLA's compiled CPU step is deterministic on its own
+    # (tests/test_training.py: the same seed gives the same losses); without XLA, TensorFlow's kernels need the flag.
+    if config.xla:
+        tf_config.disable_op_determinism()
+    else:
+        tf.config.experimental.enable_op_determinism()
     keras.mixed_precision.set_global_policy(config.precision)
 
 
@@ -45,7 +51,7 @@ def run_split(project: Project, run_id: str, config: TrainConfig, resume: bool) 
 def _compile(model, config: TrainConfig, num_classes: int, learning_rate: float) -> None:
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=losses.get_loss(config.resolved_loss(num_classes)),
-                  metrics=losses.keras_metrics(num_classes))
+                  metrics=losses.keras_metrics(num_classes), jit_compile=config.xla)
 
 
 def train(project: Project, run_id: str, config: TrainConfig, resume: bool = False,
@@ -80,6 +86,7 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
             raise TrainingError(f"Run {run_id} has no last.keras to resume from; start a new run instead.")
         state.restore(json.loads(files.state.read_text()) if files.state.exists() else {})
         model = models.load_saved(last, compile=True)
+        model.jit_compile = config.xla   # checkpoints saved before the setting existed compiled without XLA
         project.runs.delete_metrics_from(run_id, state.epoch)
     else:
         model = models.build(config, channels, num_classes)
