@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from app_pages.data_import import add_images_tab
-from app_pages.widgets import open_in_annotate, require_project, show_error
+from app_pages.widgets import file_size, open_in_annotate, require_project, show_error
 from seg_core import SPLITS, exporting, gallery, splits
 from seg_core.classes import ClassSpec, default_color, parse_color
 
@@ -223,6 +223,6 @@ with tab_export:
     ready = ss.get("data_export_zip")
     if ready and ready[0] == (str(project.path), fmt):
         name = f"{project.name}.zip" if fmt == "seg" else f"{project.name}-{fmt}.zip"
-        st.download_button(f"Download {name} ({len(ready[1]) / 1e6:.1f} MB, prepared {ready[2]})",
+        st.download_button(f"Download {name} ({file_size(len(ready[1]))}, prepared {ready[2]})",
                            ready[1], file_name=name, mime="application/zip",
                            key="data_download", on_click="ignore")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages.widgets import show_error
+from app_pages.widgets import file_size, show_error
 from seg_core import Project, RunRecord, planning
 from seg_core.ml.model_export import CARD_NAME, EXAMPLE_NAME, FORMATS, model_zip
 
@@ -36,5 +36,5 @@ def model_download(project: Project, runs: list[RunRecord], key: str) -> None:
     ready = ss.get(f"{key}_zip")
     if ready and ready[0] == wanted:   # a zip made for another run or format is not offered for this one
         _, name, data = ready
-        st.download_button(f"Download {name} ({len(data) / 1e6:.1f} MB)", data, name, "application/zip",
+        st.download_button(f"Download {name} ({file_size(len(data))})", data, name, "application/zip",
                            key=f"{key}_download", type="primary", icon=":material/download:")

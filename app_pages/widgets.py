@@ -77,6 +77,15 @@ def show_error(exc: Exception) -> None:
                  "Your saved work is safe; please report this.", icon="🐞")
 
 
+def file_size(n: int) -> str:
+    """A download's size in words: a small zip reads '38 kB', not '0.0 MB' (which looks empty)."""
+    if n < 1000:
+        return f"{n} bytes"
+    if n < 999_500:   # what would round to '1000 kB' reads '1.0 MB'
+        return f"{n / 1e3:.0f} kB"
+    return f"{n / 1e6:.1f} MB"
+
+
 @st.cache_resource(max_entries=8, show_spinner=False)
 def cached_image(path: str, sha256: str):
     """A decoded image, shared by reruns (each stroke reruns the page); the sha256 keys out replaced files."""

@@ -29,24 +29,39 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture(scope="session")
-def _trained_template(tmp_path_factory) -> dict[str, Path]:
-    """Demo projects (binary and 3 classes) with one finished tiny training run each, made once per session."""
-    from seg_core.services import demo
-    from seg_core.ml.config import TrainConfig
-    from seg_core.ml.training import train
+class _TrainedTemplates:
+    """name ("binary" or "multiclass") -> a demo project with one finished tiny run, trained on first use only:
+    a test session that needs one kind does not pay for the other."""
 
-    out = {}
-    for name, multi in (("binary", False), ("multiclass", True)):
-        path = tmp_path_factory.mktemp("trained") / name
+    def __init__(self, root: Path):
+        self.root, self._made = root, {}
+
+    def __getitem__(self, name: str) -> Path:
+        if name not in self._made:
+            self._made[name] = self._train(name)
+        return self._made[name]
+
+    def _train(self, name: str) -> Path:
+        from seg_core.services import demo
+        from seg_core.ml.config import TrainConfig
+        from seg_core.ml.training import train
+
+        multi = {"binary": False, "multiclass": True}[name]
+        path = self.root / name
         project = demo.create_demo_project(path, multiclass=multi, count=8, unlabeled=2)
         config = TrainConfig(image_size=32, base_filters=4, depth=2, epochs=2, batch_size=4, learning_rate=3e-3,
                              early_stopping_patience=0)
         run = project.runs.create(config)
         project.runs.update(run.id, status=train(project, run.id, config))
         project.close()
-        out[name] = path
-    return out
+        return path
+
+
+@pytest.fixture(scope="session")
+def _trained_template(tmp_path_factory) -> _TrainedTemplates:
+    """Demo projects (binary and 3 classes) with one finished tiny training run each, each made once per session
+    when a test first asks for it."""
+    return _TrainedTemplates(tmp_path_factory.mktemp("trained"))
 
 
 def _copy_trained(template: Path, workspace: Path, name: str):

@@ -280,12 +280,19 @@ def test_export_offers_a_zip_download(app, workspace):
     assert not app.get("download_button")
     click(app, "data_export")
     button = app.get("download_button")[0]
-    assert button.label.startswith("Download p.zip")
-    _, data, _ = app.session_state["data_export_zip"]
+    _, data, prepared = app.session_state["data_export_zip"]
+    assert len(data) < 999_500 and button.label == f"Download p.zip ({len(data) / 1e3:.0f} kB, prepared {prepared})"
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         names = set(zf.namelist())
     assert {"images/img_00.png", "masks/img_00.png", "masks/img_01.png", "classes.json"} <= names
     assert "masks/img_02.png" not in names
+
+
+def test_download_sizes_read_in_bytes_kb_or_mb():
+    from app_pages.widgets import file_size
+
+    assert [file_size(n) for n in (0, 999, 1000, 38_400, 999_499, 999_500, 7_210_000)] == \
+        ["0 bytes", "999 bytes", "1 kB", "38 kB", "999 kB", "1.0 MB", "7.2 MB"]
 
 
 def test_export_in_another_format_names_it_and_offers_its_zip(app, workspace):
