@@ -159,6 +159,8 @@ def test_bad_settings_are_sentences():
         assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     saved_before_letterboxing = {k: v for k, v in TrainConfig().to_dict().items() if k != "resize"}
     assert TrainConfig.from_dict(saved_before_letterboxing).resize == "squash"
+    saved_before_xla = {k: v for k, v in TrainConfig().to_dict().items() if k != "xla"}
+    assert TrainConfig().xla and not TrainConfig.from_dict(saved_before_xla).xla   # such runs trained without it
 
 
 def test_worker_killed_mid_run_is_marked_failed_and_resumes(binary):

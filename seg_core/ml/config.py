@@ -75,6 +75,7 @@ class TrainConfig:
             raise TrainingError(f"Unknown training settings: {', '.join(sorted(unknown))}.")
         values = dict(d)
         values.setdefault("resize", "squash")   # saved before letterboxing existed
+        values.setdefault("xla", False)         # ...and before the XLA step
         values["augment"] = AugmentConfig.from_dict(values.get("augment"))
         return cls(**values)
 

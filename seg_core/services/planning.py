@@ -19,16 +19,23 @@ from seg_core.store.runs import RunRecord, RunStatus
 # asks for a budget with --minutes.
 APP_TIME_BUDGET = {"fast": 5.0}
 FEW_IMAGES = 10
-# Training work per image, in forward passes: the backward pass costs about twice the forward one.
+# An epoch's work in "training GFLOPs": what each image costs the machine, in GFLOPs at the speed that big training
+# steps reach. Measured on the 2-core machine with the XLA step (U-Net 16 and 32 filters, 128-256 px, 2026-12-01):
+# a training image costs its forward pass 3 times (the backward pass is about twice the forward one) plus a fixed
+# 1.6 GFLOPs (input pipeline, per-step dispatch: 27% of a 128 px image's time, 9% at 256 px); a validation image,
+# forward only and faster per GFLOP, 0.56 of its forward pass plus 1.5. With one speed for all sizes the `fast`
+# preset's 128 px epochs made `balanced` (192 px) look 70% slower than it ran; with this, the sizes measured agree
+# within 5% for one network (16 filters), and a 32-filter network runs 13-20% slower than its GFLOPs say.
 TRAIN_PASSES = 3.0
-# Share of the measured matmul peak that whole training epochs reach on a CPU. The fast preset on the demo
-# (40 crops of 128 px plus 12 validation images of 256 px an epoch: 255 GFLOP) took 10.6-10.7 s an epoch,
-# 24 GFLOP/s, on the 2-core machine whose matmul peak measures 120-128 GFLOP/s when it is quiet: 0.2.
-# Small layers and the input pipeline keep TensorFlow far below the peak there.
-TRAIN_EFFICIENCY = 0.2
-EPOCH_OVERHEAD_S = 1.0       # two checkpoints, a preview and the DB rows per epoch
+TRAIN_IMAGE_GF = 1.6
+VAL_PASSES = 0.56
+VAL_IMAGE_GF = 1.5
+# Share of the measured matmul peak (measure_machine) that those big training steps reach: 57.8 GFLOP/s against a
+# peak of 140 in the same run.
+TRAIN_EFFICIENCY = 0.41
+EPOCH_OVERHEAD_S = 0.5       # two checkpoints, a preview and the DB rows per epoch
 LAUNCH_S = 15.0              # before the training clock starts: the worker imports TensorFlow, builds the model
-TRACE_S = 18.0               # the first epoch's extra time: TensorFlow traces the training step
+TRACE_S = 18.0               # the first epoch's extra time: TensorFlow traces and XLA compiles the steps
 MACHINE_MAX_AGE_S = 7 * 24 * 3600
 FIRST_GUESS = "a first guess from this machine's speed: the first run on it measures the rest"
 MACHINE_RECHECK_S = 3600
@@ -114,11 +121,13 @@ def _train_size(config: TrainConfig) -> int:
 
 def epoch_work(config: TrainConfig, train_images: int, val_images: int, channels: int,
                num_classes: int) -> tuple[float, float]:
-    """GFLOPs of one epoch: (training steps on the images or their crops, validation and previews at full size)."""
+    """Training GFLOPs of one epoch (see TRAIN_IMAGE_GF): (training steps on the images or their crops, validation
+    and previews at full size)."""
     steps = config.steps_for(train_images)
     train = forward_gflops(config, _train_size(config), channels, num_classes)
     full = forward_gflops(config, config.image_size, channels, num_classes)
-    return steps * config.batch_size * TRAIN_PASSES * train, (val_images + PREVIEW_COUNT) * full
+    return (steps * config.batch_size * (TRAIN_PASSES * train + TRAIN_IMAGE_GF),
+            (val_images + PREVIEW_COUNT) * (VAL_PASSES * full + VAL_IMAGE_GF))
 
 
 def measure_machine(repeats: int = 5, n: int = 1024) -> float:
@@ -160,7 +169,7 @@ def machine_gflops() -> float:
 
 def _same_model(a: TrainConfig, b: TrainConfig) -> bool:
     """Same network (and so the same parameters); the image and crop sizes may differ."""
-    keys = ("model", "base_filters", "depth", "upsampling", "batchnorm")
+    keys = ("model", "base_filters", "depth", "upsampling", "batchnorm", "xla")
     return all(getattr(a, k) == getattr(b, k) for k in keys)
 
 
@@ -176,6 +185,8 @@ class Estimate:
     limited_by: str               # "epochs" or "time budget"
     source: str                   # where the speed comes from, in words
     early_stopping: bool = False
+    launch_s: float = 0.0         # of `seconds`: before the training clock starts...
+    trace_s: float = 0.0          # ...and the first epoch's tracing and compiling
 
     @property
     def text(self) -> str:
@@ -194,7 +205,7 @@ def _finished_runs(project: Project):
 
 
 def _run_speed(project: Project, run, channels: int, num_classes: int):
-    """(GFLOP/s of whole epochs, launch s, first-epoch extra s) of a finished run; None if it ran under 2 epochs."""
+    """(training GFLOP/s, launch s, first-epoch extra s) of a finished run; None if it ran under 2 epochs."""
     rows = project.runs.epoch_metrics(run.id)
     meta = _run_meta(project, run.id)
     if len(rows) < 2 or "train_images" not in meta:
@@ -205,11 +216,12 @@ def _run_speed(project: Project, run, channels: int, num_classes: int):
     launch = LAUNCH_S
     if run.ended_at and run.created_at:
         launch = max(1.0, run.ended_at - run.created_at - rows[-1]["elapsed_s"])
-    return work / max(epoch_s, 1e-6), launch, max(0.0, rows[0]["elapsed_s"] - epoch_s)
+    rate = work / max(epoch_s - EPOCH_OVERHEAD_S, 0.1 * epoch_s, 1e-6)
+    return rate, launch, max(0.0, rows[0]["elapsed_s"] - epoch_s)
 
 
 def measured_speed(project: Project, config: TrainConfig, channels: int, num_classes: int):
-    """(GFLOP/s of whole epochs, launch s, first-epoch extra s, run id) measured by the newest finished run of
+    """(training GFLOP/s, launch s, first-epoch extra s, run id) measured by the newest finished run of
     the same network, at the same sizes if there is one; None without such a run."""
     runs = [r for r in _finished_runs(project) if _same_model(r.config, config)]
     for run in sorted(runs, key=lambda r: not _same_sizes(r.config, config)):  # stable: newest first within
@@ -266,27 +278,27 @@ def estimate(project: Project, config: TrainConfig, ready: Readiness | None = No
     measured = measured_speed(project, config, channels, num_classes)
     if measured:
         rate, launch, trace, run_id = measured
-        overhead, source = 0.0, f"speed measured on this machine by run {run_id}"
+        source = f"speed measured on this machine by run {run_id}"
         machine_calibration(project, gflops if gflops is not None else machine_gflops(), channels, num_classes)
     else:
         peak = gflops if gflops is not None else machine_gflops()
         calibration = machine_calibration(project, peak, channels, num_classes)
         if calibration:   # another network, or another project: this machine's share of its peak, its launch
             rate, launch, trace = peak * calibration["efficiency"], calibration["launch_s"], calibration["trace_s"]
-            overhead, source = 0.0, f"speed measured on this machine by {calibration['run']}"
+            source = f"speed measured on this machine by {calibration['run']}"
         else:
-            rate, launch, trace, overhead = peak * TRAIN_EFFICIENCY, LAUNCH_S, TRACE_S, EPOCH_OVERHEAD_S
-            source = FIRST_GUESS
-    epoch_s = (train_work + val_work) / rate + overhead
+            rate, launch, trace, source = peak * TRAIN_EFFICIENCY, LAUNCH_S, TRACE_S, FIRST_GUESS
+    epoch_s = (train_work + val_work) / rate + EPOCH_OVERHEAD_S
     # The training clock (and the time budget) starts after the launch and includes the first epoch's trace.
     clock, limited_by, epochs = trace + config.epochs * epoch_s, "epochs", float(config.epochs)
     if config.time_budget_minutes:
         budget = config.time_budget_minutes * 60
         if budget < clock:
             # The budget is checked between batches; the epoch in flight still validates and saves.
-            clock = budget + val_work / rate + overhead
+            clock = budget + val_work / rate + EPOCH_OVERHEAD_S
             limited_by, epochs = "time budget", max(0.0, budget - trace) / epoch_s
-    return Estimate(launch + clock, epoch_s, epochs, limited_by, source, bool(config.early_stopping_patience))
+    return Estimate(launch + clock, epoch_s, epochs, limited_by, source, bool(config.early_stopping_patience),
+                    launch, trace)
 
 
 # ----- the settings form ---------------------------------------------------------------------------
