@@ -172,13 +172,13 @@ def test_estimate_prefers_the_measured_speed_of_a_finished_run(trained_project):
     # Same project, same settings: one epoch takes what that run's epochs after the first took.
     assert e.epoch_s == pytest.approx(rows[1]["elapsed_s"] - rows[0]["elapsed_s"])
     # The same network at twice the image size: the measured GFLOP/s, four times the pixels.
-    rate = planning.measured_speed(trained_project, cfg, 3, 2)[0]
+    rate, overhead = planning.measured_speed(trained_project, cfg, 3, 2)[::3][:2]
     bigger = TrainConfig(**{**TINY, "image_size": 64})
     e64 = planning.estimate(trained_project, bigger)
     assert run.id in e64.source
     ready = planning.readiness(trained_project, bigger)
     work = sum(planning.epoch_work(bigger, ready.train, ready.val, 3, 2))
-    assert e64.epoch_s == pytest.approx(work / rate + planning.EPOCH_OVERHEAD_S)
+    assert e64.epoch_s == pytest.approx(work / rate + overhead)
     # Four times the pixels is four times the GFLOPs, not four times the time: each image also costs a fixed
     # TRAIN_IMAGE_GF (its pipeline, its share of the step's dispatch), most of a tiny network's time.
     assert e.epoch_s < e64.epoch_s < 4 * e.epoch_s
@@ -190,7 +190,7 @@ def test_estimate_prefers_the_measured_speed_of_a_finished_run(trained_project):
     share = rate / 50.0
     ready = planning.readiness(trained_project, eight)
     assert other.epoch_s == pytest.approx(sum(planning.epoch_work(eight, ready.train, ready.val, 3, 2)) / (50 * share)
-                                          + planning.EPOCH_OVERHEAD_S)
+                                          + overhead)
 
 
 def test_a_run_in_one_project_calibrates_the_first_estimate_of_another(trained_project, workspace):
@@ -201,7 +201,7 @@ def test_a_run_in_one_project_calibrates_the_first_estimate_of_another(trained_p
     run = trained_project.runs.list()[0]
     e = planning.estimate(fresh, cfg, gflops=50.0)
     assert e.source == f"speed measured on this machine by run {run.id} of trained"
-    launch, trace = planning._run_speed(trained_project, run, 3, 2)[1:]
+    launch, trace = planning._run_speed(trained_project, run, 3, 2)[1:3]
     assert e.seconds == pytest.approx(launch + trace + 10 * e.epoch_s)
 
 

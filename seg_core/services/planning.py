@@ -205,7 +205,8 @@ def _finished_runs(project: Project):
 
 
 def _run_speed(project: Project, run, channels: int, num_classes: int):
-    """(training GFLOP/s, launch s, first-epoch extra s) of a finished run; None if it ran under 2 epochs."""
+    """(training GFLOP/s, launch s, first-epoch extra s, epoch overhead s) of a finished run; None if it ran under
+    2 epochs. A tiny network's epoch can take less than EPOCH_OVERHEAD_S: its overhead is then half its epoch."""
     rows = project.runs.epoch_metrics(run.id)
     meta = _run_meta(project, run.id)
     if len(rows) < 2 or "train_images" not in meta:
@@ -216,13 +217,13 @@ def _run_speed(project: Project, run, channels: int, num_classes: int):
     launch = LAUNCH_S
     if run.ended_at and run.created_at:
         launch = max(1.0, run.ended_at - run.created_at - rows[-1]["elapsed_s"])
-    rate = work / max(epoch_s - EPOCH_OVERHEAD_S, 0.1 * epoch_s, 1e-6)
-    return rate, launch, max(0.0, rows[0]["elapsed_s"] - epoch_s)
+    overhead = min(EPOCH_OVERHEAD_S, 0.5 * epoch_s)
+    return work / max(epoch_s - overhead, 1e-6), launch, max(0.0, rows[0]["elapsed_s"] - epoch_s), overhead
 
 
 def measured_speed(project: Project, config: TrainConfig, channels: int, num_classes: int):
-    """(training GFLOP/s, launch s, first-epoch extra s, run id) measured by the newest finished run of
-    the same network, at the same sizes if there is one; None without such a run."""
+    """(training GFLOP/s, launch s, first-epoch extra s, epoch overhead s, run id) measured by the newest finished
+    run of the same network, at the same sizes if there is one; None without such a run."""
     runs = [r for r in _finished_runs(project) if _same_model(r.config, config)]
     for run in sorted(runs, key=lambda r: not _same_sizes(r.config, config)):  # stable: newest first within
         speed = _run_speed(project, run, channels, num_classes)
@@ -240,13 +241,14 @@ def machine_calibration(project: Project, peak: float, channels: int, num_classe
         speed = _run_speed(project, run, channels, num_classes)
         if speed:
             found = {"efficiency": speed[0] / peak, "launch_s": speed[1], "trace_s": speed[2],
-                     "run": f"run {run.id} of {project.path.name}"}
+                     "overhead_s": speed[3], "run": f"run {run.id} of {project.path.name}"}
             if path.parent.is_dir():
                 _update_machine_file(path, {"calibration": found})
             return found
     try:
         found = json.loads(path.read_text())["calibration"]
-        return {k: found[k] for k in ("efficiency", "launch_s", "trace_s", "run")}
+        return {**{k: found[k] for k in ("efficiency", "launch_s", "trace_s", "run")},
+                "overhead_s": found.get("overhead_s", EPOCH_OVERHEAD_S)}
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -277,7 +279,7 @@ def estimate(project: Project, config: TrainConfig, ready: Readiness | None = No
     train_work, val_work = epoch_work(config, max(ready.train, 1), ready.val, channels, num_classes)
     measured = measured_speed(project, config, channels, num_classes)
     if measured:
-        rate, launch, trace, run_id = measured
+        rate, launch, trace, overhead, run_id = measured
         source = f"speed measured on this machine by run {run_id}"
         machine_calibration(project, gflops if gflops is not None else machine_gflops(), channels, num_classes)
     else:
@@ -285,17 +287,19 @@ def estimate(project: Project, config: TrainConfig, ready: Readiness | None = No
         calibration = machine_calibration(project, peak, channels, num_classes)
         if calibration:   # another network, or another project: this machine's share of its peak, its launch
             rate, launch, trace = peak * calibration["efficiency"], calibration["launch_s"], calibration["trace_s"]
+            overhead = calibration["overhead_s"]
             source = f"speed measured on this machine by {calibration['run']}"
         else:
             rate, launch, trace, source = peak * TRAIN_EFFICIENCY, LAUNCH_S, TRACE_S, FIRST_GUESS
-    epoch_s = (train_work + val_work) / rate + EPOCH_OVERHEAD_S
+            overhead = EPOCH_OVERHEAD_S
+    epoch_s = (train_work + val_work) / rate + overhead
     # The training clock (and the time budget) starts after the launch and includes the first epoch's trace.
     clock, limited_by, epochs = trace + config.epochs * epoch_s, "epochs", float(config.epochs)
     if config.time_budget_minutes:
         budget = config.time_budget_minutes * 60
         if budget < clock:
             # The budget is checked between batches; the epoch in flight still validates and saves.
-            clock = budget + val_work / rate + EPOCH_OVERHEAD_S
+            clock = budget + val_work / rate + overhead
             limited_by, epochs = "time budget", max(0.0, budget - trace) / epoch_s
     return Estimate(launch + clock, epoch_s, epochs, limited_by, source, bool(config.early_stopping_patience),
                     launch, trace)
