@@ -23,16 +23,13 @@ FEW_IMAGES = 10
 # steps reach. Measured on the 2-core machine with the XLA step (U-Net 16 and 32 filters, 128-256 px, 2026-12-01):
 # a training image costs its forward pass 3 times (the backward pass is about twice the forward one) plus a fixed
 # 1.6 GFLOPs (input pipeline, per-step dispatch: 27% of a 128 px image's time, 9% at 256 px); a validation image,
-# forward only and faster per GFLOP, 0.56 of its forward pass plus 1.5. With one speed for all sizes the `fast`
-# preset's 128 px epochs made `balanced` (192 px) look 70% slower than it ran; with this, the sizes measured agree
-# within 5% for one network (16 filters), and a 32-filter network runs 13-20% slower than its GFLOPs say.
+# forward only, 0.56 of its forward pass plus 1.5. One speed for all sizes made `balanced` look 70% slower than it
+# ran; with this, sizes agree within 5% (16 filters); 32 filters run 13-20% slower than their GFLOPs say.
 TRAIN_PASSES = 3.0
 TRAIN_IMAGE_GF = 1.6
 VAL_PASSES = 0.56
 VAL_IMAGE_GF = 1.5
-# Share of the measured matmul peak (measure_machine) that those big training steps reach: 57.8 GFLOP/s against a
-# peak of 140 in the same run.
-TRAIN_EFFICIENCY = 0.41
+TRAIN_EFFICIENCY = 0.41      # share of measure_machine's peak those steps reach (57.8 of 140 GFLOP/s in one run)
 EPOCH_OVERHEAD_S = 0.5       # two checkpoints, a preview and the DB rows per epoch
 LAUNCH_S = 15.0              # before the training clock starts: the worker imports TensorFlow, builds the model
 TRACE_S = 18.0               # the first epoch's extra time: TensorFlow traces and XLA compiles the steps
