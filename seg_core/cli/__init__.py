@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
+from seg_core.cli import access
 from seg_core.cli.data import (cmd_delete, cmd_demo, cmd_export, cmd_import, cmd_info, cmd_init, cmd_projects,
                                cmd_split, project_arg)
 from seg_core.cli.model import (cmd_evaluate, cmd_export_model, cmd_predict, cmd_runs, cmd_train, cmd_weights_add,
@@ -162,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     w = actions.add_parser("remove", help="delete the weights added for an encoder")
     w.add_argument("name", help="mobilenetv2 or densenet121")
     w.set_defaults(func=cmd_weights_remove)
+
+    access.add_parser(sub)
     return parser
 
 
