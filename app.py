@@ -1,7 +1,8 @@
-"""Seg Studio's entry point: page config, navigation over app_pages/, and the sidebar project picker."""
+"""Seg Studio's entry point: page config, the sign-in gate, navigation over app_pages/, and the sidebar project picker."""
 
 import streamlit as st
 
+from app_pages import signin
 from app_pages.widgets import project_picker
 
 st.set_page_config(page_title="Seg Studio", page_icon="🎨", layout="wide")
@@ -14,6 +15,14 @@ PAGES = [
     st.Page("app_pages/review.py", title="Predict & review", icon=":material/fact_check:", url_path="review"),
 ]
 
-nav = st.navigation(PAGES)
-project_picker()
-nav.run()
+# The pages are declared either way, so a direct link (/annotate?project=x) opens its page once signed in; until
+# then no page script runs. No st.stop() here: a run that ends normally also drops the fragments of a signed-out
+# session (the Train page's live charts), which would otherwise keep rerunning.
+allowed = signin.signed_in()
+nav = st.navigation(PAGES, position="sidebar" if allowed else "hidden")
+if allowed:
+    signin.sign_out_button()
+    project_picker()
+    nav.run()
+else:
+    signin.sign_in_form()

@@ -7,7 +7,7 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from app_pages import annotate_tools as tools
-from app_pages.widgets import annotate_changed, cached_image, load_predictor, require_project, show_error
+from app_pages.widgets import annotate_changed, cached_image, current_user, load_predictor, require_project, show_error
 from seg_core import drafting, editing, viz
 from seg_core.errors import DraftConflictError, MaskConflictError, SegError
 
@@ -129,8 +129,8 @@ def _background() -> bytes:
 
 
 st.caption(f"**{rec.filename}** · {rec.width}x{rec.height} · {rec.status} · split {rec.split} · "
-           f"mask version {rec.mask_version}" + (f" · zoom {zoom}x: {cview.scale:.2f} screen px per image px"
-                                                 if zoom > 1 else ""))
+           f"mask version {rec.mask_version}" + (f" saved by {rec.mask_updated_by}" if rec.mask_updated_by else "")
+           + (f" · zoom {zoom}x: {cview.scale:.2f} screen px per image px" if zoom > 1 else ""))
 actions = st.container()  # above the canvas; filled once the callbacks below are defined
 
 
@@ -140,7 +140,7 @@ def _after_change(message: str) -> None:
 
 def _save() -> None:
     try:
-        new = drafting.save(project, view)
+        new = drafting.save(project, view, author=current_user())
         project.drafts.forget_discarded(rec.id)
         _after_change(f"Saved the mask of {rec.filename} (version {new.mask_version}).")
     except (MaskConflictError, DraftConflictError):
@@ -151,7 +151,8 @@ def _save() -> None:
 
 def _all_background() -> None:
     try:
-        new = project.masks.save(rec.id, np.zeros((rec.height, rec.width), np.uint8), view.base_version)
+        new = project.masks.save(rec.id, np.zeros((rec.height, rec.width), np.uint8), view.base_version,
+                                 author=current_user())
         _after_change(f"Saved {rec.filename} as all background (version {new.mask_version}).")
     except MaskConflictError:
         view.conflict = drafting.STALE
@@ -188,7 +189,7 @@ def _keep_theirs() -> None:
 
 def _save_mine() -> None:
     try:
-        new = drafting.save_mine(project, view)
+        new = drafting.save_mine(project, view, author=current_user())
         _after_change(f"Saved your mask of {rec.filename} over theirs (version {new.mask_version})." if new
                       else "Your strokes are this image's unsaved strokes now.")
     except Exception as exc:

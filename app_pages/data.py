@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from app_pages.data_import import add_images_tab
-from app_pages.widgets import file_size, open_in_annotate, require_project, show_error
+from app_pages.widgets import current_user, file_size, open_in_annotate, require_project, show_error
 from seg_core import SPLITS, exporting, gallery, splits
 from seg_core.classes import ClassSpec, default_color, parse_color
 
@@ -99,7 +99,7 @@ def _add_class() -> None:
 def _remove_class(class_id: int, pixels_to: int) -> None:
     name, target = classes[class_id].name, classes[pixels_to].name
     try:
-        rewritten = project.remove_class(class_id, pixels_to=pixels_to)
+        rewritten = project.remove_class(class_id, pixels_to=pixels_to, author=current_user())
     except Exception as exc:
         _flash("classes", "error", exc)
         return

@@ -1,4 +1,4 @@
-"""Small UI pieces shared by the pages: the current project, the project picker, error display."""
+"""Small UI pieces shared by the pages: the current project and person, the project picker, error display."""
 
 from __future__ import annotations
 
@@ -9,6 +9,18 @@ import streamlit as st
 from seg_core import Project, SegError, is_project, project_entries, workspace_dir
 
 PROJECT_KEY = "project_path"
+SIGNED_IN_KEY = "signin_user"   # the name a person signed in with (app_pages/signin.py)
+UNSIGNED_AUTHOR = "user"        # who saved a mask where nobody signs in, as before sign-in existed
+
+
+def current_user() -> str:
+    """Who is working in this tab, for the masks they save: the name they signed in with (OIDC: their e-mail)."""
+    name = st.session_state.get(SIGNED_IN_KEY)
+    if name:
+        return name
+    if st.user.get("is_logged_in"):
+        return st.user.get("email") or st.user.get("name") or UNSIGNED_AUTHOR
+    return UNSIGNED_AUTHOR
 
 
 def set_current_project(path: str | Path | None) -> None:

@@ -60,11 +60,11 @@ def browser():
 
 
 class AppServer:
-    def __init__(self, workspace: Path, log: Path):
+    def __init__(self, workspace: Path, log: Path, env: dict[str, str] | None = None):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        env = {**os.environ, "SEG_WORKSPACE": str(workspace), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "SEG_WORKSPACE": str(workspace), "PYTHONUNBUFFERED": "1", **(env or {})}
         self._log_file = open(log, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -95,15 +95,25 @@ class AppServer:
         self._log_file.close()
 
 
-@pytest.fixture
-def app_server(workspace: Path, request) -> Iterator[AppServer]:
+def _serve(workspace: Path, request, env: dict[str, str] | None = None) -> Iterator[AppServer]:
     ARTIFACTS.mkdir(exist_ok=True)
-    server = AppServer(workspace, ARTIFACTS / f"{request.node.name}.server.log")
+    server = AppServer(workspace, ARTIFACTS / f"{request.node.name}.server.log", env)
     try:
         server.wait_healthy()
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def app_server(workspace: Path, request) -> Iterator[AppServer]:
+    yield from _serve(workspace, request)
+
+
+@pytest.fixture
+def signin_app_server(workspace: Path, request) -> Iterator[AppServer]:
+    """The app on 127.0.0.1 told to ask everyone to sign in, as it does on a network address."""
+    yield from _serve(workspace, request, {"SEGSTUDIO_REQUIRE_SIGNIN": "1"})
 
 
 def _page(browser, request, suffix: str = ""):
