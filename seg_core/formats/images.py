@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from seg_core.errors import InvalidImageError
 
@@ -101,7 +101,7 @@ def _open(data: bytes, name: str, limit: int) -> Image.Image:
         im = _open_header_only(data)
         if im is None:
             raise InvalidImageError(f"'{name}' is too large; the limit is {_pixels_text(limit)}.") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    except Exception:  # UnidentifiedImageError, and whatever a plugin raises on a damaged header
         raise InvalidImageError(f"'{name}' is not an image Seg Studio can read (use {_FORMAT_LIST}).") from None
     if im.format not in ACCEPTED_FORMATS:
         raise InvalidImageError(f"'{name}' is a {im.format} file; Seg Studio accepts {_FORMAT_LIST}.")
@@ -152,12 +152,13 @@ def decode(data: bytes, name: str = "image", limit: int | None = None) -> tuple[
         if im.format == "GIF":
             im.seek(0)
         im.load()
-        oriented = ImageOps.exif_transpose(im)
-        out = _to_l_or_rgb(oriented)
+        out = _to_l_or_rgb(_upright(im))
         out.load()
     except InvalidImageError:
         raise
-    except (OSError, ValueError, SyntaxError, EOFError):
+    except MemoryError:
+        raise InvalidImageError(f"'{name}' is too large to decode on this machine; downscale it first.") from None
+    except Exception:  # Pillow's decoders raise many types on damaged files (a TIFF offset of the wrong type: TypeError)
         raise InvalidImageError(f"'{name}' is truncated or damaged; export it again from its source.") from None
     return im, out
 
@@ -167,7 +168,7 @@ def prepare_upload(data: bytes, name: str, limit: int | None = None) -> Prepared
     safe_filename(name)
     original, img = decode(data, name, limit)
     fmt = ACCEPTED_FORMATS[original.format]
-    orientation = original.getexif().get(_EXIF_ORIENTATION, 1) if hasattr(original, "getexif") else 1
+    orientation = _orientation(original)
     # PNG/JPEG already in L/RGB and upright are kept byte for byte; anything else is stored as a
     # lossless PNG so every later reader (tf.io, browsers) sees the same pixels.
     keep = fmt in ("PNG", "JPEG") and original.mode in ("L", "RGB") and orientation in (0, 1)
@@ -184,24 +185,35 @@ def prepare_upload(data: bytes, name: str, limit: int | None = None) -> Prepared
     )
 
 
+def _upright(im: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says; as it is when that block is damaged (like _orientation)."""
+    try:
+        return ImageOps.exif_transpose(im)
+    except Exception:
+        return im
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        return int(im.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # a damaged EXIF block: the file is read as it is, unrotated
+        return 1
+
+
 def oriented_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) as the image is stored after its EXIF rotation, from the header alone; None if unreadable."""
     im = _open_header_only(data)
     if im is None:
         return None
     w, h = im.size
-    try:
-        orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
-    except Exception:  # a damaged EXIF block: prepare_upload reads the file as it is, unrotated
-        orientation = 1
-    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+    return (h, w) if _orientation(im) in (5, 6, 7, 8) else (w, h)
 
 
 def load_image(path: str | Path) -> np.ndarray:
     """A stored image as uint8 HxW (grayscale) or HxWx3 (RGB)."""
     with Image.open(path) as im:
         im.load()
-        return np.asarray(_to_l_or_rgb(ImageOps.exif_transpose(im)))
+        return np.asarray(_to_l_or_rgb(_upright(im)))
 
 
 def is_image_name(name: str) -> bool:

@@ -66,15 +66,19 @@ def read_pixels(data: bytes, name: str = "mask") -> MaskPixels:
         if im.format == "GIF":
             im.seek(0)
         im.load()
-    except (OSError, ValueError, SyntaxError, EOFError):
+        return _pixels(im, name)
+    except InvalidMaskError:
+        raise
+    except Exception:  # Pillow's decoders raise many types on damaged files (OSError, TypeError, ...)
         raise InvalidMaskError(f"Mask '{name}' is truncated or damaged.") from None
+
+
+def _pixels(im: Image.Image, name: str) -> MaskPixels:
     fmt, (w, h) = images.ACCEPTED_FORMATS[im.format], im.size
     mode = im.mode
     if mode == "P":
         pal = im.getpalette() or []
         colors = tuple(tuple(pal[i:i + 3]) for i in range(0, len(pal) - 2, 3))
-        if im.info.get("transparency") is not None and not isinstance(im.info["transparency"], int):
-            pass  # per-index alpha does not change which index a pixel has
         return MaskPixels(name, fmt, w, h, np.asarray(im, dtype=np.uint8).copy(), None, colors)  # type: ignore[arg-type]
     if mode in ("1", "L", "LA", "La"):
         return MaskPixels(name, fmt, w, h, np.asarray(im.convert("L"), dtype=np.uint8).copy(), None)
@@ -381,19 +385,15 @@ def infer_classes(samples: Sequence[MaskPixels], kind: str = "auto") -> ClassInf
 
 
 def encode_png(ids: np.ndarray, classes: Sequence[ClassSpec], text: dict[str, str] | None = None) -> bytes:
-    """An 8-bit palette PNG: index = class id, palette = class colours (255 = ignore, grey).
-
-    `text` goes into tEXt chunks, so a file can carry its own metadata and still be written atomically.
-    """
+    """An 8-bit palette PNG: index = class id, palette = class colours (255 = ignore, grey); `text` goes into tEXt
+    chunks, so a file can carry its own metadata and still be written atomically."""
     from PIL.PngImagePlugin import PngInfo
 
     im = Image.fromarray(np.ascontiguousarray(ids, dtype=np.uint8), "P")
     im.putpalette(palette_bytes(classes))
-    info = None
-    if text:
-        info = PngInfo()
-        for k, v in text.items():
-            info.add_text(k, v)
+    info = PngInfo() if text else None
+    for k, v in (text or {}).items():
+        info.add_text(k, v)  # type: ignore[union-attr]
     buf = io.BytesIO()
     # Level 1: masks are mostly runs of one value, so it is nearly as small as 6 and 3x faster.
     im.save(buf, format="PNG", compress_level=1, pnginfo=info)
