@@ -9,11 +9,11 @@ import sys
 from typing import Callable, Sequence
 
 from seg_core.cli import access
-from seg_core.cli.data import (cmd_delete, cmd_demo, cmd_export, cmd_import, cmd_info, cmd_init, cmd_projects,
-                               cmd_split, project_arg)
+from seg_core.cli.data import (cmd_check, cmd_delete, cmd_demo, cmd_export, cmd_import, cmd_info, cmd_init,
+                               cmd_projects, cmd_split, project_arg)
 from seg_core.cli.model import (cmd_evaluate, cmd_export_model, cmd_predict, cmd_runs, cmd_train, cmd_weights_add,
                                 cmd_weights_list, cmd_weights_remove)
-from seg_core.errors import SegError
+from seg_core.errors import SegError, storage_error
 from seg_core.formats.masks import MASK_KINDS
 from seg_core.ml.config import LOSS_CHOICES, PRESETS
 from seg_core.ml.model_export import FORMATS as EXPORT_FORMATS
@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=list(exporting.EXPORT_FORMATS), default="seg",
                    help="; ".join(f"{k}: {v}" for k, v in exporting.EXPORT_FORMATS.items()) + " (default: seg)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("check", help="check that a project holds together: every image and mask file whole and "
+                                     "matching its record, checkpoints loading, the database sound")
+    project_arg(p)
+    p.add_argument("--no-models", action="store_true", help="do not load the runs' checkpoints (no TensorFlow)")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("info", help="counts by status, split and class")
     project_arg(p)
@@ -215,6 +221,10 @@ def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) ->
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # no traceback reaches the user unless they ask for it
+        storage = storage_error(exc, "the command stopped there")
+        if storage is not None:   # a full or read-only disk reached past the functions that say what stopped
+            print(f"error: {storage}", file=sys.stderr)
+            return 2
         if os.environ.get("SEGSTUDIO_DEBUG"):
             raise
         print(f"error: unexpected failure ({type(exc).__name__}: {exc}). "

@@ -1,4 +1,4 @@
-"""`segstudio` subcommands about projects and data: init, import, delete, export, info, split, demo, projects."""
+"""`segstudio` subcommands about projects and data: init, import, delete, export, info, split, demo, projects, check."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from seg_core.classes import parse_class_args
-from seg_core.errors import SegError
+from seg_core.errors import SegError, StorageError
 from seg_core.formats import masks
 from seg_core.services import exporting, importing
 from seg_core.store import splits, workspace
@@ -58,9 +58,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         else:
             report = importing.import_folder(project, Path(args.images), Path(args.masks) if args.masks else None,
                                              **opts)
-    except SegError:
-        if created:
-            workspace.delete_project(project.path)   # a refused import leaves no empty project behind
+    except SegError as exc:
+        # A refused import leaves no empty project behind; one stopped by a full disk keeps what it imported.
+        if created and not isinstance(exc, StorageError):
+            workspace.delete_project(project.path)
         raise
     if created:
         print(f"created project '{project.name}' at {project.path}")
@@ -143,3 +144,16 @@ def cmd_projects(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r.name:<24} {r.kind:<10} {r.images:>6} images {r.labeled:>6} labeled  {r.path}" + (f"  ({r.error})" if r.error else ""))
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from seg_core.services.integrity import check_project
+
+    path = resolve_project_path(args.project)
+    if not is_project(path):
+        raise SegError(f"There is no project at {path}.")
+    problems = check_project(path, models=not args.no_models)
+    for problem in problems:
+        print(problem)
+    print("ok" if not problems else f"{len(problems)} problem(s) in {path}")
+    return 0 if not problems else 4

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,8 @@ import numpy as np
 from PIL import Image
 
 from seg_core import viz
-from seg_core.files import atomic_write
+from seg_core import faults
+from seg_core.files import atomic_write, commit_temp, storage_guard, sync_file, temp_path
 from seg_core.ml import losses
 from seg_core.ml.config import TrainConfig
 from seg_core.store.project import Project
@@ -50,10 +50,16 @@ class RunState:
 
 
 def save_model(model, path: Path) -> None:
-    # Keras insists on the .keras suffix, so the temporary file keeps it.
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    """A checkpoint written whole beside its name, synced, then renamed in: a crash leaves the previous one."""
+    tmp = temp_path(path, ".tmp.keras")   # Keras insists on the .keras suffix, so the temporary file keeps it
+    try:
+        faults.point("write", tmp)
+        model.save(tmp)
+        sync_file(tmp)
+        commit_temp(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class RunMonitor(keras.callbacks.Callback):
@@ -120,11 +126,18 @@ class RunMonitor(keras.callbacks.Callback):
         row.update({"lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
                     "images_per_s": self.batches * self.config.batch_size / max(train_s, 1e-6),
                     "epoch_s": now - self.epoch_start, "elapsed_s": self.elapsed()})
+        with storage_guard(f"epoch {epoch + 1} could not be saved, so the run stopped; the checkpoints of the epochs "
+                           "before it are kept"):
+            self._save_epoch(epoch, row)
+        if self.should_stop():
+            self.model.stop_training = True
+
+    def _save_epoch(self, epoch: int, row: dict) -> None:
         score = row.get(MONITOR)
         improved = score is not None and (self.state.best_score is None or score > self.state.best_score)
         if improved:
-            self.state.best_score, self.state.best_epoch = score, epoch
             save_model(self.model, self.files.checkpoint("best"))
+            self.state.best_score, self.state.best_epoch = score, epoch
         save_model(self.model, self.files.checkpoint("last"))
         atomic_write(self.files.state, json.dumps(self.state.saved(row["elapsed_s"])).encode())
         self.project.runs.add_metrics(self.run_id, epoch, row)
@@ -132,8 +145,6 @@ class RunMonitor(keras.callbacks.Callback):
             self.project.runs.update(self.run_id, best_score=score, best_epoch=epoch)
         if self.preview_batch is not None:
             atomic_write(self.files.preview(epoch + 1), self._preview_png())
-        if self.should_stop():
-            self.model.stop_training = True
 
     def _preview_png(self) -> bytes:
         """Validation images in rows: the photo, its mask, the model's mask."""

@@ -135,8 +135,11 @@ class DiskCache:
         arr = load_pair(example, self.size, self.channels, self.resize)
         buf = io.BytesIO()
         np.save(buf, arr)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, buf.getvalue())
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, buf.getvalue())
+        except OSError:
+            pass                          # a full disk: a cache is only a cache, training goes on without it
         return arr
 
     def prune(self, keep: Sequence[Example] = ()) -> None:

@@ -13,7 +13,8 @@ import numpy as np
 
 from seg_core.classes import IGNORE_ID
 from seg_core.errors import ProjectError
-from seg_core.files import commit_temp, write_temp
+from seg_core import faults
+from seg_core.files import commit_temp, leftover_temps, storage_guard, sync_file, write_temp
 from seg_core.formats import class_files, coco, masks, voc
 from seg_core.formats.layouts import EXPORT_FORMAT
 from seg_core.store.project import Project
@@ -139,16 +140,22 @@ def export_zip(project: Project, out: str | Path, progress: Progress | None = No
     out = Path(out)
     writer = _WRITERS[fmt](project)
     total = project.count_images()
-    buf_path = write_temp(out, b"")
-    try:
-        with zipfile.ZipFile(buf_path, "w", compression=zipfile.ZIP_STORED) as zf:
-            for i, (rec, stem) in enumerate(_named(project), 1):
-                writer.add(zf, rec, stem, project.masks.load(rec))
-                if progress:
-                    progress(i, total, rec.filename)
-            writer.finish(zf)
-        commit_temp(buf_path, out)
-    except BaseException:
-        buf_path.unlink(missing_ok=True)
-        raise
+    with storage_guard(f"the export {out.name} was not written (nothing in the project changed)"):
+        for tmp, name in leftover_temps(out.parent):   # an export of this name that was stopped half-way
+            if name == out.name:
+                tmp.unlink(missing_ok=True)
+        buf_path = write_temp(out, b"")
+        try:
+            with zipfile.ZipFile(buf_path, "w", compression=zipfile.ZIP_STORED) as zf:
+                for i, (rec, stem) in enumerate(_named(project), 1):
+                    faults.point("write", buf_path)
+                    writer.add(zf, rec, stem, project.masks.load(rec))
+                    if progress:
+                        progress(i, total, rec.filename)
+                writer.finish(zf)
+            sync_file(buf_path)   # the zip's bytes reach the disk before its name does
+            commit_temp(buf_path, out)
+        except BaseException:
+            buf_path.unlink(missing_ok=True)
+            raise
     return out

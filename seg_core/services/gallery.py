@@ -61,9 +61,12 @@ def cached_overlay(project: Project, path: Path, stale: str, image_id: int, load
     rgb = viz.overlay_thumbnail(project.load_image(image_id), load_ids(), project.classes, max_side=side, alpha=alpha)
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="JPEG", quality=85)
-    for old in path.parent.glob(stale) if path.parent.is_dir() else ():
-        old.unlink(missing_ok=True)  # made for an older mask or prediction
-    atomic_write(path, buf.getvalue())
+    try:
+        for old in path.parent.glob(stale) if path.parent.is_dir() else ():
+            old.unlink(missing_ok=True)  # made for an older mask or prediction
+        atomic_write(path, buf.getvalue())
+    except OSError:
+        pass   # a full or read-only disk: the gallery still shows the picture, made again next time
     return buf.getvalue()
 
 

@@ -12,7 +12,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from seg_core.classes import IGNORE_ID, ClassSpec
-from seg_core.errors import ProjectError, SegError, UnknownMaskValuesError, UnsafeArchiveError
+from seg_core.errors import ProjectError, SegError, StorageError, UnknownMaskValuesError, UnsafeArchiveError
+from seg_core.files import storage_guard
 from seg_core.formats import images, masks
 from seg_core.formats.archive import zip_tree
 from seg_core.formats.layouts import (KERAS_SEG_PAIRS, Group, Layout, Source, check_declared, detect_layout,
@@ -142,11 +143,30 @@ def import_layout(project: Project, layout: Layout, *, mask_kind: str = "auto", 
     report = ImportReport(layout=layout.kind, format=layout.format or layout.kind, notes=list(layout.notes))
     used = _check_declared(layout, value_map, report) if layout.declared else None
     rules = MaskRules(mask_kind, trimap_border, value_map or None, existing_masks)
-    if infer_classes and not value_map and (mask_kind != "nonzero" or layout.declared):  # a mapping speaks of
-        report.classes = _infer_classes_for(project, layout, mask_kind)         # the project's classes
-    classes = project.classes
-    if used is not None:
-        rules = MaskRules("ids", trimap_border, _by_name(layout, classes, used), existing_masks, layout.format)
+    try:
+        if infer_classes and not value_map and (mask_kind != "nonzero" or layout.declared):  # a mapping speaks
+            with storage_guard("nothing was imported"):                         # of the project's classes
+                report.classes = _infer_classes_for(project, layout, mask_kind)
+        classes = project.classes
+        if used is not None:
+            rules = MaskRules("ids", trimap_border, _by_name(layout, classes, used), existing_masks, layout.format)
+        _import_groups(project, layout, classes, split, rules, report, progress)
+    except StorageError as exc:
+        raise StorageError(f"{exc.reason}: the import stopped at the file it was writing. {_kept(report)} Nothing "
+                           "was half-written; free some space or make the workspace writable, then import again "
+                           "(files already in the project are skipped as duplicates).", exc.reason) from exc
+    return report
+
+
+def _kept(report: ImportReport) -> str:
+    n, m = len(report.added), len(report.masks_added) + len(report.masks_replaced)
+    if not n and not m:
+        return "No image was added."
+    return f"The {n} image(s) and {report.labeled + m} mask(s) imported before it are in the project."
+
+
+def _import_groups(project: Project, layout: Layout, classes: Sequence[ClassSpec], split: str | None,
+                   rules: MaskRules, report: ImportReport, progress: Progress | None) -> None:
     total = sum(len(g.images) + len(g.masks) for g in layout.groups)
     done = 0
     for group in layout.groups:
@@ -177,7 +197,6 @@ def import_layout(project: Project, layout: Layout, *, mask_kind: str = "auto", 
                 progress(done, total, msrc.name)
             if key not in image_keys:
                 _attach_mask(project, classes, msrc, rules, report)
-    return report
 
 
 def _check_declared(layout: Layout, value_map: dict[int, int] | None, report: ImportReport) -> set[int]:
@@ -226,10 +245,11 @@ def _put_mask(project: Project, rec, reading, name: str, existing_masks: str, re
         if existing_masks == "skip":
             report.masks_skipped.append((name, why))
             return
+    project.masks.save(rec.id, reading.ids, rec.mask_version, author="import", source="imported")
+    if current is not None:
         report.masks_replaced.append((name, why))
     else:
         report.masks_added.append(name)
-    project.masks.save(rec.id, reading.ids, rec.mask_version, author="import", source="imported")
     report.mask_kinds[reading.kind] += 1
 
 
@@ -252,6 +272,8 @@ def _import_one(project: Project, classes: Sequence[ClassSpec], src: Source, msr
             project.masks.save(result.image.id, reading.ids, 0, author="import", source="imported")
             report.labeled += 1
             report.mask_kinds[reading.kind] += 1
+    except StorageError:
+        raise   # a full or read-only disk stops the whole import: every later file would fail the same way
     except SegError as exc:
         what = f"{label} (with mask {msrc.name})" if msrc is not None else label
         report.refused.append((what, str(exc)))
@@ -281,6 +303,8 @@ def _attach_mask(project: Project, classes: Sequence[ClassSpec], msrc: Source, r
     rec = matches[0]
     try:
         _put_mask(project, rec, rules.read(msrc, classes, rec.size), msrc.name, rules.existing, report)
+    except StorageError:
+        raise
     except SegError as exc:
         report.refused.append((msrc.path or msrc.name, str(exc)))
         if isinstance(exc, UnknownMaskValuesError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -15,8 +16,8 @@ import numpy as np
 from PIL import Image
 
 from seg_core.classes import IGNORE_ID, ClassSpec
-from seg_core.errors import ClassSpecError, DraftConflictError, MaskConflictError, NotFoundError, SegError
-from seg_core.files import atomic_write, commit_temp, write_temp
+from seg_core.errors import ClassSpecError, DraftConflictError, MaskConflictError, NotFoundError
+from seg_core.files import atomic_write, commit_temp, storage_guard, write_temp
 from seg_core.formats import masks as codec
 from seg_core.store import db
 from seg_core.store.records import ImageRecord
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 DRAFT_TEXT_KEY = "segstudio-draft"
 PENDING_RENAMES = "pending_mask_renames"
+log = logging.getLogger(__name__)
 ANY = object()   # Drafts.save(expect_rev=ANY): write whatever draft is there now
 # Every browser tab of a server is a thread of one process: one lock makes a draft's check-and-write atomic.
 _DRAFT_LOCK = threading.Lock()
@@ -44,24 +46,35 @@ class Masks:
         """The image's class-id mask, or None while it is unlabeled."""
         rec = image if isinstance(image, ImageRecord) else self._project.image(image)
         path = self.path(rec.id)
-        if rec.mask_version == 0 or not path.exists():
+        if rec.status != "labeled" or not path.exists():   # a cleared mask's file may outlive it a moment
             return None
         return codec.load_png(path)
 
     def save(self, image_id: int, ids: np.ndarray, expected_version: int, *, author: str = "user",
              source: str = "painted") -> ImageRecord:
-        """Write a mask atomically if nobody saved since `expected_version` was read; returns the new record."""
+        """Write a mask atomically if nobody saved since `expected_version` was read; returns the new record.
+
+        The new file waits beside the old one while the database records its version and checksum; it is renamed
+        in after that commit. A crash between the two leaves the record and the waiting file, which the next open
+        puts in place (store/recovery.py): the old mask or the new one, never a record that disagrees with its file.
+        """
         project = self._project
         rec = project.image(image_id)
         classes = project.classes
         ids = codec.validate_ids(ids, classes, rec.size)
         png = codec.encode_png(ids, classes)
         target = self.path(rec.id)
+        with storage_guard(f"the mask of '{rec.filename}' was not saved; its previous mask is kept"):
+            return self._write(rec, ids, png, target, expected_version, author, source)
+
+    def _write(self, rec: ImageRecord, ids: np.ndarray, png: bytes, target: Path, expected_version: int,
+               author: str, source: str) -> ImageRecord:
+        project = self._project
         tmp = write_temp(target, png)
+        keep_tmp = False
         try:
             with project._db() as conn, db.transaction(conn):
-                row = conn.execute("SELECT mask_version, mask_updated_by, mask_updated_at FROM images WHERE id = ?",
-                                   (rec.id,)).fetchone()
+                row = conn.execute("SELECT * FROM images WHERE id = ?", (rec.id,)).fetchone()
                 if row is None:
                     raise NotFoundError(f"Image {rec.id} was deleted while its mask was being edited.")
                 if row["mask_version"] != int(expected_version):
@@ -72,7 +85,7 @@ class Masks:
                         f"{row['mask_version']}) after you opened version {expected_version}. Reload to see "
                         "their mask; your strokes were not saved over it."
                     )
-                commit_temp(tmp, target)
+                old_pixels = self.class_pixels(rec.id)
                 now = time.time()
                 conn.execute(
                     "UPDATE images SET mask_version = mask_version + 1, status = 'labeled', mask_sha256 = ?, "
@@ -81,9 +94,29 @@ class Masks:
                 )
                 db.write_class_pixels(conn, rec.id, codec.class_pixel_counts(ids))
                 new = conn.execute("SELECT * FROM images WHERE id = ?", (rec.id,)).fetchone()
+            try:
+                commit_temp(tmp, target)
+            except BaseException:
+                keep_tmp = not self._put_back(row, old_pixels, new["mask_version"])
+                raise
         finally:
-            tmp.unlink(missing_ok=True)
+            if not keep_tmp:
+                tmp.unlink(missing_ok=True)
         return ImageRecord.from_row(new)
+
+    def _put_back(self, old, old_pixels: dict[int, int], version: int) -> bool:
+        """The new mask could not be renamed in: the record goes back to the file still there. False where even
+        that fails; the waiting file is then kept, and the next open puts it in place (the record names it)."""
+        cols = ("mask_version", "status", "mask_sha256", "mask_source", "mask_updated_by", "mask_updated_at",
+                "updated_at")
+        try:
+            with self._project._db() as conn, db.transaction(conn):
+                conn.execute(f"UPDATE images SET {', '.join(c + ' = ?' for c in cols)} WHERE id = ? AND mask_version = ?",
+                             (*(old[c] for c in cols), old["id"], version))
+                db.write_class_pixels(conn, old["id"], old_pixels)
+        except Exception:
+            return False
+        return True
 
     def clear(self, image_id: int, expected_version: int, author: str = "user") -> ImageRecord:
         """Mark the image unlabeled again; the mask file is removed."""
@@ -98,8 +131,10 @@ class Masks:
                          "mask_updated_by = ?, mask_updated_at = ?, updated_at = ? WHERE id = ?",
                          (author, now, now, rec.id))
             db.write_class_pixels(conn, rec.id, {})
-            self.path(rec.id).unlink(missing_ok=True)
-            return ImageRecord.from_row(conn.execute("SELECT * FROM images WHERE id = ?", (rec.id,)).fetchone())
+            new = ImageRecord.from_row(conn.execute("SELECT * FROM images WHERE id = ?", (rec.id,)).fetchone())
+        # After the commit: a crash before it keeps the mask, one after it leaves a file the next open removes.
+        self.path(rec.id).unlink(missing_ok=True)
+        return new
 
     def class_pixels(self, image_id: int) -> dict[int, int]:
         with self._project._db() as conn:
@@ -140,13 +175,19 @@ class Drafts:
         classes = self._project.classes
         ids = codec.validate_ids(ids, classes, rec.size)
         rev = os.urandom(6).hex()
-        meta = json.dumps({"base_version": int(base_version), "source": source, "saved_at": time.time(), "rev": rev})
-        png = codec.encode_png(ids, classes, text={DRAFT_TEXT_KEY: meta})
-        with _DRAFT_LOCK:
+        png = _draft_png(ids, classes, base_version, source, rev)
+        with _DRAFT_LOCK, storage_guard(f"the unsaved strokes of '{rec.filename}' were not kept"):
             if expect_rev is not ANY:
                 self._check_rev(rec.id, expect_rev)
             atomic_write(self.path(rec.id), png)
         return rev
+
+    def remapped(self, image_id: int, path: Path, mapping: dict[int, int], classes: list[ClassSpec]) -> bytes | None:
+        """The draft at `path` (the draft or the discarded one) with its class ids renumbered, as a new file's bytes."""
+        d = self._read(image_id, path)
+        if d is None:
+            return None
+        return _draft_png(codec.remap_ids(d.ids, mapping), classes, d.base_version, d.source, os.urandom(6).hex())
 
     def _check_rev(self, image_id: int, expect_rev: str | None) -> None:
         current = self.rev(image_id)
@@ -171,15 +212,26 @@ class Drafts:
         if not path.exists():
             return None
         try:
+            rec = self._project.image(image_id)
+        except NotFoundError:
+            return None
+        try:
             ids, text = codec.load_png_text(path)
             meta = json.loads(text[DRAFT_TEXT_KEY])
-            rec = self._project.image(image_id)
-        except (OSError, KeyError, ValueError, SegError):
-            return None  # an unreadable draft is no work to restore
-        if ids.shape != (rec.height, rec.width):
+            if ids.shape != (rec.height, rec.width):
+                raise ValueError(f"it is {ids.shape[1]}x{ids.shape[0]} pixels, the image {rec.width}x{rec.height}")
+            return Draft(int(image_id), ids, int(meta["base_version"]), str(meta.get("source", "painted")),
+                         float(meta.get("saved_at", 0.0)), str(meta.get("rev", "")))
+        except Exception as exc:   # noqa: BLE001 - whatever is wrong with it, a draft must not break the page
+            self._drop(path, rec, exc)
             return None
-        return Draft(int(image_id), ids, int(meta["base_version"]), str(meta.get("source", "painted")),
-                     float(meta.get("saved_at", 0.0)), str(meta.get("rev", "")))
+
+    def _drop(self, path: Path, rec: ImageRecord, exc: Exception) -> None:
+        """An unreadable draft holds no work to restore: it is removed, and the log says why."""
+        log.warning("dropped the unreadable draft %s of '%s' (image %d): %s: %s", path.name, rec.filename, rec.id,
+                    type(exc).__name__, exc)
+        with _DRAFT_LOCK:
+            path.unlink(missing_ok=True)
 
     def discard(self, image_id: int, expect_rev=ANY, keep: bool = False) -> None:
         """Drop the draft; with keep, it is set aside so that `undo_discard` brings it back."""
@@ -213,6 +265,11 @@ class Drafts:
     def image_ids(self) -> set[int]:
         folder = self._project.layout.drafts_dir
         return {int(p.stem) for p in folder.glob("*.png") if p.stem.isdigit()} if folder.is_dir() else set()
+
+
+def _draft_png(ids: np.ndarray, classes, base_version: int, source: str, rev: str) -> bytes:
+    meta = json.dumps({"base_version": int(base_version), "source": source, "saved_at": time.time(), "rev": rev})
+    return codec.encode_png(ids, classes, text={DRAFT_TEXT_KEY: meta})
 
 
 @dataclass(frozen=True)
@@ -297,34 +354,49 @@ def remove_class(project: "Project", class_id: int, pixels_to: int = 0, author: 
         affected = [r[0] for r in conn.execute(
             "SELECT DISTINCT image_id FROM mask_classes WHERE class_id >= ? AND class_id != ? ORDER BY image_id",
             (class_id, IGNORE_ID))]
-    pending, counts = [], {}
+    pending, counts, shas = [], {}, {}
+    undone = f"the class '{classes[class_id].name}' was not removed; every mask is as it was"
     try:
-        for image_id in affected:
-            path = project.masks.path(image_id)
-            ids = codec.remap_ids(codec.load_png(path), mapping)
-            counts[image_id] = codec.class_pixel_counts(ids)
-            pending.append((str(write_temp(path, codec.encode_png(ids, new_classes))), str(path)))
-        now = time.time()
-        with project._db() as conn, db.transaction(conn):
-            db.write_classes(conn, new_classes)
-            for image_id, cnt in counts.items():
-                conn.execute("UPDATE images SET mask_version = mask_version + 1, mask_updated_by = ?, "
-                             "mask_updated_at = ?, updated_at = ? WHERE id = ?", (author, now, now, image_id))
-                db.write_class_pixels(conn, image_id, cnt)
-            conn.execute("DELETE FROM predictions")
-            conn.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
-                         (PENDING_RENAMES, json.dumps(pending)))
+        with storage_guard(undone):
+            _stage_removal(project, affected, mapping, new_classes, author, pending, counts, shas)
     except BaseException:
         for tmp, _ in pending:
             Path(tmp).unlink(missing_ok=True)
         raise
-    finish_pending_renames(project)
-    for image_id in project.drafts.image_ids():  # unsaved edits keep up with the new numbering
-        d = project.drafts.get(image_id)
-        if d is not None:
-            project.drafts.save(image_id, codec.remap_ids(d.ids, mapping), d.base_version, d.source)
+    with storage_guard(f"the class '{classes[class_id].name}' was removed, but some masks could not be rewritten "
+                       "yet; they will be when the project is next opened"):
+        finish_pending_renames(project)
     project.predictions.forget_all()
     return len(counts)
+
+
+def _stage_removal(project: "Project", affected: list[int], mapping: dict[int, int], new_classes: list[ClassSpec],
+                   author: str, pending: list, counts: dict, shas: dict) -> None:
+    """New masks and drafts beside the old ones, then one transaction: new classes, versions, checksums, and the
+    renames still to do."""
+    for image_id in affected:
+        path = project.masks.path(image_id)
+        ids = codec.remap_ids(codec.load_png(path), mapping)
+        counts[image_id] = codec.class_pixel_counts(ids)
+        png = codec.encode_png(ids, new_classes)
+        shas[image_id] = hashlib.sha256(png).hexdigest()
+        pending.append((str(write_temp(path, png)), str(path)))
+    for image_id in sorted(project.drafts.image_ids()):  # unsaved edits keep up with the new numbering, in the
+        for path in (project.drafts.path(image_id), project.drafts.discarded_path(image_id)):   # same step
+            png = project.drafts.remapped(image_id, path, mapping, new_classes)
+            if png is not None:
+                pending.append((str(write_temp(path, png)), str(path)))
+    now = time.time()
+    with project._db() as conn, db.transaction(conn):
+        db.write_classes(conn, new_classes)
+        for image_id, cnt in counts.items():
+            conn.execute("UPDATE images SET mask_version = mask_version + 1, mask_sha256 = ?, mask_updated_by = ?, "
+                         "mask_updated_at = ?, updated_at = ? WHERE id = ?",
+                         (shas[image_id], author, now, now, image_id))
+            db.write_class_pixels(conn, image_id, cnt)
+        conn.execute("DELETE FROM predictions")
+        conn.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
+                     (PENDING_RENAMES, json.dumps(pending)))
 
 
 def finish_pending_renames(project: "Project") -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
+from seg_core import faults
 from seg_core.classes import ClassSpec
 from seg_core.errors import ProjectError
 
@@ -137,11 +139,16 @@ def transaction(conn: sqlite3.Connection, immediate: bool = True) -> Iterator[sq
     conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
     try:
         yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    else:
+        faults.point("commit", _db_file(conn))
         conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:   # a COMMIT that failed (a full disk) leaves the transaction open
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _db_file(conn: sqlite3.Connection) -> str:
+    return conn.execute("PRAGMA database_list").fetchone()[2] if faults.ENV in os.environ else ""
 
 
 @contextlib.contextmanager

@@ -15,9 +15,9 @@ import numpy as np
 
 from seg_core.classes import IGNORE_ID, ClassSpec, binary_classes, default_color, parse_color, validate_classes
 from seg_core.errors import ClassSpecError, NotFoundError, ProjectError
-from seg_core.files import commit_temp, write_temp
+from seg_core.files import commit_temp, storage_guard, write_temp
 from seg_core.formats import images
-from seg_core.store import annotations, db
+from seg_core.store import annotations, db, recovery
 from seg_core.store.layout import DB_NAME, ProjectLayout
 from seg_core.store.records import STATUSES, AddResult, ImageRecord
 from seg_core.store.runs import Runs
@@ -40,6 +40,7 @@ class Project:
         with self._db() as conn:
             db.upgrade(conn)
         annotations.finish_pending_renames(self)
+        recovery.tidy_once(self)
         self.masks = annotations.Masks(self)
         self.drafts = annotations.Drafts(self)
         self.predictions = annotations.Predictions(self)
@@ -158,7 +159,7 @@ class Project:
         if split is not None:
             check_split(split)
         prep = prepared or images.prepare_upload(data, filename)
-        with self._db() as conn, db.transaction(conn):
+        with storage_guard(f"'{filename}' was not added"), self._db() as conn, db.transaction(conn):
             again = conn.execute("SELECT * FROM images WHERE sha256 = ?", (prep.sha256,)).fetchone()
             if again:
                 rec = ImageRecord.from_row(again)

@@ -9,7 +9,9 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from seg_core import faults
 from seg_core.errors import NotFoundError, RunBusyError
+from seg_core.files import storage_guard
 from seg_core.ml.config import TrainConfig
 from seg_core.store import db
 
@@ -125,6 +127,13 @@ class Runs:
     def create(self, config: TrainConfig, run_id: str | None = None) -> RunRecord:
         """Record a queued run; refused while another run of this project is queued or running."""
         run_id = run_id or time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(2).hex()
+        # The folder first: a crash before the commit leaves an empty folder, never a run without one.
+        with storage_guard("the training run was not started"):
+            self._project.layout.run(run_id).dir.mkdir(parents=True, exist_ok=True)
+            self._insert(run_id, config)
+        return self.get(run_id)
+
+    def _insert(self, run_id: str, config: TrainConfig) -> None:
         with self._db() as conn, db.transaction(conn):
             busy = conn.execute("SELECT id, status, created_at FROM runs WHERE status IN (?, ?)",
                                 (RunStatus.QUEUED.value, RunStatus.RUNNING.value)).fetchone()
@@ -136,8 +145,6 @@ class Runs:
                 )
             conn.execute("INSERT INTO runs (id, status, config, created_at) VALUES (?, ?, ?, ?)",
                          (run_id, RunStatus.QUEUED.value, json.dumps(config.to_dict()), time.time()))
-        self._project.layout.run(run_id).dir.mkdir(parents=True, exist_ok=True)
-        return self.get(run_id)
 
     def get(self, run_id: str) -> RunRecord:
         with self._db() as conn:
@@ -190,6 +197,7 @@ class Runs:
 
     # ----- metrics ------------------------------------------------------------------------------
     def add_metrics(self, run_id: str, epoch: int, values: dict, batch: int | None = None) -> None:
+        faults.point("commit", self._project.layout.db)
         with self._db() as conn:
             conn.execute("INSERT INTO metrics (run_id, epoch, batch, data, created_at) VALUES (?, ?, ?, ?, ?)",
                          (run_id, int(epoch), batch, json.dumps(values), time.time()))

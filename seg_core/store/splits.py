@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 
 from seg_core.errors import ProjectError
+from seg_core.files import storage_guard
 from seg_core.store import db
 from seg_core.store.runs import RunSplit
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 
 SPLITS = ("train", "val", "test")
 DEFAULT_VAL_FRACTION = 0.2
+UNCHANGED = "the split was not changed"
 
 
 def check_split(split: str) -> str:
@@ -60,14 +62,14 @@ def assign(project: "Project", val_fraction: float | None = DEFAULT_VAL_FRACTION
     k = validation_count(len(pool), val_fraction, val_count)
     val_ids = choose_validation(pool, k, seed)
     assignment = [("val" if r["id"] in val_ids else "train", r["id"]) for r in rows]
-    with project._db() as conn, db.transaction(conn):
+    with storage_guard(UNCHANGED), project._db() as conn, db.transaction(conn):
         conn.executemany("UPDATE images SET split = ? WHERE id = ?", assignment)
     return {"train": len(pool) - k, "val": k, "test": project.count_images(split="test")}
 
 
 def set_split(project: "Project", image_ids: Iterable[int], split: str) -> None:
     check_split(split)
-    with project._db() as conn, db.transaction(conn):
+    with storage_guard(UNCHANGED), project._db() as conn, db.transaction(conn):
         conn.executemany("UPDATE images SET split = ? WHERE id = ?", [(split, int(i)) for i in image_ids])
 
 
