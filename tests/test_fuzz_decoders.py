@@ -20,6 +20,8 @@ from seg_core.errors import SegError
 from seg_core.formats import images, masks
 from seg_core.store.workspace import new_project
 
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL.*")   # damaged files make Pillow warn, on purpose
+
 
 def _save(im: Image.Image, fmt: str, **kw) -> bytes:
     buf = io.BytesIO()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -15,7 +13,7 @@ from seg_core.classes import IGNORE_ID, ClassSpec
 from seg_core.errors import ProjectError, SegError, StorageError, UnknownMaskValuesError, UnsafeArchiveError
 from seg_core.files import storage_guard
 from seg_core.formats import images, masks
-from seg_core.formats.archive import zip_tree
+from seg_core.formats.archive import open_zip, zip_tree
 from seg_core.formats.layouts import (KERAS_SEG_PAIRS, Group, Layout, Source, check_declared, detect_layout,
                                      folder_tree, mask_key)
 from seg_core.store.project import Project
@@ -348,11 +346,7 @@ def tree_layout(root: str | Path, expect: str | None = None) -> Layout:
 
 def import_zip(project: Project, archive: str | Path | bytes, **kwargs) -> ImportReport:
     """Import a zip of any supported layout; unsafe archives are refused before anything is read."""
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(archive) if isinstance(archive, (bytes, bytearray)) else archive)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise UnsafeArchiveError(f"This is not a readable zip file ({exc}).") from None
-    with zf:
+    with open_zip(archive) as zf:
         tree = zip_tree(zf)
         return import_layout(project, detect_layout(tree), **kwargs)
 
