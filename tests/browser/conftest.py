@@ -95,25 +95,33 @@ class AppServer:
         self._log_file.close()
 
 
-def _serve(workspace: Path, request, env: dict[str, str] | None = None) -> Iterator[AppServer]:
-    ARTIFACTS.mkdir(exist_ok=True)
-    server = AppServer(workspace, ARTIFACTS / f"{request.node.name}.server.log", env)
+@pytest.fixture
+def app_server_with(workspace: Path, request):
+    """Start the app with extra environment variables: `app_server_with({"NAME": "value"})`; stopped after."""
+    servers: list[AppServer] = []
+
+    def start(env: dict[str, str] | None = None) -> AppServer:
+        ARTIFACTS.mkdir(exist_ok=True)
+        servers.append(AppServer(workspace, ARTIFACTS / f"{request.node.name}.server.log", env))
+        servers[-1].wait_healthy()
+        return servers[-1]
+
     try:
-        server.wait_healthy()
-        yield server
+        yield start
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
 
 
 @pytest.fixture
-def app_server(workspace: Path, request) -> Iterator[AppServer]:
-    yield from _serve(workspace, request)
+def app_server(app_server_with) -> AppServer:
+    return app_server_with()
 
 
 @pytest.fixture
-def signin_app_server(workspace: Path, request) -> Iterator[AppServer]:
+def signin_app_server(app_server_with) -> AppServer:
     """The app on 127.0.0.1 told to ask everyone to sign in, as it does on a network address."""
-    yield from _serve(workspace, request, {"SEGSTUDIO_REQUIRE_SIGNIN": "1"})
+    return app_server_with({"SEGSTUDIO_REQUIRE_SIGNIN": "1"})
 
 
 def _page(browser, request, suffix: str = ""):
