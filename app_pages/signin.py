@@ -45,9 +45,18 @@ def _label(section) -> str:
 
 
 def signed_in() -> bool:
-    """May this browser session see the pages? Always, where sign-in is not required."""
-    if not required() or st.session_state.get(SIGNED_IN_KEY):
+    """May this browser session see the pages? Always, where sign-in is not required. A name whose password was
+    removed (`segstudio set-password --remove`) is signed out at its next click."""
+    if not required():
         return True
+    name = st.session_state.get(SIGNED_IN_KEY)
+    if name:
+        try:
+            if name in signin.PasswordStore().users():
+                return True
+        except signin.SignInError:
+            pass   # a damaged file lets nobody in; the form says why
+        st.session_state.pop(SIGNED_IN_KEY, None)
     return bool(providers()) and bool(st.user.get("is_logged_in"))
 
 

@@ -95,6 +95,27 @@ def test_the_right_password_opens_the_pages_and_sign_out_closes_them(app, requir
     assert "signin_user" not in app.session_state and "project_path" not in app.session_state
 
 
+def test_removing_a_password_signs_that_person_out(app, required, alice):
+    app.run()
+    sign_in(app, "alice", "alice's password")
+    assert f"**{SECRET}**" in page_texts(app)
+    PasswordStore().remove("alice")
+    app.run()
+    assert [t.value for t in app.title] == ["Sign in to Seg Studio"] and SECRET not in everything(app)
+
+
+def test_a_damaged_password_file_lets_nobody_in_and_says_so(app, required, workspace):
+    path = workspace / ".segstudio" / "passwords.json"
+    path.parent.mkdir()
+    path.write_text("{half a file")
+    app.run()
+    assert not app.exception
+    assert [e.value for e in app.error] == [
+        f"The password file {path} is damaged (it is not JSON). Move it away, then set the passwords again with "
+        "`segstudio set-password --user NAME`."]
+    assert not app.text_input and len(app.sidebar) == 0 and SECRET not in everything(app)
+
+
 def test_many_wrong_passwords_lock_the_name_for_a_while(app, required, alice):
     app.run()
     for _ in range(signin.GUARD.max_failures):
