@@ -22,8 +22,8 @@ from seg_core.store.layout import workspace_dir
 REQUIRE_ENV = "SEGSTUDIO_REQUIRE_SIGNIN"
 PASSWORDS_DIR, PASSWORDS_FILE = ".segstudio", "passwords.json"
 FILE_FORMAT, FILE_VERSION = "segstudio-passwords", 1
-# scrypt as RFC 7914 recommends for interactive logins (16 MiB, ~50 ms here); stored with each hash, so raising
-# them later leaves the old hashes readable.
+# scrypt as RFC 7914 recommends for interactive logins (16 MiB, ~0.1 s a check on the 2-core dev machine); the
+# parameters are stored with each hash, so raising them later leaves the old hashes readable.
 SCRYPT_N, SCRYPT_R, SCRYPT_P, SALT_BYTES, KEY_BYTES = 2 ** 14, 8, 1, 16, 32
 MAX_SCRYPT_N = 2 ** 20
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
