@@ -1,7 +1,7 @@
 """Fault injection at the write points (temp writes, fsyncs, renames, database commits), off unless SEGSTUDIO_FAULT says.
 
 SEGSTUDIO_FAULT="<action>:<op>:<n>[:<glob>]" acts at the n-th `op` of this process (op: write, fsync, rename,
-commit, or any; glob: only ops on file names that match). Actions: kill (SIGKILL this process there), enospc,
+commit, or any; glob: only ops on file names that match, or on paths where the glob has a "/"). Actions: kill (SIGKILL this process there), enospc,
 erofs, eacces (raise that OSError there and at every later matching op, as a full or read-only disk would).
 SEGSTUDIO_FAULT="count:<file>" appends one "op<TAB>path" line per op to <file>, for a harness to learn how many
 points a write path has. The variable is read at every call, so a test can set it with monkeypatch.setenv.
@@ -36,7 +36,7 @@ def _act(spec: str, op: str, path: str) -> None:
             log.write(f"{op}\t{path}\n")
         return
     action, want, n, glob = parse(spec)
-    if want not in ("any", op) or (glob and not fnmatch.fnmatch(os.path.basename(path), glob)):
+    if want not in ("any", op) or (glob and not _matches(path, glob)):
         return
     if _state["spec"] != spec:
         _state.update(spec=spec, seen=0)
@@ -47,6 +47,10 @@ def _act(spec: str, op: str, path: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     code = ERRORS[action]
     raise OSError(code, os.strerror(code), path or None)
+
+
+def _matches(path: str, glob: str) -> bool:
+    return fnmatch.fnmatch(path if "/" in glob else os.path.basename(path), glob)
 
 
 def parse(spec: str) -> tuple[str, str, int, str]:
@@ -64,7 +68,7 @@ def counted(log: str | Path, glob: str = "") -> dict[str, int]:
     path = Path(log)
     for line in path.read_text(encoding="utf-8").splitlines() if path.exists() else ():
         op, _, name = line.partition("\t")
-        if not glob or fnmatch.fnmatch(os.path.basename(name), glob):
+        if not glob or _matches(name, glob):
             out[op] = out.get(op, 0) + 1
             out["any"] += 1
     return out

@@ -282,12 +282,29 @@ def _own_checks(path: WritePath, case: Path, project) -> list[str]:
 
 
 # ----- running the child ---------------------------------------------------------------------------------------
-def run_child(path: WritePath, case: Path, spec: str) -> tuple[int, str]:
+def spawn(path: WritePath, case: Path, spec: str) -> subprocess.Popen:
     env = {**os.environ, faults.ENV: spec, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3",
            "SEG_WORKSPACE": str(case), "PYTHONHASHSEED": "0"}
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), path.name, str(case)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=path.step_timeout)
-    return proc.returncode, proc.stderr
+    with open(case / "stderr.txt", "w") as err:   # a file, not a pipe: children that run side by side never block
+        proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), path.name, str(case)], cwd=ROOT,
+                                env=env, stdout=subprocess.DEVNULL, stderr=err)
+    proc.case = case  # type: ignore[attr-defined]
+    return proc
+
+
+def wait(path: WritePath, proc: subprocess.Popen) -> tuple[int, str]:
+    note = ""
+    try:
+        proc.wait(timeout=path.step_timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        note = f"\n(stopped after {path.step_timeout:.0f} s)"
+    return proc.returncode, (proc.case / "stderr.txt").read_text(errors="replace") + note  # type: ignore[attr-defined]
+
+
+def run_child(path: WritePath, case: Path, spec: str) -> tuple[int, str]:
+    return wait(path, spawn(path, case, spec))
 
 
 class Harness:
@@ -318,39 +335,55 @@ class Harness:
         return points
 
     def kill(self, n: int) -> Outcome:
-        spec = f"kill:any:{n}" + (f":{self.path.glob}" if self.path.glob else "")
-        return self._run(spec, expect_rc=(-9,))
+        return self.batch([("kill", "any", n)])[0]
 
     def io_fault(self, action: str, op: str, n: int) -> Outcome:
-        spec = f"{action}:{op}:{n}" + (f":{self.path.glob}" if self.path.glob else "")
-        out = self._run(spec, expect_rc=(0, 2))
-        if out.rc == 2 and SENTENCES[action] not in out.stderr:
-            out.problems.append(f"the error did not say what happened: {out.stderr.strip()[-300:]!r}")
-        if self.path.name == "training":
-            out.problems += self._failed_run_says(action)
+        return self.batch([(action, op, n)])[0]
+
+    def batch(self, cases: list[tuple[str, str, int]], jobs: int = 1) -> list[Outcome]:
+        """(action, op, n) cases, `jobs` children at a time (each checked once it has ended)."""
+        glob = f":{self.path.glob}" if self.path.glob else ""
+        todo = [(f"{a}:{op}:{n}{glob}", a) for a, op, n in cases]
+        running: list = []
+        out: list[Outcome] = []
+        while todo or running:
+            while todo and len(running) < max(1, jobs):
+                spec, action = todo.pop(0)
+                case = self._case()
+                running.append((spec, action, case, spawn(self.path, case, spec)))
+            spec, action, case, proc = running.pop(0)
+            rc, err = wait(self.path, proc)
+            out.append(self._finish(spec, action, case, rc, err))
         return out
 
-    def _failed_run_says(self, action: str) -> list[str]:
-        from seg_core.store.project import Project
-
-        case = self.root / f"case{self._n}"
-        project = Project(case / "project")
-        run = project.runs.get((case / "run_id").read_text())
-        project.close()
-        if run.status.value != "failed" or SENTENCES[action] not in (run.error or ""):
-            return [f"the run ended {run.status.value} with error {run.error!r}"]
-        return []
-
-    def _run(self, spec: str, expect_rc: tuple[int, ...]) -> Outcome:
-        case = self._case()
-        rc, err = run_child(self.path, case, spec)
+    def _finish(self, spec: str, action: str, case: Path, rc: int, err: str) -> Outcome:
+        expect_rc = (-9,) if action == "kill" else (0, 2)
+        action = "" if action == "kill" else action
         out = Outcome(spec, rc, err)
         check(self.path, case, self.before, out)
         if rc not in expect_rc:
             out.problems.append(f"the child ended with {rc}, not {expect_rc}: {err.strip()[-600:]}")
+        if action:
+            out.problems += said(action, err if rc == 2 else "", case if self.path.name == "training" else None)
         if not out.problems:
             shutil.rmtree(case, ignore_errors=True)   # failures are kept to look at
         return out
+
+
+def said(action: str, stderr: str, training_case: Path | None) -> list[str]:
+    """An I/O fault's sentence reached the person: on the command's stderr, and as a failed run's error."""
+    out = []
+    if stderr and SENTENCES[action] not in stderr:
+        out.append(f"the error did not say what happened: {stderr.strip()[-300:]!r}")
+    if training_case is not None:
+        from seg_core.store.project import Project
+
+        project = Project(training_case / "project")
+        run = project.runs.get((training_case / "run_id").read_text())
+        project.close()
+        if run.status.value != "failed" or SENTENCES[action] not in (run.error or ""):
+            out.append(f"the run ended {run.status.value} with error {run.error!r}")
+    return out
 
 
 def io_cases(path: WritePath, points: dict[str, int]) -> list[tuple[str, str, int]]:
@@ -373,14 +406,18 @@ def summary(name: str, kills: list[Outcome], ios: list[Outcome], seconds: float)
             "seconds": round(seconds, 1), "failures": [f"{o.spec}: {'; '.join(o.problems)}" for o in every if not o.held]}
 
 
-def run_path(name: str, root: Path, kill_points: list[int] | None = None, io: bool = True) -> dict:
-    """Every kill point (or those given) and every I/O fault of one path; returns its summary row."""
+def run_path(name: str, root: Path, kill_points: list[int] | None = None, io: bool | int = True,
+             jobs: int = 1) -> dict:
+    """Every kill point (or those given) and every I/O fault (or the first `io` of them) of one path; returns its
+    summary row."""
     start = time.time()
     h = Harness(BY_NAME[name], root)
     points = h.count()
     ns = kill_points if kill_points is not None else list(range(1, points["any"] + 1))
-    kills = [h.kill(n) for n in ns if n <= points["any"]]
-    ios = [h.io_fault(a, op, n) for a, op, n in io_cases(h.path, points)] if io else []
+    kills = h.batch([("kill", "any", n) for n in ns if n <= points["any"]], jobs)
+    chosen = io_cases(h.path, points)
+    chosen = chosen if io is True else chosen[:int(io)]
+    ios = h.batch(chosen, jobs)
     row = summary(name, kills, ios, time.time() - start)
     row["points"] = points
     return row

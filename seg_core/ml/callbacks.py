@@ -126,8 +126,8 @@ class RunMonitor(keras.callbacks.Callback):
         row.update({"lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
                     "images_per_s": self.batches * self.config.batch_size / max(train_s, 1e-6),
                     "epoch_s": now - self.epoch_start, "elapsed_s": self.elapsed()})
-        with storage_guard(f"epoch {epoch + 1} could not be saved, so the run stopped; the checkpoints of the epochs "
-                           "before it are kept"):
+        with storage_guard(f"epoch {epoch + 1} could not be saved, so the run stopped; the checkpoints saved before "
+                           "are kept"):
             self._save_epoch(epoch, row)
         if self.should_stop():
             self.model.stop_training = True

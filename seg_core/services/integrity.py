@@ -13,7 +13,7 @@ from PIL import Image
 from seg_core.errors import SegError
 from seg_core.files import leftover_temps
 from seg_core.formats import masks as codec
-from seg_core.store import db
+from seg_core.store import db, recovery
 from seg_core.store.layout import CHECKPOINTS, DB_NAME
 from seg_core.store.project import Project
 
@@ -40,6 +40,10 @@ def check_project(path: str | Path, models: bool = True) -> list[Problem]:
     except (SegError, sqlite3.Error) as exc:
         return [Problem(DB_NAME, f"the project does not open: {exc}")]
     try:
+        try:
+            recovery.tidy(project)   # as a fresh process's open would, even where this one opened it before
+        except (OSError, sqlite3.Error):
+            pass                     # a full or read-only disk: what is left is reported below
         problems += _images(project) + _masks(project) + _drafts(project) + _leftovers(project)
         problems += _thumbnails(project) + _runs(project, models)
     finally:

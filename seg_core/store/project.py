@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -49,6 +50,10 @@ class Project:
     @classmethod
     def create(cls, path: str | Path, name: str | None = None, classes: Sequence[ClassSpec] | None = None,
                kind: str | None = None) -> "Project":
+        from seg_core.store.workspace import check_project_name
+
+        # The name first: a NUL or a 300-character folder name would fail in the file system, not with a sentence.
+        name = check_project_name(name or Path(os.path.abspath(path)).name)
         path = Path(path).resolve()
         if is_project(path):
             raise ProjectError(f"A project already exists at {path}.")
@@ -61,9 +66,6 @@ class Project:
             raise ProjectError(f"A project is 'binary' or 'multiclass', not '{kind}'.")
         if kind == "binary" and len(classes) != 2:
             raise ProjectError(f"A binary project has exactly two classes; got {len(classes)}.")
-        from seg_core.store.workspace import check_project_name
-
-        name = check_project_name(name or path.name)
         layout = ProjectLayout(path)
         for folder in layout.created_dirs():
             folder.mkdir(parents=True, exist_ok=True)
@@ -159,7 +161,18 @@ class Project:
         if split is not None:
             check_split(split)
         prep = prepared or images.prepare_upload(data, filename)
-        with storage_guard(f"'{filename}' was not added"), self._db() as conn, db.transaction(conn):
+        placed: list[Path] = []
+        with storage_guard(f"'{filename}' was not added"):
+            try:
+                return self._insert_image(prep, filename, split, placed)
+            except BaseException:
+                for path in placed:   # a COMMIT that failed (a full disk) leaves no file without its record
+                    path.unlink(missing_ok=True)
+                raise
+
+    def _insert_image(self, prep: images.PreparedImage, filename: str, split: str | None,
+                      placed: list[Path]) -> AddResult:
+        with self._db() as conn, db.transaction(conn):
             again = conn.execute("SELECT * FROM images WHERE sha256 = ?", (prep.sha256,)).fetchone()
             if again:
                 rec = ImageRecord.from_row(again)
@@ -176,6 +189,7 @@ class Project:
             target = self.layout.image(stored)
             tmp = write_temp(target, prep.data)
             try:
+                placed.append(target)
                 commit_temp(tmp, target)
                 conn.execute("UPDATE images SET stored_name = ? WHERE id = ?", (stored, image_id))
             except BaseException:
