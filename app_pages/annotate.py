@@ -10,6 +10,7 @@ from app_pages import annotate_tools as tools
 from app_pages.widgets import annotate_changed, cached_image, current_user, load_predictor, require_project, show_error
 from seg_core import drafting, editing, viz
 from seg_core.errors import DraftConflictError, MaskConflictError, SegError
+from seg_core.text import md_name
 
 ss = st.session_state
 
@@ -114,8 +115,8 @@ if ss.get("annotate_pen", pen.key) != pen.key:
 ss["annotate_pen"] = pen.key
 if pen.fill_holes:
     outcome, holes, pixels = drafting.fill_holes(project, view, cls_id)
-    _note(f"Filled {holes} hole(s), {pixels:,} pixels, with {classes[cls_id].name}. Undo takes them out again."
-          if pixels else f"{classes[cls_id].name} has no holes: no background is enclosed by it.")
+    _note(f"Filled {holes} hole(s), {pixels:,} pixels, with {md_name(classes[cls_id].name)}. Undo takes them out again."
+          if pixels else f"{md_name(classes[cls_id].name)} has no holes: no background is enclosed by it.")
 
 
 def _background() -> bytes:
@@ -128,7 +129,7 @@ def _background() -> bytes:
     return cached[1]
 
 
-st.caption(f"**{rec.filename}** · {rec.width}x{rec.height} · {rec.status} · split {rec.split} · "
+st.caption(f"**{md_name(rec.filename, 80)}** · {rec.width}x{rec.height} · {rec.status} · split {rec.split} · "
            f"mask version {rec.mask_version}" + (f" saved by {rec.mask_updated_by}" if rec.mask_updated_by else "")
            + (f" · zoom {zoom}x: {cview.scale:.2f} screen px per image px" if zoom > 1 else ""))
 actions = st.container()  # above the canvas; filled once the callbacks below are defined

@@ -8,6 +8,7 @@ import numpy as np
 import streamlit as st
 
 from seg_core import drafting, editing
+from seg_core.text import md_name
 
 TOOLS = {"Brush": "freedraw", "Rectangle": "rect", "Polygon": "polygon", "Ellipse": "circle", "Line": "line",
          "Fill": "point", "Smart fill": "freedraw", "Box → object": "rect", "Magic wand": "point"}
@@ -79,7 +80,7 @@ def tool_panel(classes, labeled_elsewhere: int) -> Pen:
     st.markdown("**Paint with**")
     st.markdown(editing.legend_html(classes), unsafe_allow_html=True)
     cls_id = st.radio("Paint with", [c.id for c in classes], key="annotate_class", label_visibility="collapsed",
-                      format_func=lambda i: classes[i].name + ("  (erases)" if i == 0 else ""),
+                      format_func=lambda i: md_name(classes[i].name) + ("  (erases)" if i == 0 else ""),
                       index=min(1, len(classes) - 1))
     tool = st.radio("Tool", list(TOOLS), horizontal=True, key="annotate_tool")
     st.caption(HINTS[tool])
@@ -96,7 +97,7 @@ def tool_panel(classes, labeled_elsewhere: int) -> Pen:
     if tool == "Magic wand":
         pen.tolerance = st.slider("Tolerance", 0.0, 1.0, 0.2, 0.05, key="annotate_tolerance",
                                   help="How different a colour may be from the clicked one and still join.")
-    pen.fill_holes = st.button(f"Fill holes in {classes[cls_id].name}" if cls_id else "Fill holes (pick a class)",
+    pen.fill_holes = st.button(f"Fill holes in {md_name(classes[cls_id].name)}" if cls_id else "Fill holes (pick a class)",
                                disabled=cls_id == 0, key="annotate_fill_holes", width="stretch",
                                help="Background pixels completely surrounded by this class take this class "
                                     "(gaps left by an outline). Other classes inside stay.")
@@ -108,7 +109,7 @@ def apply(project, view: drafting.View, drawing: dict, pen: Pen, drawn_with: int
     """What the canvas's new drawing does with this tool: (the outcome, a note for the person or None)."""
     from seg_core import assist
 
-    name = classes[pen.cls_id].name
+    name = md_name(classes[pen.cls_id].name)   # the notes are Markdown
     if pen.tool == "Fill":
         outcome, n = drafting.apply_clicks(project, view, drawing.get("raw"), pen.cls_id, cview)
         share = n / view.base_ids.size

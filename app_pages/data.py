@@ -10,6 +10,7 @@ from app_pages.data_import import add_images_tab
 from app_pages.widgets import current_user, file_size, open_in_annotate, require_project, show_error
 from seg_core import SPLITS, exporting, gallery, splits
 from seg_core.classes import ClassSpec, default_color, parse_color
+from seg_core.text import md_escape, md_name, shorten
 
 PER_PAGE, COLUMNS = 24, 6
 ss = st.session_state
@@ -19,7 +20,7 @@ project = require_project()
 
 stats = project.stats()
 classes = project.classes
-st.markdown(f"**{project.name}** · {stats['images']} images · {stats['labeled']} labeled · "
+st.markdown(f"**{md_name(project.name, 64)}** · {stats['images']} images · {stats['labeled']} labeled · "
             f"{stats['unlabeled']} unlabeled · {stats['num_classes']} classes")
 
 
@@ -43,7 +44,7 @@ def _delete(image_id: int, filename: str) -> None:
     ss.pop("data_confirm_delete", None)
     try:
         project.delete_image(image_id)
-        _flash("gallery", "success", f"Deleted '{filename}' and its mask.")
+        _flash("gallery", "success", f"Deleted '{md_name(filename, 80)}' and its mask.")
     except Exception as exc:
         _flash("gallery", "error", exc)
 
@@ -52,7 +53,7 @@ def _tile(rec, drafts: set[int], predicted: set[int]) -> None:
     try:
         st.image(gallery.thumbnail(project, rec), caption=gallery.caption(rec, drafts, predicted), width="stretch")
     except Exception as exc:  # one unreadable file must not hide the rest of the page
-        st.warning(f"`{rec.filename}` cannot be shown ({exc}).")
+        st.warning(f"'{md_name(rec.filename, 80)}' cannot be shown ({md_escape(exc)}).")
     if ss.get("data_confirm_delete") == rec.id:
         st.button("Confirm delete", key=f"data_confirm_{rec.id}", type="primary", width="stretch",
                   on_click=_delete, args=(rec.id, rec.filename))
@@ -83,7 +84,7 @@ def _save_classes() -> None:
         _flash("classes", "error", exc)
         return
     _reset_class_widgets()
-    _flash("classes", "success", f"Saved: {', '.join(changed)}." if changed else "Nothing had changed.")
+    _flash("classes", "success", f"Saved: {', '.join(map(md_name, changed))}." if changed else "Nothing had changed.")
 
 
 def _add_class() -> None:
@@ -93,11 +94,11 @@ def _add_class() -> None:
         _flash("classes", "error", exc)
         return
     _reset_class_widgets()
-    _flash("classes", "success", f"Added class {new.id}, '{new.name}'. Paint it on the Annotate page.")
+    _flash("classes", "success", f"Added class {new.id}, '{md_name(new.name)}'. Paint it on the Annotate page.")
 
 
 def _remove_class(class_id: int, pixels_to: int) -> None:
-    name, target = classes[class_id].name, classes[pixels_to].name
+    name, target = md_name(classes[class_id].name), md_name(classes[pixels_to].name)
     try:
         rewritten = project.remove_class(class_id, pixels_to=pixels_to, author=current_user())
     except Exception as exc:
@@ -181,14 +182,15 @@ with tab_classes:
     else:
         a, b = st.columns(2)
         rid = a.selectbox("Class to remove", [c.id for c in classes[1:]], key="data_remove_class",
-                          format_func=lambda i: f"{i} · {classes[i].name}")
+                          format_func=lambda i: f"{i} · {shorten(classes[i].name)}")
         to = b.selectbox("Its pixels become", [c.id for c in classes if c.id != rid], key=f"data_remove_to_{rid}",
-                         format_func=lambda i: f"{i} · {classes[i].name}")
+                         format_func=lambda i: f"{i} · {shorten(classes[i].name)}")
         used = stats["classes"][rid]["images"]
-        st.caption(f"'{classes[rid].name}' is painted in {used} labeled image(s); those masks are rewritten. "
+        st.caption(f"'{md_name(classes[rid].name)}' is painted in {used} labeled image(s); those masks are rewritten. "
                    "Classes after it move down one number, and stored predictions are dropped.")
         if ss.get("data_confirm_remove") == rid:
-            st.button(f"Confirm: remove '{classes[rid].name}'", key="data_remove_confirm", type="primary",
+            st.button(f"Confirm: remove '{md_name(classes[rid].name)}'", key="data_remove_confirm", type="primary",
+                      help=md_escape(classes[rid].name),
                       on_click=_remove_class, args=(rid, to))
             st.button("Cancel", key="data_remove_cancel", on_click=_set, args=("data_confirm_remove", None))
         else:

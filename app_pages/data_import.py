@@ -9,6 +9,7 @@ from app_pages.widgets import show_error
 from seg_core import CLASSES_EXPLICIT, Project, importing
 from seg_core.classes import IGNORE_ID
 from seg_core.formats.images import IMAGE_EXTENSIONS
+from seg_core.text import md_escape, md_name, shorten
 
 IMAGE_TYPES = sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS)
 MAX_MAPPED_VALUES = 32
@@ -16,7 +17,7 @@ ss = st.session_state
 
 
 def _code_list(items) -> str:
-    return "\n".join(f"- `{name}`" + (f": {why}" if why else "") for name, why in items)
+    return "\n".join(f"- {md_name(name, 120)}" + (f": {md_escape(why)}" if why else "") for name, why in items)
 
 
 def _show_report(title: str, r: importing.ImportReport) -> None:
@@ -35,14 +36,14 @@ def _show_report(title: str, r: importing.ImportReport) -> None:
     if r.masks_unchanged:
         st.caption(f"{len(r.masks_unchanged)} mask(s) were identical to the project's: nothing changed.")
     if r.classes:
-        st.info(f"Classes: {r.classes}")
+        st.info(f"Classes: {md_escape(r.classes)}")
     if r.mask_kinds:
         st.caption("Masks read as " + ", ".join(f"{k} ({n})" for k, n in r.mask_kinds.most_common())
                    + (f" · layout: {r.layout}" if r.layout else ""))
     if r.format and r.format != r.layout:
-        st.caption(f"Format: {r.format}" + "".join(f" · {note}" for note in r.notes))
+        st.caption(f"Format: {r.format}" + "".join(f" · {md_escape(note)}" for note in r.notes))
     elif r.notes:
-        st.caption(" · ".join(r.notes))
+        st.caption(" · ".join(map(md_escape, r.notes)))
     if r.refused:
         st.error(f"Refused {len(r.refused)} file(s); they were not added:\n\n" + _code_list(r.refused))
     if r.duplicates:
@@ -57,7 +58,7 @@ def _import(project: Project, imgs, msks, zipf, existing: str, value_map=None) -
     bar = st.progress(0.0, text="Reading files...")
 
     def progress(done: int, total: int, name: str) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=f"{done} of {total}: {name}")
+        bar.progress(min(done / max(total, 1), 1.0), text=f"{done} of {total}: {md_name(name, 60)}")
 
     # As the command line does: a project made without naming classes takes them from the first masks.
     infer = not project.setting(CLASSES_EXPLICIT, False)
@@ -117,9 +118,9 @@ def _mapping_form(project: Project, retry: dict) -> None:
         st.info(f"{len(values)} different values are too many to map here; use the command line's --map.")
         return
     options = [c.id for c in classes] + [IGNORE_ID]
-    label = {c.id: c.name for c in classes} | {IGNORE_ID: "ignore (counts for no class)"}
+    label = {c.id: shorten(c.name) for c in classes} | {IGNORE_ID: "ignore (counts for no class)"}
     binary = len(classes) == 2
-    if binary and st.toggle(f"Any non-zero value is '{classes[1].name}'", key="data_map_nonzero"):
+    if binary and st.toggle(f"Any non-zero value is '{md_name(classes[1].name)}'", key="data_map_nonzero"):
         mapping = {v: (0 if v == 0 else 1) for v in values}
     else:
         cols = st.columns(min(4, len(values)))

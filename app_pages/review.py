@@ -7,6 +7,7 @@ from app_pages.widgets import cached_image, load_predictor, open_in_annotate, re
 from seg_core import SPLITS, editing, masks, review, viz
 from seg_core.formats.images import IMAGE_EXTENSIONS
 from seg_core.ml.inference import check_classes
+from seg_core.text import md_escape, md_name, shorten
 
 SECTIONS = ("Look at an image", "What to fix next", "How good is the model")
 IMAGE_TYPES = sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS)
@@ -46,13 +47,14 @@ classes = project.classes
 binary = len(classes) == 2
 with st.sidebar:
     st.markdown("**Show on the image**")
-    shown = [c.id for c in classes[1:] if st.checkbox(c.name, True, key=f"review_show_{c.id}")]
+    shown = [c.id for c in classes[1:] if st.checkbox(md_name(c.name), True, key=f"review_show_{c.id}",
+                                                          help=md_escape(c.name))]
     opacity = st.slider("Mask opacity", 0.0, 1.0, 0.5, 0.05, key="review_opacity")
     threshold = 0.5
     if binary:
-        threshold = st.slider(f"Threshold: '{classes[1].name}' from probability", 0.05, 0.95, 0.5, 0.05,
+        threshold = st.slider(f"Threshold: '{md_name(classes[1].name)}' from probability", 0.05, 0.95, 0.5, 0.05,
                               key="review_threshold",
-                              help=f"Lower finds more '{classes[1].name}' pixels (and more false alarms); higher "
+                              help=f"Lower finds more '{md_name(classes[1].name)}' pixels (and more false alarms); higher "
                                    "keeps only the pixels the model is sure about.")
 hidden = [c.id for c in classes if c.id not in shown]
 
@@ -146,7 +148,7 @@ def _look() -> None:
     with left:
         st.image(shown_rgb, caption=f"{name}: the model's mask", width="stretch")
         st.markdown(editing.legend_html(classes), unsafe_allow_html=True)
-        st.caption("Predicted: " + " · ".join(f"{a['name']} {a['percent']:.1f}% ({a['pixels']:,} px)" for a in areas))
+        st.caption("Predicted: " + " · ".join(f"{md_name(a['name'])} {a['percent']:.1f}% ({a['pixels']:,} px)" for a in areas))
         d1, d2, d3 = st.columns(3)
         stem = name.rsplit(".", 1)[0]
         d1.download_button("Mask (PNG)", lambda: masks.encode_png(ids, classes), f"{stem}_mask.png", "image/png",
@@ -160,7 +162,7 @@ def _look() -> None:
     with right:
         if not binary:
             st.selectbox("Heat map of", [None, *[c.id for c in classes]], key="review_heat_class",
-                         format_func=lambda i: "the model's confidence" if i is None else classes[i].name)
+                         format_func=lambda i: "the model's confidence" if i is None else shorten(classes[i].name))
         st.image(heat, width="stretch", caption="How sure the model is, pixel by pixel (colour bar on the right).")
     if score is not None:
         st.markdown(f"**Compared with your mask** · dice {score.dice:.3f} · IoU {score.iou:.3f} · "
@@ -197,7 +199,7 @@ def _ranked_rows(items, what: str, empty: str) -> None:
         pic, text = st.columns([1, 2], vertical_alignment="center")
         pic.image(review.prediction_thumbnail(project, item), width="stretch")
         extra = f" · dice {item.dice:.2f}" if item.dice is not None else ""
-        text.markdown(f"**{item.filename}** · {item.split}  \n{what} {item.score:.3f}{extra}")
+        text.markdown(f"**{md_name(item.filename, 80)}** · {item.split}  \n{what} {item.score:.3f}{extra}")
         b1, b2 = text.columns([2, 3])
         b1.button("View", key=f"review_view_{item.image_id}", on_click=_view, args=(item.image_id,), width="stretch")
         if b2.button("Correct in Annotate", key=f"review_fix_{item.image_id}", width="stretch"):
@@ -249,7 +251,7 @@ def _quality() -> None:
             show_error(exc)
             return
         bar.empty()
-    at_threshold = f" Pixels count as '{classes[1].name}' from probability {threshold:.2f}." if binary else ""
+    at_threshold = f" Pixels count as '{md_name(classes[1].name)}' from probability {threshold:.2f}." if binary else ""
     (st.caption if summary.scope in ("validation", "run") else st.warning)(summary.note + at_threshold)
     m1, m2, m3 = st.columns(3)
     m1.metric("Mean IoU", "–" if summary.mean_iou is None else f"{summary.mean_iou:.3f}",

@@ -5,7 +5,7 @@ import streamlit as st
 
 from app_pages.model_download import model_download
 from app_pages.widgets import require_project, show_error
-from seg_core import RunStatus, jobs, planning, splits
+from seg_core import RunStatus, jobs, planning, splits, text
 from seg_core.errors import SegError
 from seg_core.ml import weights
 from seg_core.ml.config import LOSS_CHOICES, MODEL_NAMES, PRESET_NOTES, PRESETS, RESIZE_MODES
@@ -267,11 +267,11 @@ def _new_run() -> None:
         problem = exc
     ready = planning.readiness(project, config or planning.app_preset(name, photos))
     with ready_box:
-        st.markdown("\n".join(f"- {line}" for line in ready.lines))
-        for text in ready.problems:
-            st.error(text, icon=":material/block:")
-        for text in ready.hints:
-            st.warning(text, icon=":material/lightbulb:")
+        st.markdown("\n".join(f"- {text.md_escape(line)}" for line in ready.lines))   # they name classes
+        for line in ready.problems:
+            st.error(text.md_escape(line), icon=":material/block:")
+        for line in ready.hints:
+            st.warning(text.md_escape(line), icon=":material/lightbulb:")
     if problem is not None:
         show_error(problem)
     elif ready.ready:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -22,7 +24,13 @@ _BASE_COLORS = [
     (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128), (255, 255, 255),
 ]
 
-_HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
+_HEX = re.compile(r"#?([0-9a-fA-F]{6})")
+MAX_NAME_CHARS = 100
+# Characters a name may not hold: control characters (NUL, tab, newline), lone surrogates, line and paragraph
+# separators, and the bidirectional overrides that would show a name's letters in another order than typed
+# (right-to-left text itself is fine).
+_BAD_NAME_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}
+_BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 @dataclass(frozen=True)
@@ -49,15 +57,33 @@ class ClassSpec:
 def parse_color(value: str | Sequence[int]) -> tuple[int, int, int]:
     """'#ff0000', 'ff0000' or (255, 0, 0) -> (255, 0, 0)."""
     if isinstance(value, str):
-        m = _HEX.match(value.strip())
+        m = _HEX.fullmatch(value.strip())
         if not m:
             raise ClassSpecError(f"'{value}' is not a colour; write it as #rrggbb, e.g. #ff0000 for red.")
         h = m.group(1)
         return (int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16))
-    rgb = tuple(int(v) for v in value)
-    if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
-        raise ClassSpecError(f"{value!r} is not a colour; give three numbers from 0 to 255.")
-    return rgb  # type: ignore[return-value]
+    try:
+        rgb = tuple(value)
+    except TypeError:
+        rgb = ()
+    if len(rgb) != 3 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 <= v <= 255
+                                for v in rgb):
+        raise ClassSpecError(f"{value!r} is not a colour; give three whole numbers from 0 to 255.")
+    return tuple(int(v) for v in rgb)  # type: ignore[return-value]
+
+
+def check_class_name(name: str, class_id: int) -> str:
+    """A class name as given, or a ClassSpecError saying what is wrong with it."""
+    if not isinstance(name, str) or not name.strip():
+        raise ClassSpecError(f"Class {class_id} has no name.")
+    if len(name) > MAX_NAME_CHARS:
+        raise ClassSpecError(f"The name of class {class_id} is {len(name):,} characters long; a class name has at "
+                             f"most {MAX_NAME_CHARS}.")
+    odd = next((ch for ch in name if unicodedata.category(ch) in _BAD_NAME_CATEGORIES or ch in _BIDI_CONTROLS), None)
+    if odd is not None:
+        raise ClassSpecError(f"The name of class {class_id} holds an invisible character (U+{ord(odd):04X}: a "
+                             "control character, line break or text-direction mark); type it without one.")
+    return name
 
 
 def color_to_hex(color: Sequence[int]) -> str:
@@ -123,11 +149,11 @@ def validate_classes(classes: Sequence[ClassSpec]) -> None:
     for i, c in enumerate(classes):
         if c.id != i:
             raise ClassSpecError(f"Class ids must be 0, 1, 2, ... in order; class '{c.name}' has id {c.id}, expected {i}.")
-        if not c.name.strip():
-            raise ClassSpecError(f"Class {c.id} has no name.")
-        if c.name.lower() in names:
+        check_class_name(c.name, c.id)
+        key = unicodedata.normalize("NFC", c.name).casefold()
+        if key in names:
             raise ClassSpecError(f"Two classes are called '{c.name}'; give each class its own name.")
-        names.add(c.name.lower())
+        names.add(key)
         if c.color in colors:
             raise ClassSpecError(
                 f"Classes '{colors[c.color]}' and '{c.name}' have the same colour {c.hex}; "

@@ -145,7 +145,8 @@ def axis_label(name: str, width: int = 14, lines: int = 2) -> str:
     if len(parts) > lines:
         parts = parts[:lines]
         parts[-1] = parts[-1][: width - 1] + "…"
-    return "\n".join(parts)
+    # Matplotlib reads text between two '$' as math: '$x^2$' would be typeset, and '$\\frac$' fail to draw.
+    return "\n".join(parts).replace("$", r"\$")
 
 
 def confusion_matrix_figure(cm: np.ndarray, names: Sequence[str], cmap: str = "Blues"):

@@ -244,14 +244,17 @@ def class_areas(ids: np.ndarray | None, classes: Sequence[ClassSpec]) -> list[di
 
 
 def legend_html(classes: Sequence[ClassSpec]) -> str:
-    """Class colours as swatches with names: widget labels cannot hold arbitrary colours."""
+    """Class colours as swatches with names: widget labels cannot hold arbitrary colours. Markdown still reads the
+    text between the tags, so a name is escaped for HTML, then for Markdown; a long one is whole in the tooltip."""
     from html import escape
 
+    from seg_core.text import md_escape, shorten
+
     return " ".join(
-        f'<span style="display:inline-block;max-width:100%;overflow-wrap:anywhere;margin-right:.8em">'
-        f'<span style="display:inline-block;width:.9em;'
+        f'<span title="{escape(c.name)}" style="display:inline-block;max-width:100%;overflow-wrap:anywhere;'
+        f'margin-right:.8em"><span style="display:inline-block;width:.9em;'
         f'height:.9em;border-radius:2px;border:1px solid #888;vertical-align:middle;background:{c.hex}"></span> '
-        f'{escape(c.name)}</span>' for c in classes)
+        f'{md_escape(escape(shorten(c.name), quote=False))}</span>' for c in classes)
 
 
 def minimap(image: np.ndarray, ids: np.ndarray | None, classes: Sequence[ClassSpec], view: CanvasView,

@@ -12,11 +12,13 @@ from typing import Sequence
 
 from seg_core.classes import ClassSpec
 from seg_core.errors import ProjectError
-from seg_core.store.layout import DB_NAME, workspace_dir
+from seg_core.store.layout import DB_NAME, WEIGHTS_DIR, workspace_dir
 from seg_core.store.project import Project, is_project
+from seg_core.text import shorten
 
 CLASSES_EXPLICIT = "classes_explicit"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}")
+_WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 
 
 def resolve_project_path(arg: str | Path, workspace: str | Path | None = None) -> Path:
@@ -29,12 +31,22 @@ def resolve_project_path(arg: str | Path, workspace: str | Path | None = None) -
 
 
 def check_project_name(name: str) -> str:
-    name = name.strip()
-    if not _NAME_RE.match(name):
+    """The name, stripped, if it can be a folder of the workspace on any system; else a ProjectError."""
+    name = str(name).strip()
+    shown = f"'{shorten(name)}'" if name.isprintable() else repr(shorten(name))
+    if not _NAME_RE.fullmatch(name):
         raise ProjectError(
-            f"'{name}' cannot be a project name: use up to 64 letters, digits, spaces, '-', '_' or '.', "
+            f"{shown} cannot be a project name: use up to 64 letters, digits, spaces, '-', '_' or '.', "
             "starting with a letter or digit."
         )
+    if name.endswith("."):   # Windows drops a trailing dot: the folder would not be found again there
+        raise ProjectError(f"'{name}' cannot be a project name: it may not end with '.'.")
+    if name.split(".")[0].strip().lower() in _WINDOWS_DEVICES:
+        raise ProjectError(f"'{name}' cannot be a project name: Windows keeps it for a device (CON, PRN, AUX, NUL, "
+                           "COM1-9, LPT1-9), so the project could not be copied there; choose another name.")
+    if name.lower() == WEIGHTS_DIR:
+        raise ProjectError(f"'{name}' cannot be a project name: the workspace keeps pretrained weights in its "
+                           f"'{WEIGHTS_DIR}' folder; choose another name.")
     return name
 
 
