@@ -343,12 +343,12 @@ class Harness:
     def batch(self, cases: list[tuple[str, str, int]], jobs: int = 1) -> list[Outcome]:
         """(action, op, n) cases, `jobs` children at a time (each checked once it has ended)."""
         glob = f":{self.path.glob}" if self.path.glob else ""
-        todo = [(f"{a}:{op}:{n}{glob}", a) for a, op, n in cases]
+        queue = [(f"{a}:{op}:{n}{glob}", a) for a, op, n in cases]
         running: list = []
         out: list[Outcome] = []
-        while todo or running:
-            while todo and len(running) < max(1, jobs):
-                spec, action = todo.pop(0)
+        while queue or running:
+            while queue and len(running) < max(1, jobs):
+                spec, action = queue.pop(0)
                 case = self._case()
                 running.append((spec, action, case, spawn(self.path, case, spec)))
             spec, action, case, proc = running.pop(0)

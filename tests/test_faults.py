@@ -39,14 +39,25 @@ def test_a_write_path_killed_or_out_of_space_loses_nothing(name, kills, io, tmp_
     assert row["kill_points"] >= min(len(kills or [1, 2]), row["points"]["any"])
 
 
-def test_training_killed_at_its_checkpoint_writes_or_out_of_space(tmp_path):
-    """Killed while writing its second checkpoint (last.keras, after best.keras), and a full disk there: the
-    checkpoints load or are absent, the run is failed (with the sentence), no mask changed. Both runs side by side."""
+def test_training_killed_at_its_checkpoint_writes_or_out_of_space(tmp_path, monkeypatch):
+    """A worker killed while writing its second checkpoint (last.keras, after best.keras), and, side by side in this
+    process, one that finds the disk full there: the checkpoints load or are absent, the run is failed with the
+    sentence, no mask changed."""
+    from seg_core.ml.worker import run_worker
+
     h = fh.Harness(fh.BY_NAME["training"], tmp_path)
-    outcomes = h.batch([("kill", "any", 5), ("enospc", "write", 2)], jobs=2)
-    assert [o.problems for o in outcomes] == [[], []]
-    assert [o.rc for o in outcomes] == [-9, 2]
-    assert "The disk is full" in outcomes[1].stderr and "epoch 1 could not be saved" in outcomes[1].stderr
+    killed = h._case()
+    child = fh.spawn(h.path, killed, "kill:any:5:*.keras")
+    full = h._case()
+    monkeypatch.setenv(faults.ENV, "enospc:write:2:*.keras")
+    code = run_worker(str(full / "project"), (full / "run_id").read_text())
+    monkeypatch.delenv(faults.ENV)
+    assert code == 2
+    assert fh.said("enospc", "", full) == []
+    assert fh.check(h.path, full, h.before, fh.Outcome("enospc", code, "")).problems == []
+    assert (full / "project" / "runs" / (full / "run_id").read_text() / "best.keras").exists()
+    rc, err = fh.wait(h.path, child)
+    assert h._finish("kill:any:5:*.keras", "kill", killed, rc, err).problems == []
 
 
 # ----- the hook itself --------------------------------------------------------------------------------------------

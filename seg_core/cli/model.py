@@ -124,9 +124,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from PIL import Image as PILImage
-
     from seg_core import viz
+    from seg_core.files import atomic_write, storage_guard
     from seg_core.formats import images, masks
     from seg_core.ml.inference import Predictor
 
@@ -149,8 +148,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             continue
         arr = np.asarray(img)
         pred = predictor.predict_one(arr, args.threshold)
-        (out / f"{p.stem}.png").write_bytes(masks.encode_png(pred.ids, classes))
-        PILImage.fromarray(viz.overlay(arr, pred.ids, classes, 0.5)).save(out / f"{p.stem}_overlay.png")
+        with storage_guard(f"the mask of {p.name} was not written to {out}"):   # each file whole or not at all
+            atomic_write(out / f"{p.stem}.png", masks.encode_png(pred.ids, classes))
+            atomic_write(out / f"{p.stem}_overlay.png", viz.png_bytes(viz.overlay(arr, pred.ids, classes, 0.5)))
         print(f"{p.name}: uncertainty {pred.uncertainty:.3f}")
     print(f"wrote {len(files) - failed} masks and overlays to {out} (run {predictor.run_id})")
     return 0 if not failed else 3

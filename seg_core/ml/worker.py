@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 
-from seg_core.errors import SegError
+from seg_core.errors import SegError, storage_error
 from seg_core.store.project import Project
 from seg_core.store.runs import RunStatus
 
@@ -66,7 +66,9 @@ def run_worker(project_path: str, run_id: str, resume: bool = False) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the run's status
-        project.runs.update(run_id, status=RunStatus.FAILED, ended_at=time.time(), error=failure_text(exc))
+        storage = storage_error(exc, "the run stopped; the checkpoints saved before are kept")
+        project.runs.update(run_id, status=RunStatus.FAILED, ended_at=time.time(),
+                            error=str(storage) if storage is not None else failure_text(exc))
         traceback.print_exc()
         return 1
     finally:

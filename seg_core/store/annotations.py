@@ -235,7 +235,7 @@ class Drafts:
 
     def discard(self, image_id: int, expect_rev=ANY, keep: bool = False) -> None:
         """Drop the draft; with keep, it is set aside so that `undo_discard` brings it back."""
-        with _DRAFT_LOCK:
+        with _DRAFT_LOCK, storage_guard("the unsaved strokes were not discarded"):
             if expect_rev is not ANY:
                 self._check_rev(image_id, expect_rev)
             path = self.path(image_id)
@@ -253,7 +253,7 @@ class Drafts:
 
     def undo_discard(self, image_id: int) -> Draft | None:
         """Bring the discarded draft back, unless new strokes were made since (they are kept then)."""
-        with _DRAFT_LOCK:
+        with _DRAFT_LOCK, storage_guard("the discarded strokes were not brought back"):
             if self.path(image_id).exists() or not self.discarded_path(image_id).exists():
                 return None
             os.replace(self.discarded_path(image_id), self.path(image_id))
