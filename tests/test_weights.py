@@ -250,7 +250,8 @@ def test_training_with_pretrained_starts_from_the_added_weights(files, workspace
     project = demo.create_demo_project(workspace / "demo", count=6, unlabeled=0)
     # One frozen-encoder epoch of one step: the encoder the run saves is still exactly the file's.
     config = TrainConfig(model="mobilenetv2-unet", image_size=32, base_filters=4, epochs=1, batch_size=2,
-                         steps_per_epoch=1, pretrained=True, freeze_encoder_epochs=1, early_stopping_patience=0)
+                         steps_per_epoch=1, pretrained=True, freeze_encoder_epochs=1, early_stopping_patience=0,
+                         xla=False)
     run = project.runs.create(config)
     assert train(project, run.id, config) == "completed"
     saved = models.load_saved(project.layout.run(run.id).checkpoint("last"))
