@@ -44,6 +44,28 @@ def box_mask(h: int = 24, w: int = 32, value: int = 1, box=(4, 4, 12, 16)) -> np
     return m
 
 
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height (a decompression bomb's header; the data is 4x4 pixels)."""
+    import struct
+    import zlib
+
+    data = bytearray(png_bytes(np.zeros((4, 4), np.uint8)))
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return bytes(data)
+
+
+def jpeg_claiming(width: int, height: int) -> bytes:
+    """A small real JPEG whose frame header (SOF0) says width x height: decoding it would allocate the claim."""
+    import struct
+
+    data = bytearray(png_bytes(photo(64, 64), fmt="JPEG"))
+    sof = data.index(b"\xff\xc0")
+    struct.pack_into(">HH", data, sof + 5, height, width)
+    return bytes(data)
+
+
 def zip_bytes(entries: dict[str, bytes]) -> bytes:
     """A zip archive in memory: path inside it -> file bytes."""
     buf = io.BytesIO()

@@ -90,7 +90,7 @@ entry_name = st.builds(lambda lead, parts, sep, ext: lead + sep.join(parts) + ex
 entry = st.tuples(entry_name, st.sampled_from(sorted(CONTENTS)), st.integers(0, 19).map(lambda n: n == 0))
 
 
-@fuzz(60)
+@fuzz(40)
 @given(st.lists(entry, min_size=1, max_size=8))
 def test_a_zip_of_odd_names_imports_what_is_safe_and_writes_only_inside_the_project(guarded, entries):
     project, check = guarded
@@ -108,7 +108,7 @@ def _valid_zip() -> bytes:
                 + [(f"masks/a{i}.png", MASK, False) for i in range(3)])
 
 
-@fuzz(60)
+@fuzz(40)
 @given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=10),
        st.one_of(st.none(), st.integers(0, 10**6)), st.booleans())
 def test_a_damaged_zip_imports_its_readable_files_or_is_refused_with_a_sentence(guarded, flips, cut, stored):

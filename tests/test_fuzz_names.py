@@ -43,7 +43,7 @@ def _unescaped(text: str, i: int) -> bool:
     return n % 2 == 0
 
 
-@fuzz(80)
+@fuzz(30)
 @given(st.text(max_size=40))
 def test_md_escape_leaves_no_markdown_syntax_and_keeps_every_character(text):
     out = md_escape(text)
@@ -76,7 +76,7 @@ def test_an_empty_huge_or_invisible_class_name_is_refused_with_a_sentence(worksp
     assert project.classes == before
 
 
-@fuzz(120)
+@fuzz(50)
 @given(st.text(st.characters(codec=None), max_size=120))
 def test_any_class_name_is_stored_as_typed_or_refused_with_a_sentence(tmp_path_factory, name):
     project = new_project(tmp_path_factory.mktemp("names") / "p")
@@ -96,7 +96,7 @@ colour_values = st.one_of(
              max_size=4), st.none().map(lambda _: b"\xff\x00\x00"))
 
 
-@fuzz(120)
+@fuzz(50)
 @given(colour_values)
 def test_a_colour_is_three_bytes_or_refused_with_a_sentence(value):
     try:
@@ -137,7 +137,7 @@ def test_a_project_name_from_the_home_form_makes_a_folder_in_the_workspace_or_is
     assert _outside(tmp_path, workspace) == before
 
 
-@fuzz(100)
+@fuzz(40)
 @given(st.text(st.characters(codec=None), max_size=80))
 def test_any_project_name_is_a_folder_in_the_workspace_or_refused_with_a_sentence(tmp_path_factory, name):
     root = tmp_path_factory.mktemp("pn")
@@ -254,3 +254,18 @@ def test_shorten_keeps_short_names_and_marks_a_cut():
     assert shorten("leaf") == "leaf" and shorten("x" * 100).endswith("…") and len(shorten("x" * 100)) == 40
     assert md_name("**b**" * 20).endswith("…") and "\\*" in md_name("**b**")
     assert set(md_escape(string.ascii_letters + string.digits + " ")) <= set(string.printable)
+
+
+@pytest.mark.parametrize("name", ["../escape", "/etc", "con", "weights", "x" * 300, "nul\x00byte", "😀", "..",
+                                  "[x](javascript:alert(1))"])
+def test_the_home_form_refuses_a_bad_project_name_with_a_sentence_and_writes_nothing(tmp_path, workspace,
+                                                                                     monkeypatch, name):
+    before = _outside(tmp_path, workspace)
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    at.text_input(key="new_name").input(name).run()
+    next(b for b in at.button if b.label == "Create project").click().run()
+    assert not at.exception, at.exception
+    assert at.error and "cannot be a project name" in at.error[0].value
+    assert list(workspace.iterdir()) == [] and _outside(tmp_path, workspace) == before

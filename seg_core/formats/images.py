@@ -187,6 +187,8 @@ def prepare_upload(data: bytes, name: str, limit: int | None = None) -> Prepared
 
 def _upright(im: Image.Image) -> Image.Image:
     """The image turned as its EXIF orientation says; as it is when that block is damaged (like _orientation)."""
+    if _orientation(im) in (0, 1):
+        return im  # exif_transpose would copy it: a 50-megapixel photo held twice (150 MB more)
     try:
         return ImageOps.exif_transpose(im)
     except Exception:
