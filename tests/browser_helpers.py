@@ -31,6 +31,14 @@ def wait_idle(page, timeout_ms: int = 30_000) -> None:
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
 
 
+def settle(page, quiet_ms: int = 700) -> None:
+    """Let the page finish every rerun under way before a click that must land: a button clicked while its row is
+    being redrawn can miss (a rerun's status shows only after a moment, so idle is checked again after a pause)."""
+    wait_idle(page)
+    page.wait_for_timeout(quiet_ms)
+    wait_idle(page)
+
+
 def wait_until(page, check: Callable[[], T], what: str, timeout_ms: int = 30_000) -> T:
     """Poll `check` (e.g. a file the app writes) until it returns something true; fail saying `what` after the
     timeout. The page keeps running meanwhile."""
@@ -116,8 +124,7 @@ def choose(page, group: str, label: str, exact: bool = True) -> None:
     """Pick a radio option; the canvas gets its new tool or colour a moment after the rerun ends."""
     page.locator(f".st-key-{group}").get_by_text(label, exact=exact).click()
     expect(page.locator(f".st-key-{group} input[type='radio']:checked")).to_have_count(1)
-    wait_idle(page)
-    page.wait_for_timeout(700)
+    settle(page)
 
 
 def drag(page, points) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from playwright.sync_api import expect
 
-from browser_helpers import (CANVAS, canvas_pixels, choose, create_project, drag, open_page, settle_canvas, shot,
-                             wait_idle, wait_text, wait_until)
+from browser_helpers import (CANVAS, canvas_pixels, choose, create_project, drag, open_page, settle, settle_canvas,
+                             shot, wait_idle, wait_text, wait_until)
 from helpers import png_bytes
 from seg_core.classes import default_classes
 from seg_core.store.project import Project
@@ -44,7 +44,7 @@ def test_create_upload_paint_save_reload(app_server, page, workspace, tmp_path):
     drag(page, [(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * f) for f in (0.1, 0.2, 0.3)])
     wait_until(page, lambda: not np.array_equal(project.drafts.get(first).ids, after_one.ids),
                "the second stroke in the draft")
-    wait_idle(page)
+    settle(page)
     page.locator(".st-key-annotate_undo").get_by_role("button", name="Undo", exact=True).click()
     wait_until(page, lambda: np.array_equal(project.drafts.get(first).ids, after_one.ids),
                "Undo to take the second stroke out of the draft")

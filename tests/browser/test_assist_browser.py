@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from browser_helpers import CANVAS, choose, drag, settle_canvas, shot, wait_text, wait_until
+from browser_helpers import CANVAS, choose, drag, settle, settle_canvas, shot, wait_text, wait_until
 from helpers import png_bytes
 from seg_core.classes import default_classes
 from seg_core.services.demo_scenes import render_scene
@@ -41,6 +41,7 @@ def test_smart_fill_undo_box_and_save(app_server, page, workspace):
     wait_until(page, lambda: iou(draft() == 1, truth == 1) >= 0.8, "Smart fill to cover the objects (IoU 0.8)")
     shot(page, "assist_1_smart_fill")
 
+    settle(page)
     page.locator(".st-key-annotate_undo").get_by_role("button", name="Undo fill", exact=True).click()
     wait_until(page, lambda: 0 < (draft() == 1).sum() < 2000, "Undo fill: back to the object stroke alone")
 

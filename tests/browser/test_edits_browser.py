@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 from playwright.sync_api import expect
 
-from browser_helpers import CANVAS, canvas_pixels, choose, drag, settle_canvas, shot, wait_idle, wait_text, wait_until
+from browser_helpers import (CANVAS, canvas_pixels, choose, drag, settle, settle_canvas, shot, wait_idle, wait_text,
+                             wait_until)
 from helpers import png_bytes
 from seg_core.classes import default_classes
 from seg_core.store.workspace import new_project
@@ -51,9 +52,10 @@ def test_erase_fill_undo_and_quick_strokes(app_server, page, workspace):
     shot(page, "edits_1_fill_region")
 
     # Undo takes the whole fill back; "Fill holes" closes the same outline in one click.
+    settle(page)
     undo.click()
     wait_until(page, lambda: px(.5, .5) == 0 and px(.5, .3) == 1, "Undo to take the whole fill back")
-    wait_idle(page)
+    settle(page)
     page.locator(".st-key-annotate_fill_holes").get_by_role("button", name="Fill holes in leaf").click()
     wait_text(page, "Filled 1 hole(s)")
     assert px(.5, .5) == 1
