@@ -110,20 +110,19 @@ def leftover_temps(folder: Path) -> Iterator[tuple[Path, str]]:
         return
     for entry in os.scandir(folder):
         m = _TEMP.match(entry.name)
-        if m and not _alive(int(m["pid"])):
+        if m and int(m["pid"]) != os.getpid() and not process_alive(int(m["pid"])):
             yield Path(entry.path), m["name"]
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+def process_alive(pid: int) -> bool:
+    """Is `pid` a running process? A zombie (ended, not yet reaped) is not. Without /proc, any that exists is."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    try:   # a zombie (a killed child not yet reaped) writes nothing any more
+        pass
+    try:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
     except OSError:
-        return True
+        return not Path("/proc/self").exists()   # with /proc: it ended just now

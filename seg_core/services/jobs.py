@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from seg_core.errors import TrainingError
+from seg_core.files import process_alive
 from seg_core.ml.config import TrainConfig
 from seg_core.ml.worker import MODULE as WORKER_MODULE
 from seg_core.store.layout import WORKSPACE_ENV, workspace_dir
@@ -120,17 +121,11 @@ def _alive(pid: int, run_id: str | None = None) -> bool:
         pass
     except OSError:
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not process_alive(pid):
         return False
-    except PermissionError:
-        return True
     proc = Path(f"/proc/{pid}")
     if proc.exists():
         try:
-            if (proc / "stat").read_text().split(")")[-1].split()[0] == "Z":
-                return False
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             return False
