@@ -269,3 +269,14 @@ def test_the_home_form_refuses_a_bad_project_name_with_a_sentence_and_writes_not
     assert not at.exception, at.exception
     assert at.error and "cannot be a project name" in at.error[0].value
     assert list(workspace.iterdir()) == [] and _outside(tmp_path, workspace) == before
+
+
+@pytest.mark.parametrize("value", ["x" * 5000, "a\x00b", "../../etc", "/etc/passwd", "..", "con"])
+def test_a_hand_made_project_in_the_url_opens_nothing_and_breaks_no_page(workspace, monkeypatch, value):
+    """?project=<5,000 characters> raised OSError (file name too long) on every page."""
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.query_params["project"] = value
+    at.run()
+    assert not at.exception, at.exception
+    assert list(workspace.iterdir()) == []

@@ -26,7 +26,10 @@ from seg_core.store.splits import SPLITS, check_split
 
 
 def is_project(path: str | Path) -> bool:
-    return (Path(path) / DB_NAME).is_file()
+    try:
+        return (Path(path) / DB_NAME).is_file()
+    except (OSError, ValueError):  # a name too long for the file system (a hand-made ?project=...), a NUL
+        return False
 
 
 class Project:
