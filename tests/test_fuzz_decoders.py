@@ -13,7 +13,7 @@ from hypothesis import given, strategies as st
 from PIL import Image
 
 from fuzzing import fuzz
-from helpers import SHARED_DATA, jpeg_claiming, photo, png_claiming
+from helpers import SHARED_DATA, jpeg_claiming, photo, png_claiming, require
 from seg_core.classes import binary_classes, numbered_classes
 from seg_core.errors import SegError
 from seg_core.formats import images, masks
@@ -63,12 +63,27 @@ def seeds() -> dict[str, bytes]:
         "bmp_rgb": _save(rgb, "BMP"), "bmp_palette": _save(pal, "BMP"), "bmp_gray": _save(gray, "BMP"),
         "webp": _save(rgb, "WEBP", lossless=True),
     }
-    for sub in ("membrane/masks", "camvid-mini/masks"):   # real files, first of each folder (small)
-        folder = SHARED_DATA / sub
-        if folder.is_dir():
-            first = sorted(folder.glob("*.png"))[:1]
-            out.update({f"shared_{sub.split('/')[0]}": p.read_bytes() for p in first})
     return out
+
+
+def _shared_files() -> list:
+    """The first image and mask of each real data set in ../shared/data (none when it is absent)."""
+    return [p for sub in ("membrane/images", "membrane/masks", "camvid-mini/images", "camvid-mini/masks")
+            for p in sorted((SHARED_DATA / sub).glob("*.png"))[:1]]
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("cut", [0.0, 0.01, 0.3, 0.9, 0.999])
+def test_real_files_of_the_shared_data_truncated_or_flipped_are_read_or_refused(shared_data, cut):
+    files = _shared_files()
+    require(bool(files), f"no PNG files in {shared_data}'s membrane/ and camvid-mini/ folders")
+    for path in files:
+        data = bytearray(path.read_bytes())
+        if cut:
+            _check_decoded(bytes(data[:int(len(data) * cut)]), path.name)
+        for pos in range(8, len(data), max(1, len(data) // 7)):   # flips through the header and the pixel data
+            data[pos] ^= 0x5A
+        _check_decoded(bytes(data), path.name)
 
 
 def _tiff_tag_types(data: bytes) -> list[int]:

@@ -157,10 +157,14 @@ def test_any_project_name_is_a_folder_in_the_workspace_or_refused_with_a_sentenc
 @pytest.mark.parametrize("name", ["con", "weights", "x" * 300, "trailing.", "😀"])
 def test_the_cli_refuses_a_bad_bare_project_name_with_a_sentence(tmp_path, workspace, capsys, name):
     assert resolve_project_path(name).parent == workspace
-    assert cli(["init", "--project", name]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and "cannot be a project name" in err and "Traceback" not in err
-    assert list(workspace.iterdir()) == []
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(png_bytes(photo(8, 8)))
+    for argv in (["init", "--project", name], ["import", "--project", name, "--images", str(folder)]):
+        assert cli(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "cannot be a project name" in err and "Traceback" not in err
+        assert list(workspace.iterdir()) == []
 
 
 def test_the_cli_makes_a_good_bare_name_in_the_workspace(workspace, capsys):
