@@ -222,3 +222,21 @@ def test_the_cli_refuses_an_unsafe_zip_with_a_sentence_and_leaves_no_project(tmp
     assert cli(["import", "--project", "fresh", "--zip", str(path)]) == 2
     assert "points outside the archive's folder" in capsys.readouterr().err
     assert not (workspace / "fresh").exists() and not (tmp_path / "evil.png").exists()
+
+
+def test_a_zip_of_more_entries_than_the_limit_is_refused_before_anything_is_read(guarded, monkeypatch):
+    project, check = guarded
+    monkeypatch.setattr(archive, "MAX_ARCHIVE_ENTRIES", 50)
+    data = _zip([(f"images/a{i}.png", IMAGE, False) for i in range(51)], zipfile.ZIP_STORED)
+    with pytest.raises(UnsafeArchiveError, match="holds 51 entries; at most 50 are accepted"):
+        importing.import_zip(project, data)
+    check()
+
+
+def test_a_zip_claiming_more_than_the_total_limit_is_refused(guarded):
+    project, check = guarded
+    entries = [(f"images/a{i}.png", bytes(range(256)) * 4000, False) for i in range(5)]   # 1 MB each, stored
+    data = _claim_size(_zip(entries, zipfile.ZIP_STORED), 900 * 2**20)                   # 4.4 GB claimed in all
+    with pytest.raises(UnsafeArchiveError, match="would expand to more than 4.0 GB"):
+        importing.import_zip(project, data)
+    check()
