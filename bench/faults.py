@@ -54,7 +54,7 @@ def main() -> int:
     print(" | ".join(COLUMNS), flush=True)
     start, rows = time.time(), []
     for i, name in enumerate(names):
-        opts = dict(QUICK_TRAINING) if (args.quick and name == "training") else {}
+        opts = dict(QUICK_TRAINING) if (args.quick and name.startswith("training")) else {}
         if args.kills:
             opts["kill_points"] = _points(args.kills)
         if args.no_io:
@@ -62,7 +62,8 @@ def main() -> int:
         row = fh.run_path(name, scratch / f"p{i}", jobs=args.jobs, **opts)
         rows.append(row)
         points = " ".join(f"{k} {v}" for k, v in row["points"].items() if k != "any" and v)
-        print(f"{name} | {row['kill_points']} of {row['points']['any']} ({points}) | {row['io_faults']} | "
+        unreached = f", {row['unreached']} not reached this time" if row["unreached"] else ""
+        print(f"{name} | {row['kill_points']} of {row['points']['any']} ({points}{unreached}) | {row['io_faults']} | "
               f"{row['held']}/{row['cases']} | {row['masks_lost']} | {row['seconds']:.0f}", flush=True)
         for failure in row["failures"]:
             print(f"    FAILED {failure[:800]}", flush=True)

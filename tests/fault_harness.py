@@ -140,8 +140,12 @@ def _step_thumbnail(folder: Path) -> None:
 
 def _step_train(folder: Path) -> None:
     from seg_core.ml.worker import run_worker
+    from seg_core.store import db
 
-    code = run_worker(str(folder / "project"), (folder / "run_id").read_text())
+    run_id = (folder / "run_id").read_text()
+    with db.opened(folder / "project" / "project.db") as conn:   # as jobs.start records the worker it spawned
+        conn.execute("UPDATE runs SET pid = ? WHERE id = ?", (os.getpid(), run_id))
+    code = run_worker(str(folder / "project"), run_id)
     if code:
         sys.exit(code)
 
@@ -151,6 +155,7 @@ STEPS: dict[str, Callable[[Path], None]] = {
     "draft write": _step_draft, "class removal": _step_remove_class, "split change": _step_split,
     "export seg": _export("seg"), "export coco": _export("coco"), "export voc": _export("voc"),
     "run creation": _step_run_create, "thumbnail": _step_thumbnail, "training": _step_train,
+    "training metrics": _step_train,
 }
 
 
@@ -197,6 +202,9 @@ PATHS = [
     WritePath("thumbnail", base_project),   # a cache: a full disk only means it is made again next time
     WritePath("training", training_project, glob="*.keras", models=True, io=("enospc:write", "erofs:rename"),
               step_timeout=300.0),
+    # The worker's metric rows and status in the database (its checkpoints are the path above).
+    WritePath("training metrics", training_project, glob="project.db", models=True, io=("eacces:commit",),
+              step_timeout=300.0),
 ]
 BY_NAME = {p.name: p for p in PATHS}
 
@@ -208,6 +216,7 @@ class Outcome:
     stderr: str
     problems: list[str] = field(default_factory=list)
     masks_lost: int = 0
+    reached: bool = True      # False: a kill point this run never came to (the worker's progress rows are timed)
 
     @property
     def held(self) -> bool:
@@ -358,13 +367,15 @@ class Harness:
 
     def _finish(self, spec: str, action: str, case: Path, rc: int, err: str) -> Outcome:
         expect_rc = (-9,) if action == "kill" else (0, 2)
+        out = Outcome(spec, rc, err, reached=not (action == "kill" and rc == 0 and self.path.glob == "project.db"))
+        if not out.reached:
+            expect_rc = (0,)
         action = "" if action == "kill" else action
-        out = Outcome(spec, rc, err)
         check(self.path, case, self.before, out)
         if rc not in expect_rc:
             out.problems.append(f"the child ended with {rc}, not {expect_rc}: {err.strip()[-600:]}")
         if action:
-            out.problems += said(action, err if rc == 2 else "", case if self.path.name == "training" else None)
+            out.problems += said(action, err if rc == 2 else "", case if self.path.build is training_project else None)
         if not out.problems:
             shutil.rmtree(case, ignore_errors=True)   # failures are kept to look at
         return out
@@ -400,8 +411,10 @@ def scratch(prefix: str) -> Path:
 
 
 def summary(name: str, kills: list[Outcome], ios: list[Outcome], seconds: float) -> dict:
+    unreached = [o for o in kills if not o.reached]
+    kills = [o for o in kills if o.reached]
     every = kills + ios
-    return {"path": name, "kill_points": len(kills), "io_faults": len(ios),
+    return {"path": name, "kill_points": len(kills), "io_faults": len(ios), "unreached": len(unreached),
             "held": sum(o.held for o in every), "cases": len(every), "masks_lost": sum(o.masks_lost for o in every),
             "seconds": round(seconds, 1), "failures": [f"{o.spec}: {'; '.join(o.problems)}" for o in every if not o.held]}
 

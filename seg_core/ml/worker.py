@@ -69,6 +69,9 @@ def run_worker(project_path: str, run_id: str, resume: bool = False) -> int:
         storage = storage_error(exc, "the run stopped; the checkpoints saved before are kept")
         project.runs.update(run_id, status=RunStatus.FAILED, ended_at=time.time(),
                             error=str(storage) if storage is not None else failure_text(exc))
+        if storage is not None:   # a full or read-only disk is the person's to fix, as a SegError is
+            print(f"error: {storage}", file=sys.stderr)
+            return 2
         traceback.print_exc()
         return 1
     finally:

@@ -230,7 +230,10 @@ def validation_summary(project: Project, predictor: Predictor, threshold: float 
     path, ids, scope = _summary_path(project, predictor.run_id, threshold)
     result = evaluate(predictor, labeled_items(project, ids), project.classes, threshold, progress, len(ids), batch_size)
     summary = ValidationSummary(**result.to_dict(), scope=scope)
-    atomic_write(path, json.dumps(asdict(summary)).encode())
+    try:
+        atomic_write(path, json.dumps(asdict(summary)).encode())
+    except OSError:
+        pass   # a full or read-only disk: the scores are shown all the same, computed again next time
     return summary
 
 
