@@ -131,6 +131,12 @@ def _step_run_create(folder: Path) -> None:
     _project(folder).runs.create(TrainConfig(**TRAIN_CONFIG))
 
 
+def _step_create(folder: Path) -> None:
+    from seg_core.store.project import Project
+
+    Project.create(folder / "project")
+
+
 def _step_thumbnail(folder: Path) -> None:
     from seg_core.services import gallery
 
@@ -155,7 +161,7 @@ STEPS: dict[str, Callable[[Path], None]] = {
     "draft write": _step_draft, "class removal": _step_remove_class, "split change": _step_split,
     "export seg": _export("seg"), "export coco": _export("coco"), "export voc": _export("voc"),
     "run creation": _step_run_create, "thumbnail": _step_thumbnail, "training": _step_train,
-    "training metrics": _step_train,
+    "training metrics": _step_train, "project creation": _step_create,
 }
 
 

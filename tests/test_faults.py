@@ -60,6 +60,27 @@ def test_training_killed_at_its_checkpoint_writes_or_out_of_space(tmp_path, monk
     assert h._finish("kill:any:5:*.keras", "kill", killed, rc, err).problems == []
 
 
+def test_a_create_killed_at_any_point_leaves_a_folder_a_new_create_takes(tmp_path):
+    """Killed half-way, a create used to leave its empty folders and .project.db.creating: 'a folder with files
+    in it', refused for good. (Killed after its rename, it is a project.)"""
+    from seg_core.store.project import Project, is_project
+
+    path = fh.WritePath("project creation", lambda folder: None)
+    (tmp_path / "count").mkdir()
+    rc, _ = fh.run_child(path, tmp_path / "count", f"count:{tmp_path / 'points.log'}")
+    assert rc == 0
+    points = faults.counted(tmp_path / "points.log")["any"]
+    assert points >= 4
+    for n in range(1, points + 1):
+        case = tmp_path / f"case{n}"
+        case.mkdir()
+        rc, err = fh.run_child(path, case, f"kill:any:{n}")
+        assert rc == -9, err
+        if not is_project(case / "project"):
+            Project.create(case / "project").close()
+        assert check_project(case / "project", models=False) == []
+
+
 # ----- the hook itself --------------------------------------------------------------------------------------------
 def test_the_hook_is_off_without_the_variable_and_refuses_a_bad_spec(monkeypatch, tmp_path):
     monkeypatch.delenv(faults.ENV, raising=False)

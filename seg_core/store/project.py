@@ -60,7 +60,8 @@ class Project:
         path = Path(path).resolve()
         if is_project(path):
             raise ProjectError(f"A project already exists at {path}.")
-        if path.exists() and any(path.iterdir()):
+        layout = ProjectLayout(path)
+        if path.exists() and not all(_left_by_create(p, layout) for p in path.iterdir()):
             raise ProjectError(f"{path} is a folder with files in it; choose an empty or new folder.")
         classes = list(classes) if classes else binary_classes()
         validate_classes(classes)
@@ -69,12 +70,12 @@ class Project:
             raise ProjectError(f"A project is 'binary' or 'multiclass', not '{kind}'.")
         if kind == "binary" and len(classes) != 2:
             raise ProjectError(f"A binary project has exactly two classes; got {len(classes)}.")
-        layout = ProjectLayout(path)
         for folder in layout.created_dirs():
             folder.mkdir(parents=True, exist_ok=True)
         # Build the database beside its final name so a crash never leaves a half-made project.
         tmp = path / f".{DB_NAME}.creating"
-        tmp.unlink(missing_ok=True)
+        for suffix in ("", "-wal", "-shm"):   # a create stopped before: its journal must not meet a new file
+            Path(str(tmp) + suffix).unlink(missing_ok=True)
         with db.opened(tmp) as conn:
             db.migrate(conn)
             with db.transaction(conn):
@@ -293,6 +294,14 @@ class Project:
             "class_ids_present": sorted(c for c in per_class if c < len(classes)),
             "ignore_pixels": int(per_class.get(IGNORE_ID, (0, 0))[1]),
         }
+
+
+def _left_by_create(entry: Path, layout: ProjectLayout) -> bool:
+    """What a create stopped half-way leaves, which a new create may take over: its empty folders, its database
+    being built."""
+    if entry.name.startswith(f".{DB_NAME}.creating"):
+        return True
+    return entry in layout.created_dirs() and entry.is_dir() and not any(entry.iterdir())
 
 
 def _like_escape(text: str) -> str:
