@@ -52,6 +52,8 @@ if jump != pos + 1:
     st.rerun()
 
 rec = project.image(image_id)
+followed = tools.follow_classes(project, ss["annotate_view"]) if getattr(ss.get("annotate_view"), "image_id",
+                                                                         None) == image_id else None
 classes = project.classes
 image = cached_image(str(project.image_path(rec)), rec.sha256)
 epoch = ss.setdefault("annotate_epoch", 0)
@@ -110,6 +112,8 @@ if outcome in ("drafted", drafting.STALE):
     project.drafts.forget_discarded(rec.id)   # painting resumed: the discarded strokes stay discarded
     if not note:
         ss.pop("annotate_flash", None)
+if followed:
+    _note(followed)
 if ss.get("annotate_pen", pen.key) != pen.key:
     drafting.clear_canvas(view)               # one class per canvas: strokes of two classes never blend on it
 ss["annotate_pen"] = pen.key

@@ -151,3 +151,29 @@ def apply(project, view: drafting.View, drawing: dict, pen: Pen, drawn_with: int
             outcome = drafting.fill_from_scribbles(project, view, fill)
         return outcome, note[0] if note else None
     return drafting.apply_canvas(project, view, strokes, objects, classes, cview, opacity(drawn_with)), None
+
+
+def follow_classes(project, view: drafting.View) -> str | None:
+    """Classes removed in another tab while this one shows the image: what it shows, its undo and its pen are
+    renumbered as the masks on disk were. Returns a note for the person (None: nothing happened)."""
+    steps = drafting.follow_classes(project, view)
+    if steps is None:
+        st.session_state.pop("annotate_view", None)
+        return "Classes were removed in another tab meanwhile: the image shows what is on disk now."
+    if not steps:
+        return None
+    lost, pen, notes = False, st.session_state.get("annotate_class"), []
+    for step in steps:
+        if pen is not None:
+            lost, pen = lost or pen == step.removed_id, step.mapping.get(pen, pen)
+        notes.append(f"{md_name(step.by or 'someone')} removed the class {md_name(step.removed)} (its pixels are "
+                     f"{md_name(step.into)} now).")
+    if pen is not None:
+        st.session_state["annotate_class"] = pen
+        st.session_state["annotate_pen"] = (pen, st.session_state.get("annotate_tool", "Brush"))
+    if lost:   # drawn in a colour no class has now: it cannot be told what it was meant to be
+        view.objects = drafting.canvas_objects(((st.session_state.get(view.key) or {}).get("drawing") or {})
+                                               .get("raw")) or view.objects
+    return " ".join(notes) + " What you painted here was renumbered with it" + (
+        "; the stroke you drew with the removed class was not kept." if lost else ".")
+

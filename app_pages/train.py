@@ -281,6 +281,7 @@ def _new_run() -> None:
         st.info(f"**Estimated time on this machine: {est.text}** ({limit}; ~{planning.fmt_duration(est.epoch_s)} "
                 f"an epoch; {est.source}).", icon=":material/timer:")
     if st.button("Start training", type="primary", key="train_start", disabled=config is None or not ready.ready,
+                 on_click=ss.__setitem__, args=("train_start_pressed", True),
                  help=None if ready.ready else "See what is missing above."):
         try:
             jobs.start(project, config)
@@ -289,8 +290,11 @@ def _new_run() -> None:
             show_error(exc)
 
 
+pressed_start = ss.pop("train_start_pressed", False)
 if active:
     st.subheader("Training now")
+    if pressed_start:   # on a page drawn before someone else's run started
+        st.warning(f"Run {active.id} started just before your Start, so yours did not: one run at a time per project.")
     st.caption("You can leave this page or close the tab: training goes on, and this page shows it again.")
     st.fragment(run_every=2)(_live)(active.id)
 else:

@@ -73,6 +73,29 @@ def open_expander(page, label: str) -> None:
     wait_until(page, opened, f"the '{label}' section to open")
 
 
+def pick(page, key: str, option: str) -> None:
+    """Choose an option of the selectbox with this key, and see it chosen."""
+    box = page.locator(f".st-key-{key} input")
+    expect(box).to_be_visible()
+    wait_idle(page)
+    choice = page.get_by_role("option", name=option, exact=True)
+
+    def opened() -> bool:   # a rerun landing just after the click closes the list again: click until it shows
+        try:
+            expect(choice).to_be_visible(timeout=3_000)
+            return True
+        except AssertionError:
+            wait_idle(page)
+            box.click()
+            return False
+
+    box.click()
+    wait_until(page, opened, f"the options of '{key}' to show")
+    choice.click()
+    expect(box).to_have_value(option)
+    wait_idle(page)
+
+
 def shot(page, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"

@@ -207,3 +207,51 @@ def test_the_draft_revision_is_read_from_the_header_alone(project):
     assert project.drafts.rev(2) is None
     project.drafts.discard(1, keep=True)
     assert project.drafts.rev(1) is None and project.drafts.has_discarded(1)
+
+
+THREE = default_classes(["background", "leaf", "spot", "stem"])
+
+
+def test_a_class_removed_in_another_tab_renumbers_what_this_tab_shows_and_its_undo(tmp_path):
+    project = new_project(tmp_path / "three", THREE)
+    project.add_image(png_bytes(photo(H, W, seed=1)), "one.png")
+    saved = np.zeros((H, W), np.uint8)
+    saved[:10], saved[10:20], saved[20:30] = 1, 2, 3          # leaf, spot, stem
+    project.masks.save(1, saved, 0)
+    view = drafting.open_view(project, 1, "a")
+    stem = saved.copy()
+    stem[40:50] = 3
+    drafting.change(project, view, stem, "stroke")             # a stroke of stem, drafted over version 1
+    assert project.drafts.get(1).base_version == 1
+
+    removed = project.remove_class(2, pixels_to=0, author="alice")   # spot goes; stem becomes class 2
+    assert removed == 1 and project.image(1).mask_version == 2
+    draft = project.drafts.get(1)
+    assert draft.base_version == 2 and (draft.ids[40:50] == 2).all()   # renumbered with the mask: not stale
+
+    steps = drafting.follow_classes(project, view)
+    assert [(s.removed, s.into, s.by, s.removed_id) for s in steps] == [("spot", "background", "alice", 2)]
+    assert (view.shown[:10] == 1).all() and (view.shown[10:20] == 0).all() and (view.shown[20:30] == 2).all()
+    assert (view.shown[40:50] == 2).all() and view.base_version == 2 and view.conflict is None
+    assert drafting.follow_classes(project, view) == []       # once
+    # The tab paints on without a conflict, and Undo gives back the renumbered mask from before its stroke.
+    more = view.shown.copy()
+    more[50:55] = 1
+    assert drafting.change(project, view, more, "stroke") == "drafted"
+    drafting.undo(project, view)
+    drafting.undo(project, view)
+    assert drafting.undo(project, view) is None and project.drafts.get(1) is None   # back to the saved mask
+    assert np.array_equal(view.shown, project.masks.load(1))
+
+
+def test_a_tab_that_missed_too_many_removals_opens_the_image_afresh(tmp_path, monkeypatch):
+    from seg_core.store import class_scheme
+
+    monkeypatch.setattr(class_scheme, "KEEP", 1)
+    project = new_project(tmp_path / "many", THREE)
+    project.add_image(png_bytes(photo(H, W, seed=1)), "one.png")
+    view = drafting.open_view(project, 1, "a")
+    project.remove_class(3)
+    project.remove_class(2)
+    assert drafting.follow_classes(project, view) is None
+    assert drafting.open_view(project, 1, "b").scheme == 2

@@ -16,6 +16,8 @@ import numpy as np
 
 from seg_core.errors import DraftConflictError, MaskConflictError
 from seg_core.services import editing
+from seg_core.formats.masks import remap_ids
+from seg_core.store import class_scheme
 from seg_core.store.annotations import ANY
 from seg_core.store.project import Project
 from seg_core.store.records import ImageRecord
@@ -79,6 +81,7 @@ class View:
     redo: list[Edit] = field(default_factory=list)
     scribbles: np.ndarray | None = None  # smart-fill strokes so far (255 = none), at the image's size
     pending_scribbles: bool = False     # strokes drawn since the last smart fill (fill on a button press)
+    scheme: int = 0                     # the class numbering base_ids is in (class_scheme)
     serial: int = field(default_factory=itertools.count().__next__)   # tells two views apart, even on one canvas
 
     def __post_init__(self) -> None:
@@ -103,13 +106,41 @@ def clear_canvas(view: View) -> None:
 
 def open_view(project: Project, image_id: int, key: str) -> View:
     """A fresh view: the image's draft if it has one (whoever painted it), else its saved mask."""
+    scheme = class_scheme.current(project)   # first: a removal in between renumbers what is read after it
     rec = project.image(image_id)
     draft = project.drafts.get(rec.id)
     if draft is not None:
-        view = View(rec.id, key, draft.ids, draft.base_version, draft.rev, draft.source)
+        view = View(rec.id, key, draft.ids, draft.base_version, draft.rev, draft.source, scheme=scheme)
         view.conflict = STALE if draft.base_version != rec.mask_version else None
         return view
-    return View(rec.id, key, _saved_or_empty(project, rec), rec.mask_version, "")
+    return View(rec.id, key, _saved_or_empty(project, rec), rec.mask_version, "", scheme=scheme)
+
+
+def follow_classes(project: Project, view: View) -> list[class_scheme.Renumbering] | None:
+    """Classes removed in another tab since this view opened: renumber what it shows, its undo history, and the
+    mask version and draft it stands on, as the removal renumbered them on disk. Returns the removals followed
+    ([] when none), or None when they are too many to follow (the page opens the image afresh)."""
+    steps = class_scheme.since(project, view.scheme)
+    if not steps:
+        return steps
+    for step in steps:
+        def renumber(ids, m=step.mapping):
+            return None if ids is None else remap_ids(ids, m)
+
+        view.base_ids, view.under, view.mine = renumber(view.base_ids), renumber(view.under), renumber(view.mine)
+        view.scribbles = renumber(view.scribbles)   # 255 (no scribble) is in no mapping: it stays
+        for stack in (view.undo, view.redo):
+            stack[:] = [replace(e, before=renumber(e.before), after=renumber(e.after),
+                                scribbles=None if e.scribbles is None else tuple(map(renumber, e.scribbles)))
+                        for e in stack]
+        if step.versions.get(view.image_id) == view.base_version + 1:
+            view.base_version += 1
+        if view.draft_rev and step.revs.get(view.image_id, ("", ""))[0] == view.draft_rev:
+            view.draft_rev = step.revs[view.image_id][1]
+        view.scheme = step.scheme
+    view.version += 1
+    clear_canvas(view)   # its strokes are in base_ids, in the old colours
+    return steps
 
 
 def _saved_or_empty(project: Project, rec: ImageRecord) -> np.ndarray:

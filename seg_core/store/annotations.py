@@ -19,7 +19,7 @@ from seg_core.classes import IGNORE_ID, ClassSpec
 from seg_core.errors import ClassSpecError, DraftConflictError, MaskConflictError, NotFoundError
 from seg_core.files import atomic_write, commit_temp, storage_guard, write_temp
 from seg_core.formats import masks as codec
-from seg_core.store import db
+from seg_core.store import class_scheme, db
 from seg_core.store.records import ImageRecord
 
 if TYPE_CHECKING:
@@ -182,12 +182,17 @@ class Drafts:
             atomic_write(self.path(rec.id), png)
         return rev
 
-    def remapped(self, image_id: int, path: Path, mapping: dict[int, int], classes: list[ClassSpec]) -> bytes | None:
-        """The draft at `path` (the draft or the discarded one) with its class ids renumbered, as a new file's bytes."""
+    def remapped(self, image_id: int, path: Path, mapping: dict[int, int], classes: list[ClassSpec],
+                 versions: dict[int, int]) -> tuple[bytes, str, str] | None:
+        """The draft at `path` (the draft or the discarded one) with its class ids renumbered, as a new file's bytes,
+        its rev before and its new rev. Painted over the mask version the renumbering replaces (`versions`: image
+        id -> new version), it is painted over the renumbered one: nobody saved anything in between."""
         d = self._read(image_id, path)
         if d is None:
             return None
-        return _draft_png(codec.remap_ids(d.ids, mapping), classes, d.base_version, d.source, os.urandom(6).hex())
+        base = versions[image_id] if versions.get(image_id) == d.base_version + 1 else d.base_version
+        rev = os.urandom(6).hex()
+        return _draft_png(codec.remap_ids(d.ids, mapping), classes, base, d.source, rev), d.rev, rev
 
     def _check_rev(self, image_id: int, expect_rev: str | None) -> None:
         current = self.rev(image_id)
@@ -356,9 +361,10 @@ def remove_class(project: "Project", class_id: int, pixels_to: int = 0, author: 
             (class_id, IGNORE_ID))]
     pending, counts, shas = [], {}, {}
     undone = f"the class '{classes[class_id].name}' was not removed; every mask is as it was"
+    what = (classes[class_id].name, "ignore" if pixels_to == IGNORE_ID else classes[pixels_to].name)
     try:
         with storage_guard(undone):
-            _stage_removal(project, affected, mapping, new_classes, author, pending, counts, shas)
+            _stage_removal(project, affected, mapping, new_classes, author, pending, counts, shas, what)
     except BaseException:
         for tmp, _ in pending:
             Path(tmp).unlink(missing_ok=True)
@@ -371,9 +377,11 @@ def remove_class(project: "Project", class_id: int, pixels_to: int = 0, author: 
 
 
 def _stage_removal(project: "Project", affected: list[int], mapping: dict[int, int], new_classes: list[ClassSpec],
-                   author: str, pending: list, counts: dict, shas: dict) -> None:
-    """New masks and drafts beside the old ones, then one transaction: new classes, versions, checksums, and the
-    renames still to do."""
+                   author: str, pending: list, counts: dict, shas: dict, what: tuple[str, str]) -> None:
+    """New masks and drafts beside the old ones, then one transaction: new classes, versions, checksums, the
+    renames still to do, and the renumbering (for tabs that show an image in the old numbering)."""
+    versions = {r.id: r.mask_version + 1 for r in map(project.image, affected)}
+    revs = {}
     for image_id in affected:
         path = project.masks.path(image_id)
         ids = codec.remap_ids(codec.load_png(path), mapping)
@@ -383,9 +391,11 @@ def _stage_removal(project: "Project", affected: list[int], mapping: dict[int, i
         pending.append((str(write_temp(path, png)), str(path)))
     for image_id in sorted(project.drafts.image_ids()):  # unsaved edits keep up with the new numbering, in the
         for path in (project.drafts.path(image_id), project.drafts.discarded_path(image_id)):   # same step
-            png = project.drafts.remapped(image_id, path, mapping, new_classes)
-            if png is not None:
-                pending.append((str(write_temp(path, png)), str(path)))
+            remapped = project.drafts.remapped(image_id, path, mapping, new_classes, versions)
+            if remapped is not None:
+                pending.append((str(write_temp(path, remapped[0])), str(path)))
+                if path == project.drafts.path(image_id):
+                    revs[image_id] = remapped[1:]
     now = time.time()
     with project._db() as conn, db.transaction(conn):
         db.write_classes(conn, new_classes)
@@ -397,6 +407,8 @@ def _stage_removal(project: "Project", affected: list[int], mapping: dict[int, i
         conn.execute("DELETE FROM predictions")
         conn.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
                      (PENDING_RENAMES, json.dumps(pending)))
+        class_scheme.record(conn, class_scheme.Renumbering(class_scheme.scheme_in(conn) + 1, mapping, *what, author,
+                                                           versions, revs))
 
 
 def finish_pending_renames(project: "Project") -> None:

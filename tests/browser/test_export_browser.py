@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 from playwright.sync_api import expect
 
-from browser_helpers import open_expander, shot, wait_idle, wait_until
+from browser_helpers import open_expander, pick, shot, wait_idle, wait_until
 from helpers import photo, png_bytes
 from seg_core.classes import binary_classes
 from seg_core.store.workspace import new_project
@@ -43,29 +43,6 @@ def labeled_project(workspace, name="first"):
 
 def masks_by_name(project) -> dict[str, np.ndarray | None]:
     return {rec.filename: project.masks.load(rec.id) for rec in project.list_images()}
-
-
-def pick(page, key: str, option: str) -> None:
-    """Choose an option of the selectbox with this key, and see it chosen."""
-    box = page.locator(f".st-key-{key} input")
-    expect(box).to_be_visible()
-    wait_idle(page)
-    choice = page.get_by_role("option", name=option, exact=True)
-
-    def opened() -> bool:   # a rerun landing just after the click closes the list again: click until it shows
-        try:
-            expect(choice).to_be_visible(timeout=3_000)
-            return True
-        except AssertionError:
-            wait_idle(page)
-            box.click()
-            return False
-
-    box.click()
-    wait_until(page, opened, f"the options of '{key}' to show")
-    choice.click()
-    expect(box).to_have_value(option)
-    wait_idle(page)
 
 
 def coco_masks(folder) -> tuple[dict[str, np.ndarray | None], list[str]]:
