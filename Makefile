@@ -36,6 +36,8 @@ bench: install
 	$(BIN)/python bench/predict_latency.py
 	$(BIN)/python bench/train_speed.py
 	$(BIN)/python bench/time_to_quality.py
+	$(BIN)/python bench/faults.py --quick
+	$(BIN)/python bench/limits.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
