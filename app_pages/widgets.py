@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from seg_core import Project, SegError, is_project, project_entries, workspace_dir
+from seg_core.text import md_escape
 
 PROJECT_KEY = "project_path"
 SIGNED_IN_KEY = "signin_user"   # the name a person signed in with (app_pages/signin.py)
@@ -83,9 +84,9 @@ def project_picker() -> None:
 def show_error(exc: Exception) -> None:
     """A SegError is the user's to fix: show its sentence. Anything else is our bug: say so plainly."""
     if isinstance(exc, SegError):
-        st.error(str(exc), icon="⚠️")
+        st.error(md_escape(exc), icon="⚠️")   # it may quote a name someone typed: shown as typed, never as Markdown
     else:
-        st.error(f"Something went wrong inside Seg Studio ({type(exc).__name__}: {exc}). "
+        st.error(f"Something went wrong inside Seg Studio ({type(exc).__name__}: {md_escape(exc)}). "
                  "Your saved work is safe; please report this.", icon="🐞")
 
 
