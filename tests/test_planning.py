@@ -16,8 +16,9 @@ from seg_core.store.layout import machine_speed_file
 from seg_core.store.workspace import new_project
 from seg_core.ml.config import MIN_EPOCH_STEPS, MODEL_NAMES, PHOTO_SIZES, PRESETS, TrainConfig, preset
 
+# The settings of conftest's trained template (without XLA: a run with it does not calibrate one without, and back).
 TINY = dict(image_size=32, base_filters=4, depth=2, epochs=2, batch_size=4, learning_rate=3e-3,
-            early_stopping_patience=0)
+            early_stopping_patience=0, xla=False)
 
 
 def project_with(workspace, n: int, labeled: int, classes=None, value: int = 1, name: str = "p"):
