@@ -13,7 +13,7 @@ from typing import Callable, TypeVar
 
 import numpy as np
 from PIL import Image
-from playwright.sync_api import expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError, expect
 
 from helpers import ARTIFACTS
 
@@ -89,9 +89,16 @@ def pick(page, key: str, option: str) -> None:
             box.click()
             return False
 
+    def chose() -> bool:   # the list can move under the pointer as the page redraws: click again until it took
+        wait_until(page, opened, f"the options of '{key}' to show")
+        try:
+            choice.click(timeout=5_000)
+        except PlaywrightTimeoutError:
+            return False
+        return box.input_value() == option
+
     box.click()
-    wait_until(page, opened, f"the options of '{key}' to show")
-    choice.click()
+    wait_until(page, chose, f"'{option}' chosen in '{key}'")
     expect(box).to_have_value(option)
     wait_idle(page)
 

@@ -100,6 +100,6 @@ def test_two_people_start_training_at_the_same_moment(app_server, page, second_p
         expect(started.get_by_text(told)).to_have_count(0)
         assert len(project.runs.list()) == 1
         shot(told_page, "concurrent_start_told")
-    finally:
+    finally:   # what the run does is not this test's: it is stopped, and its worker ended after 5 s
         for run in project.runs.list():
-            jobs.stop(project, run.id, wait_s=60)
+            jobs.stop(project, run.id, wait_s=5)
