@@ -135,7 +135,7 @@ class Plan:
         context.context().configure_coordination_service(
             service_type="standalone", service_leader="/job:worker/replica:0/task:0",
             cluster_register_timeout_in_ms=JOIN_TIMEOUT_S * 1000,
-            heartbeat_timeout_in_ms=HEARTBEAT_TIMEOUT_S * 1000,
+            heartbeat_timeout_in_ms=HEARTBEAT_TIMEOUT_S * 1000, shutdown_barrier_timeout_in_ms=HEARTBEAT_TIMEOUT_S * 1000,
             coordinated_jobs=[_coordinated_job(len(self.cluster.workers))])
         kind = (tf.distribute.experimental.CommunicationImplementation.NCCL if self.gpus
                 else tf.distribute.experimental.CommunicationImplementation.RING)
@@ -172,14 +172,45 @@ def any_worker(strategy) -> Callable[[bool], bool]:
     at the same epoch boundary (a worker that left alone would leave the others waiting in their next collective)."""
     import tensorflow as tf
 
-    @tf.function
-    def total(value):
-        return strategy.run(lambda: tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, value))
-
     def agree(flag: bool) -> bool:
-        return float(strategy.experimental_local_results(total(tf.constant(1.0 if flag else 0.0)))[0]) > 0
+        # With several workers, a tensor that is not per-replica is summed across them by a collective.
+        total = strategy.reduce(tf.distribute.ReduceOp.SUM, tf.constant(1.0 if flag else 0.0), axis=None)
+        return float(total) > 0
 
     return agree
+
+
+def build_before_fit(model, strategy, dataset) -> None:
+    """Build the model, its metrics and optimizer from the dataset's shapes under the strategy, and keep fit from
+    doing it: Keras 3.15's fit builds a model under MultiWorkerMirroredStrategy by averaging a distributed
+    (images, masks) batch with strategy.reduce, which that strategy refuses for a pair of tensors."""
+    with strategy.scope():
+        model._symbolic_build(data_batch=dataset.element_spec)
+    model._maybe_symbolic_build = lambda *args, **kwargs: None
+    _mean_scalars_across_workers()
+
+
+def _mean_scalars_across_workers() -> None:
+    """Keras 3.15 averages each step's logs over a MultiWorkerMirroredStrategy with strategy.reduce(MEAN, axis=0),
+    which fails for a scalar (every loss and metric): average scalars across the workers (axis None) instead."""
+    from keras.src.backend.tensorflow import trainer
+
+    original = trainer.reduce_per_replica
+    if getattr(original, "scalars_averaged", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction not in ("auto", "mean") or not trainer._collective_all_reduce_multi_worker(strategy):
+            return original(values, strategy, reduction)
+
+        def mean(v):
+            rank = getattr(v, "values", (v,))[0].shape.rank
+            return strategy.reduce("MEAN", v, axis=0 if rank else None)
+
+        return trainer.tree.map_structure(mean, values)
+
+    reduce_per_replica.scalars_averaged = True
+    trainer.reduce_per_replica = reduce_per_replica
 
 
 def lost_peer_text(cluster: Cluster, exc: BaseException) -> str:

@@ -6,6 +6,7 @@ The worker process (seg_core.ml.worker) calls it; tests and benchmarks call it d
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -88,7 +89,11 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
     train_ds = dataset.make_dataset(train_items, size, channels, batch, augment=config.augment,
                                     shuffle=True, repeat=True, seed=config.seed, disk_cache=disk,
                                     crop=None if spec.fixed_size else config.crop_size, resize=config.resize)
-    val_ds = dataset.make_dataset(val_items, size, channels, batch, disk_cache=disk, resize=config.resize)
+    # A cluster validates on whole global batches (the images repeated to fill the last one): a worker whose share
+    # of a short last batch were empty would average a loss over no pixels.
+    val_steps = math.ceil(len(val_items) / batch) if plan.cluster else None
+    val_ds = dataset.make_dataset(val_items, size, channels, batch, disk_cache=disk, resize=config.resize,
+                                  repeat=val_steps is not None)
 
     if plan.chief:
         files.previews_dir.mkdir(parents=True, exist_ok=True)
@@ -126,8 +131,10 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
     callbacks = [monitor, *schedule(config, monitor), *(extra_callbacks or [])]
 
     def fit(epochs: int) -> None:
+        if plan.cluster is not None:
+            distribute.build_before_fit(model, strategy, train_ds)
         model.fit(train_ds, epochs=epochs, initial_epoch=state.epoch, steps_per_epoch=steps, validation_data=val_ds,
-                  callbacks=callbacks, verbose=0, shuffle=False)
+                  callbacks=callbacks, verbose=0, shuffle=False, validation_steps=val_steps)
 
     def recompile(trainable: bool, learning_rate: float) -> None:
         with plan.scope(strategy):
