@@ -72,10 +72,6 @@ def _preview(run_id: str) -> None:
                  caption=f"After epoch {epoch}, on validation images: photo · your mask · the model's mask")
 
 
-def _stop(run_id: str) -> None:
-    jobs.stop(project, run_id)
-
-
 def _run_panel(run_id: str, live: bool) -> None:
     run = jobs.refresh_run(project, run_id)
     if live and not run.active:
@@ -83,13 +79,14 @@ def _run_panel(run_id: str, live: bool) -> None:
     status = planning.live_status(project, run)
     best = ("" if run.best_score is None
             else f" · best validation dice {run.best_score:.3f} (epoch {run.best_epoch + 1})")
-    st.markdown(f"**Run {run.id}**: {run.preset_name} · {planning.describe(run.config)}"
+    on = f" · on {text.md_escape(run.devices)}" if run.devices else ""   # CPU, GPUs, or the workers of a cluster
+    st.markdown(f"**Run {run.id}**: {run.preset_name} · {planning.describe(run.config)}{on}"
                 f" · **{STATUS_WORDS[run.status]}**{best}")
     if run.split is not None:
         st.caption(f"This run {run.split.note}.")
     if run.active:
         st.progress(status.fraction, text=status.label)
-        st.button("Stop", key="train_stop", on_click=_stop, args=(run.id,), disabled=run.stop_requested,
+        st.button("Stop", key="train_stop", on_click=jobs.stop, args=(project, run.id), disabled=run.stop_requested,
                   help="Stops after the current batch; the last finished epoch is kept and can be resumed.")
     elif run.status == RunStatus.COMPLETED:
         st.success(f"Finished: {status.label}. See its masks on Predict & review.", icon=":material/check_circle:")

@@ -119,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-xla", action="store_true",
                    help="run the training step without XLA compilation (slower; for a model XLA cannot compile)")
     p.add_argument("--resume", metavar="RUN", help="continue a stopped or failed run from its last epoch")
+    p.add_argument("--cluster", metavar="HOST:PORT,...",
+                   help="train on several machines (MultiWorkerMirroredStrategy); the same list on each, the first "
+                        "is the chief; the project folder must be on a path every machine sees")
+    p.add_argument("--task", type=int, help="with --cluster: this machine's place in it (0 = chief, 1, 2...)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("runs", help="list training runs")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -60,18 +61,42 @@ def _fmt_epoch(m: dict) -> str:
             f"{m.get('elapsed_s', 0):6.0f} s")
 
 
+def _cluster(args: argparse.Namespace):
+    """--cluster and --task, checked (a sentence for a bad host:port or a task outside the cluster)."""
+    if args.cluster is None:
+        if args.task is not None:
+            raise SegError("--task is a worker's place in --cluster; give --cluster too.")
+        return None
+    from seg_core.ml.distribute import parse_cluster
+
+    return parse_cluster(args.cluster, args.task)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import time
 
     from seg_core.services import jobs
 
+    cluster = _cluster(args)
     project = Project(resolve_project_path(args.project))
+    if cluster is not None and not cluster.chief:
+        from seg_core.ml.worker import run_peer
+
+        return run_peer(str(project.path), cluster)
     if args.resume:
+        if cluster is not None:   # the same run may go on with other machines
+            config = project.runs.get(args.resume).config
+            project.runs.update(args.resume, config=dataclasses.replace(config, cluster=cluster.spec))
         run = jobs.resume(project, args.resume)
         print(f"resuming run {run.id}")
     else:
-        run = jobs.start(project, _train_config(args, project))
+        config = _train_config(args, project)
+        config.cluster = cluster.spec if cluster is not None else None
+        run = jobs.start(project, config)
         print(f"started run {run.id} ({args.preset} preset); Ctrl-C stops it cleanly")
+        if cluster is not None:
+            print(f"chief of {cluster.spec}: start the other workers with the same --cluster and --task 1...",
+                  flush=True)
     shown = len(project.runs.epoch_metrics(run.id)) if args.resume else 0
     try:
         while True:
@@ -110,7 +135,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
                      "image_size": r.config.image_size, "epochs_done": len(epochs),
                      "epochs": r.config.epochs, "best_val_dice": r.best_score,
                      "best_epoch": None if r.best_epoch is None else r.best_epoch + 1,
-                     "duration_s": (epochs[-1]["elapsed_s"] if epochs else None), "error": r.error})
+                     "duration_s": (epochs[-1]["elapsed_s"] if epochs else None), "devices": r.devices,
+                     "error": r.error})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -119,7 +145,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for r in rows:
         dice = "-" if r["best_val_dice"] is None else f"{r['best_val_dice']:.4f}"
         print(f"{r['id']}  {r['status']:<9} {str(r['preset'] or ''):<9} {r['model']:<6} {r['image_size']:>4}px  "
-              f"epochs {r['epochs_done']}/{r['epochs']}  best val dice {dice}" + (f"  error: {r['error']}" if r["error"] else ""))
+              f"epochs {r['epochs_done']}/{r['epochs']}  best val dice {dice}  on {r['devices'] or '-'}" + (f"  error: {r['error']}" if r["error"] else ""))
     return 0
 
 

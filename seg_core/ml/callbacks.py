@@ -68,9 +68,10 @@ class RunMonitor(keras.callbacks.Callback):
 
     def __init__(self, project: Project, run_id: str, config: TrainConfig, state: RunState, steps: int,
                  preview: tuple | None = None, clock: Callable[[], float] = time.time,
-                 preview_boxes: list[tuple[int, int, int, int]] | None = None):
+                 preview_boxes: list[tuple[int, int, int, int]] | None = None, batch: int | None = None):
         """preview: a batch (images, masks) drawn each epoch; preview_boxes: where each image lies in its input
-        (dataset.content_box), so a letterboxed image is shown without its mirrored bands."""
+        (dataset.content_box), so a letterboxed image is shown without its mirrored bands; batch: images a step
+        (the global batch of a distributed run; default the config's batch size)."""
         super().__init__()
         self.project, self.run_id, self.config, self.state, self.steps = project, run_id, config, state, steps
         self.files = project.layout.run(run_id)
@@ -82,11 +83,28 @@ class RunMonitor(keras.callbacks.Callback):
         self.last_progress = self.last_poll = 0.0
         self.epoch_start = self.train_end = clock()
         self.batches = 0
+        self.batch = batch or config.batch_size
+        self.task, self.agree = None, None
+
+    @property
+    def chief(self) -> bool:
+        return not self.task
+
+    def join_cluster(self, task: int, agree: Callable[[bool], bool], scratch: Path | None) -> None:
+        """Train as worker `task` of a cluster. Stop checks move to epoch ends, where `agree` (an all-reduce) makes
+        every worker take the same decision; a worker other than the chief (task 0) keeps its checkpoints in
+        `scratch` (all save, as TensorFlow's multi-worker guide asks) and writes nothing into the project."""
+        self.task, self.agree = task, agree
+        if scratch is not None:
+            from seg_core.store.layout import RunLayout
+            self.files = RunLayout(scratch)
 
     def elapsed(self) -> float:
         return self.state.elapsed_before + self.clock() - self.state.started - self.state.paused_s
 
     def should_stop(self) -> bool:
+        if not self.chief:   # the chief decides on the stop flag and the time budget for all
+            return self.state.term
         if self.state.term:
             self.state.stopped_by = "user"
         elif self.budget_s is not None and self.elapsed() >= self.budget_s:
@@ -105,14 +123,14 @@ class RunMonitor(keras.callbacks.Callback):
         logs = logs or {}
         self.batches = batch + 1
         now = self.clock()
-        if now - self.last_progress >= PROGRESS_EVERY_S:
+        if now - self.last_progress >= PROGRESS_EVERY_S and self.chief:
             self.last_progress = now
-            rate = self.batches * self.config.batch_size / max(now - self.epoch_start, 1e-6)
+            rate = self.batches * self.batch / max(now - self.epoch_start, 1e-6)
             self.project.runs.add_metrics(self.run_id, self.state.epoch, {
                 "loss": float(logs.get("loss", float("nan"))), "dice": float(logs.get("dice", float("nan"))),
                 "step": self.batches, "steps": self.steps, "images_per_s": rate, "elapsed_s": self.elapsed()},
                 batch=self.batches)
-        if self.should_stop():
+        if self.agree is None and self.should_stop():
             self.model.stop_training = True
 
     def on_test_begin(self, logs=None):
@@ -124,12 +142,18 @@ class RunMonitor(keras.callbacks.Callback):
         train_s = self.train_end - self.epoch_start if self.train_end > self.epoch_start else now - self.epoch_start
         row = {k: float(v) for k, v in (logs or {}).items() if np.isscalar(v) or getattr(v, "shape", None) == ()}
         row.update({"lr": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
-                    "images_per_s": self.batches * self.config.batch_size / max(train_s, 1e-6),
+                    "images_per_s": self.batches * self.batch / max(train_s, 1e-6),
                     "epoch_s": now - self.epoch_start, "elapsed_s": self.elapsed()})
         with storage_guard(f"epoch {epoch + 1} could not be saved, so the run stopped; the checkpoints saved before "
                            "are kept"):
             self._save_epoch(epoch, row)
-        if self.should_stop():
+        stop = self.should_stop()
+        if self.agree is not None:
+            print(f"task {self.task}: epoch {epoch + 1} done, {self.batches} steps", flush=True)
+            if self.agree(stop) and self.state.stopped_by is None:
+                self.state.stopped_by = "user"   # another worker was stopped (SIGTERM): all stop together
+            stop = self.state.stopped_by is not None
+        if stop:
             self.model.stop_training = True
 
     def _save_epoch(self, epoch: int, row: dict) -> None:
@@ -139,6 +163,8 @@ class RunMonitor(keras.callbacks.Callback):
             save_model(self.model, self.files.checkpoint("best"))
             self.state.best_score, self.state.best_epoch = score, epoch
         save_model(self.model, self.files.checkpoint("last"))
+        if not self.chief:
+            return
         atomic_write(self.files.state, json.dumps(self.state.saved(row["elapsed_s"])).encode())
         self.project.runs.add_metrics(self.run_id, epoch, row)
         if improved:

@@ -11,7 +11,8 @@ from seg_core.ml.augment import AugmentConfig
 
 LOSS_CHOICES = ("auto", "dice", "bce", "bce_dice", "ce", "sparse_ce", "ce_dice")
 SCHEDULES = ("plateau", "cosine", "constant")
-PRECISIONS = ("float32", "mixed_bfloat16")
+# "auto": mixed_float16 where the run trains on a GPU, float32 on a CPU (ml/distribute.py).
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 # How an image meets the model's square input: squashed to it, or letterboxed (aspect ratio kept, the rest
 # mirrored image). Runs saved before the choice existed squashed.
 RESIZE_MODES = ("letterbox", "squash")
@@ -53,7 +54,7 @@ class TrainConfig:
     min_learning_rate: float = 1e-5
     seed: int = 0
     time_budget_minutes: float | None = None
-    precision: str = "float32"
+    precision: str = "auto"
     # The training step compiled by XLA: on a 2-core CPU it fuses batch norm, activations and the loss into the
     # convolutions' passes, 1.2-1.4x the images per CPU-second (bench/train_speed.py). Keras leaves it off on CPUs.
     xla: bool = True
@@ -61,6 +62,8 @@ class TrainConfig:
     freeze_encoder_epochs: int = 0
     steps_per_epoch: int | None = None     # default: one pass over the training images (steps_for)
     preset: str | None = None
+    # Several machines: "host:port,host:port" (MultiWorkerMirroredStrategy; the first is the chief), else None.
+    cluster: str | None = None
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -79,12 +82,13 @@ class TrainConfig:
         values["augment"] = AugmentConfig.from_dict(values.get("augment"))
         return cls(**values)
 
-    def steps_for(self, train_images: int) -> int:
-        """Batches in an epoch: `steps_per_epoch` if set, else one pass over the training images, at least
-        MIN_EPOCH_STEPS (a small project repeats its images, differently augmented, within an epoch)."""
+    def steps_for(self, train_images: int, batch: int | None = None) -> int:
+        """Batches in an epoch: `steps_per_epoch` if set, else one pass over the training images in batches of
+        `batch` (the global batch of a distributed run; default the batch size), at least MIN_EPOCH_STEPS (a small
+        project repeats its images, differently augmented, within an epoch)."""
         if self.steps_per_epoch:
             return self.steps_per_epoch
-        return max(MIN_EPOCH_STEPS, math.ceil(train_images / self.batch_size))
+        return max(MIN_EPOCH_STEPS, math.ceil(train_images / (batch or self.batch_size)))
 
     def resolved_loss(self, num_classes: int) -> str:
         if self.loss != "auto":
@@ -126,6 +130,13 @@ class TrainConfig:
             problems.append(f"precision must be one of {', '.join(PRECISIONS)}")
         if self.time_budget_minutes is not None and self.time_budget_minutes <= 0:
             problems.append("the time budget must be positive")
+        if self.cluster is not None:
+            from seg_core.ml.distribute import parse_cluster
+
+            try:
+                parse_cluster(self.cluster, 0)
+            except TrainingError as exc:
+                problems.append(str(exc).rstrip("."))
         if problems:
             raise TrainingError("Training settings are not valid: " + "; ".join(problems) + ".")
         return self

@@ -6,36 +6,43 @@ The worker process (seg_core.ml.worker) calls it; tests and benchmarks call it d
 from __future__ import annotations
 
 import json
+import math
+import tempfile
 import time
+from pathlib import Path
 
 import keras
 
 from seg_core.errors import TrainingError
 from seg_core.files import atomic_write
-from seg_core.ml import dataset, losses, models
+from seg_core.ml import dataset, distribute, losses, models
 from seg_core.ml.callbacks import RunMonitor, RunState, schedule
 from seg_core.ml.config import PREVIEW_COUNT, TrainConfig
+from seg_core.ml.distribute import Plan
 from seg_core.store import splits
 from seg_core.store.project import Project
 from seg_core.store.runs import RunSplit, RunStatus
 
 
-def _configure(config: TrainConfig) -> None:
+def _configure(config: TrainConfig, plan: Plan) -> None:
     import tensorflow as tf
     from tensorflow.python.framework import config as tf_config
 
     keras.utils.set_random_seed(config.seed)
     # Keras silently drops XLA while op determinism is on. XLA's compiled CPU step is deterministic on its own
     # (tests/test_training.py: the same seed gives the same losses); without XLA, TensorFlow's kernels need the flag.
-    if config.xla:
+    if plan.xla(config.xla):
         tf_config.disable_op_determinism()
     else:
         tf.config.experimental.enable_op_determinism()
-    keras.mixed_precision.set_global_policy(config.precision)
+    keras.mixed_precision.set_global_policy(plan.precision(config.precision))
 
 
-def run_split(project: Project, run_id: str, config: TrainConfig, resume: bool) -> RunSplit:
-    """The images this run learns from and checks on, recorded on the run; a resumed run keeps its own."""
+def run_split(project: Project, run_id: str, config: TrainConfig, resume: bool, chief: bool = True) -> RunSplit:
+    """The images this run learns from and checks on, recorded on the run; a resumed run keeps its own, and a
+    worker that is not the chief takes the chief's."""
+    if not chief:
+        return project.runs.get(run_id).split
     if project.count_images(status="labeled") < 2:
         raise TrainingError("Training needs at least 2 labeled images (one to learn from, one to check on). "
                             "Paint more masks on the Annotate page.")
@@ -48,73 +55,102 @@ def run_split(project: Project, run_id: str, config: TrainConfig, resume: bool) 
     return split
 
 
-def _compile(model, config: TrainConfig, num_classes: int, learning_rate: float) -> None:
+def _compile(model, config: TrainConfig, num_classes: int, learning_rate: float, xla: bool | None = None) -> None:
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=losses.get_loss(config.resolved_loss(num_classes)),
-                  metrics=losses.keras_metrics(num_classes), jit_compile=config.xla)
+                  metrics=losses.keras_metrics(num_classes), jit_compile=config.xla if xla is None else xla)
 
 
 def train(project: Project, run_id: str, config: TrainConfig, resume: bool = False,
-          state: RunState | None = None, extra_callbacks: list | None = None) -> RunStatus:
+          state: RunState | None = None, extra_callbacks: list | None = None, plan: Plan | None = None) -> RunStatus:
     """Train in this process; returns the final status: completed or stopped.
 
-    `state` lets a caller stop the run (state.term) or leave time uncounted (state.paused_s).
+    `state` lets a caller stop the run (state.term) or leave time uncounted (state.paused_s). `plan` (ml/distribute.py)
+    says which devices and workers share the run; default this process's CPU, as one process always trained.
+    A worker that is not a cluster's chief trains its share and writes nothing into the project.
     """
     num_classes = len(project.classes)
     config.validate(num_classes)
-    _configure(config)
-    split = run_split(project, run_id, config, resume)
+    plan = plan if plan is not None else Plan()
+    # The split first: a cluster's other workers wait for the chief's, while the chief's strategy waits for them.
+    split = run_split(project, run_id, config, resume, plan.chief)
+    strategy = plan.make_strategy()   # before any other TensorFlow work, as MultiWorkerMirroredStrategy needs
+    _configure(config, plan)
+    xla = plan.xla(config.xla)
     train_items, val_items = dataset.examples(project, split.train_ids), dataset.examples(project, split.val_ids)
     spec = models.REGISTRY[config.model]
     channels = 3 if spec.pretrained else dataset.project_channels(project)
     size = (config.image_size, config.image_size)
-    steps = config.steps_for(len(train_items))
-    disk = project.layout.cache_dir / "train"
-    train_ds = dataset.make_dataset(train_items, size, channels, config.batch_size, augment=config.augment,
+    batch = plan.global_batch(config.batch_size)
+    steps = config.steps_for(len(train_items), batch)
+    files = project.layout.run(run_id)
+    scratch = None if plan.chief else tempfile.TemporaryDirectory(prefix="segstudio-worker-")
+    disk = project.layout.cache_dir / "train" if scratch is None else Path(scratch.name) / "cache"
+    train_ds = dataset.make_dataset(train_items, size, channels, batch, augment=config.augment,
                                     shuffle=True, repeat=True, seed=config.seed, disk_cache=disk,
                                     crop=None if spec.fixed_size else config.crop_size, resize=config.resize)
-    val_ds = dataset.make_dataset(val_items, size, channels, config.batch_size, disk_cache=disk,
-                                  resize=config.resize)
+    # A cluster validates on whole global batches (the images repeated to fill the last one): a worker whose share
+    # of a short last batch were empty would average a loss over no pixels.
+    val_steps = math.ceil(len(val_items) / batch) if plan.cluster else None
+    val_ds = dataset.make_dataset(val_items, size, channels, batch, disk_cache=disk, resize=config.resize,
+                                  repeat=val_steps is not None)
 
-    files = project.layout.run(run_id)
-    files.previews_dir.mkdir(parents=True, exist_ok=True)
+    if plan.chief:
+        files.previews_dir.mkdir(parents=True, exist_ok=True)
     state = state if state is not None else RunState()
     state.started = time.time()
-    if resume:
-        last = files.checkpoint("last")
-        if not last.exists():
-            raise TrainingError(f"Run {run_id} has no last.keras to resume from; start a new run instead.")
-        state.restore(json.loads(files.state.read_text()) if files.state.exists() else {})
-        model = models.load_saved(last, compile=True)
-        model.jit_compile = config.xla   # checkpoints saved before the setting existed compiled without XLA
-        project.runs.delete_metrics_from(run_id, state.epoch)
-    else:
-        model = models.build(config, channels, num_classes)
-        _compile(model, config, num_classes, config.learning_rate)
-    atomic_write(files.config, json.dumps({
-        **config.to_dict(), "channels": channels, "num_classes": num_classes,
-        "classes": [c.to_dict() for c in project.classes], "train_images": len(train_items),
-        "val_images": len(val_items), "summary": models.summarize(config, channels, num_classes)}, indent=2).encode())
+    with plan.scope(strategy):
+        if resume:
+            last = files.checkpoint("last")
+            if not last.exists():
+                raise TrainingError(f"Run {run_id} has no last.keras to resume from; start a new run instead.")
+            state.restore(json.loads(files.state.read_text()) if files.state.exists() else {})
+            model = models.load_saved(last, compile=True)
+            model.jit_compile = xla   # checkpoints saved before the setting existed compiled without XLA
+            if plan.chief:
+                project.runs.delete_metrics_from(run_id, state.epoch)
+        else:
+            model = models.build(config, channels, num_classes)
+            _compile(model, config, num_classes, config.learning_rate, xla)
+    if plan.chief:
+        atomic_write(files.config, json.dumps({
+            **config.to_dict(), "channels": channels, "num_classes": num_classes,
+            "classes": [c.to_dict() for c in project.classes], "train_images": len(train_items),
+            "val_images": len(val_items), "devices": plan.describe(), "global_batch": batch,
+            "summary": models.summarize(config, channels, num_classes)}, indent=2).encode())
 
-    shown = val_items[:PREVIEW_COUNT]
-    preview = next(iter(dataset.make_dataset(shown, size, channels, PREVIEW_COUNT, resize=config.resize)))
-    boxes = [dataset.content_box(dataset.image_shape(e), size, config.resize) for e in shown]
-    monitor = RunMonitor(project, run_id, config, state, steps, preview, preview_boxes=boxes)
+    preview, boxes = None, None
+    if plan.chief:
+        shown = val_items[:PREVIEW_COUNT]
+        preview = next(iter(dataset.make_dataset(shown, size, channels, PREVIEW_COUNT, resize=config.resize)))
+        boxes = [dataset.content_box(dataset.image_shape(e), size, config.resize) for e in shown]
+    monitor = RunMonitor(project, run_id, config, state, steps, preview, preview_boxes=boxes, batch=batch)
+    if strategy is not None and plan.cluster is not None:
+        monitor.join_cluster(plan.cluster.task, distribute.any_worker(strategy),
+                             None if scratch is None else Path(scratch.name))
     callbacks = [monitor, *schedule(config, monitor), *(extra_callbacks or [])]
 
     def fit(epochs: int) -> None:
+        if plan.cluster is not None:
+            distribute.build_before_fit(model, strategy, train_ds)
         model.fit(train_ds, epochs=epochs, initial_epoch=state.epoch, steps_per_epoch=steps, validation_data=val_ds,
-                  callbacks=callbacks, verbose=0, shuffle=False)
+                  callbacks=callbacks, verbose=0, shuffle=False, validation_steps=val_steps)
+
+    def recompile(trainable: bool, learning_rate: float) -> None:
+        with plan.scope(strategy):
+            models.set_encoder_trainable(model, trainable)
+            _compile(model, config, num_classes, learning_rate, xla)
 
     freeze = config.freeze_encoder_epochs if spec.pretrained else 0
-    if freeze and state.epoch < min(freeze, config.epochs):
-        models.set_encoder_trainable(model, False)
-        _compile(model, config, num_classes, float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
-        fit(min(freeze, config.epochs))
+    try:
+        if freeze and state.epoch < min(freeze, config.epochs):
+            recompile(False, float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+            fit(min(freeze, config.epochs))
+            if not model.stop_training and state.epoch < config.epochs:
+                recompile(True, config.learning_rate / 10)   # fine-tune everything with a gentler learning rate
         if not model.stop_training and state.epoch < config.epochs:
-            # Fine-tune everything with a gentler learning rate.
-            models.set_encoder_trainable(model, True)
-            _compile(model, config, num_classes, config.learning_rate / 10)
-    if not model.stop_training and state.epoch < config.epochs:
-        fit(config.epochs)
+            fit(config.epochs)
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
     return RunStatus.STOPPED if state.stopped_by == "user" else RunStatus.COMPLETED

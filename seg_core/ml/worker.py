@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 
-from seg_core.errors import SegError, storage_error
+from seg_core.errors import SegError, TrainingError, storage_error
 from seg_core.store.project import Project
 from seg_core.store.runs import RunStatus
 
@@ -45,7 +45,9 @@ def failure_text(exc: BaseException) -> str:
 
 
 def run_worker(project_path: str, run_id: str, resume: bool = False) -> int:
-    """The worker process body: run status bookkeeping around train()."""
+    """The worker process body: run status bookkeeping around train(). A run with a cluster makes this process
+    its chief (task 0); the other workers run run_peer()."""
+    from seg_core.ml import distribute
     from seg_core.ml.callbacks import RunState
     from seg_core.ml.training import train
 
@@ -57,8 +59,15 @@ def run_worker(project_path: str, run_id: str, resume: bool = False) -> int:
                         heartbeat_at=time.time(), error=None, ended_at=None, stop_requested=0)
     beat = Heartbeat(project, run_id)
     beat.start()
+    cluster = None
     try:
-        status = train(project, run_id, run.config, resume=resume, state=state)
+        cluster = distribute.parse_cluster(run.config.cluster, 0) if run.config.cluster else None
+        plan = distribute.choose(cluster)
+        project.runs.update(run_id, devices=plan.describe())
+        if cluster:
+            print(f"chief of {cluster.spec}: waiting for the other workers (up to {distribute.JOIN_TIMEOUT_S} s)",
+                  flush=True)
+        status = train(project, run_id, run.config, resume=resume, state=state, plan=plan)
         project.runs.update(run_id, status=status, ended_at=time.time())
         return 0
     except SegError as exc:
@@ -67,15 +76,59 @@ def run_worker(project_path: str, run_id: str, resume: bool = False) -> int:
         return 2
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the run's status
         storage = storage_error(exc, "the run stopped; the checkpoints saved before are kept")
-        project.runs.update(run_id, status=RunStatus.FAILED, ended_at=time.time(),
-                            error=str(storage) if storage is not None else failure_text(exc))
-        if storage is not None:   # a full or read-only disk is the person's to fix, as a SegError is
-            print(f"error: {storage}", file=sys.stderr)
+        lost = cluster is not None and storage is None and distribute.is_collective_failure(exc)
+        error = (str(storage) if storage is not None else distribute.lost_peer_text(cluster, exc) if lost
+                 else failure_text(exc))
+        project.runs.update(run_id, status=RunStatus.FAILED, ended_at=time.time(), error=error)
+        if storage is not None or lost:   # a full disk or a lost worker is the person's to fix, as a SegError is
+            print(f"error: {error}", file=sys.stderr, flush=True)
             return 2
         traceback.print_exc()
         return 1
     finally:
         beat.done.set()
+
+
+def find_cluster_run(project: Project, cluster, wait_s: float):
+    """The run the chief of `cluster` is training (its split recorded), waited for up to `wait_s`."""
+    from seg_core.ml.distribute import JOIN_TIMEOUT_S
+
+    end = time.monotonic() + wait_s
+    while True:
+        for run in project.runs.list():
+            if run.config.cluster == cluster.spec and run.status == RunStatus.RUNNING and run.split is not None:
+                return run
+        if time.monotonic() >= end:
+            raise TrainingError(f"No run of {project.path} is training on the cluster {cluster.spec} after "
+                                f"{wait_s:.0f} s. Start the chief first (--task 0 on {cluster.workers[0]}, with the "
+                                f"same --cluster), then this worker within {JOIN_TIMEOUT_S} s of it.")
+        time.sleep(0.5)
+
+
+def run_peer(project_path: str, cluster, wait_s: float = 600.0) -> int:
+    """A cluster's worker other than the chief: it trains its share of the chief's run, reading the project from the
+    shared folder and writing nothing there (the chief records everything). Exit 0 when the run ended."""
+    from seg_core.ml import distribute
+    from seg_core.ml.callbacks import RunState
+    from seg_core.ml.training import train
+
+    project = Project(project_path)
+    run = find_cluster_run(project, cluster, wait_s)
+    resume = project.layout.run(run.id).checkpoint("last").exists()
+    print(f"task {cluster.task}: joining run {run.id} (chief {cluster.workers[0]})" + (", resumed" if resume else ""),
+          flush=True)
+    state = RunState()
+    signal.signal(signal.SIGTERM, lambda *_: setattr(state, "term", True))
+    try:
+        status = train(project, run.id, run.config, resume=resume, state=state,
+                       plan=distribute.choose(cluster))
+    except BaseException as exc:  # noqa: BLE001
+        if not distribute.is_collective_failure(exc):
+            raise
+        print(f"error: {distribute.lost_peer_text(cluster, exc)}", file=sys.stderr, flush=True)
+        return 2
+    print(f"task {cluster.task}: run {run.id} {status}", flush=True)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

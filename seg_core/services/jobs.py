@@ -149,7 +149,11 @@ def refresh_run(project: Project, run_id: str) -> RunRecord:
     elif run.status == RunStatus.QUEUED and now - (run.heartbeat_at or run.created_at) > START_GRACE_S:
         dead = True
     if dead:
-        project.runs.update(run_id, status=RunStatus.FAILED, ended_at=now, error=DEAD_MESSAGE)
+        error = DEAD_MESSAGE if not run.config.cluster else (
+            f"The chief of the cluster {run.config.cluster} ended unexpectedly (killed, out of memory, or TensorFlow "
+            "ended it when another worker stopped answering). The last finished epoch is kept: start every worker "
+            "again and resume.")
+        project.runs.update(run_id, status=RunStatus.FAILED, ended_at=now, error=error)
     return project.runs.get(run_id)
 
 

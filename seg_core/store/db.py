@@ -103,6 +103,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs DROP COLUMN resumed_from;
     DROP TABLE events;
     """,
+    # 4: the devices a run trained on ("CPU", "2 GPUs (...)", "2 workers (...); chief: CPU"), as its worker saw them.
+    """
+    ALTER TABLE runs ADD COLUMN devices TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -88,13 +88,14 @@ class RunRecord:
     best_epoch: int | None
     best_score: float | None
     split: RunSplit | None = None
+    devices: str | None = None          # what the run trained on (ml/distribute.py: Plan.describe)
 
     @classmethod
     def from_row(cls, row) -> "RunRecord":
         return cls(row["id"], RunStatus(row["status"]), TrainConfig.from_dict(json.loads(row["config"])),
                    row["created_at"], row["started_at"], row["ended_at"], row["pid"], row["heartbeat_at"],
                    bool(row["stop_requested"]), row["error"], row["best_epoch"], row["best_score"],
-                   RunSplit.from_json(row["split"]))
+                   RunSplit.from_json(row["split"]), row["devices"])
 
     @property
     def active(self) -> bool:
@@ -112,7 +113,7 @@ class RunRecord:
 
 
 _UPDATABLE = {"status", "config", "started_at", "ended_at", "pid", "heartbeat_at", "stop_requested", "error",
-              "best_epoch", "best_score", "split"}
+              "best_epoch", "best_score", "split", "devices"}
 
 
 class Runs:
