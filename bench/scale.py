@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,16 +22,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-
-def _ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def _train(project: Path, workspace: Path, args, batch: int, cluster: str | None = None, task: int | None = None,
@@ -73,6 +62,7 @@ def main() -> None:
 
     import tensorflow as tf
 
+    from seg_core.ml import distribute
     from seg_core.services import demo
     from train_speed import matmul_peak
 
@@ -89,7 +79,7 @@ def main() -> None:
             if label == "one process":
                 procs = [_train(project.path, ws, args, args.batch)]
             else:
-                cluster = ",".join(f"127.0.0.1:{p}" for p in _ports(2))
+                cluster = distribute.local_cluster(2)
                 procs = [_train(project.path, ws, args, args.batch // 2, cluster, task) for task in (0, 1)]
             for p in procs:
                 try:

@@ -7,7 +7,6 @@ import dataclasses
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -124,16 +123,6 @@ def test_the_gpu_settings_train_with_float32_outputs(workspace):
 
 
 # ----- two real worker processes on this machine ---------------------------------------------------------------------
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def _start(workspace: Path, project: Project, cluster: str, task: int, log: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "SEG_WORKSPACE": str(workspace), "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("TF_CONFIG", None)
@@ -153,7 +142,7 @@ def _finish(proc: subprocess.Popen) -> int:
 
 
 def _pair(workspace, project, tmp_path, *extra, tag="run"):
-    cluster = ",".join(f"127.0.0.1:{p}" for p in _free_ports(2))
+    cluster = distribute.local_cluster(2)
     logs = tmp_path / f"{tag}-chief.log", tmp_path / f"{tag}-worker.log"
     chief = _start(workspace, project, cluster, 0, logs[0], *extra)
     peer = _start(workspace, project, cluster, 1, logs[1], *extra)

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 from dataclasses import dataclass
 from typing import Callable
 
@@ -225,3 +226,14 @@ def is_collective_failure(exc: BaseException) -> bool:
 
     return isinstance(exc, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
                             tf.errors.AbortedError, tf.errors.InternalError, tf.errors.FailedPreconditionError))
+
+
+def local_cluster(workers: int) -> str:
+    """A --cluster value for `workers` processes on this machine, on ports free right now (tests, bench/scale.py)."""
+    socks = [socket.socket() for _ in range(workers)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ",".join(f"127.0.0.1:{p}" for p in ports)
