@@ -45,8 +45,11 @@ HIDE_CANVAS_TOOLBAR = """<script>
       root.appendChild(style);
     }
   });
+  // A custom element may attach its shadow root after it entered the page, which no observer of the page sees:
+  // the poll catches it.
   new MutationObserver(hide).observe(document.body, {childList: true, subtree: true});
   hide();
+  setInterval(hide, 250);
 })();
 </script>"""
 

@@ -191,6 +191,9 @@ def test_stop_then_resume_a_real_run_seen_from_a_fresh_session(trained_project, 
         at.button(key="train_resume").click().run()
         assert not at.exception, at.exception
         assert trained_project.runs.get(run.id).active and "Training now" in [h.value for h in at.subheader]
+        # Stop pressed while the resumed worker is still starting is kept, not cleared by the worker as it starts.
+        at.button(key="train_stop").click().run()
+        wait_for(lambda: jobs.refresh_run(trained_project, run.id).status == "stopped", "the resumed run to stop")
     finally:
         jobs.stop(trained_project, run.id, wait_s=60)
     assert not jobs.refresh_run(trained_project, run.id).active

@@ -55,8 +55,10 @@ def run_worker(project_path: str, run_id: str, resume: bool = False) -> int:
     run = project.runs.get(run_id)
     state = RunState()
     signal.signal(signal.SIGTERM, lambda *_: setattr(state, "term", True))
+    # stop_requested is left as it is: jobs.start/resume cleared it, and a Stop pressed while this process was still
+    # starting must not be lost.
     project.runs.update(run_id, status=RunStatus.RUNNING, pid=os.getpid(), started_at=run.started_at or time.time(),
-                        heartbeat_at=time.time(), error=None, ended_at=None, stop_requested=0)
+                        heartbeat_at=time.time(), error=None, ended_at=None)
     beat = Heartbeat(project, run_id)
     beat.start()
     cluster = None
