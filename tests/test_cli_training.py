@@ -13,7 +13,7 @@ from seg_core.cli import main
 def test_train_runs_predict_evaluate(capsys, workspace, tmp_path):
     project = demo.create_demo_project(workspace / "tiny", count=8, unlabeled=2)
     code = main(["train", "--project", "tiny", "--preset", "fast", "--epochs", "2", "--size", "32", "--filters", "4",
-                 "--depth", "2", "--batch", "4"])
+                 "--depth", "2", "--batch", "4", "--no-xla"])
     out = capsys.readouterr().out
     assert code == 0, out
     lines = out.strip().splitlines()

@@ -18,7 +18,7 @@ import pytest
 from helpers import ROOT
 from seg_core.cli import main
 from seg_core.errors import TrainingError
-from seg_core.ml import distribute
+from seg_core.ml import distribute, training
 from seg_core.ml.config import TrainConfig
 from seg_core.ml.distribute import Cluster, Plan, choose, parse_cluster
 from seg_core.ml.inference import Predictor
@@ -105,11 +105,34 @@ def test_an_epoch_counts_global_batches():
     assert config.steps_for(400) == 50 and config.steps_for(400, batch=16) == 25 and config.steps_for(40, 16) == 20
 
 
-def test_the_gpu_settings_train_with_float32_outputs(workspace):
-    """What a GPU run gets (mixed_float16, the plain step), trained for real on this CPU: no GPU here."""
+def test_the_gpu_batch_rule_doubles_the_batch_while_it_fits():
+    mib, gib = 1024 ** 2, 1024 ** 3
+    grow = distribute.memory_batch
+    assert grow(8, 100 * mib, 16 * gib, 10_000) == distribute.GPU_MAX_BATCH == 64   # capped
+    assert grow(8, 100 * mib, 4 * gib, 10_000) == 16            # 32 x 100 MiB is past half of 4 GiB
+    assert grow(8, 300 * mib, 4 * gib, 10_000) == 8             # never shrunk: the run's own batch is the floor
+    assert grow(8, 1 * mib, 16 * gib, 20) == 16                 # one batch covers the training images
+    assert grow(8, 1 * mib, 16 * gib, 40, replicas=2) == 16     # ... across both GPUs' batches
+    assert grow(8, 1 * mib, 16 * gib, 5) == 8
+    assert grow(8, 1 * mib, 0, 10_000) == 8                     # no memory figure: the run's batch
+
+
+def test_a_networks_training_memory_follows_its_feature_maps():
+    from seg_core.ml import models
+
+    small, large = (models.train_bytes_per_image(TrainConfig(base_filters=8, depth=3), s, 3, 2) for s in (64, 128))
+    assert large == pytest.approx(4 * small, rel=0.01)   # feature maps grow with the pixels
+    wider = models.train_bytes_per_image(TrainConfig(base_filters=16, depth=3), 64, 3, 2)
+    assert 1.8 * small < wider < 2.2 * small
+
+
+def test_the_gpu_settings_train_with_float32_outputs_and_a_grown_batch(workspace, monkeypatch):
+    """What a GPU run gets (mixed_float16, the plain step, the batch grown to memory), trained for real on this CPU:
+    no GPU here, so the device's memory is stood in."""
+    monkeypatch.setattr(distribute, "gpu_memory_bytes", lambda: 8 * 1024 ** 3)
     project = demo.create_demo_project(workspace / "mixed", count=6, unlabeled=0)
-    config = TrainConfig(image_size=32, base_filters=4, depth=2, epochs=1, batch_size=4, steps_per_epoch=2,
-                         early_stopping_patience=0, xla=False)
+    config = TrainConfig(image_size=32, base_filters=4, depth=2, epochs=1, batch_size=2, steps_per_epoch=2,
+                         early_stopping_patience=0, xla=False, learning_rate=1e-3)
     run = project.runs.create(config)
     try:
         assert train(project, run.id, config, plan=Plan(gpus=("stand-in GPU",))) == "completed"
@@ -117,7 +140,14 @@ def test_the_gpu_settings_train_with_float32_outputs(workspace):
     finally:
         keras.mixed_precision.set_global_policy("float32")
     saved = json.loads(project.layout.run(run.id).config.read_text())
-    assert saved["devices"] == "1 GPU (stand-in GPU)" and saved["global_batch"] == 4
+    # Five training images: the batch of 2 grows to 4, not 8; the learning rate by the square root of 2.
+    assert saved["global_batch"] == saved["batch_size"] == 4 and saved["learning_rate"] == pytest.approx(2 ** .5 * 1e-3)
+    assert saved["devices"] == project.runs.get(run.id).devices == "1 GPU (stand-in GPU), batch 4 per GPU"
+    assert project.runs.get(run.id).config.batch_size == 2   # the run's own settings stay as the person set them
+    fixed = dataclasses.replace(config, batch_to_memory=False)
+    assert training.for_devices(fixed, Plan(gpus=("g",)), 3, 2, 100) is fixed
+    assert training.for_devices(config, Plan(), 3, 2, 100) is config
+    assert training.for_devices(config, Plan(("g",), Cluster(("a:1", "b:2"), 0)), 3, 2, 100) is config
     model = Predictor.from_run(project, run.id).model
     assert model.layers[-1].dtype_policy.name == "float32" and model.layers[1].dtype_policy.name == "mixed_float16"
 

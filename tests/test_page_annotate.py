@@ -197,7 +197,8 @@ def test_start_from_model_prediction_then_save_as_corrected(workspace, monkeypat
     from seg_core.ml.training import train
 
     p = demo.create_demo_project(workspace / "demo", count=6, unlabeled=1)
-    config = TrainConfig(image_size=32, base_filters=4, depth=2, epochs=1, batch_size=4, early_stopping_patience=0)
+    config = TrainConfig(image_size=32, base_filters=4, depth=2, epochs=1, batch_size=4, early_stopping_patience=0,
+                         xla=False)
     run = p.runs.create(config)
     p.runs.update(run.id, status=train(p, run.id, config))
     unlabeled = p.image_ids(status="unlabeled")[0]

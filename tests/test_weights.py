@@ -242,20 +242,35 @@ def test_cli_train_pretrained_is_checked_before_a_worker_starts(workspace, capsy
     assert project.runs.list() == []
 
 
-def test_training_with_pretrained_starts_from_the_added_weights(files, workspace):
-    from seg_core.services import demo
+def test_a_pretrained_run_trains_on_the_added_weights_frozen_then_fine_tunes_everything(files, workspace):
+    import keras
+
+    from seg_core.ml.inference import Predictor
     from seg_core.ml.training import train
+    from seg_core.services import demo
 
     weights.add_weights(files["keras3"])
     project = demo.create_demo_project(workspace / "demo", count=6, unlabeled=0)
-    # One frozen-encoder epoch of one step: the encoder the run saves is still exactly the file's.
-    config = TrainConfig(model="mobilenetv2-unet", image_size=32, base_filters=4, epochs=1, batch_size=2,
+    # One frozen-encoder epoch of one step, then one fine-tuning epoch of one step.
+    config = TrainConfig(model="mobilenetv2-unet", image_size=32, base_filters=4, epochs=2, batch_size=2,
                          steps_per_epoch=1, pretrained=True, freeze_encoder_epochs=1, early_stopping_patience=0,
                          xla=False)
+    kernels = []
+
+    class Conv1(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            kernels.append(conv1(self.model))
+
     run = project.runs.create(config)
-    assert train(project, run.id, config) == "completed"
-    saved = models.load_saved(project.layout.run(run.id).checkpoint("last"))
-    np.testing.assert_array_equal(conv1(saved), conv1(_mobilenet(seed=1)))
+    assert train(project, run.id, config, extra_callbacks=[Conv1()]) == "completed"
+    added = conv1(_mobilenet(seed=1))
+    np.testing.assert_array_equal(kernels[0], added)   # the frozen epoch left the file's encoder exactly as it was
+    assert not np.array_equal(kernels[1], added)       # fine-tuning moved it
+    lrs = [m["lr"] for m in project.runs.epoch_metrics(run.id)]
+    assert lrs[1] == pytest.approx(lrs[0] / 10)        # ... at a tenth of the rate
+    np.testing.assert_array_equal(conv1(models.load_saved(project.layout.run(run.id).checkpoint("last"))), kernels[1])
+    image = project.load_image(1)
+    assert Predictor.from_run(project, run.id).predict_one(image).ids.shape == image.shape[:2]
 
 
 def test_the_weights_module_loads_without_tensorflow():

@@ -106,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, help="input size in pixels (square)")
     p.add_argument("--filters", type=int, help="base filters of the U-Net")
     p.add_argument("--depth", type=int, help="number of down-sampling levels")
-    p.add_argument("--batch", type=int)
+    p.add_argument("--batch", type=int, help="images per step on each CPU process or GPU; on GPUs it is grown to "
+                                             "the device's memory unless --fixed-batch")
+    p.add_argument("--fixed-batch", action="store_true", help="on GPUs too, train with exactly --batch per GPU")
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--loss", choices=LOSS_CHOICES)
     p.add_argument("--model", help="unet, fcn, mobilenetv2-unet, densenet121-unet")

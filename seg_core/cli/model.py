@@ -29,6 +29,8 @@ def _train_config(args: argparse.Namespace, project: Project):
         overrides["augment"] = AugmentConfig.none()
     if args.no_xla:
         overrides["xla"] = False
+    if args.fixed_batch:
+        overrides["batch_to_memory"] = False
     if args.pretrained:
         _check_pretrained(args.model or "unet")
         overrides["pretrained"] = True

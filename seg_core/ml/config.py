@@ -42,7 +42,8 @@ class TrainConfig:
     batchnorm: bool = True
     upsampling: str = "transpose"
     epochs: int = 40
-    batch_size: int = 8
+    batch_size: int = 8                    # per CPU process or GPU
+    batch_to_memory: bool = True           # on one machine's GPUs, grown to their memory (ml/distribute.py)
     learning_rate: float = 1e-3
     lr_schedule: str = "plateau"
     loss: str = "auto"

@@ -21,6 +21,13 @@ from seg_core.errors import TrainingError
 HEARTBEAT_TIMEOUT_S = 30
 # Every worker of a cluster must have started within this long of the chief; after that the chief gives up.
 JOIN_TIMEOUT_S = 600
+# Batch rule on one machine's GPUs: the run's batch per GPU is doubled while a batch's estimated training memory
+# (models.train_bytes_per_image, at float32, so mixed precision leaves room to spare) stays within this share of
+# the smallest GPU's memory, up to GPU_MAX_BATCH and no further than one batch per GPU covers the training images.
+# The learning rate grows with the square root of the factor (the usual rule for Adam). A CPU run, and a cluster
+# (whose workers must agree on the batch whatever their GPUs), keep the run's own batch.
+GPU_MEMORY_SHARE = 0.5
+GPU_MAX_BATCH = 64
 _HOST = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)$")
 
 
@@ -106,12 +113,15 @@ class Plan:
         # A step compiled by XLA cannot hold the collective all-reduce of a strategy (not on CPUs, untested on GPUs).
         return asked and not self.distributed
 
-    def describe(self) -> str:
-        """What the run's line shows, e.g. "CPU", "2 GPUs (NVIDIA H100)", "2 workers (a:2222,b:2222); chief: CPU"."""
+    def describe(self, gpu_batch: int | None = None) -> str:
+        """What the run's line shows, e.g. "CPU", "2 GPUs (NVIDIA H100), batch 32 per GPU",
+        "2 workers (a:2222,b:2222); chief: CPU"."""
         here = "CPU"
         if self.gpus:
             names = sorted(set(self.gpus))
             here = f"{len(self.gpus)} GPU{'s' if len(self.gpus) > 1 else ''} ({', '.join(names)})"
+            if gpu_batch:
+                here += f", batch {gpu_batch} per GPU"
         if self.cluster:
             return f"{len(self.cluster.workers)} workers ({self.cluster.spec}); chief: {here}"
         return here
@@ -142,6 +152,24 @@ class Plan:
                 else tf.distribute.experimental.CommunicationImplementation.RING)
         return tf.distribute.MultiWorkerMirroredStrategy(
             communication_options=tf.distribute.experimental.CommunicationOptions(implementation=kind))
+
+
+def memory_batch(batch: int, bytes_per_image: int, memory_bytes: int, train_images: int, replicas: int = 1) -> int:
+    """The batch per GPU by the batch rule above: `batch` doubled while it fits."""
+    grown = batch
+    while (grown * 2 <= GPU_MAX_BATCH and grown * 2 * bytes_per_image <= GPU_MEMORY_SHARE * memory_bytes
+           and grown * 2 * replicas <= max(train_images, batch * replicas)):
+        grown *= 2
+    return grown
+
+
+def gpu_memory_bytes() -> int:
+    """The memory TensorFlow may use on the smallest of this machine's GPUs (0 without one). Reads the
+    initialised runtime, so call it after the strategy was made."""
+    from tensorflow.python.client import device_lib
+
+    limits = [d.memory_limit for d in device_lib.list_local_devices() if d.device_type == "GPU"]
+    return int(min(limits)) if limits else 0
 
 
 def _coordinated_job(tasks: int):

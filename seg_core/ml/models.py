@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
@@ -18,6 +19,10 @@ UPSAMPLING = ("transpose", "bilinear")
 # Keras' 0.99 leaves the moving statistics near their initial values for the first few hundred steps;
 # a small project trains for only a few steps per epoch, so validation would see the wrong statistics.
 BN_MOMENTUM = 0.9
+# Training memory per value of a layer's output, for one image at float32: what the backward pass keeps and the
+# gradients. bench/batch_memory.py measured 3.3-3.9 bytes on a CPU (U-Nets of the presets, the MobileNetV2 U-Net);
+# twice that leaves room for a GPU allocator's fragmentation and cuDNN's workspaces.
+TRAIN_BYTES_PER_VALUE = 8
 
 
 @keras.saving.register_keras_serializable(package="segstudio")
@@ -253,10 +258,22 @@ def build(config: TrainConfig, channels: int, num_classes: int, size: int | None
 
 
 @lru_cache(maxsize=64)
-def _gflops(config_key: str, size: int, channels: int, num_classes: int) -> tuple[float, int]:
+def _gflops(config_key: str, size: int, channels: int, num_classes: int) -> tuple[float, int, int]:
     config = TrainConfig.from_dict(json.loads(config_key))
     model = build(config, channels, num_classes, size=size, weights=False)
-    return forward_flops(model) / 1e9, int(model.count_params())
+    return forward_flops(model) / 1e9, int(model.count_params()), feature_values(model)
+
+
+def feature_values(model: keras.Model) -> int:
+    """Values of every layer's output for one image (model must have a fixed input size)."""
+    return int(sum(math.prod(layer.output.shape[1:]) for layer in model.layers
+                   if not isinstance(layer, layers.InputLayer)))
+
+
+def train_bytes_per_image(config: TrainConfig, size: int, channels: int, num_classes: int) -> int:
+    """Estimated training memory of one image of a batch at float32: its feature maps, kept for the backward pass,
+    and their gradients (TRAIN_BYTES_PER_VALUE, measured by bench/batch_memory.py)."""
+    return int(_gflops(_network_key(config), int(size), int(channels), int(num_classes))[2] * TRAIN_BYTES_PER_VALUE)
 
 
 def forward_gflops(config: TrainConfig, size: int, channels: int, num_classes: int) -> float:
@@ -273,5 +290,5 @@ def _network_key(config: TrainConfig) -> str:
 def summarize(config: TrainConfig, channels: int, num_classes: int) -> dict:
     """Parameters and forward GFLOPs per image of the config's network at its image size."""
     size = config.image_size
-    gflops, params = _gflops(_network_key(config), size, channels, num_classes)
+    gflops, params, _ = _gflops(_network_key(config), size, channels, num_classes)
     return {"model": config.model, "input": [size, size, channels], "params": params, "gflops": gflops}

@@ -5,6 +5,7 @@ The worker process (seg_core.ml.worker) calls it; tests and benchmarks call it d
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import tempfile
@@ -55,6 +56,24 @@ def run_split(project: Project, run_id: str, config: TrainConfig, resume: bool, 
     return split
 
 
+def for_devices(config: TrainConfig, plan: Plan, channels: int, num_classes: int, train_images: int) -> TrainConfig:
+    """The settings this process trains with: on one machine's GPUs the batch grown to their memory and the
+    learning rate with it (distribute.py's batch rule); elsewhere the run's own."""
+    if not plan.gpus or plan.cluster is not None or not config.batch_to_memory:
+        return config
+    fixed = models.REGISTRY[config.model].fixed_size
+    size = config.crop_size if config.crop_size and not fixed else config.image_size
+    per_image = models.train_bytes_per_image(config, size, channels, num_classes)
+    grown = distribute.memory_batch(config.batch_size, per_image, distribute.gpu_memory_bytes(), train_images,
+                                    plan.local_replicas)
+    if grown == config.batch_size:
+        return config
+    factor = grown / config.batch_size
+    print(f"batch {config.batch_size} -> {grown} per GPU (it fits in their memory), "
+          f"learning rate x{math.sqrt(factor):.2f}", flush=True)
+    return dataclasses.replace(config, batch_size=grown, learning_rate=config.learning_rate * math.sqrt(factor))
+
+
 def _compile(model, config: TrainConfig, num_classes: int, learning_rate: float, xla: bool | None = None) -> None:
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=losses.get_loss(config.resolved_loss(num_classes)),
@@ -80,6 +99,11 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
     train_items, val_items = dataset.examples(project, split.train_ids), dataset.examples(project, split.val_ids)
     spec = models.REGISTRY[config.model]
     channels = 3 if spec.pretrained else dataset.project_channels(project)
+    asked = config.batch_size
+    config = for_devices(config, plan, channels, num_classes, len(train_items))
+    devices = plan.describe(config.batch_size if config.batch_size != asked else None)
+    if plan.chief and config.batch_size != asked:
+        project.runs.update(run_id, devices=devices)
     size = (config.image_size, config.image_size)
     batch = plan.global_batch(config.batch_size)
     steps = config.steps_for(len(train_items), batch)
@@ -116,7 +140,7 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
         atomic_write(files.config, json.dumps({
             **config.to_dict(), "channels": channels, "num_classes": num_classes,
             "classes": [c.to_dict() for c in project.classes], "train_images": len(train_items),
-            "val_images": len(val_items), "devices": plan.describe(), "global_batch": batch,
+            "val_images": len(val_items), "devices": devices, "global_batch": batch,
             "summary": models.summarize(config, channels, num_classes)}, indent=2).encode())
 
     preview, boxes = None, None
