@@ -4,6 +4,7 @@ import altair as alt
 import streamlit as st
 
 from app_pages.model_download import model_download
+from app_pages.train_weights import pretrained_choice
 from app_pages.widgets import require_project, show_error
 from seg_core import RunStatus, jobs, planning, splits, text
 from seg_core.errors import SegError
@@ -169,7 +170,7 @@ def _advanced(name: str, split_exists: bool) -> dict:
         v["base_filters"] = c[3].number_input("Filters", 2, 256, key=_key(name, "base_filters"), **keep,
                                               help="Width of the network; twice the filters is about 4x the work.")
         encoder = weights.encoder_for_model(v["model"])
-        v["pretrained"] = _pretrained(name, encoder) if encoder else False
+        v["pretrained"] = pretrained_choice(encoder, _key(name, "pretrained")) if encoder else False
         c = st.columns(4)
         v["depth"] = c[0].number_input("Depth", 1, 6, key=_key(name, "depth"), on_change=_rescale_crop,
                                        args=(name,), **keep, help="Levels of the U-Net.")
@@ -205,49 +206,6 @@ def _advanced(name: str, split_exists: bool) -> dict:
         v["augment"] = {f: c[i % 4].checkbox(label, key=_key(name, f), **keep) for i, (f, label) in
                         enumerate(AUGMENTS.items())}
     return v
-
-
-def _pretrained(name: str, encoder: str) -> bool:
-    """The ImageNet start of a pretrained encoder, possible once this machine has its weights (added here)."""
-    found = weights.available()
-    info, spec = found[encoder], weights.ENCODERS[encoder]
-    if info is None or _key(name, "pretrained") not in ss:
-        ss[_key(name, "pretrained")] = False   # no ticked box for weights that are gone
-    with st.container(border=True):
-        use = st.checkbox(f"Start the {spec.label} encoder from ImageNet weights", key=_key(name, "pretrained"),
-                          disabled=info is None, persist_state="session",
-                          help="Features learned from a million photos: a better start when you have few labeled "
-                               "photos. Seg Studio never downloads them; add the file below.")
-        if info is None:
-            st.caption(f"No ImageNet weights for {spec.label} on this machine yet, so it starts from random weights. "
-                       f"Add Keras' file `{spec.keras_file}` below.")
-        else:
-            st.caption(f"ImageNet weights for {spec.label}: {info.summary()}.")
-        _weights_upload(found)
-    return bool(use and info is not None)
-
-
-def _weights_upload(found: dict) -> None:
-    n = ss.get("train_weights_round", 0)
-    c = st.columns([3, 1])
-    file = c[0].file_uploader("Add an ImageNet weights file", type=["h5", "hdf5"], key=f"train_weights_{n}",
-                              help=weights.expected_files())
-    replace = c[1].checkbox("Replace", key="train_weights_replace",
-                            help="Use the new file instead of the one already added for its encoder.")
-    if c[1].button("Add weights", key="train_weights_add", disabled=file is None):
-        try:
-            with st.spinner("Checking the file: it is loaded into the encoder it is for..."):
-                info = weights.add_weights(file.getvalue(), file.name, replace=replace)
-            ss["train_weights_done"] = f"{info.outcome.capitalize()}: {info.describe()}."
-            ss["train_weights_round"] = n + 1   # a fresh, empty uploader
-            st.rerun()
-        except SegError as exc:
-            show_error(exc)
-    done = ss.pop("train_weights_done", None)
-    if done:
-        st.success(done, icon=":material/check_circle:")
-    st.caption("ImageNet weights on this machine: " + "; ".join(
-        f"{weights.ENCODERS[e].label} {'yes' if info else 'none'}" for e, info in found.items()) + ".")
 
 
 def _new_run() -> None:
