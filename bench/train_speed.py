@@ -4,8 +4,9 @@ Reference: the keras-io / zhixuhao style U-Net (two 3x3 convs per level, max-poo
 no batch norm, fp32, batch 8), `fit` on an in-memory numpy array. Seg Studio: build_unet + the tf.data
 pipeline streaming from disk (the memory cache off: resized examples read from the on-disk cache, then
 flips and quarter turns), compiled as a training run compiles it (bce+dice loss, epoch metrics, the step
-compiled by XLA); without and with batch norm, and with batch norm but no XLA (how runs trained before).
-The three are timed in turns (--rounds rounds of --epochs epochs each, after a warm-up epoch) and the
+compiled by XLA or TensorFlow's own oneDNN kernels); without and with batch norm, each step kind (the one runs
+get on this machine is starred: config.xla_is_faster_here).
+All are timed in turns (--rounds rounds of --epochs epochs each, after a warm-up epoch) and the
 median of each is printed: a shared machine's speed drifts within a run, and turns keep the ratios fair.
 Prints images/s, their ratio to the reference, forward GFLOPs, achieved GFLOP/s against a measured
 matmul peak, and peak RSS.
@@ -116,8 +117,10 @@ def main() -> None:
         in_memory = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).repeat().batch(args.batch)
         contenders["reference (tf.data in memory)"] = (ref_tf, in_memory.prefetch(tf.data.AUTOTUNE))
         keras.mixed_precision.set_global_policy(args.precision)
-        for label, bn, xla in (("seg studio (no BN)", False, True), ("seg studio (BN)", True, True),
-                               ("seg studio (BN, no XLA)", True, False)):
+        here = TrainConfig().xla   # the step a run gets on this machine (config.xla_is_faster_here)
+        for label, bn, xla in (("seg studio (no BN, XLA)", False, True), ("seg studio (BN, XLA)", True, True),
+                               ("seg studio (no BN, oneDNN)", False, False), ("seg studio (BN, oneDNN)", True, False)):
+            label += " *" if xla == here else ""
             model = models.build_unet((None, None, 1), 2, base_filters=args.filters, depth=4, batchnorm=bn)
             # Compiled as a training run compiles it (bce+dice, epoch metrics, XLA unless the config says no).
             training._compile(model, TrainConfig(batchnorm=bn, xla=xla), 2, 1e-3)
@@ -146,7 +149,8 @@ def main() -> None:
         achieved = rate * 3 * gflops
         print(f"{name:28}{rate:>10.2f}{achieved:>10.0f}{100 * achieved / peak32:>7.0f}%{rate / ref_rate:>8.2f}"
               f"{cpu:>11.2f}{cpu / ref_cpu:>7.2f}   " + " ".join(f"{t[0]:.2f}" for t in turns))
-    print("ratio: against the faster reference, by wall clock and by CPU time")
+    print("ratio: against the faster reference, by wall clock and by CPU time; * the step runs get on this machine "
+          f"({'XLA' if TrainConfig().xla else 'oneDNN, no XLA'})")
     print(f"peak RSS: {rss:.0f} MiB")
 
 

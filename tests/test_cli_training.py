@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from PIL import Image
 
 from seg_core.services import demo
@@ -24,6 +25,7 @@ def test_train_runs_predict_evaluate(capsys, workspace, tmp_path):
     assert main(["runs", "--project", "tiny", "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)
     assert runs[0]["id"] == run_id and runs[0]["status"] == "completed" and runs[0]["epochs_done"] == 2
+    assert project.runs.get(run_id).config.xla is False   # --no-xla, whatever this machine's default
 
     src = tmp_path / "new"
     src.mkdir()
@@ -60,3 +62,16 @@ def test_train_refuses_a_project_without_labels(capsys, workspace):
     assert code == 2 and "at least 2 labeled" in capsys.readouterr().err
     code = main(["predict", "--project", "bare", "--images", ".", "--out", "x"])
     assert code == 2 and "no trained model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, xla", [("--xla", True), ("--no-xla", False), (None, None)])
+def test_the_xla_flags_choose_the_step(workspace, flag, xla):
+    from seg_core.cli import build_parser
+    from seg_core.cli.model import _train_config
+    from seg_core.ml.config import xla_is_faster_here
+
+    project = demo.create_demo_project(workspace / "flags", count=2, unlabeled=0)
+    args = build_parser().parse_args(["train", "--project", "flags", *([flag] if flag else [])])
+    assert _train_config(args, project).xla is (xla_is_faster_here() if xla is None else xla)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--project", "flags", "--xla", "--no-xla"])

@@ -16,7 +16,7 @@ from seg_core.ml.augment import AugmentConfig
 from seg_core.errors import RunBusyError, TrainingError
 from seg_core.ml.inference import Predictor
 from seg_core.ml.evaluation import Labeled, evaluate
-from seg_core.ml.config import PRESETS, PRETRAINED_FREEZE_EPOCHS, TrainConfig, preset
+from seg_core.ml.config import PRESETS, PRETRAINED_FREEZE_EPOCHS, TrainConfig, preset, xla_is_faster_here
 from seg_core.ml.training import train
 from seg_core.store import splits
 
@@ -153,7 +153,17 @@ def test_bad_settings_are_sentences():
     saved_before_letterboxing = {k: v for k, v in TrainConfig().to_dict().items() if k != "resize"}
     assert TrainConfig.from_dict(saved_before_letterboxing).resize == "squash"
     saved_before_xla = {k: v for k, v in TrainConfig().to_dict().items() if k != "xla"}
-    assert TrainConfig().xla and not TrainConfig.from_dict(saved_before_xla).xla   # such runs trained without it
+    assert not TrainConfig.from_dict(saved_before_xla).xla   # such runs trained without it
+    assert TrainConfig().xla == xla_is_faster_here()
+
+
+@pytest.mark.parametrize("flags, xla", [("fpu sse2 avx avx2 fma", True), ("fpu avx2 avx512f avx512bw avx512vl", False),
+                                        (None, True)])
+def test_xla_is_the_default_where_it_is_the_faster_step(tmp_path, flags, xla):
+    cpuinfo = tmp_path / "cpuinfo"
+    if flags is not None:   # else no such file, as on a Mac
+        cpuinfo.write_text(f"processor\t: 0\nmodel name\t: some CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    assert xla_is_faster_here(str(cpuinfo)) is xla
 
 
 def test_worker_killed_mid_run_is_marked_failed_and_resumes(binary):

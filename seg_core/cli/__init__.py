@@ -118,8 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float)
     p.add_argument("--steps", type=int, help="batches per epoch (default: one pass over the training images)")
     p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--no-xla", action="store_true",
-                   help="run the training step without XLA compilation (slower; for a model XLA cannot compile)")
+    xla = p.add_mutually_exclusive_group()
+    xla.add_argument("--xla", action="store_true", dest="xla",
+                     help="compile the training step with XLA (default where it is the faster step: CPUs without "
+                          "AVX-512)")
+    xla.add_argument("--no-xla", action="store_true",
+                     help="train with TensorFlow's own kernels, without XLA (default on AVX-512 CPUs, where they are "
+                          "faster; also for a model XLA cannot compile)")
     p.add_argument("--resume", metavar="RUN", help="continue a stopped or failed run from its last epoch")
     p.add_argument("--cluster", metavar="HOST:PORT,...",
                    help="train on several machines (MultiWorkerMirroredStrategy); the same list on each, the first "

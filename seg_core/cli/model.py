@@ -27,8 +27,8 @@ def _train_config(args: argparse.Namespace, project: Project):
         "steps_per_epoch": args.steps}.items() if v is not None}
     if args.no_augment:
         overrides["augment"] = AugmentConfig.none()
-    if args.no_xla:
-        overrides["xla"] = False
+    if args.no_xla or args.xla:
+        overrides["xla"] = bool(args.xla)
     if args.fixed_batch:
         overrides["batch_to_memory"] = False
     if args.pretrained:

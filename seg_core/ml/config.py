@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -28,6 +29,21 @@ MODEL_NAMES = ("unet", "fcn", "mobilenetv2-unet", "densenet121-unet")
 # A start from ImageNet weights first trains the new decoder on a frozen encoder for this many epochs, so its
 # random first gradients do not wreck the pretrained features; then everything is fine-tuned at a tenth of the rate.
 PRETRAINED_FREEZE_EPOCHS = 3
+
+
+@functools.lru_cache(maxsize=1)
+def xla_is_faster_here(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether XLA's compiled training step beats TensorFlow's own (oneDNN) kernels on this machine's CPU.
+    bench/train_speed.py, a U-Net with batch norm: on an AVX2 CPU (fp32 matmul peak 54 GFLOP/s) XLA fused batch
+    norm, activations and the loss into the convolutions' passes, 1.3x the images per CPU-second; on an AVX-512
+    CPU (240 GFLOP/s) oneDNN's AVX-512 kernels trained 2.0x as fast as XLA's (with or without batch norm). Where
+    the CPU's features cannot be read (not Linux), XLA."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), None)
+    except OSError:
+        return True
+    return flags is None or "avx512f" not in flags
 
 
 @dataclass
@@ -56,9 +72,8 @@ class TrainConfig:
     seed: int = 0
     time_budget_minutes: float | None = None
     precision: str = "auto"
-    # The training step compiled by XLA: on a 2-core CPU it fuses batch norm, activations and the loss into the
-    # convolutions' passes, 1.2-1.4x the images per CPU-second (bench/train_speed.py). Keras leaves it off on CPUs.
-    xla: bool = True
+    # The training step compiled by XLA, where that is the faster step on this CPU (xla_is_faster_here).
+    xla: bool = field(default_factory=lambda: xla_is_faster_here())
     pretrained: bool = False               # ImageNet encoder weights, from the local Keras cache only
     freeze_encoder_epochs: int = 0
     steps_per_epoch: int | None = None     # default: one pass over the training images (steps_for)
