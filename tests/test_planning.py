@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -140,8 +141,11 @@ def test_estimate_scales_with_images_and_epochs(workspace):
     assert preset("fast", steps_per_epoch=5).steps_for(96) == 5
     assert e_small.source == planning.FIRST_GUESS and e_small.limited_by == "epochs"
     e_twice = planning.estimate(small, preset("fast", epochs=20, batch_size=1), gflops=50.0)
-    fixed = planning.LAUNCH_S + planning.TRACE_S
+    fixed = planning.LAUNCH_S + planning.FIRST_GUESS_STEP[cfg.xla][1]
     assert e_twice.seconds - fixed == pytest.approx(2 * (e_small.seconds - fixed))
+    # The first guess knows the two training steps: oneDNN's runs faster than XLA's on the machines that get it.
+    xla, onednn = (planning.estimate(small, dataclasses.replace(cfg, xla=x), gflops=50.0) for x in (True, False))
+    assert onednn.epoch_s < xla.epoch_s and (xla.trace_s, onednn.trace_s) == (18.0, 8.5)
     e_fast_machine = planning.estimate(small, cfg, gflops=100.0)
     assert e_fast_machine.seconds < e_small.seconds
     # The work itself: 10 train images (the minimum of 20 batches of 8 crops) and 2 val + 2 previews.
@@ -158,7 +162,7 @@ def test_time_budget_caps_the_estimate(workspace):
     assert e.limited_by == "time budget"
     # Launch, then two minutes on the training clock, then the validation of the epoch in flight.
     assert planning.LAUNCH_S + 120 < e.seconds < planning.LAUNCH_S + 120 + e.epoch_s
-    assert e.epochs == pytest.approx((120 - planning.TRACE_S) / e.epoch_s)
+    assert e.epochs == pytest.approx((120 - planning.FIRST_GUESS_STEP[TrainConfig().xla][1]) / e.epoch_s)
     assert e.text.startswith("about ") and e.text.endswith(" minutes (less if it stops improving earlier)")
     assert [planning.Estimate(s, 1, 1, "epochs", "x").text for s in (30, 70, 170, 5000, 54_000)] == [
         "under a minute", "about 1 minute", "about 3 minutes", "about 83 minutes", "about 15 hours"]

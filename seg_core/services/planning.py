@@ -19,20 +19,20 @@ from seg_core.store.runs import RunRecord, RunStatus
 # asks for a budget with --minutes.
 APP_TIME_BUDGET = {"fast": 5.0}
 FEW_IMAGES = 10
-# An epoch's work in "training GFLOPs": what each image costs the machine, in GFLOPs at the speed that big training
-# steps reach. Measured on the 2-core machine with the XLA step (U-Net 16 and 32 filters, 128-256 px, 2026-12-01):
-# a training image costs its forward pass 3 times (the backward pass is about twice the forward one) plus a fixed
-# 1.6 GFLOPs (input pipeline, per-step dispatch: 27% of a 128 px image's time, 9% at 256 px); a validation image,
-# forward only, 0.56 of its forward pass plus 1.5. One speed for all sizes made `balanced` look 70% slower than it
-# ran; with this, sizes agree within 5% (16 filters); 32 filters run 13-20% slower than their GFLOPs say.
+# An epoch's work in "training GFLOPs", measured with the XLA step (U-Net 16 and 32 filters, 128-256 px, 2026-12-01):
+# a training image costs its forward pass 3 times (backward about twice forward) plus a fixed 1.6 GFLOPs (input
+# pipeline, dispatch: 27% of a 128 px image's time, 9% at 256 px); a validation image 0.56 of its forward pass
+# plus 1.5. Sizes then agree within 5% (16 filters); 32 filters run 13-20% slower than their GFLOPs say.
 TRAIN_PASSES = 3.0
 TRAIN_IMAGE_GF = 1.6
 VAL_PASSES = 0.56
 VAL_IMAGE_GF = 1.5
-TRAIN_EFFICIENCY = 0.41      # share of measure_machine's peak those steps reach (57.8 of 140 GFLOP/s in one run)
+# The first guess, by the step a run takes (config.xla): the share of measure_machine's peak it reaches and the
+# first epoch's extra time (tracing; XLA also compiles). XLA: 57.8 of 140 GFLOP/s, 18 s. oneDNN on an AVX-512
+# machine: 0.67-0.77 of 270 GFLOP/s, 8-9 s (bench/estimate_accuracy.py, 2026-12-02, the three presets).
+FIRST_GUESS_STEP = {True: (0.41, 18.0), False: (0.70, 8.5)}
 EPOCH_OVERHEAD_S = 0.5       # two checkpoints, a preview and the DB rows per epoch
 LAUNCH_S = 15.0              # before the training clock starts: the worker imports TensorFlow, builds the model
-TRACE_S = 18.0               # the first epoch's extra time: TensorFlow traces and XLA compiles the steps
 MACHINE_MAX_AGE_S = 7 * 24 * 3600
 FIRST_GUESS = "a first guess from this machine's speed: the first run on it measures the rest"
 MACHINE_RECHECK_S = 3600
@@ -287,7 +287,8 @@ def estimate(project: Project, config: TrainConfig, ready: Readiness | None = No
             overhead = calibration["overhead_s"]
             source = f"speed measured on this machine by {calibration['run']}"
         else:
-            rate, launch, trace, source = peak * TRAIN_EFFICIENCY, LAUNCH_S, TRACE_S, FIRST_GUESS
+            efficiency, trace = FIRST_GUESS_STEP[bool(config.xla)]
+            rate, launch, source = peak * efficiency, LAUNCH_S, FIRST_GUESS
             overhead = EPOCH_OVERHEAD_S
     epoch_s = (train_work + val_work) / rate + overhead
     # The training clock (and the time budget) starts after the launch and includes the first epoch's trace.
@@ -348,7 +349,7 @@ class LiveStatus:
     epochs_done: int
 
 
-def _epoch_seconds(rows: list[dict], elapsed: float, in_epoch: float) -> float | None:
+def _epoch_seconds(rows: list[dict], elapsed: float, in_epoch: float, trace_s: float) -> float | None:
     """How long an epoch takes, leaving out the first one's tracing, which no later epoch pays again."""
     if len(rows) >= 2:
         return (rows[-1]["elapsed_s"] - rows[0]["elapsed_s"]) / (len(rows) - 1)
@@ -356,7 +357,7 @@ def _epoch_seconds(rows: list[dict], elapsed: float, in_epoch: float) -> float |
         return (elapsed - rows[0]["elapsed_s"]) / in_epoch      # the second epoch so far
     if len(rows) == 1:
         first = rows[0].get("epoch_s", rows[0]["elapsed_s"])
-        return max(first - TRACE_S, 0.25 * first)
+        return max(first - trace_s, 0.25 * first)
     return None
 
 
@@ -380,7 +381,7 @@ def live_status(project: Project, run: RunRecord, now: float | None = None) -> L
     if budget:
         fraction = max(fraction, elapsed / budget)
     eta = None
-    per_epoch = _epoch_seconds(rows, elapsed, in_epoch)
+    per_epoch = _epoch_seconds(rows, elapsed, in_epoch, FIRST_GUESS_STEP[bool(run.config.xla)][1])
     if per_epoch is not None:
         eta = max(0.0, (epochs - done - in_epoch) * per_epoch)
     if budget:
