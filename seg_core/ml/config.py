@@ -73,7 +73,7 @@ class TrainConfig:
     time_budget_minutes: float | None = None
     precision: str = "auto"
     # The training step compiled by XLA, where that is the faster step on this CPU (xla_is_faster_here).
-    xla: bool = field(default_factory=lambda: xla_is_faster_here())
+    xla: bool = field(default_factory=xla_is_faster_here)
     pretrained: bool = False               # ImageNet encoder weights, from the local Keras cache only
     freeze_encoder_epochs: int = 0
     steps_per_epoch: int | None = None     # default: one pass over the training images (steps_for)
