@@ -44,9 +44,9 @@ x = rng.random((batch, size, size, 3), dtype=np.float32)
 y = (rng.random((batch, size, size, 1)) > 0.5).astype(np.float32)
 for _ in range(3):
     model.train_on_batch(x, y)
-print(json.dumps({"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                  "estimate": models.train_bytes_per_image(config, size, 3, 2),
-                  "values": models._gflops(models._network_key(config), size, 3, 2)[2]}))
+estimate = models.train_bytes_per_image(config, size, 3, 2)
+print(json.dumps({"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "estimate": estimate,
+                  "values": estimate // models.TRAIN_BYTES_PER_VALUE}))
 """
 
 
