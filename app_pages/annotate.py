@@ -100,10 +100,9 @@ def _learn_from():
     return [(cached_image(str(project.image_path(r)), r.sha256), project.masks.load(r)) for r in others]
 
 
-try:   # the canvas's strokes were drawn with the pen of the last run (a new class or tool empties it)
-    drawn_with = (ss.get("annotate_pen") or pen.key)[0]
+try:   # each new object on the canvas is folded in as the pen that drew it (pens.py)
     with st.sidebar, st.spinner("Filling...", show_time=True) if pen.tool in tools.ASSIST_TOOLS else nullcontext():
-        outcome, note = tools.apply(project, view, drawing, pen, drawn_with, image, classes, cview, _learn_from)
+        outcome, note = tools.apply(project, view, drawing, pen, image, classes, cview, _learn_from)
     if note:
         _note(note)
 except SegError as exc:
@@ -114,9 +113,6 @@ if outcome in ("drafted", drafting.STALE):
         ss.pop("annotate_flash", None)
 if followed:
     _note(followed)
-if ss.get("annotate_pen", pen.key) != pen.key:
-    drafting.clear_canvas(view)               # one class per canvas: strokes of two classes never blend on it
-ss["annotate_pen"] = pen.key
 if pen.fill_holes:
     outcome, holes, pixels = drafting.fill_holes(project, view, cls_id)
     _note(f"Filled {holes} hole(s), {pixels:,} pixels, with {md_name(classes[cls_id].name)}. Undo takes them out again."
@@ -272,17 +268,16 @@ with actions:
 
 # Everything with a side effect (an error shown then dropped) is drawn before the canvas: the canvas's reply to new
 # props (an emptied canvas, a mount) can cut the rest of this run short.
+stroke, fill = tools.canvas_colours(pen, classes)
 st_canvas(
-    fill_color="rgba(0, 0, 0, 0)" if pen.tool == "Box → object" else editing.stroke_color(classes[cls_id],
-                                                                                          tools.opacity(cls_id)),
-    stroke_color=editing.stroke_color(classes[cls_id], tools.opacity(cls_id) if pen.tool != "Box → object" else 1),
+    fill_color=fill, stroke_color=stroke,
     stroke_width=pen.brush if pen.mode in ("freedraw", "line") else (2 if pen.tool == "Box → object" else 1),
     background_image=_background(),
     update_streamlit=True, height=cview.canvas_h, width=cview.canvas_w, drawing_mode=pen.mode,
     initial_drawing={"objects": [], "segstudio": view.token},   # a new token empties the canvas
     point_display_radius=3, return_image_data=True, key=canvas_key,
 )
-st.html(tools.HIDE_CANVAS_TOOLBAR, unsafe_allow_javascript=True)
+st.html(tools.CANVAS_SCRIPTS + tools.pen_marker(pen, classes), unsafe_allow_javascript=True)
 
 with st.sidebar:
     if zoom > 1:

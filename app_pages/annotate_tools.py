@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
 
 from seg_core import drafting, editing
+from seg_core.services import folding, pens
 from seg_core.text import md_name
 
 TOOLS = {"Brush": "freedraw", "Rectangle": "rect", "Polygon": "polygon", "Ellipse": "circle", "Line": "line",
@@ -26,32 +29,24 @@ HINTS = {
     "Magic wand": "Click a region: the connected area of similar colour gets the class. Tolerance sets how "
                   "similar. For a shaded or textured object, Box → object works better.",
 }
+TAGS = {tool: i for i, tool in enumerate(TOOLS)}   # written into the colour each tool draws with (pens.py)
 ASSIST_TOOLS = ("Smart fill", "Box → object", "Magic wand")
+# Tools whose clicks or boxes act beyond what they draw: once folded in, the canvas is emptied of their dots and
+# frames (the page holds a stroke started meanwhile until the canvas is ready for it).
+EMPTIES_CANVAS = ("Fill", "Magic wand", "Box → object")
 STROKE_OPACITY = 0.6
 ERASE_OPACITY = 0.25   # a light veil: the photo shows through where the background class erases
 LEARN_FROM = 4         # saved masks Smart fill may also learn from
-# The canvas's own toolbar (undo history of its strokes, moving them, sending by hand) does not apply here: every
-# stroke lands in the mask at once, and the page's Undo takes back whole strokes, shapes and fills.
-HIDE_CANVAS_TOOLBAR = """<script>
-(() => {
-  if (window.segstudioCanvasToolbar) return;
-  window.segstudioCanvasToolbar = true;
-  const hide = () => document.querySelectorAll('[class*="st-key-annotate_canvas"] *').forEach((el) => {
-    const root = el.shadowRoot;
-    if (root && !root.querySelector('style[data-segstudio]')) {
-      const style = document.createElement('style');
-      style.dataset.segstudio = '1';
-      style.textContent = '.dc-toolbar { display: none !important; }';
-      root.appendChild(style);
-    }
-  });
-  // A custom element may attach its shadow root after it entered the page, which no observer of the page sees:
-  // the poll catches it.
-  new MutationObserver(hide).observe(document.body, {childList: true, subtree: true});
-  hide();
-  setInterval(hide, 250);
-})();
-</script>"""
+# The page's scripts for the canvas: its own toolbar hidden, strokes held while the page catches up (see the file).
+CANVAS_SCRIPTS = "<script>\n" + (Path(__file__).with_name("annotate_canvas.js").read_text()
+                                .replace("__EMPTIES_CANVAS__", json.dumps(list(EMPTIES_CANVAS)))) + "</script>"
+
+
+
+def pen_marker(pen: "Pen", classes) -> str:
+    """Written beside the canvas, after it: the page's scripts know the canvas has the pen the radios show."""
+    position = [c.id for c in classes].index(pen.cls_id)
+    return f'<span hidden data-segstudio-pen="{TAGS[pen.tool]}|{position}"></span>'
 
 
 @dataclass
@@ -92,10 +87,12 @@ def tool_panel(classes, labeled_elsewhere: int) -> Pen:
     if tool == "Smart fill":
         pen.live = st.toggle("Fill after each stroke", True, key="annotate_smart_live",
                              help="Off: draw several strokes, then press Fill now.")
-        pen.learn = st.toggle(f"Also learn from saved masks ({min(LEARN_FROM, labeled_elsewhere)})", False,
+        n = min(LEARN_FROM, labeled_elsewhere)
+        pen.learn = st.toggle(f"Also learn from {n} saved mask{'s' if n != 1 else ''} of other images", False,
                               key="annotate_smart_learn", disabled=labeled_elsewhere == 0,
-                              help="Learns from a sample of the project's saved masks too: an image gets a "
-                                   "proposal from its first stroke, or from none (Fill now).")
+                              help=f"Learns from the last {LEARN_FROM} images with a saved mask too (of "
+                                   f"{labeled_elsewhere} saved): an image gets a proposal from its first stroke, or "
+                                   "from none (Fill now).")
         pen.fill_now = st.button("Fill now", key="annotate_fill_now", width="stretch")
     if tool == "Magic wand":
         pen.tolerance = st.slider("Tolerance", 0.0, 1.0, 0.2, 0.05, key="annotate_tolerance",
@@ -107,53 +104,95 @@ def tool_panel(classes, labeled_elsewhere: int) -> Pen:
     return pen
 
 
-def apply(project, view: drafting.View, drawing: dict, pen: Pen, drawn_with: int, image: np.ndarray, classes,
+def ink(pen: Pen, classes) -> pens.Ink:
+    """The page's current pen, as the canvas draws with it."""
+    return pens.Ink(pen.cls_id, TAGS[pen.tool], pen_alpha(pen), tuple(classes[pen.cls_id].color))
+
+
+def pen_alpha(pen: Pen) -> float:
+    return 1.0 if pen.tool == "Box → object" else opacity(pen.cls_id)
+
+
+def canvas_colours(pen: Pen, classes) -> tuple[str, str]:
+    """(stroke, fill) colours for the canvas: each carries the pen, so every object says what drew it."""
+    stroke = pens.colour(classes[pen.cls_id], pen_alpha(pen), TAGS[pen.tool])
+    return stroke, ("rgba(0, 0, 0, 0)" if pen.tool == "Box → object" else stroke)
+
+
+def apply(project, view: drafting.View, drawing: dict, pen: Pen, image: np.ndarray, classes,
           cview: editing.CanvasView, learn_from) -> tuple[str, str | None]:
-    """What the canvas's new drawing does with this tool: (the outcome, a note for the person or None)."""
+    """What the canvas's new objects do, each with the pen that drew it (it may be the one before the pen the page
+    shows now): (the outcome, a note for the person or None)."""
+    outcome, notes, emptied = "unchanged", [], False
+    for batch in folding.new_batches(view, drawing, classes, ink(pen, classes)):
+        if batch.ink.cls_id is None or batch.ink.tag is None or batch.ink.tag >= len(TOOLS):
+            notes.append("A stroke drawn with a colour that no class has now (a class was removed or recoloured "
+                         "meanwhile) was not kept.")
+            continue
+        tool, cls_id = list(TOOLS)[batch.ink.tag], batch.ink.cls_id
+        if tool in EMPTIES_CANVAS:
+            result, note = _marks(project, view, batch, tool, cls_id, pen, image, classes, cview)
+            emptied = True
+        elif tool == "Smart fill":
+            result, note = _smart(project, view, batch.hit, cls_id, pen, image, classes, cview, learn_from)
+        else:
+            result, note = folding.paint(project, view, batch.hit, cls_id, cview), None
+        outcome = result if result != "unchanged" else outcome
+        notes += [note] if note else []
+    if pen.tool == "Smart fill" and pen.fill_now:
+        result, note = _smart(project, view, None, pen.cls_id, pen, image, classes, cview, learn_from, now=True)
+        outcome = result if result != "unchanged" else outcome
+        notes += [note] if note else []
+    if emptied:   # the dots and frames those tools draw are done with: the result shows under the canvas
+        drafting.clear_canvas(view)
+    return outcome, " ".join(notes) or None
+
+
+def _marks(project, view, batch, tool: str, cls_id: int, pen: Pen, image, classes, cview) -> tuple[str, str | None]:
     from seg_core import assist
 
-    name = md_name(classes[pen.cls_id].name)   # the notes are Markdown
-    if pen.tool == "Fill":
-        outcome, n = drafting.apply_clicks(project, view, drawing.get("raw"), pen.cls_id, cview)
+    name = md_name(classes[cls_id].name)   # the notes are Markdown
+    if tool == "Fill":
+        outcome, n = folding.fill_clicks(project, view, batch.objects, cls_id, cview)
         share = n / view.base_ids.size
         return outcome, (f"Filled {n:,} pixels with {name}." + (
             f" That is {share:.0%} of the image: if the outline had a gap, Undo takes it back." if share > 0.4
             else "")) if n else None
-    if pen.tool == "Magic wand":
-        outcome, n = drafting.apply_marks(
-            project, view, drawing.get("raw"), cview,
-            lambda ids, point: np.where(assist.wand(image, point, pen.tolerance), pen.cls_id, ids).astype(np.uint8),
+    if tool == "Magic wand":
+        outcome, n = folding.marks(
+            project, view, batch.objects, cview,
+            lambda ids, point: editing.paint_where(ids, assist.wand(image, point, pen.tolerance), cls_id),
             "magic wand")
         return outcome, f"The wand gave {n:,} pixels to {name}; Undo takes them back." if n else None
-    if pen.tool == "Box → object":
-        def box(ids, rect):
-            hint = None
-            if view.scribbles is not None:
-                hint = np.where(view.scribbles == pen.cls_id, 1, np.where(view.scribbles == 255, 255, 0))
-            return np.where(assist.box_fill(image, rect, hint=hint), pen.cls_id, ids).astype(np.uint8)
 
-        outcome, n = drafting.apply_marks(project, view, drawing.get("raw"), cview, box, "box fill")
-        return outcome, f"The object in the box is {name} now ({n:,} pixels); Undo takes it back." if n else None
-    strokes = editing.canvas_strokes(drawing.get("data"))
-    objects = drafting.canvas_objects(drawing.get("raw"))
-    if pen.tool == "Smart fill":
-        note = []
+    def box(ids, rect):
+        inside = assist.box_fill(image, rect, hint=folding.scribble_hint(view, cls_id))
+        return editing.box_object(ids, inside, cls_id, rect)
 
-        def fill(scribbles):
-            if len(set(np.unique(scribbles).tolist()) - {255}) < 2 and not pen.learn:
-                note.append("Smart fill starts once there are strokes of two classes: now one of another class "
-                            "(for example background, for what is not the object).")
-                return None
-            return assist.scribble_fill(image, scribbles, len(classes), learn_from() if pen.learn else None)
+    outcome, n = folding.marks(project, view, batch.objects, cview, box, "box fill")
+    return outcome, f"The object in the box is {name} now ({n:,} pixels changed); Undo takes it back." if n else None
 
-        outcome = drafting.apply_scribbles(project, view, strokes, objects, classes, cview, opacity(drawn_with),
-                                           fill, live=pen.live)
-        if pen.fill_now:
-            if view.scribbles is None:
-                view.scribbles = np.full(view.base_ids.shape, 255, np.uint8)
-            outcome = drafting.fill_from_scribbles(project, view, fill)
-        return outcome, note[0] if note else None
-    return drafting.apply_canvas(project, view, strokes, objects, classes, cview, opacity(drawn_with)), None
+
+def _smart(project, view, hit, cls_id: int, pen: Pen, image, classes, cview, learn_from,
+           now: bool = False) -> tuple[str, str | None]:
+    from seg_core import assist
+
+    note = []
+
+    def fill(scribbles):
+        if len(set(np.unique(scribbles).tolist()) - {folding.NO_SCRIBBLE}) < 2 and not pen.learn:
+            note.append("Smart fill starts once there are strokes of two classes: now one of another class "
+                        "(for example background, for what is not the object).")
+            return None
+        return assist.scribble_fill(image, scribbles, len(classes), learn_from() if pen.learn else None)
+
+    if now:
+        if view.scribbles is None:
+            view.scribbles = np.full(view.base_ids.shape, folding.NO_SCRIBBLE, np.uint8)
+        outcome = drafting.fill_from_scribbles(project, view, fill)
+    else:
+        outcome = folding.scribble(project, view, hit, cls_id, cview, fill, live=pen.live)
+    return outcome, note[0] if note else None
 
 
 def follow_classes(project, view: drafting.View) -> str | None:
@@ -173,9 +212,8 @@ def follow_classes(project, view: drafting.View) -> str | None:
                      f"{md_name(step.into)} now).")
     if pen is not None:
         st.session_state["annotate_class"] = pen
-        st.session_state["annotate_pen"] = (pen, st.session_state.get("annotate_tool", "Brush"))
     if lost:   # drawn in a colour no class has now: it cannot be told what it was meant to be
-        view.objects = drafting.canvas_objects(((st.session_state.get(view.key) or {}).get("drawing") or {})
+        view.objects = folding.canvas_objects(((st.session_state.get(view.key) or {}).get("drawing") or {})
                                                .get("raw")) or view.objects
     return " ".join(notes) + " What you painted here was renumbered with it" + (
         "; the stroke you drew with the removed class was not kept." if lost else ".")

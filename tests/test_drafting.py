@@ -3,13 +3,15 @@ once, Undo and Redo of whole edits, the fill tools, and Discard that can be undo
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import pytest
 
 from helpers import photo, png_bytes
 from seg_core.classes import default_classes
 from seg_core.errors import DraftConflictError, MaskConflictError
-from seg_core.services import drafting, editing
+from seg_core.services import drafting, editing, folding, pens
 from seg_core.store.workspace import new_project
 
 CLASSES = default_classes(["background", "leaf"])
@@ -31,9 +33,26 @@ def stripe(rows: slice, canvas=None) -> np.ndarray:
     return out
 
 
-def paint(project, view, strokes, objects: str):
-    """`objects`: the canvas's objects, one letter each (a stroke), as Fabric sends them along with the pixels."""
-    return drafting.apply_canvas(project, view, strokes, tuple(objects), CLASSES, CANVAS, 0.6)
+BRUSH, SMART = 0, 6   # the tools' tags in the Annotate page's list
+
+
+def drawing(picture: np.ndarray, objects: str, cls: int | str = 1, tag: int = BRUSH) -> dict:
+    """What the canvas sends: its picture and its objects (one letter each, a stroke) drawn with the pen of tool
+    `tag` and class `cls` (one digit per object, or one class for all), at the opacity the page draws it with."""
+    classes = [int(c) for c in cls] if isinstance(cls, str) else [cls] * len(objects)
+    inks = [pens.colour(CLASSES[c], 0.25 if c == 0 else 0.6, tag) for c in classes]
+    url = "data:image/png;base64," + base64.b64encode(png_bytes(picture, "RGBA")).decode()
+    return {"raw": {"objects": [{"type": "path", "stroke": ink, "name": c} for c, ink in zip(objects, inks)]},
+            "data": url}
+
+
+def paint(project, view, picture, objects: str, cls: int | str = 1):
+    """Fold what the canvas sends into the view, as the page does for the painting tools."""
+    outcome = "unchanged"
+    for batch in folding.new_batches(view, drawing(picture, objects, cls), CLASSES, None):
+        result = folding.paint(project, view, batch.hit, batch.ink.cls_id, CANVAS)
+        outcome = result if result != "unchanged" else outcome
+    return outcome
 
 
 def test_two_tabs_never_write_over_each_other(project):
@@ -91,7 +110,7 @@ def test_an_idle_view_follows_changes_made_elsewhere(project):
     assert not drafting.outdated(project, fresh)                              # our strokes are at stake: ask
 
 
-def test_strokes_are_folded_in_at_once_and_the_canvas_kept_until_the_pen_changes(project):
+def test_strokes_are_folded_in_at_once_and_the_canvas_kept_across_pen_changes(project):
     view = drafting.open_view(project, 1, "v")
     token = view.token
     assert paint(project, view, stripe(slice(0, 10)), "a") == "drafted"
@@ -103,15 +122,67 @@ def test_strokes_are_folded_in_at_once_and_the_canvas_kept_until_the_pen_changes
     assert (ids[0:10] == 1).all() and (ids[40:50] == 1).all() and (ids[10:40] == 0).all()
     assert len(view.undo) == 2 and np.array_equal(view.under, np.zeros((H, W)))   # the strokes show themselves
 
-    drafting.clear_canvas(view)                                               # another class or tool
-    assert view.token != token and np.array_equal(view.under, ids)
-    assert paint(project, view, two, "ab") == "unchanged"                     # before the canvas was emptied
+    # The eraser (another pen) over the first stripe, on the same canvas: only its own pixels are folded in.
+    eraser = two.copy()
+    veil = 0.25 + 0.75 * 0.6                                                  # its light veil over the leaf stroke
+    eraser[0:5] = (*np.round(0.75 * 0.6 * np.array(CLASSES[1].color) / veil), round(255 * veil))
+    assert view.token == token and paint(project, view, eraser, "abe", cls="110") == "drafted"
+    assert (view.shown[0:5] == 0).all() and (view.shown[5:10] == 1).all() and (view.shown[40:50] == 1).all()
+    assert (view.under[0:5] == 0).all()                                       # the photo shows where it erased
+
+    drafting.clear_canvas(view)                                               # Undo or a fill empties it
+    assert view.token != token and np.array_equal(view.under, view.shown)
+    assert paint(project, view, eraser, "abe", cls="110") == "unchanged"      # before the canvas was emptied
     assert paint(project, view, np.zeros_like(two), "") == "unchanged"        # the emptied canvas
-    eraser = np.zeros_like(two)
-    eraser[0:5] = (0, 0, 0, 64)                                               # the eraser's light veil
-    assert drafting.apply_canvas(project, view, eraser, ("e",), CLASSES, CANVAS, 0.25) == "drafted"
-    assert (view.shown[0:5] == 0).all() and (view.shown[5:10] == 1).all()
-    assert (view.under[0:5] == 0).all() and (view.under[5:10] == 1).all()   # the photo shows where it erased
+    assert paint(project, view, stripe(slice(20, 25)), "f") == "drafted"      # a stroke on the empty canvas
+    assert (view.shown[20:25] == 1).all() and (view.shown[0:5] == 0).all()
+
+
+def test_each_stroke_is_folded_in_with_the_pen_that_drew_it(tmp_path):
+    """The canvas may hold strokes of several pens: one drawn just before a new pen reached the browser, or sent in
+    one batch with the next. Each keeps its own class, whatever lies under it and whatever the page's pen is."""
+    classes = default_classes(["background", "leaf", "bud"])
+    project = new_project(tmp_path / "buds", classes)
+    project.add_image(png_bytes(photo(H, W, seed=2)), "two.png")
+    view = drafting.open_view(project, 1, "v")
+    leaf, bud = (pens.colour(classes[c], 0.6, BRUSH) for c in (1, 2))
+    picture = np.zeros((CANVAS.canvas_h, CANVAS.canvas_w, 4), np.uint8)
+    picture[0:30] = (*classes[1].color, 153)
+    url = lambda p: "data:image/png;base64," + base64.b64encode(png_bytes(p, "RGBA")).decode()  # noqa: E731
+    first = {"raw": {"objects": [{"type": "path", "stroke": leaf}]}, "data": url(picture)}
+    for batch in folding.new_batches(view, first, classes, None):
+        folding.paint(project, view, batch.hit, batch.ink.cls_id, CANVAS)
+    # Two new strokes in one send, a bud stripe over the leaf and a leaf stripe below: blended colours on the
+    # canvas, and still each pixel goes to the stroke on top of it.
+    over = picture.copy()
+    bud_rgb, leaf_rgb = np.array(classes[2].color, float), np.array(classes[1].color, float)
+    a = 0.6 + 0.4 * 0.6
+    over[20:40, :, :3] = np.round((0.6 * bud_rgb + 0.4 * 0.6 * leaf_rgb) / a)
+    over[20:40, :, 3] = round(255 * a)
+    over[30:40, :] = (*classes[2].color, 153)
+    over[45:50, :] = (*classes[1].color, 153)
+    second = {"raw": {"objects": [{"type": "path", "stroke": leaf}, {"type": "path", "stroke": bud},
+                                  {"type": "path", "stroke": leaf, "n": 2}]}, "data": url(over)}
+    batches = folding.new_batches(view, second, classes, None)
+    assert [(b.ink.cls_id, b.ink.tag) for b in batches] == [(2, BRUSH), (1, BRUSH)]
+    for batch in batches:
+        folding.paint(project, view, batch.hit, batch.ink.cls_id, CANVAS)
+    ids = view.shown
+    assert (ids[0:20] == 1).all() and (ids[20:40] == 2).all() and (ids[40:45] == 0).all() and (ids[45:50] == 1).all()
+    assert [e.what for e in view.undo] == ["stroke"] * 3                      # one Undo step per pen
+
+
+def test_a_colour_says_which_pen_drew_it():
+    leaf = CLASSES[1]
+    for tag in range(pens.MAX_TAGS):
+        for opacity in (0.25, 0.6, 1.0):
+            ink = pens.read(pens.colour(leaf, opacity, tag), CLASSES)
+            assert (ink.cls_id, ink.tag, ink.rgb) == (1, tag, tuple(leaf.color)) and abs(ink.alpha - opacity) < 0.01
+    assert pens.read("rgba(1, 2, 3, 0.6)", CLASSES).cls_id is None            # no class of this colour
+    assert pens.read("rgba(230, 25, 75, 0.60)", CLASSES).tag is None          # an untagged colour
+    assert pens.read("#e6194b", CLASSES) is None and pens.read(None, CLASSES) is None
+    with pytest.raises(ValueError):
+        pens.colour(leaf, 0.6, pens.MAX_TAGS)
 
 
 def test_undo_and_redo_take_whole_edits(project):
@@ -150,9 +221,9 @@ def test_fill_clicks_and_fill_holes_are_edits(project):
     ring[15:35, 15:35] = 0
     drafting.change(project, view, ring, "stroke")
     click = {"type": "circle", "left": 25 - 4.5, "top": 25, "radius": 4, "strokeWidth": 1}
-    outcome, filled = drafting.apply_clicks(project, view, {"objects": [click]}, 1, CANVAS)
+    outcome, filled = folding.fill_clicks(project, view, [click], 1, CANVAS)
     assert (outcome, filled) == ("drafted", 400) and (project.drafts.get(1).ids[15:35, 15:35] == 1).all()
-    assert drafting.apply_clicks(project, view, {"objects": [click]}, 1, CANVAS) == ("unchanged", 0)
+    assert folding.fill_clicks(project, view, [click], 1, CANVAS) == ("unchanged", 0)
     drafting.undo(project, view)
     ids, holes, pixels = editing.fill_holes(view.shown, 1)
     assert (holes, pixels) == (1, 400)
@@ -170,16 +241,19 @@ def test_smart_fill_strokes_of_one_class_are_a_stroke_then_the_fill_is_one_assis
             return None                                                       # not yet: one class
         return np.where(np.arange(H)[:, None] < 30, 1, 0).repeat(W, 1).astype(np.uint8)
 
-    def smart(strokes, objects, opacity=0.6):
-        return drafting.apply_scribbles(project, view, strokes, tuple(objects), CLASSES, CANVAS, opacity, fill)
+    def smart(strokes, objects, cls=1):
+        outcome = "unchanged"
+        for batch in folding.new_batches(view, drawing(strokes, objects, cls, SMART), CLASSES, None):
+            result = folding.scribble(project, view, batch.hit, batch.ink.cls_id, CANVAS, fill)
+            outcome = result if result != "unchanged" else outcome
+        return outcome
 
     assert smart(stripe(slice(0, 10)), "a") == "drafted"
     assert view.undo[-1].what == "stroke" and view.source == "painted"
     assert (view.shown[0:10] == 1).all() and view.shown[10:].max() == 0
     background = np.zeros((CANVAS.canvas_h, CANVAS.canvas_w, 4), np.uint8)
     background[50:55, :] = (0, 0, 0, 64)                                      # the eraser's veil: class 0
-    drafting.clear_canvas(view)                                               # another class empties the canvas
-    assert smart(background, "b", 0.25) == "drafted"
+    assert smart(background, "b", 0) == "drafted"                             # the canvas held only "b" now
     assert view.undo[-1].what == "smart fill" and view.source == "assisted"
     assert (view.shown[:30] == 1).all() and (view.shown[30:] == 0).all()
     assert (calls[-1][50:55] == 0).all() and (calls[-1][0:10] == 1).all()    # both strokes were its scribbles

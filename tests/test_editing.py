@@ -340,3 +340,16 @@ def test_gallery_pages_filters_and_thumbnails(tmp_path):
     p.update_class(1, color="#0000ff")
     assert not gallery.thumbnail_path(p, p.image(1)).exists()
     assert gallery.caption(rec, {1}, {1}) == "dog_0.png · labeled · train · has prediction · unsaved strokes"
+
+
+def test_box_object_makes_the_class_inside_the_box_the_object_found():
+    ids = np.zeros((20, 20), np.uint8)
+    ids[1:4, 1:4] = 1            # the class where the object is not (a model's guess), inside the box
+    ids[16:19, 16:19] = 1        # the class outside the box
+    ids[10:12, 1:3] = 2          # another class inside the box
+    inside = np.zeros((20, 20), bool)
+    inside[6:12, 6:12] = True
+    out = editing.box_object(ids, inside, 1, (0, 0, 14, 14))
+    assert (out[1:4, 1:4] == 0).all() and (out[6:12, 6:12] == 1).all()
+    assert (out[16:19, 16:19] == 1).all() and (out[10:12, 1:3] == 2).all()
+    assert (ids[1:4, 1:4] == 1).all()    # the mask given is left as it was

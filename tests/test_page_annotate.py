@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app_pages.annotate_tools import ERASE_OPACITY, STROKE_OPACITY, TAGS
 from helpers import ROOT, box_mask, photo, png_bytes
-from seg_core.services import demo
+from seg_core.services import demo, pens
 from seg_core.classes import default_classes
 from seg_core.store.project import Project
 from seg_core.store.workspace import new_project
@@ -42,12 +43,13 @@ def open_annotate(project: Project, monkeypatch, image_id: int | None = None) ->
 _STROKES = itertools.count()
 
 
-def drawing(strokes: np.ndarray, objects: list[dict] | None = None) -> dict:
+def drawing(strokes: np.ndarray, objects: list[dict] | None = None, stroke: str | None = None) -> dict:
     """What streamlit-drawable-canvas puts in session state for a drawing (see shared/CANVAS.md): a new stroke
-    each call unless `objects` says what the canvas holds."""
+    each call unless `objects` says what the canvas holds; `stroke`: the colour it was drawn with (the pen), else
+    one that names no pen (the page's own pen is taken)."""
     url = "data:image/png;base64," + base64.b64encode(png_bytes(strokes, "RGBA")).decode()
     if objects is None:
-        objects = [{"type": "path", "stroke": next(_STROKES)}]
+        objects = [{"type": "path", "stroke": stroke, "n": next(_STROKES)}]
     return {"drawing": {"raw": {"version": "5.3.0", "objects": objects}, "data": url}}
 
 
@@ -56,8 +58,9 @@ def paint(at: AppTest, cls_id: int, rows: slice, cols: slice) -> AppTest:
     key = at.session_state["annotate_canvas_key"]
     w, h = key_size(at)
     strokes = np.zeros((h, w, 4), np.uint8)
-    strokes[rows, cols] = (*CLASSES[cls_id].color, 153)
-    at.session_state[key] = drawing(strokes)
+    alpha = ERASE_OPACITY if cls_id == 0 else STROKE_OPACITY
+    strokes[rows, cols] = (*CLASSES[cls_id].color, round(255 * alpha))
+    at.session_state[key] = drawing(strokes, stroke=pens.colour(CLASSES[cls_id], alpha, TAGS["Brush"]))
     at.run()
     assert not at.exception, at.exception
     return at
@@ -123,9 +126,10 @@ def test_erasing_and_a_second_class_on_a_labeled_image(project, monkeypatch):
     paint(at, 0, slice(0, int(5 * sy)), slice(0, int(10 * sx)))   # erase the top half of the 10x10 spot box
     key = at.session_state["annotate_canvas_key"]
     strokes = np.zeros((h, w, 4), np.uint8)
-    strokes[0:int(5 * sy), 0:int(10 * sx)] = (0, 0, 0, 153)
+    strokes[0:int(5 * sy), 0:int(10 * sx)] = (0, 0, 0, 64)
     strokes[int(40 * sy):, int(60 * sx):] = (*CLASSES[1].color, 153)
-    at.session_state[key] = drawing(strokes)   # the canvas still holding the first stroke: folding it again is harmless
+    # The canvas still holds the eraser's stroke: only the new one is folded in, with the pen that drew it.
+    at.session_state[key] = drawing(strokes, stroke=pens.colour(CLASSES[1], STROKE_OPACITY, TAGS["Brush"]))
     at.run()
     button(at, "annotate_save").click().run()
     m = project.masks.load(1)
@@ -319,19 +323,30 @@ def test_assist_tools_smart_fill_box_and_wand(workspace, monkeypatch):
     button(at, "annotate_save").click().run()
     assert p.image(1).mask_source == "assisted"
 
-    # Box -> object on a fresh start; then the wand on the background erases nothing it should not.
-    p.masks.save(1, np.zeros((120, 160), np.uint8), 1)
+    # Box -> object over a start that wrongly gave the class a corner of the box (a model's guess): inside the box
+    # the class becomes the object found, outside it nothing changes; the box's frame leaves the canvas.
+    ys, xs = np.nonzero(disc)
+    start = np.zeros((120, 160), np.uint8)
+    start[ys.min() - 4:ys.min() + 2, xs.min() - 4:xs.min() + 2] = 1     # a box corner, outside the disc
+    start[:4, :4] = 1                                                    # outside the box
+    p.masks.save(1, start, 1)
     at.session_state["annotate_epoch"] = at.session_state["annotate_epoch"] + 1
     at.sidebar.radio(key="annotate_class").set_value(1).run()
     at.sidebar.radio(key="annotate_tool").set_value("Box → object").run()
-    ys, xs = np.nonzero(disc)
     rect = {"type": "rect", "left": (xs.min() - 6) * sx, "top": (ys.min() - 6) * sy,
-            "width": (xs.max() - xs.min() + 12) * sx, "height": (ys.max() - ys.min() + 12) * sy}
+            "width": (xs.max() - xs.min() + 12) * sx, "height": (ys.max() - ys.min() + 12) * sy,
+            "stroke": pens.colour(default_classes(["background", "object"])[1], 1.0, TAGS["Box → object"])}
+    token = at.session_state["annotate_view"].token
     canvas(None, None, 1, [rect])
-    assert iou(p.drafts.get(1).ids) > 0.85
+    boxed = p.drafts.get(1).ids
+    assert iou(boxed) > 0.85 and (boxed[:4, :4] == 1).all()
+    assert (boxed[ys.min() - 4:ys.min() - 1, xs.min() - 4:xs.min() - 1] == 0).all()
     assert any("object in the box" in t.value for t in at.markdown)
+    assert at.session_state["annotate_view"].token != token              # the canvas is emptied of the frame
     button(at, "annotate_undo").click().run()
     assert p.drafts.get(1) is None
+    p.masks.save(1, np.zeros((120, 160), np.uint8), 2)
+    at.session_state["annotate_epoch"] = at.session_state["annotate_epoch"] + 1
     at.sidebar.radio(key="annotate_tool").set_value("Magic wand").run()
     click = {"type": "circle", "left": 72 * sx - 4, "top": 60 * sy, "radius": 3, "strokeWidth": 1}
     canvas(None, None, 1, [click])

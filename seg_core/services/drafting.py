@@ -6,9 +6,7 @@ The Annotate page keeps a View per tab; every rule about whose strokes win lives
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import time
 from dataclasses import dataclass, field, replace
 
@@ -60,9 +58,9 @@ def _edit(old: np.ndarray, new: np.ndarray, what: str) -> Edit | None:
 class View:
     """What one tab shows of one image.
 
-    Every stroke is folded into `base_ids` as soon as it arrives (and written as the draft). The canvas keeps its
-    strokes until the person does something else (another class or tool, Undo, a fill of holes): emptying it then
-    cannot cut a stroke short. Between two such moments it holds strokes of one class only, drawn over `under`.
+    Every stroke is folded into `base_ids` as soon as it arrives (and written as the draft, see folding.py). The
+    canvas keeps its strokes, of any pens, until the person does something that changes the mask beyond them (Undo,
+    a fill): emptying it then cannot cut a stroke short. Meanwhile they are drawn over `under`.
     """
 
     image_id: int
@@ -72,6 +70,7 @@ class View:
     draft_rev: str                      # the draft this tab last saw or wrote ("" = none)
     source: str = "painted"             # where the mask shown came from: "painted", "prediction", "assisted"
     objects: tuple[str, ...] = ()       # the canvas's objects already folded in, as signatures
+    picture: np.ndarray | None = None   # the canvas's picture (RGBA) as last folded in; None: empty
     clears: int = 0                     # bumped when the canvas must be emptied (its strokes are in base_ids)
     version: int = 0                    # bumped on every change of base_ids
     under: np.ndarray | None = None     # the mask tinted under the canvas (erased pixels already show the photo)
@@ -99,9 +98,10 @@ class View:
 
 
 def clear_canvas(view: View) -> None:
-    """Empty the canvas (on another class or tool, Undo, a fill): what it held is in base_ids already."""
+    """Empty the canvas (on Undo, a fill): what it held is in base_ids already."""
     view.clears += 1
     view.under = view.base_ids
+    view.picture = None
 
 
 def open_view(project: Project, image_id: int, key: str) -> View:
@@ -146,96 +146,6 @@ def follow_classes(project: Project, view: View) -> list[class_scheme.Renumberin
 def _saved_or_empty(project: Project, rec: ImageRecord) -> np.ndarray:
     saved = project.masks.load(rec)
     return saved if saved is not None else np.zeros((rec.height, rec.width), np.uint8)
-
-
-def canvas_objects(json_data: dict | None) -> tuple[str, ...] | None:
-    """One signature per object on the canvas (its Fabric JSON), to know which strokes are already folded in."""
-    if not json_data:
-        return None
-    return tuple(_signature(o) for o in json_data.get("objects", []))
-
-
-def _signature(obj: dict) -> str:
-    return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _new_on_canvas(view: View, objects: tuple[str, ...] | None) -> bool:
-    """Whether the canvas holds something not folded in yet; remembers what it holds either way.
-
-    The canvas sends all the strokes it holds, or (after it was emptied) nothing, or, in a rerun that came before it
-    was emptied, the very strokes already folded in. Folding strokes of one class again changes nothing.
-    """
-    if objects is None:
-        return False
-    objects = tuple(objects)
-    new = bool(objects) and objects != view.objects
-    view.objects = objects
-    return new
-
-
-def apply_canvas(project: Project, view: View, strokes: np.ndarray | None, objects: tuple[str, ...] | None,
-                 classes, canvas_view: editing.CanvasView, stroke_opacity: float) -> str:
-    """Fold the canvas's new strokes into the mask this tab shows and keep the result as the draft.
-
-    Returns what happened: "unchanged", "drafted", "undone" (back to the saved mask: no draft), OTHER_TAB or STALE
-    (the strokes are kept, the page asks the person what to do).
-    """
-    if strokes is None or not _new_on_canvas(view, objects):
-        return "unchanged"
-    new = editing.paint(view.base_ids, strokes, classes, canvas_view, stroke_opacity)
-    outcome = change(project, view, new, "stroke")
-    view.under = np.where(new == 0, 0, view.under)   # erased: the photo shows under the eraser's light veil
-    return outcome
-
-
-def apply_marks(project: Project, view: View, json_data: dict | None, canvas_view: editing.CanvasView,
-                fill, what: str = "fill") -> tuple[str, int]:
-    """Tools that act on clicks or boxes rather than painting them: each new click (the point tool's dot) or
-    rectangle on the canvas, in image pixels, goes to `fill(ids, point_or_box) -> ids`, all as one edit.
-
-    Returns the outcome (as apply_canvas) and how many pixels changed.
-    """
-    known = set(view.objects)
-    if not _new_on_canvas(view, canvas_objects(json_data)):
-        return "unchanged", 0
-    ids = view.base_ids
-    for obj in json_data.get("objects", []):
-        kind = obj.get("type", "").lower()
-        if _signature(obj) in known or kind not in ("circle", "rect"):
-            continue
-        if kind == "circle":
-            ids = fill(ids, editing.to_image(canvas_view, *editing.click_point(obj)))
-        else:
-            x0, y0, x1, y1 = editing.rect_box(obj)
-            (c0, r0), (c1, r1) = editing.to_image(canvas_view, x0, y0), editing.to_image(canvas_view, x1, y1)
-            ids = fill(ids, (c0, r0, c1 + 1, r1 + 1))
-    changed = int((ids != view.base_ids).sum())
-    outcome = change(project, view, ids, what)
-    view.under = view.base_ids    # the canvas holds only dots or frames: the result shows under them
-    return outcome, changed
-
-
-def apply_clicks(project: Project, view: View, json_data: dict | None, cls: int,
-                 canvas_view: editing.CanvasView) -> tuple[str, int]:
-    """The fill tool: each new click on the canvas fills the region under it with class `cls`."""
-    return apply_marks(project, view, json_data, canvas_view,
-                       lambda ids, point: editing.fill_region(ids, point, cls)[0], "fill")
-
-
-def apply_scribbles(project: Project, view: View, strokes: np.ndarray | None, objects: tuple[str, ...] | None,
-                    classes, canvas_view: editing.CanvasView, stroke_opacity: float, fill, live: bool = True) -> str:
-    """Smart fill: the canvas's strokes are scribbles (kept per view); `fill(scribbles) -> ids` turns them into
-    a whole mask, after each stroke when `live`, else when the page calls fill_from_scribbles."""
-    if strokes is None or not _new_on_canvas(view, objects):
-        return "unchanged"
-    if view.scribbles is None:
-        view.scribbles = np.full(view.base_ids.shape, 255, np.uint8)
-    before = view.scribbles
-    view.scribbles = editing.paint(before, strokes, classes, canvas_view, stroke_opacity)
-    if not live:
-        view.pending_scribbles = True
-        return "unchanged"
-    return fill_from_scribbles(project, view, fill, before)
 
 
 def fill_from_scribbles(project: Project, view: View, fill, before: np.ndarray | None = None) -> str:

@@ -146,17 +146,40 @@ def background(image: np.ndarray, ids: np.ndarray | None, classes: Sequence[Clas
     return buf.getvalue()
 
 
-def stroke_color(cls: ClassSpec, opacity: float) -> str:
-    r, g, b = cls.color
-    return f"rgba({r}, {g}, {b}, {opacity:.2f})"
-
-
 def paint(ids: np.ndarray, strokes: np.ndarray | None, classes: Sequence[ClassSpec], view: CanvasView,
           stroke_opacity: float) -> np.ndarray:
     """`ids` with the canvas's strokes applied in the viewed region (a copy; `ids` itself is kept)."""
     if strokes is None:
         return ids.copy()
     return apply_strokes(ids, strokes, classes, view.region, stroke_alpha=stroke_opacity)
+
+
+def paint_hits(ids: np.ndarray, hit: np.ndarray, cls_id: int, view: CanvasView) -> np.ndarray:
+    """`ids` (a copy) with class `cls_id` wherever the canvas-sized boolean `hit` lands in the viewed region (nearest
+    neighbour, as the canvas was stretched over it)."""
+    out = np.array(ids, copy=True)
+    x0, y0, x1, y1 = view.region
+    rows = _nearest_neighbour_index(y1 - y0, hit.shape[0])
+    cols = _nearest_neighbour_index(x1 - x0, hit.shape[1])
+    out[y0:y1, x0:x1][hit[np.ix_(rows, cols)]] = cls_id
+    return out
+
+
+def paint_where(ids: np.ndarray, where: np.ndarray, cls_id: int) -> np.ndarray:
+    """`ids` (a copy) with class `cls_id` wherever `where` (at the mask's size) is true."""
+    return np.where(where, cls_id, ids).astype(ids.dtype)
+
+
+def box_object(ids: np.ndarray, inside: np.ndarray, cls_id: int, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Box -> object's result in the mask: inside the box (c0, r0, c1, r1) the class is exactly the object found
+    (`inside`, at the mask's size), so what the class wrongly covered there before (a model's guess, an old stroke)
+    goes back to background; outside the box nothing changes."""
+    out = np.array(ids, copy=True)
+    c0, r0, c1, r1 = box
+    part = out[r0:r1, c0:c1]
+    part[(part == cls_id) & ~inside[r0:r1, c0:c1]] = 0
+    out[inside] = cls_id
+    return out
 
 
 def canvas_strokes(data_url: str | None) -> np.ndarray | None:
