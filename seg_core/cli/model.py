@@ -216,8 +216,8 @@ def _fig(x: float | None) -> str:
 
 
 def _class_note(predictor) -> None:
-    if predictor.class_map is not None and predictor.class_map.note:
-        print(predictor.class_map.note, file=sys.stderr)
+    if predictor.class_note:
+        print(predictor.class_note, file=sys.stderr)
 
 
 def cmd_export_model(args: argparse.Namespace) -> int:

@@ -95,6 +95,11 @@ class Predictor:
     def predict_one(self, image: np.ndarray, threshold: float = 0.5) -> Prediction:
         return self.predict([image], threshold)[0]
 
+    @property
+    def class_note(self) -> str | None:
+        """What a person needs to know about the project's classes this model never learned; None when it knows all."""
+        return self.class_map.note if self.class_map is not None else None
+
     def to_prediction(self, probs: np.ndarray, threshold: float = 0.5) -> Prediction:
         """Class ids and uncertainty from this predictor's probabilities; a class it never learned does not make it
         look surer."""

@@ -284,7 +284,6 @@ def start_from_prediction(project, image_id: int, predictor) -> str:
     if stored is None or stored.run_id != predictor.run_id:
         stored = predict_project_image(project, rec.id, predictor)
     project.drafts.save(rec.id, stored.ids, rec.mask_version, source="prediction")
-    note = predictor.class_map.note if predictor.class_map is not None else None
     return (f"Loaded the prediction of run {stored.run_id}: correct it, then Save to make it this image's mask."
             + (" It replaces the current mask only when you save." if rec.status == "labeled" else "")
-            + (f" {note}" if note else ""))
+            + (f" {predictor.class_note}" if predictor.class_note else ""))
