@@ -214,8 +214,8 @@ def test_validation_summary_leads_with_the_object_iou_and_names_the_few_images(t
     assert metrics["Background IoU"] == f"{iou[0]:.3f}" and "Mean IoU" not in metrics
     assert metrics["Pixel accuracy"] == f"{L.pixel_accuracy(cm):.3f}"
     names = [trained_project.image(i).filename for i in val]
-    warning = next(w.value for w in at.warning if "Measured on only" in w.value)
-    assert f"only {len(val)} image" in warning and all(n in warning for n in names)
+    warning = next(w.value for w in at.warning if "Only " in w.value)
+    assert warning.startswith(f"Only {len(val)} image") and all(n in warning for n in names)
     assert at.expander[0].label == f"The {len(val)} image{'' if len(val) == 1 else 's'} measured"
     assert list(at.dataframe[0].value["image"]) == names
     table = at.dataframe[1].value

@@ -159,15 +159,18 @@ class ValidationSummary(Evaluation):
     @property
     def note(self) -> str:
         if self.scope == "validation":
-            return (f"Measured on the {self.images} labeled images of the validation split, which training did not "
-                    "learn from.")
+            return f"Measured on the {self._images} of the validation split, which training did not learn from."
         if self.scope == "run":
-            return (f"This project has no validation split, so the model was measured on the {self.images} labeled "
-                    "images its training run set aside and did not learn from. Set a validation split on the Data "
+            return (f"This project has no validation split, so the model was measured on the {self._images} "
+                    "its training run set aside and did not learn from. Set a validation split on the Data "
                     "page to compare runs on the same images.")
-        return (f"This project has no labeled validation images, so these numbers come from all {self.images} labeled "
-                "images, including the ones the model learned from: they look better than the model is. "
+        return (f"This project has no labeled validation images, so these numbers come from all {self._images}, "
+                "including the ones the model learned from: they look better than the model is. "
                 "Set a validation split on the Data page.")
+
+    @property
+    def _images(self) -> str:
+        return f"{self.images} labeled image{'' if self.images == 1 else 's'}"
 
     @property
     def caution(self) -> str | None:
@@ -175,7 +178,7 @@ class ValidationSummary(Evaluation):
         if self.images >= FEW_IMAGES:
             return None
         names = ", ".join(f"'{row['image']}'" for row in self.per_image)
-        return (f"Measured on only {self.images} image{'' if self.images == 1 else 's'} ({names}): one image more or "
+        return (f"Only {self.images} image{'' if self.images == 1 else 's'} measured ({names}): one image more or "
                 f"less right moves these numbers a lot. Label at least {FEW_IMAGES} validation images (Data page) "
                 "for numbers you can trust.")
 

@@ -1,5 +1,6 @@
-"""Predict & review in a real browser: the image named in the address opens, and while another image is being
-predicted the last one's mask is not on screen as if it were the new one's."""
+"""Predict & review in a real browser: a model still opens after a class was added, the image named in the address
+opens, while another image is being predicted the last one's mask is not on screen as if it were the new one's, and
+'How good' leads with the object's IoU."""
 
 from __future__ import annotations
 
@@ -22,12 +23,14 @@ RECORD = """() => {
 
 
 def test_the_addressed_image_opens_and_a_new_image_never_shows_the_last_ones_mask(app_server, page, trained_project):
+    trained_project.add_class("collar", "#4363d8")   # after the model was trained: it has not learned it
     first = trained_project.image(trained_project.image_ids()[-1])
     # A large photo, so that predicting it takes a while (its heat map and overlay at full size).
     ramp = np.linspace(0, 255, 3000, dtype=np.uint8)
     big = trained_project.add_image(png_bytes(np.dstack([np.tile(ramp, (2000, 1))] * 3)), "big.png").image
     page.goto(f"{app_server.url}/review?project={trained_project.path.name}&image={first.id}")
     expect(page.get_by_text(f"{first.filename}: the model's mask")).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("This model has not learned the class 'collar' yet")).to_be_visible()
     wait_idle(page)
     assert f"image={first.id}" in page.url
     shot(page, "review_addressed_image")
@@ -49,3 +52,9 @@ def test_the_addressed_image_opens_and_a_new_image_never_shows_the_last_ones_mas
     predicting = [s for s in seen if f"Predicting {big.filename}" in s["spinner"]]
     assert predicting and not any(old in s["masks"] for s in predicting)
     assert f"image={big.id}" in page.url
+
+    page.get_by_text("How good is the model", exact=True).click()
+    expect(page.get_by_text("IoU of 'object'")).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("1 image measured (")).to_be_visible()
+    wait_idle(page)
+    shot(page, "review_how_good")
