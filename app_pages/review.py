@@ -6,26 +6,25 @@ from app_pages.model_download import model_download
 from app_pages.widgets import cached_image, load_predictor, open_in_annotate, require_project, show_error
 from seg_core import SPLITS, editing, masks, review, viz
 from seg_core.formats.images import IMAGE_EXTENSIONS
-from seg_core.ml.inference import check_classes
+from seg_core.ml.inference import for_project
 from seg_core.text import md_escape, md_name, shorten
 
 SECTIONS = ("Look at an image", "What to fix next", "How good is the model")
 IMAGE_TYPES = sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS)
 ROWS_SHOWN = 8
 AUTO_MEASURE = 60   # validation images measured without asking; past that a button starts it
+SCORE_COLUMNS = {"IoU": st.column_config.NumberColumn(format="%.3f"),
+                 "dice": st.column_config.NumberColumn(format="%.3f")}
 ss = st.session_state
 
 st.title("Predict & review")
 project = require_project()
 
 runs = project.runs.usable()
-if not runs and any(r.active for r in project.runs.list()):
-    st.info("A model is training now. Its masks can be looked at here once the run has finished (or been stopped); "
-            "follow it on the Train page meanwhile.")
-    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
-    st.stop()
 if not runs:
-    st.info("There is no trained model in this project yet. Train one on the Train page: once it has finished "
+    st.info("A model is training now. Its masks can be looked at here once the run has finished (or been stopped); "
+            "follow it on the Train page meanwhile." if any(r.active for r in project.runs.list()) else
+            "There is no trained model in this project yet. Train one on the Train page: once it has finished "
             "its first round (epoch), come back here to see its masks over your images.")
     st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
@@ -36,12 +35,13 @@ run_id = st.selectbox("Model", list(by_run), format_func=lambda i: review.run_la
                       help="Each training run made one model. The first one listed scored best on the validation "
                            "images.")
 try:
-    predictor = load_predictor(str(project.path), run_id)
-    check_classes(project, predictor)
+    predictor = for_project(project, load_predictor(str(project.path), run_id))
 except Exception as exc:
     show_error(exc)
     st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
+if predictor.class_note:   # a class added since the model was trained
+    st.info(md_escape(predictor.class_note), icon=":material/school:")
 
 classes = project.classes
 binary = len(classes) == 2
@@ -59,10 +59,10 @@ with st.sidebar:
 hidden = [c.id for c in classes if c.id not in shown]
 
 
-@st.cache_resource(max_entries=4, show_spinner="Predicting...")
-def _probabilities(project_path: str, run: str, image_key: str, _image):
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _probabilities(project_path: str, run: str, classes: str, image_key: str, _predictor, _image):
     """Kept per shown image, so the sliders re-threshold and recolour without running the model again."""
-    return review.probabilities(load_predictor(project_path, run), _image)
+    return review.probabilities(_predictor, _image)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -132,9 +132,15 @@ def _look() -> None:
     if picked is None:
         return
     name, image, key, rec = picked
+    if rec is not None:   # a reload or a shared link opens the same image
+        st.query_params["image"] = ss["review_url_image"] = str(rec.id)
+    # Another image: the last one's pictures go at once, not left faded under the spinner as if they were its own.
+    drawn = (str(project.path), run_id, key)
+    fresh = ss.get("review_drawn") != drawn
+    slot = st.empty() if fresh else st.container()
     # Everything for this image is ready before any of it is drawn: two images' pictures never show side by side.
     with st.spinner(f"Predicting {name}..."):
-        probs = _probabilities(str(project.path), run_id, key, image)
+        probs = _probabilities(str(project.path), run_id, repr(predictor.class_map), key, predictor, image)
         ids = review.mask(probs, threshold)
         truth = project.masks.load(rec) if rec is not None and rec.status == "labeled" else None
         score = review.image_score(truth, ids, len(classes)) if truth is not None else None
@@ -144,39 +150,42 @@ def _look() -> None:
         photo, ids_small, truth_small = viz.fit_for_display(image, ids, truth)   # a 6000x4000 photo: 1600 px wide
         shown_rgb = viz.overlay(photo, ids_small, classes, opacity, hidden=hidden)
         areas = editing.class_areas(ids, classes)[1:]
-    left, right = st.columns(2)
-    with left:
-        st.image(shown_rgb, caption=f"{name}: the model's mask", width="stretch")
-        st.markdown(editing.legend_html(classes), unsafe_allow_html=True)
-        st.caption("Predicted: " + " · ".join(f"{md_name(a['name'])} {a['percent']:.1f}% ({a['pixels']:,} px)" for a in areas))
-        d1, d2, d3 = st.columns(3)
-        stem = name.rsplit(".", 1)[0]
-        d1.download_button("Mask (PNG)", lambda: masks.encode_png(ids, classes), f"{stem}_mask.png", "image/png",
-                           key="review_dl_mask", help="Palette PNG: pixel value = class id, colours = class colours.")
-        d2.download_button("Overlay (PNG)", lambda: viz.png_bytes(viz.overlay(image, ids, classes, opacity, hidden=hidden)),
-                           f"{stem}_overlay.png", "image/png", key="review_dl_overlay",
-                           help="At the photo's own size.")
-        if rec is not None and d3.button("Correct in Annotate", key="review_fix_shown", type="primary",
-                                         help="Open this mask on the Annotate page to fix it and save it."):
-            _correct(rec.id, probs)
-    with right:
-        if not binary:
-            st.selectbox("Heat map of", [None, *[c.id for c in classes]], key="review_heat_class",
-                         format_func=lambda i: "the model's confidence" if i is None else shorten(classes[i].name))
-        st.image(heat, width="stretch", caption="How sure the model is, pixel by pixel (colour bar on the right).")
-    if score is not None:
-        st.markdown(f"**Compared with your mask** · dice {score.dice:.3f} · IoU {score.iou:.3f} · "
-                    f"pixel accuracy {score.pixel_accuracy:.3f}",
-                    help="Dice and IoU measure the overlap of the objects in your mask and the model's (1 = identical, "
-                         "0 = no overlap); pixel accuracy counts every pixel, background included.")
-        if review.learned_from(project, run_id, rec):
-            st.caption("The model learned from this image, so this is optimistic: it does better here than it will "
-                       "on new images. The validation images give the honest numbers (How good is the model).")
-        pics = [(photo, "Photo"), (viz.overlay(photo, truth_small, classes, opacity, hidden=hidden), "Your mask"),
-                (shown_rgb, "The model's mask"), (viz.disagreement(photo, truth_small, ids_small),
-                                                   "Where they differ (magenta)")]
-        for col, (pic, caption) in zip(st.columns(4), pics):
-            col.image(pic, caption=caption, width="stretch")
+    with slot.container() if fresh else slot:   # the same image again (a slider): redrawn in place, no flicker
+        left, right = st.columns(2)
+        with left:
+            st.image(shown_rgb, caption=f"{name}: the model's mask", width="stretch")
+            st.markdown(editing.legend_html(classes), unsafe_allow_html=True)
+            st.caption("Predicted: " + " · ".join(f"{md_name(a['name'])} {a['percent']:.1f}% ({a['pixels']:,} px)"
+                                                  for a in areas))
+            d1, d2, d3 = st.columns(3)
+            stem = name.rsplit(".", 1)[0]
+            d1.download_button("Mask (PNG)", lambda: masks.encode_png(ids, classes), f"{stem}_mask.png", "image/png",
+                               key="review_dl_mask", help="Palette PNG: pixel value = class id, colours = class colours.")
+            d2.download_button("Overlay (PNG)",
+                               lambda: viz.png_bytes(viz.overlay(image, ids, classes, opacity, hidden=hidden)),
+                               f"{stem}_overlay.png", "image/png", key="review_dl_overlay", help="At the photo's own size.")
+            if rec is not None and d3.button("Correct in Annotate", key="review_fix_shown", type="primary",
+                                             help="Open this mask on the Annotate page to fix it and save it."):
+                _correct(rec.id, probs)
+        with right:
+            if not binary:
+                st.selectbox("Heat map of", [None, *[c.id for c in classes]], key="review_heat_class",
+                             format_func=lambda i: "the model's confidence" if i is None else shorten(classes[i].name))
+            st.image(heat, width="stretch", caption="How sure the model is, pixel by pixel (colour bar on the right).")
+        if score is not None:
+            st.markdown(f"**Compared with your mask** · dice {score.dice:.3f} · IoU {score.iou:.3f} · "
+                        f"pixel accuracy {score.pixel_accuracy:.3f}",
+                        help="Dice and IoU measure the overlap of the objects in your mask and the model's (1 = "
+                             "identical, 0 = no overlap); pixel accuracy counts every pixel, background included.")
+            if review.learned_from(project, run_id, rec):
+                st.caption("The model learned from this image, so this is optimistic: it does better here than it "
+                           "will on new images. The validation images give the honest numbers (How good is the model).")
+            pics = [(photo, "Photo"), (viz.overlay(photo, truth_small, classes, opacity, hidden=hidden), "Your mask"),
+                    (shown_rgb, "The model's mask"), (viz.disagreement(photo, truth_small, ids_small),
+                                                       "Where they differ (magenta)")]
+            for col, (pic, caption) in zip(st.columns(4), pics):
+                col.image(pic, caption=caption, width="stretch")
+    ss["review_drawn"] = drawn
 
 
 def _predict_all(fn, what: str) -> None:
@@ -234,6 +243,10 @@ def _fix_next() -> None:
                      "Press 'Compare the model with the labeled images' to rank them.")
 
 
+def _fig(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
 def _quality() -> None:
     ids, scope = review.validation_images(project, run_id)
     summary = review.cached_validation_summary(project, run_id, threshold)
@@ -253,24 +266,34 @@ def _quality() -> None:
         bar.empty()
     at_threshold = f" Pixels count as '{md_name(classes[1].name)}' from probability {threshold:.2f}." if binary else ""
     (st.caption if summary.scope in ("validation", "run") else st.warning)(summary.note + at_threshold)
+    if summary.caution:
+        st.warning(md_escape(summary.caution), icon=":material/warning:")
+    name, value = summary.headline()
     m1, m2, m3 = st.columns(3)
-    m1.metric("Mean IoU", "–" if summary.mean_iou is None else f"{summary.mean_iou:.3f}",
-              help="Per class, the overlap of the model's pixels and the masks' pixels divided by their union "
-                   "(1 = identical), averaged over the classes.")
-    m2.metric("Pixel accuracy", "–" if summary.pixel_accuracy is None else f"{summary.pixel_accuracy:.3f}",
+    m1.metric(md_escape(name), _fig(value), help="The overlap of the model's pixels and the masks' pixels divided by "
+              "their union (1 = identical), for the things to find: the background, easy on most photos, is apart.")
+    m2.metric("Background IoU", _fig(summary.background_iou),
+              help=f"The mean IoU of every class, background included, is {_fig(summary.mean_iou)}.")
+    m3.metric("Pixel accuracy", _fig(summary.pixel_accuracy),
               help="The share of all pixels the model got right, background included.")
-    m3.metric("Images measured", summary.images)
+    with st.expander(f"The {summary.images} image{'' if summary.images == 1 else 's'} measured"):
+        st.dataframe([{"image": r["image"], "IoU": r["iou"], "dice": r["dice"]} for r in summary.per_image],
+                     hide_index=True, width="stretch", column_config=SCORE_COLUMNS)
     table, figure = st.columns([2, 3])
-    table.dataframe([{"class": c["name"], "IoU": c["iou"], "dice": c["dice"], "pixels in masks": c["pixels"]}
-                     for c in summary.per_class], hide_index=True, width="stretch",
-                    column_config={"IoU": st.column_config.NumberColumn(format="%.3f"),
-                                   "dice": st.column_config.NumberColumn(format="%.3f")})
+    table.dataframe([{"class": c["name"] if c.get("learned", True) else f"{c['name']} (not learned yet)",
+                      "IoU": c["iou"], "dice": c["dice"], "pixels in masks": c["pixels"]}
+                     for c in summary.per_class], hide_index=True, width="stretch", column_config=SCORE_COLUMNS)
     table.caption("A class the model never gets right has IoU and dice near 0: give it more labeled examples.")
     figure.image(_confusion_png(summary.confusion, summary.class_names), width="stretch",
                  caption="Confusion matrix: each row is a class in your masks, split by what the model called "
                          "those pixels. A perfect model fills only the diagonal.")
 
 
+from_url = st.query_params.get("image", "")
+if from_url != ss.get("review_url_image"):   # a link, a reload or another page named the image to open
+    ss["review_url_image"] = from_url
+    if from_url.isdigit() and int(from_url) in project.image_ids():
+        _view(int(from_url))
 section = st.radio("Section", SECTIONS, horizontal=True, key="review_section", label_visibility="collapsed")
 {SECTIONS[0]: _look, SECTIONS[1]: _fix_next, SECTIONS[2]: _quality}[section]()
 with st.expander("Download this model (the one chosen above) to use outside Seg Studio"):

@@ -283,6 +283,25 @@ def test_remove_class_into_another_class_and_refusals(project):
         project.remove_class(0)
 
 
+def test_remove_class_keeps_stored_predictions_and_renumbers_the_ones_that_need_it(project):
+    _label_all(project)
+    leaf, spot = box_mask(24, 32, 1), box_mask(24, 32, 2)
+    project.predictions.save(1, "run-a", leaf, 0.2)
+    project.predictions.save(2, "run-a", spot, 0.3)
+    project.add_class("bird")                             # painted nowhere, predicted nowhere
+    bytes_before = {i: project.predictions.path(i).read_bytes() for i in (1, 2)}
+    project.remove_class(3)
+    assert {i: project.predictions.path(i).read_bytes() for i in (1, 2)} == bytes_before   # nothing deleted or touched
+    project.remove_class(1, pixels_to=0)                  # spot becomes class 1
+    assert project.predictions.get(1).ids.max() == 0 and np.array_equal(project.predictions.get(2).ids, spot // 2)
+    assert project.predictions.get(2).uncertainty == 0.3 and project.predictions.get(2).run_id == "run-a"
+    project.add_class("bird", "#4363d8")
+    project.predictions.save(3, "run-b", box_mask(24, 32, 2), 0.1)
+    project.remove_class(2, pixels_to=255)                # a model never predicts 'ignore': that prediction goes
+    assert project.predictions.image_ids() == {1, 2} and project.predictions.get(3) is None
+    assert not list(project.layout.predictions_dir.glob("*.tmp"))
+
+
 def test_remove_class_crash_before_the_renames_is_finished_on_next_open(project, monkeypatch):
     _label_all(project)
     from seg_core.store import annotations

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from helpers import ROOT
 from seg_core.cli import main
@@ -46,6 +48,21 @@ def test_cli_evaluate_and_the_review_page_agree(which, trained_project, trained_
     assert [c["dice"] for c in cli["per_class"]] == pytest.approx([c["dice"] for c in page.per_class])
     by_name = {r["image"]: r["iou"] for r in page.per_image}
     assert {r["image"]: r["iou"] for r in cli["per_image"]} == pytest.approx(by_name)
+
+
+def test_cli_evaluate_and_predict_keep_working_after_a_class_was_added(trained_project, tmp_path, capsys):
+    images, masks = write_validation_folders(trained_project, tmp_path)
+    trained_project.add_class("extra")
+    path = str(trained_project.path)
+    assert main(["evaluate", "--project", path, "--images", str(images), "--masks", str(masks)]) == 0
+    out, err = capsys.readouterr()
+    assert "IoU of 'object'" in out and "background IoU" in out
+    assert re.search(r"2 extra +IoU - +dice - +\(not learned yet\)", out)
+    assert "has not learned the class 'extra' yet" in err
+    assert main(["predict", "--project", path, "--images", str(images), "--out", str(tmp_path / "out")]) == 0
+    assert "has not learned the class 'extra' yet" in capsys.readouterr().err
+    written = Image.open(tmp_path / "out" / f"{sorted(p.stem for p in images.iterdir())[0]}.png")
+    assert written.mode == "P" and set(np.unique(np.asarray(written))) <= {0, 1}
 
 
 def test_evaluate_json_leaves_stderr_empty(trained_project, tmp_path):

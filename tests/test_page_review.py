@@ -199,18 +199,26 @@ def test_view_opens_a_ranked_image_in_the_viewer(trained_project, monkeypatch):
     assert image_by_caption(at, f"{trained_project.image(target).filename}: the model's mask")
 
 
-def test_validation_summary_shows_mean_iou_per_class_and_a_confusion_matrix(trained_project, monkeypatch, media):
+def test_validation_summary_leads_with_the_object_iou_and_names_the_few_images(trained_project, monkeypatch, media):
     predictor = Predictor.from_run(trained_project)
     cm = np.zeros((2, 2), np.int64)
     val = trained_project.image_ids(status="labeled", split="val")
+    assert 0 < len(val) < review.FEW_IMAGES
     for i in val:
         pred = predictor.predict_one(trained_project.load_image(i))
         cm += L.confusion_matrix(trained_project.masks.load(i), pred.ids, 2)
     at = open_review(trained_project, monkeypatch, review_section=QUALITY)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Mean IoU"] == f"{L.mean_iou(cm):.3f}" and metrics["Images measured"] == str(len(val))
+    iou = L.per_class_iou(cm)
+    assert list(metrics)[0] == "IoU of 'object'" and metrics["IoU of 'object'"] == f"{iou[1]:.3f}"
+    assert metrics["Background IoU"] == f"{iou[0]:.3f}" and "Mean IoU" not in metrics
     assert metrics["Pixel accuracy"] == f"{L.pixel_accuracy(cm):.3f}"
-    table = at.dataframe[0].value
+    names = [trained_project.image(i).filename for i in val]
+    warning = next(w.value for w in at.warning if "Only " in w.value)
+    assert warning.startswith(f"Only {len(val)} image") and all(n in warning for n in names)
+    assert at.expander[0].label == f"The {len(val)} image{'' if len(val) == 1 else 's'} measured"
+    assert list(at.dataframe[0].value["image"]) == names
+    table = at.dataframe[1].value
     assert list(table["class"]) == ["background", "object"]
     assert table["IoU"].tolist() == pytest.approx(L.per_class_iou(cm).tolist())
     figure = media(image_by_caption(at, "Confusion matrix").value[0])
@@ -247,8 +255,24 @@ def test_multiclass_heat_map_choice_and_class_toggles(trained_multiclass_project
     assert np.abs(shown.astype(int) - image).mean() < 4      # every class hidden: the photo itself
 
 
-def test_a_run_whose_classes_no_longer_match_is_explained(trained_project, monkeypatch):
+def test_after_adding_a_class_the_model_still_predicts_and_says_the_class_is_not_learned(trained_project, monkeypatch):
     trained_project.add_class("extra")
     at = open_review(trained_project, monkeypatch)
-    assert "trained with 2 classes but the project has 3" in at.error[0].value
-    assert [p.proto.page for p in at.page_link] == ["train"]
+    assert not at.error and "not learned the class 'extra' yet" in at.info[0].value
+    rec = trained_project.image(at.selectbox(key="review_image_id").value)
+    assert image_by_caption(at, f"{rec.filename}: the model's mask") and predicted_pixels(at, "extra") == 0
+    ok(at.radio(key="review_section").set_value(QUALITY).run())
+    assert list(at.dataframe[1].value["class"]) == ["background", "object", "extra (not learned yet)"]
+    assert list(m.label for m in at.metric)[0] == "IoU of 'object'"
+
+
+def test_the_image_named_in_the_address_opens(trained_project, monkeypatch):
+    target = trained_project.image_ids()[-1]
+    monkeypatch.chdir(ROOT)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.session_state["project_path"] = str(trained_project.path)
+    at.query_params["image"] = str(target)
+    at.switch_page("app_pages/review.py")
+    ok(at.run())
+    assert at.selectbox(key="review_image_id").value == target
+    assert image_by_caption(at, f"{trained_project.image(target).filename}: the model's mask")

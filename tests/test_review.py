@@ -11,11 +11,11 @@ from PIL import Image
 
 from helpers import box_mask, photo, png_bytes
 from seg_core.ml import losses as L
-from seg_core.services import review
-from seg_core.classes import default_classes
+from seg_core.services import editing, review
+from seg_core.classes import IGNORE_ID, default_classes
 from seg_core.errors import InvalidImageError, TrainingError
 from seg_core.ml import evaluation
-from seg_core.ml.inference import Predictor, ids_from_probabilities
+from seg_core.ml.inference import Predictor, for_project, ids_from_probabilities
 from seg_core.store import splits
 from seg_core.store.workspace import new_project
 
@@ -93,13 +93,58 @@ def test_predict_unlabeled_stores_one_prediction_per_image_and_reports_each(trai
         assert stored.uncertainty == pytest.approx(direct.uncertainty, abs=1e-5)
 
 
-def test_predicting_refuses_a_run_whose_classes_no_longer_match(trained_project, predictor):
-    trained_project.add_class("extra")
-    with pytest.raises(TrainingError, match="trained with 2 classes but the project has 3"):
-        review.predict_unlabeled(trained_project, predictor)
-    with pytest.raises(TrainingError):
-        review.validation_summary(trained_project, predictor)
-    assert not trained_project.predictions.image_ids()
+def test_after_adding_a_class_the_model_predicts_what_it_learned_and_says_what_it_has_not(trained_project, predictor):
+    project = trained_project
+    val = project.image_ids(status="labeled", split="val")
+    rec = project.image(val[0])
+    project.predictions.save(rec.id, predictor.run_id, np.zeros((rec.height, rec.width), np.uint8))
+    kept = project.predictions.image_ids()
+    painted = project.masks.load(rec).copy()
+    project.add_class("extra")
+    painted[:2, :2] = 2                                    # the new class in one validation mask
+    project.masks.save(rec.id, painted, rec.mask_version)
+    report = review.predict_unlabeled(project, predictor)
+    assert report.predicted == 2 and project.predictions.image_ids() == kept | set(project.image_ids(status="unlabeled"))
+    image = project.load_image(project.image_ids(status="unlabeled")[0])
+    probs = review.probabilities(for_project(project, predictor), image)
+    assert probs.shape[-1] == 3 and not probs[..., 2].any()
+    assert np.allclose(probs[..., :2], review.probabilities(predictor, image), atol=1e-6)
+    s = review.validation_summary(project, predictor)
+    extra = s.per_class[2]
+    assert (extra["learned"], extra["iou"], extra["pixels"]) == (False, 0.0, 4) and s.per_class[1]["learned"]
+    assert s.headline() == ("IoU of 'object'", pytest.approx(s.per_class[1]["iou"]))   # the unlearned class apart
+    message = editing.start_from_prediction(project, project.image_ids(status="unlabeled")[1], predictor)
+    assert "not learned the class 'extra' yet" in message
+    project.masks.save(rec.id, np.minimum(painted, 1), rec.mask_version + 1)
+    project.remove_class(2)                                # used by no mask nor prediction: nothing is deleted
+    assert project.predictions.image_ids() == kept | set(project.image_ids(status="unlabeled"))
+    assert for_project(project, predictor) is predictor
+
+
+def test_a_removal_maps_the_model_and_renumbers_its_predictions(trained_multiclass_project):
+    project = trained_multiclass_project
+    predictor = Predictor.from_run(project)
+    review.predict_labeled(project, predictor)
+    before = {i: project.predictions.get(i).ids for i in project.predictions.image_ids()}
+    assert any((ids == 2).any() for ids in before.values())
+    project.remove_class(1, pixels_to=0)                   # class 2 becomes 1
+    for image_id, ids in before.items():
+        assert np.array_equal(project.predictions.get(image_id).ids, np.array([0, 0, 1], np.uint8)[ids])
+    image = project.load_image(project.image_ids()[0])
+    raw = review.probabilities(predictor, image)
+    mapped = for_project(project, predictor)
+    assert np.allclose(review.probabilities(mapped, image), np.stack([raw[..., 0] + raw[..., 1], raw[..., 2]], -1),
+                       atol=1e-6)
+    assert review.validation_summary(project, predictor).class_names == [c.name for c in project.classes]
+
+
+def test_a_removal_into_ignore_refuses_the_model_with_a_sentence(trained_multiclass_project):
+    project = trained_multiclass_project
+    predictor = Predictor.from_run(project)
+    name = project.classes[2].name
+    project.remove_class(2, pixels_to=IGNORE_ID)
+    with pytest.raises(TrainingError, match=f"learned the class '{name}', which was removed since"):
+        review.predict_unlabeled(project, predictor)
 
 
 @pytest.fixture

@@ -155,14 +155,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from seg_core import viz
     from seg_core.files import atomic_write, storage_guard
     from seg_core.formats import images, masks
-    from seg_core.ml.inference import Predictor
+    from seg_core.ml.inference import Predictor, for_project
 
     project = Project(resolve_project_path(args.project))
-    predictor = Predictor.from_run(project, args.run)
+    predictor = for_project(project, Predictor.from_run(project, args.run))
     predictor.flip = args.flip
+    _class_note(predictor)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    classes = predictor.classes or project.classes
+    classes = project.classes
     files = [p for p in sorted(Path(args.images).iterdir()) if p.is_file() and images.is_image_name(p.name)]
     if not files:
         raise SegError(f"No images in {args.images}.")
@@ -186,28 +187,37 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from seg_core.ml.evaluation import evaluate, folder_pairs
-    from seg_core.ml.inference import Predictor, check_classes
+    from seg_core.ml.inference import Predictor, for_project
 
     project = Project(resolve_project_path(args.project))
-    predictor = Predictor.from_run(project, args.run)
+    predictor = for_project(project, Predictor.from_run(project, args.run))
     predictor.flip = args.flip
-    check_classes(project, predictor)
+    _class_note(predictor)
     classes = project.classes
     result = evaluate(predictor, folder_pairs(Path(args.images), Path(args.masks), classes, args.mask_format),
                       classes, args.threshold)
     if not result.images:
         raise SegError(f"No image in {args.images} has a mask in {args.masks} (matched by base name).")
+    name, value = result.headline()
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(json.dumps({**result.to_dict(), "headline": {"name": name, "value": value}}, indent=2))
         return 0
-    mean_iou = "-" if result.mean_iou is None else f"{result.mean_iou:.4f}"
-    print(f"run {result.run_id}: {result.images} images, mean IoU {mean_iou}, "
-          f"pixel accuracy {result.pixel_accuracy:.4f}")
+    print(f"run {result.run_id}: {result.images} images, {name} {_fig(value)} (background IoU "
+          f"{_fig(result.background_iou)}, mean IoU of every class {_fig(result.mean_iou)}), "
+          f"pixel accuracy {_fig(result.pixel_accuracy)}")
     for c in result.per_class:
-        iou = "-" if c["iou"] is None else f"{c['iou']:.4f}"
-        dice = "-" if c["dice"] is None else f"{c['dice']:.4f}"
-        print(f"  {c['id']:>3} {c['name']:<20} IoU {iou}  dice {dice}")
+        learned = "" if c.get("learned", True) else "  (not learned yet)"
+        print(f"  {c['id']:>3} {c['name']:<20} IoU {_fig(c['iou'])}  dice {_fig(c['dice'])}{learned}")
     return 0
+
+
+def _fig(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+def _class_note(predictor) -> None:
+    if predictor.class_note:
+        print(predictor.class_note, file=sys.stderr)
 
 
 def cmd_export_model(args: argparse.Namespace) -> int:

@@ -65,15 +65,31 @@ class Evaluation:
     run_id: str
     images: int
     threshold: float
-    mean_iou: float | None       # over the classes present in the masks or the predictions
+    mean_iou: float | None       # over the classes present in the masks or the predictions, background included
     pixel_accuracy: float | None
     class_names: list[str]
-    per_class: list[dict]        # id, name, iou, dice, pixels (in the masks)
+    per_class: list[dict]        # id, name, iou, dice, pixels (in the masks), learned (by the model)
     confusion: list[list[int]]   # rows: the masks' class, columns: the model's
     per_image: list[dict] = field(default_factory=list)   # image_id, image, iou, dice, pixel_accuracy, uncertainty
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def headline(self) -> tuple[str, float | None]:
+        """The figure to lead with, and its name: the object's IoU (binary), else the mean IoU of the object classes.
+
+        Background stays apart: on photos that are mostly background it is easy and would flatter the model. A class
+        the model never learned is left out (it would count as 0); so is one neither the masks nor the model have.
+        """
+        counted = [c for c in self.per_class[1:] if c["iou"] is not None and c.get("learned", True)]
+        value = float(np.mean([c["iou"] for c in counted])) if counted else None
+        if len(self.per_class) == 2 or len(counted) == 1:
+            return f"IoU of '{counted[0]['name'] if counted else self.per_class[1]['name']}'", value
+        return (f"Mean IoU of the {len(counted)} object classes" if counted else "Mean IoU of the object classes"), value
+
+    @property
+    def background_iou(self) -> float | None:
+        return self.per_class[0]["iou"] if self.per_class else None
 
 
 def evaluate(predictor, items: Iterable[Labeled], classes: Sequence[ClassSpec], threshold: float = 0.5,
@@ -102,12 +118,14 @@ def evaluate(predictor, items: Iterable[Labeled], classes: Sequence[ClassSpec], 
     if batch:
         flush()
     iou, dice = L.per_class_iou(cm_total), L.per_class_dice(cm_total)
+    mapping = getattr(predictor, "class_map", None)
     return Evaluation(
         run_id=predictor.run_id, images=len(rows), threshold=float(threshold),
         mean_iou=_number(L.mean_iou(cm_total)), pixel_accuracy=_number(L.pixel_accuracy(cm_total)),
         class_names=[c.name for c in classes],
         per_class=[{"id": c.id, "name": c.name, "iou": _number(iou[c.id]), "dice": _number(dice[c.id]),
-                    "pixels": int(cm_total[c.id].sum())} for c in classes],
+                    "pixels": int(cm_total[c.id].sum()), "learned": mapping is None or mapping.learned(c.id)}
+                   for c in classes],
         confusion=cm_total.tolist(), per_image=rows)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 from seg_core.classes import ClassSpec
 from seg_core.errors import NotFoundError, TrainingError
 from seg_core.ml import losses as L
+from seg_core.ml.class_map import ClassMap, class_map
 from seg_core.store.project import Project
 from seg_core.store.runs import RunRecord
 
@@ -38,6 +40,7 @@ class Predictor:
         self.resize = config.get("resize", "squash")   # runs saved before letterboxing squashed
         self.num_classes = int(config["num_classes"])
         self.classes = [ClassSpec.from_dict(c) for c in config.get("classes", [])]
+        self.class_map: ClassMap | None = None   # set by for_project: the outputs in the project's numbering now
         # One traced function for any batch size at the training resolution: model.predict per image is
         # several times slower for interactive use.
         self._forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
@@ -74,6 +77,8 @@ class Predictor:
                 probs = (probs + mirrored[:, :, ::-1]) / 2
             if probs.shape[-1] == 1:
                 probs = np.concatenate([1.0 - probs, probs], axis=-1)
+            if self.class_map is not None:   # at the model's resolution: cheaper than at the photo's
+                probs = self.class_map.apply(probs)
             for im, p in zip(chunk, probs):
                 h, w = np.asarray(im).shape[:2]
                 top, left, ch, cw = content_box((h, w), (self.size, self.size), self.resize)
@@ -85,14 +90,21 @@ class Predictor:
                 batch_size: int = 8) -> list[Prediction]:
         single = isinstance(images, np.ndarray)
         batch = [images] if single else list(images)
-        preds = [self._to_prediction(p, threshold) for p in self.probabilities(batch, batch_size)]
-        return preds
+        return [self.to_prediction(p, threshold) for p in self.probabilities(batch, batch_size)]
 
     def predict_one(self, image: np.ndarray, threshold: float = 0.5) -> Prediction:
         return self.predict([image], threshold)[0]
 
-    def _to_prediction(self, probs: np.ndarray, threshold: float) -> Prediction:
-        return Prediction(probs, ids_from_probabilities(probs, threshold), uncertainty(probs))
+    @property
+    def class_note(self) -> str | None:
+        """What a person needs to know about the project's classes this model never learned; None when it knows all."""
+        return self.class_map.note if self.class_map is not None else None
+
+    def to_prediction(self, probs: np.ndarray, threshold: float = 0.5) -> Prediction:
+        """Class ids and uncertainty from this predictor's probabilities; a class it never learned does not make it
+        look surer."""
+        classes = self.class_map.predicted if self.class_map is not None else None
+        return Prediction(probs, ids_from_probabilities(probs, threshold), uncertainty(probs, classes))
 
 
 def run_checkpoint(project: Project, run_id: str | None = None, checkpoint: str = "best") -> tuple[RunRecord, Path]:
@@ -118,24 +130,29 @@ def ids_from_probabilities(probs: np.ndarray, threshold: float = 0.5) -> np.ndar
     return np.asarray(L.hard_labels(probs, threshold)).astype(np.uint8)
 
 
-def uncertainty(probs: np.ndarray) -> float:
-    """Mean pixel entropy normalised by log(C): 0 when every pixel is certain, 1 when every pixel is a coin flip."""
-    c = probs.shape[-1]
+def uncertainty(probs: np.ndarray, classes: int | None = None) -> float:
+    """Mean pixel entropy normalised by log(C): 0 when every pixel is certain, 1 when every pixel is a coin flip.
+
+    classes: C, when fewer of the channels than all can be non-zero (a model that never learned a class)."""
+    c = classes or probs.shape[-1]
     p = np.clip(probs, 1e-7, 1.0)
     return float(-(p * np.log(p)).sum(axis=-1).mean() / np.log(c))
 
 
-def check_classes(project: Project, predictor: Predictor) -> None:
-    """A model predicts the class ids it was trained with; after a class was added or removed they mean other things."""
-    if predictor.num_classes != len(project.classes):
-        raise TrainingError(f"Run {predictor.run_id} was trained with {predictor.num_classes} classes but the project "
-                            f"has {len(project.classes)} now (a class was added or removed since); train a new "
-                            "model on the Train page first.")
+def for_project(project: Project, predictor: Predictor) -> Predictor:
+    """The predictor answering in the project's class numbering now (ml/class_map.py); a TrainingError with a plain
+    sentence when its classes cannot be matched with the project's any more. The model itself is shared."""
+    mapping = class_map(project, predictor.run_id, predictor.config)
+    if mapping.identity and predictor.class_map is None:
+        return predictor
+    mapped = copy.copy(predictor)
+    mapped.class_map = None if mapping.identity else mapping
+    return mapped
 
 
 def predict_project_image(project: Project, image_id: int, predictor: Predictor):
     """Predict one of the project's images and keep it as that image's stored prediction."""
-    check_classes(project, predictor)
+    predictor = for_project(project, predictor)
     rec = project.image(image_id)
     pred = predictor.predict_one(project.load_image(rec))
     project.predictions.save(rec.id, predictor.run_id, pred.ids, pred.uncertainty)

@@ -20,7 +20,7 @@ from seg_core.ml import dataset, distribute, losses, models
 from seg_core.ml.callbacks import RunMonitor, RunState, schedule
 from seg_core.ml.config import PREVIEW_COUNT, TrainConfig
 from seg_core.ml.distribute import Plan
-from seg_core.store import splits
+from seg_core.store import class_scheme, splits
 from seg_core.store.project import Project
 from seg_core.store.runs import RunSplit, RunStatus
 
@@ -88,7 +88,8 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
     says which devices and workers share the run; default this process's CPU, as one process always trained.
     A worker that is not a cluster's chief trains its share and writes nothing into the project.
     """
-    num_classes = len(project.classes)
+    scheme, classes = class_scheme.current(project), project.classes   # recorded: ml/class_map.py reads them
+    num_classes = len(classes)
     config.validate(num_classes)
     plan = plan if plan is not None else Plan()
     # The split first: a cluster's other workers wait for the chief's, while the chief's strategy waits for them.
@@ -139,7 +140,7 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
     if plan.chief:
         atomic_write(files.config, json.dumps({
             **config.to_dict(), "channels": channels, "num_classes": num_classes,
-            "classes": [c.to_dict() for c in project.classes], "train_images": len(train_items),
+            "classes": [c.to_dict() for c in classes], "class_scheme": scheme, "train_images": len(train_items),
             "val_images": len(val_items), "devices": devices, "global_batch": batch,
             "summary": models.summarize(config, channels, num_classes)}, indent=2).encode())
 

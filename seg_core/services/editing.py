@@ -299,12 +299,14 @@ def start_from_prediction(project, image_id: int, predictor) -> str:
 
     Uses the stored prediction when it came from the same run; returns a sentence saying what was done.
     """
-    from seg_core.ml.inference import predict_project_image
+    from seg_core.ml.inference import for_project, predict_project_image
 
+    predictor = for_project(project, predictor)   # first: a model that no longer fits the classes changes nothing
     rec = project.image(image_id)
     stored = project.predictions.get(rec.id)
     if stored is None or stored.run_id != predictor.run_id:
         stored = predict_project_image(project, rec.id, predictor)
     project.drafts.save(rec.id, stored.ids, rec.mask_version, source="prediction")
     return (f"Loaded the prediction of run {stored.run_id}: correct it, then Save to make it this image's mask."
-            + (" It replaces the current mask only when you save." if rec.status == "labeled" else ""))
+            + (" It replaces the current mask only when you save." if rec.status == "labeled" else "")
+            + (f" {predictor.class_note}" if predictor.class_note else ""))

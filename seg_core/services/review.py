@@ -15,12 +15,13 @@ from seg_core.errors import NotFoundError
 from seg_core.files import atomic_write
 from seg_core.formats import images
 from seg_core.ml.evaluation import Evaluation, Labeled, evaluate, image_score
-from seg_core.ml.inference import Predictor, check_classes, ids_from_probabilities, uncertainty
+from seg_core.ml.inference import Predictor, for_project, ids_from_probabilities
 from seg_core.services import editing, gallery
 from seg_core.store.project import Project
 from seg_core.store.runs import RunRecord
 
 Progress = Callable[[int, int, str], None]
+FEW_IMAGES = 5   # below this, one image more or less right moves every figure a lot
 
 
 # ----- runs ------------------------------------------------------------------------------------
@@ -72,7 +73,7 @@ class PredictReport:
 def predict_images(project: Project, predictor: Predictor, image_ids: Sequence[int], progress: Progress | None = None,
                    threshold: float = 0.5, batch_size: int = 4) -> PredictReport:
     """Predict the images in batches and store each prediction with its uncertainty; progress once per image."""
-    check_classes(project, predictor)
+    predictor = for_project(project, predictor)
     start, done, skipped, total = time.perf_counter(), 0, 0, len(image_ids)
     for at in range(0, total, batch_size):
         recs, pictures = [], []
@@ -158,15 +159,28 @@ class ValidationSummary(Evaluation):
     @property
     def note(self) -> str:
         if self.scope == "validation":
-            return (f"Measured on the {self.images} labeled images of the validation split, which training did not "
-                    "learn from.")
+            return f"Measured on the {self._images} of the validation split, which training did not learn from."
         if self.scope == "run":
-            return (f"This project has no validation split, so the model was measured on the {self.images} labeled "
-                    "images its training run set aside and did not learn from. Set a validation split on the Data "
+            return (f"This project has no validation split, so the model was measured on the {self._images} "
+                    "its training run set aside and did not learn from. Set a validation split on the Data "
                     "page to compare runs on the same images.")
-        return (f"This project has no labeled validation images, so these numbers come from all {self.images} labeled "
-                "images, including the ones the model learned from: they look better than the model is. "
+        return (f"This project has no labeled validation images, so these numbers come from all {self._images}, "
+                "including the ones the model learned from: they look better than the model is. "
                 "Set a validation split on the Data page.")
+
+    @property
+    def _images(self) -> str:
+        return f"{self.images} labeled image{'' if self.images == 1 else 's'}"
+
+    @property
+    def caution(self) -> str | None:
+        """A warning when the figures rest on too few images to trust."""
+        if self.images >= FEW_IMAGES:
+            return None
+        names = ", ".join(f"'{row['image']}'" for row in self.per_image)
+        return (f"Only {self.images} image{'' if self.images == 1 else 's'} measured ({names}): one image more or "
+                f"less right moves these numbers a lot. Label at least {FEW_IMAGES} validation images (Data page) "
+                "for numbers you can trust.")
 
 
 def learned_from(project: Project, run_id: str, rec) -> bool:
@@ -223,7 +237,7 @@ def validation_summary(project: Project, predictor: Predictor, threshold: float 
 
     Kept on disk per (run, threshold, mask versions), so it is computed once until a mask or the split changes.
     """
-    check_classes(project, predictor)
+    predictor = for_project(project, predictor)
     cached = cached_validation_summary(project, predictor.run_id, threshold)
     if cached is not None:
         return cached
@@ -250,6 +264,6 @@ def correct_in_annotate(project: Project, predictor: Predictor, image_id: int, p
         return (f"'{rec.filename}' already has unsaved changes, so they were kept. To start over from the model's "
                 "mask, Discard them, then press 'Start from prediction'.")
     if probs is not None:
-        check_classes(project, predictor)
-        project.predictions.save(rec.id, predictor.run_id, mask(probs, threshold), uncertainty(probs))
+        pred = for_project(project, predictor).to_prediction(probs, threshold)
+        project.predictions.save(rec.id, predictor.run_id, pred.ids, pred.uncertainty)
     return editing.start_from_prediction(project, rec.id, predictor)

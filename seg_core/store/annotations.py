@@ -327,13 +327,23 @@ class Predictions:
         with self._project._db() as conn:
             return {r[0] for r in conn.execute("SELECT image_id FROM predictions")}
 
-    def forget_all(self) -> None:
-        """Drop every stored prediction (their class ids no longer mean what they meant)."""
-        with self._project._db() as conn:
-            conn.execute("DELETE FROM predictions")
-        folder = self._project.layout.predictions_dir
-        for p in folder.glob("*.png") if folder.is_dir() else ():
-            p.unlink(missing_ok=True)
+    def renumber(self, mapping: dict[int, int], classes: list[ClassSpec], pending: list) -> tuple[list[int], list[int]]:
+        """For a class removal: the predictions that use a renumbered class are written anew beside the old ones
+        (added to `pending` as temporary file, target); returns their ids and those to drop, as a model never
+        predicts 'ignore', where the class's pixels went. The others stay as they are."""
+        renamed, dropped = [], []
+        for image_id in sorted(self.image_ids()):
+            path = self.path(image_id)
+            ids = codec.load_png(path) if path.exists() else None
+            if ids is None or int(ids.max()) < min(mapping):
+                continue
+            ids = codec.remap_ids(ids, mapping)
+            if (ids == IGNORE_ID).any():
+                dropped.append(image_id)
+                continue
+            pending.append((str(write_temp(path, codec.encode_png(ids, classes))), str(path)))
+            renamed.append(image_id)
+        return renamed, dropped
 
 
 # ----- removing a class: every mask that uses it is rewritten, all or nothing -----------------------
@@ -372,7 +382,6 @@ def remove_class(project: "Project", class_id: int, pixels_to: int = 0, author: 
     with storage_guard(f"the class '{classes[class_id].name}' was removed, but some masks could not be rewritten "
                        "yet; they will be when the project is next opened"):
         finish_pending_renames(project)
-    project.predictions.forget_all()
     return len(counts)
 
 
@@ -396,6 +405,7 @@ def _stage_removal(project: "Project", affected: list[int], mapping: dict[int, i
                 pending.append((str(write_temp(path, remapped[0])), str(path)))
                 if path == project.drafts.path(image_id):
                     revs[image_id] = remapped[1:]
+    renamed, dropped = project.predictions.renumber(mapping, new_classes, pending)
     now = time.time()
     with project._db() as conn, db.transaction(conn):
         db.write_classes(conn, new_classes)
@@ -404,7 +414,9 @@ def _stage_removal(project: "Project", affected: list[int], mapping: dict[int, i
                          "mask_updated_at = ?, updated_at = ? WHERE id = ?",
                          (shas[image_id], author, now, now, image_id))
             db.write_class_pixels(conn, image_id, cnt)
-        conn.execute("DELETE FROM predictions")
+        conn.executemany("DELETE FROM predictions WHERE image_id = ?", [(i,) for i in dropped])
+        conn.executemany("UPDATE predictions SET created_at = ? WHERE image_id = ?",   # their thumbnails are redrawn
+                         [(now, i) for i in renamed])
         conn.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
                      (PENDING_RENAMES, json.dumps(pending)))
         class_scheme.record(conn, class_scheme.Renumbering(class_scheme.scheme_in(conn) + 1, mapping, *what, author,
