@@ -340,3 +340,15 @@ def test_gallery_pages_filters_and_thumbnails(tmp_path):
     p.update_class(1, color="#0000ff")
     assert not gallery.thumbnail_path(p, p.image(1)).exists()
     assert gallery.caption(rec, {1}, {1}) == "dog_0.png · labeled · train · has prediction · unsaved strokes"
+
+
+def test_gallery_thumbnail_outlines_a_mask_on_a_photo_of_its_colour(tmp_path):
+    from seg_core.classes import binary_classes
+
+    p = new_project(tmp_path / "pets", binary_classes("pet"))   # the default pet colour: a crimson
+    red = np.zeros((300, 400, 3), np.uint8)
+    red[...] = (210, 25, 45)
+    rec = p.add_image(png_bytes(red), "sofa.png").image
+    p.masks.save(rec.id, box_mask(300, 400, 1, box=(60, 80, 240, 320)), 0)
+    thumb = np.asarray(Image.open(io.BytesIO(gallery.thumbnail(p, p.image(rec.id)))).convert("RGB"))
+    assert (thumb.max(axis=2) < 50).sum() > 40 and (thumb.min(axis=2) > 205).sum() > 40   # black and white dashes
