@@ -85,3 +85,24 @@ def test_delete_asks_first_then_removes_the_project(app, workspace):
     assert not app.exception and "Deleted 'gone'." in texts(app)
     assert not (workspace / "gone").exists() and (workspace / "keep").exists()
     assert "**gone**" not in texts(app)
+
+
+def test_a_bare_link_opens_the_project_this_person_used_last(workspace, monkeypatch):
+    from helpers import open_app_page
+
+    monkeypatch.chdir(ROOT)
+    pets, _ = new_project(workspace / "pets"), new_project(workspace / "cells")
+
+    def session(person: str | None) -> AppTest:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        if person:
+            at.session_state["signin_user"] = person   # who current_user() says is working
+        return at
+
+    first = session("ann")
+    open_app_page(first, "data", pets)               # ann works in pets
+    assert "**pets**" in texts(first)
+    again = open_app_page(session("ann"), "data")   # a new tab, no ?project=: pets again
+    assert "**pets**" in texts(again) and again.query_params["project"] == "pets"
+    other = open_app_page(session("bob"), "data")   # someone else is not sent to ann's project
+    assert "No project is open" in other.info[0].value
