@@ -49,7 +49,27 @@ def test_open_switches_project_survives_reload_and_a_bare_link_opens_it(app_serv
 
 
 def test_home_creates_a_project_in_the_browser(app_server, page, workspace):
-    create_project(page, app_server.url, "my-cells")
-    assert (workspace / "my-cells" / "project.db").is_file()   # written before the page said "Created"
-    expect(page.get_by_label("Name", exact=True)).to_have_value("")
+    demo.create_demo_project(workspace / "demo", count=6)   # open, with its previews: the form is further down
+    new_project(workspace / "other")
+    page.goto(f"{app_server.url}/?project=demo")
+    name_box = page.get_by_label("Name", exact=True)
+    expect(page.get_by_text("A look at")).to_be_visible()
+    wait_idle(page)
+    name_box.fill("pets")
+    name_box.press("Enter")
+    pet = page.get_by_label("Class 1 name")
+    pet.fill("pet")
+    pet.press("Enter")
+    create = page.get_by_role("button", name="Create project")
+    expect(create).to_be_enabled()
+    create.scroll_into_view_if_needed()
+    wait_idle(page)
+    create.click()
+    done = page.get_by_text("Created 'pets'")
+    expect(done).to_be_in_viewport()   # said where the person is looking, above the form's first field
+    assert (workspace / "pets" / "project.db").is_file()   # written before the page said "Created"
+    assert done.bounding_box()["y"] < name_box.bounding_box()["y"]
+    expect(name_box).to_have_value("")
+    expect(pet).to_have_value("object")   # the whole form is empty again
+    wait_idle(page)
     shot(page, "home_created")
