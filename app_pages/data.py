@@ -133,9 +133,12 @@ def _assign_splits() -> None:
                                 f" ({result['test']} test image(s) left as they are).")
 
 
+# The chosen tab is kept by the server, per project, so a button's rerun leaves the person on their tab. An empty
+# project opens on "Add images"; set once, so that the first upload does not move the person off its report.
+tab_key = f"data_tab_{project.path.name}"
+ss.setdefault(tab_key, "Add images" if not stats["images"] else "Images")
 tab_images, tab_add, tab_classes, tab_splits, tab_export = st.tabs(
-    ["Images", "Add images", "Classes", "Splits", "Export"], default="Add images" if not stats["images"] else None,
-    key="data_tab", on_change="rerun")   # kept by the server: a button's rerun leaves the person on their tab
+    ["Images", "Add images", "Classes", "Splits", "Export"], key=tab_key, on_change="rerun")
 
 with tab_add:
     add_images_tab(project)
