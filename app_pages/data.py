@@ -116,8 +116,9 @@ def _remove_class(class_id: int, pixels_to: int) -> None:
         _flash("remove_class", "error", exc)
         return
     _reset_class_widgets()
-    _flash("remove_class", "success", f"Removed '{name}': its pixels are now '{target}'; {rewritten} mask(s) rewritten. "
-                                 "Stored predictions were dropped; train again to predict the new classes.")
+    _flash("remove_class", "success", f"Removed '{name}': its pixels are now '{target}'; {rewritten} mask(s) "
+                                      "rewritten. Stored predictions were dropped; train again to predict the new "
+                                      "classes.")
 
 
 def _assign_splits() -> None:

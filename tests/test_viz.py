@@ -167,7 +167,8 @@ def test_overlay_outlines_the_classes_shown_on_request_only():
     # A hidden class is neither tinted nor outlined.
     hidden = viz.overlay(rgb, ids, classes, outline=True, hidden=(0, 2))
     assert np.array_equal(hidden[1:7, 1:7], rgb[1:7, 1:7])
-    assert np.array_equal(hidden, viz.outlined(viz.overlay(rgb, ids, classes, hidden=(0, 2)), np.where(ids == 2, 0, ids)))
+    tinted = viz.overlay(rgb, ids, classes, hidden=(0, 2))
+    assert np.array_equal(hidden, viz.outlined(tinted, np.where(ids == 2, 0, ids)))
 
 
 def test_a_thumbnail_outlines_its_mask_at_the_size_shown():
