@@ -64,7 +64,7 @@ for p in projects:
 if current is not None:
     recs = current.list_images(limit=6)
     if recs:
-        st.caption(f"A look at **{md_name(current.name, 64)}**: masks shown in their class colours; "
+        st.caption(f"A look at **{md_name(current.name, 64)}**: masks shown in their class colours, outlined; "
                    "paint and correct them on the Annotate page.")
         classes = current.classes
         cols = st.columns(len(recs))
