@@ -66,11 +66,22 @@ def _tile(rec, drafts: set[int], predicted: set[int]) -> None:
              help="Delete this image and its mask (asks first)", on_click=_set, args=("data_confirm_delete", rec.id))
 
 
+def _class_widget_values() -> None:
+    # Set here rather than as the widgets' values: a value the script sets reaches the browser, so a widget whose
+    # key _reset_class_widgets dropped shows the project's classes again instead of what was typed into it.
+    for c in classes:
+        ss.setdefault(f"data_class_name_{c.id}", c.name)
+        ss.setdefault(f"data_class_color_{c.id}", c.hex)
+    ss.setdefault("data_new_class_name", "")
+    ss.setdefault("data_new_class_color", ClassSpec(len(classes), "", default_color(len(classes))).hex)
+
+
 def _reset_class_widgets() -> None:
     # Widgets keep what was typed; after a change they must show the project's classes again.
     for key in [k for k in ss if str(k).startswith(("data_class_", "data_new_class_", "data_remove_to_"))]:
         del ss[key]
-    ss.pop("data_remove_class", None), ss.pop("data_confirm_remove", None)
+    ss.pop("data_remove_class", None)
+    ss.pop("data_confirm_remove", None)
 
 
 def _save_classes() -> None:
@@ -90,11 +101,11 @@ def _save_classes() -> None:
 def _add_class() -> None:
     try:
         new = project.add_class(ss.get("data_new_class_name", ""), ss.get("data_new_class_color"))
-    except Exception as exc:
-        _flash("classes", "error", exc)
+    except Exception as exc:   # what was typed stays in the box, to be corrected
+        _flash("add_class", "error", exc)
         return
     _reset_class_widgets()
-    _flash("classes", "success", f"Added class {new.id}, '{md_name(new.name)}'. Paint it on the Annotate page.")
+    _flash("add_class", "success", f"Added class {new.id}, '{md_name(new.name)}'. Paint it on the Annotate page.")
 
 
 def _remove_class(class_id: int, pixels_to: int) -> None:
@@ -102,11 +113,12 @@ def _remove_class(class_id: int, pixels_to: int) -> None:
     try:
         rewritten = project.remove_class(class_id, pixels_to=pixels_to, author=current_user())
     except Exception as exc:
-        _flash("classes", "error", exc)
+        _flash("remove_class", "error", exc)
         return
     _reset_class_widgets()
-    _flash("classes", "success", f"Removed '{name}': its pixels are now '{target}'; {rewritten} mask(s) rewritten. "
-                                 "Stored predictions were dropped; train again to predict the new classes.")
+    _flash("remove_class", "success", f"Removed '{name}': its pixels are now '{target}'; {rewritten} mask(s) "
+                                      "rewritten. Stored predictions were dropped; train again to predict the new "
+                                      "classes.")
 
 
 def _assign_splits() -> None:
@@ -122,8 +134,12 @@ def _assign_splits() -> None:
                                 f" ({result['test']} test image(s) left as they are).")
 
 
+# The chosen tab is kept by the server, per project, so a button's rerun leaves the person on their tab. An empty
+# project opens on "Add images"; set once, so that the first upload does not move the person off its report.
+tab_key = f"data_tab_{project.path.name}"
+ss.setdefault(tab_key, "Add images" if not stats["images"] else "Images")
 tab_images, tab_add, tab_classes, tab_splits, tab_export = st.tabs(
-    ["Images", "Add images", "Classes", "Splits", "Export"], default="Add images" if not stats["images"] else None)
+    ["Images", "Add images", "Classes", "Splits", "Export"], key=tab_key, on_change="rerun")
 
 with tab_add:
     add_images_tab(project)
@@ -156,10 +172,11 @@ with tab_images:
 with tab_classes:
     st.caption("Class 0, the background, is everything that is none of the other classes: painting with it "
                "erases. Its colour only changes how masks are shown.")
+    _class_widget_values()
     for c in classes:
         a, b, u = st.columns([4, 1, 2], vertical_alignment="bottom")
-        a.text_input(f"Class {c.id} name", c.name, key=f"data_class_name_{c.id}", disabled=c.id == 0)
-        b.color_picker("Colour", c.hex, key=f"data_class_color_{c.id}")
+        a.text_input(f"Class {c.id} name", key=f"data_class_name_{c.id}", disabled=c.id == 0)
+        b.color_picker("Colour", key=f"data_class_color_{c.id}")
         u.caption(f"in {stats['classes'][c.id]['images']} labeled image(s)")
     if stats["ignore_pixels"]:
         st.caption(f"Also in the masks: **ignore** (value 255, grey), {stats['ignore_pixels']:,} pixels. They count for "
@@ -170,8 +187,9 @@ with tab_classes:
     st.markdown("**Add a class**")
     a, b, u = st.columns([4, 1, 2], vertical_alignment="bottom")
     a.text_input("New class name", key="data_new_class_name", placeholder="e.g. spot")
-    b.color_picker("Colour", ClassSpec(len(classes), "", default_color(len(classes))).hex, key="data_new_class_color")
+    b.color_picker("Colour", key="data_new_class_color")
     u.button("Add class", key="data_add_class", on_click=_add_class)
+    _show_flash("add_class")   # next to the button pressed, not below the fold
     if len(classes) == 2:
         st.caption("Adding a class makes this a multi-class project.")
 
@@ -195,6 +213,7 @@ with tab_classes:
             st.button("Cancel", key="data_remove_cancel", on_click=_set, args=("data_confirm_remove", None))
         else:
             st.button("Remove class", key="data_remove", on_click=_set, args=("data_confirm_remove", rid))
+    _show_flash("remove_class")
 
 with tab_splits:
     by = stats["by_split"]

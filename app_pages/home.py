@@ -64,7 +64,7 @@ for p in projects:
 if current is not None:
     recs = current.list_images(limit=6)
     if recs:
-        st.caption(f"A look at **{md_name(current.name, 64)}**: masks shown in their class colours; "
+        st.caption(f"A look at **{md_name(current.name, 64)}**: masks shown in their class colours, outlined; "
                    "paint and correct them on the Annotate page.")
         classes = current.classes
         cols = st.columns(len(recs))
@@ -88,6 +88,13 @@ for col, name, multi, label in ((d1, demo.DEMO_NAME, False, "Open the demo (bina
             show_error(exc)
 
 st.subheader("New project")
+NEW_FORM_KEYS = ("new_name", "new_kind", "new_count", "new_class_name_", "new_class_color_")
+
+
+def _forget_class_names() -> None:
+    # Each kind has its own default names ("object" for binary, "class 1".. for multi-class).
+    for key in [k for k in st.session_state if str(k).startswith("new_class_name_")]:
+        del st.session_state[key]
 
 
 def _create() -> None:
@@ -100,28 +107,40 @@ def _create() -> None:
                              parse_color(ss[f"new_class_color_{i}"])) for i in range(count)]
         proj = new_project(workspace_dir() / name, classes, name=name)
     except Exception as exc:
-        ss["home_flash"] = ("error", exc)
+        ss["home_flash"] = ("error", exc)   # the form keeps what was typed, to be corrected
         return
     set_current_project(proj.path)
-    ss["home_flash"] = ("success", f"Created '{md_name(proj.name, 64)}'. Next: add images on the Data page.")
-    ss["new_name"] = ""
+    ss["home_flash"] = ("success", f"Created '{md_name(proj.name, 64)}' and opened it. Next: add images on the "
+                                   "Data page.")
+    for key in [k for k in ss if str(k).startswith(NEW_FORM_KEYS)]:
+        del ss[key]   # an empty form again: the defaults below reach the browser
 
 
 with st.container(border=True):
-    name = st.text_input("Name", placeholder="e.g. leaf-spots", key="new_name")
-    kind = st.radio("What will you segment?", ["One kind of thing (binary)", "Several classes (multi-class)"],
-                    horizontal=True, key="new_kind")
-    multi = kind.startswith("Several")
-    count = st.number_input("Number of classes, background included", 3, 30, 3, key="new_count") if multi else 2
-    st.caption("Class 0 is the background: painting with it erases.")
-    for i in range(int(count)):
-        a, b = st.columns([4, 1], vertical_alignment="bottom")
-        default = "background" if i == 0 else ("object" if not multi else f"class {i}")
-        a.text_input(f"Class {i} name", default, key=f"new_class_name_{i}", disabled=i == 0)
-        b.color_picker("Colour", ClassSpec(i, "", default_color(i)).hex, key=f"new_class_color_{i}")
-    st.button("Create project", type="primary", disabled=not name.strip(), on_click=_create)
+    # What the person just did is said at the top of the form they are looking at, not under it.
     flash = st.session_state.pop("home_flash", None)
     if flash and flash[0] == "error":
         show_error(flash[1])
     elif flash:
         st.success(flash[1])
+        st.page_link("app_pages/data.py", label="Add images on the Data page", icon=":material/photo_library:")
+    ss = st.session_state
+    ss.setdefault("new_name", "")
+    name = st.text_input("Name", placeholder="e.g. leaf-spots", key="new_name")
+    kinds = ["One kind of thing (binary)", "Several classes (multi-class)"]
+    ss.setdefault("new_kind", kinds[0])
+    kind = st.radio("What will you segment?", kinds, horizontal=True, key="new_kind", on_change=_forget_class_names)
+    multi = kind.startswith("Several")
+    if multi:
+        ss.setdefault("new_count", 3)
+    count = st.number_input("Number of classes, background included", 3, 30, key="new_count") if multi else 2
+    st.caption("Class 0 is the background: painting with it erases.")
+    for i in range(int(count)):
+        a, b = st.columns([4, 1], vertical_alignment="bottom")
+        # Set here, not as the widgets' values: a value the script sets reaches the browser, so the form shows
+        # these again once _create or _forget_class_names dropped what was typed.
+        ss.setdefault(f"new_class_name_{i}", "background" if i == 0 else ("object" if not multi else f"class {i}"))
+        ss.setdefault(f"new_class_color_{i}", ClassSpec(i, "", default_color(i)).hex)
+        a.text_input(f"Class {i} name", key=f"new_class_name_{i}", disabled=i == 0)
+        b.color_picker("Colour", key=f"new_class_color_{i}")
+    st.button("Create project", type="primary", disabled=not name.strip(), on_click=_create)

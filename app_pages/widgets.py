@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from seg_core import Project, SegError, is_project, project_entries, workspace_dir
+from seg_core import Project, SegError, is_project, last_project, project_entries, remember_project, workspace_dir
 from seg_core.text import md_escape
 
 PROJECT_KEY = "project_path"
@@ -36,18 +36,23 @@ def set_current_project(path: str | Path | None) -> None:
 
 def current_project() -> Project | None:
     """The open project: the URL's ?project= (what a reload or a shared link asks for), else this session's, else
-    the only project there is. The URL is then made to name it, so every page of it survives a reload."""
+    the one this person used last, else the only project there is. The URL is then made to name it, so every page
+    of it survives a reload."""
     name, path = st.query_params.get("project"), st.session_state.get(PROJECT_KEY)
     if name and "/" not in name and "\\" not in name and (not path or Path(path).name != name):
         candidate = workspace_dir() / name
         if is_project(candidate):
             path = st.session_state[PROJECT_KEY] = str(candidate)
     if not path:
-        # A single project (e.g. the demo that `make run` made) is opened rather than picked.
-        projects = [p for p in project_entries() if not p.error]
-        if len(projects) != 1:
-            return None
-        path = str(projects[0].path)
+        # A bare link (/train) in a new tab: the project this person was working in, else a single project (e.g. the
+        # demo that `make run` made), which is opened rather than picked.
+        last = last_project(current_user())
+        if last is None:
+            projects = [p for p in project_entries() if not p.error]
+            if len(projects) != 1:
+                return None
+            last = projects[0].path
+        path = str(last)
     if not is_project(path):
         set_current_project(None)
         return None
@@ -58,6 +63,7 @@ def current_project() -> Project | None:
         return None
     if st.query_params.get("project") != project.path.name:
         set_current_project(project.path)   # page links drop the query string: put it back
+    remember_project(project.path, current_user())
     return project
 
 

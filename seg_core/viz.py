@@ -17,8 +17,9 @@ def colorize(ids: np.ndarray, classes: Sequence[ClassSpec]) -> np.ndarray:
 
 
 def overlay(image: np.ndarray, ids: np.ndarray | None, classes: Sequence[ClassSpec], alpha: float = 0.5,
-            hidden: Sequence[int] = (0,)) -> np.ndarray:
-    """The image with each class's colour blended in; background (and `hidden` ids) left clear.
+            hidden: Sequence[int] = (0,), outline: bool = False) -> np.ndarray:
+    """The image with each class's colour blended in; background (and `hidden` ids) left clear. With `outline`,
+    the edges of the classes shown are dashed in black and white too (see `outlined`).
 
     Integer blending through per-class tables (rounded to 1/256): a 6000x4000 photo takes ~0.5 s, not 6 s in floats.
     """
@@ -32,7 +33,12 @@ def overlay(image: np.ndarray, ids: np.ndarray | None, classes: Sequence[ClassSp
     weight[IGNORE_ID] = 0
     tinted = np.asarray(palette_bytes(classes), np.uint16).reshape(256, 3) * weight[:, None] + 128
     w = weight[ids][..., None]
-    return ((rgb.astype(np.uint16) * (256 - w) + tinted[ids]) >> 8).astype(np.uint8)
+    out = ((rgb.astype(np.uint16) * (256 - w) + tinted[ids]) >> 8).astype(np.uint8)
+    if not outline:
+        return out
+    as_background = np.arange(256, dtype=np.uint8)   # a hidden class gets no outline of its own
+    as_background[[int(h) for h in hidden if 0 <= int(h) < 256 and int(h) != IGNORE_ID]] = 0
+    return outlined(out, as_background[ids])
 
 
 def fit_for_display(image: np.ndarray, *masks: np.ndarray | None, max_side: int = 1600):
@@ -74,8 +80,12 @@ def thumbnail(rgb: np.ndarray, max_side: int = 256) -> np.ndarray:
 
 
 def overlay_thumbnail(image: np.ndarray, ids: np.ndarray | None, classes: Sequence[ClassSpec],
-                      max_side: int = 256, alpha: float = 0.45) -> np.ndarray:
-    return thumbnail(overlay(image, ids, classes, alpha), max_side)
+                      max_side: int = 256, alpha: float = 0.45, outline: bool = True) -> np.ndarray:
+    """A small picture of the image with its mask blended in and, by default, outlined: in a thumbnail a class's
+    colour alone can vanish into a photo of the same hue. Shrunk first, so the outline is drawn at the size shown
+    (drawn at full size and then shrunk, it would fade to nothing)."""
+    small, small_ids = fit_for_display(image, ids, max_side=max_side)
+    return overlay(small, small_ids, classes, alpha, outline=outline)
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:

@@ -372,3 +372,15 @@ def test_box_object_makes_the_class_inside_the_box_the_object_found():
     assert (out[1:4, 1:4] == 0).all() and (out[6:12, 6:12] == 1).all()
     assert (out[16:19, 16:19] == 1).all() and (out[10:12, 1:3] == 2).all()
     assert (ids[1:4, 1:4] == 1).all()    # the mask given is left as it was
+
+
+def test_gallery_thumbnail_outlines_a_mask_on_a_photo_of_its_colour(tmp_path):
+    from seg_core.classes import binary_classes
+
+    p = new_project(tmp_path / "pets", binary_classes("pet"))   # the default pet colour: a crimson
+    red = np.zeros((300, 400, 3), np.uint8)
+    red[...] = (210, 25, 45)
+    rec = p.add_image(png_bytes(red), "sofa.png").image
+    p.masks.save(rec.id, box_mask(300, 400, 1, box=(60, 80, 240, 320)), 0)
+    thumb = np.asarray(Image.open(io.BytesIO(gallery.thumbnail(p, p.image(rec.id)))).convert("RGB"))
+    assert (thumb.max(axis=2) < 50).sum() > 40 and (thumb.min(axis=2) > 205).sum() > 40   # black and white dashes

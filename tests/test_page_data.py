@@ -225,6 +225,23 @@ def test_add_a_class(app, workspace):
     assert app.text_input(key="data_class_name_2").value == "spot"
 
 
+def first_elements(at: AppTest, n: int = 2) -> list[str]:
+    return [type(e).__name__ for e in at.main if "Block" not in type(e).__name__][:n]
+
+
+def test_adding_then_removing_a_class_writes_nothing_above_the_title(app, workspace):
+    p = new_project(workspace / "p", binary_classes("pet"))
+    open_data_page(app, p)
+    app.text_input(key="data_new_class_name").input("toy")
+    click(app, "data_add_class")
+    assert first_elements(app) == ["Title", "Markdown"] and "Added class 2" in texts(app)
+    click(app, "data_remove")
+    click(app, "data_remove_confirm")
+    assert [c.name for c in p.classes] == ["background", "toy"] and "Removed 'pet'" in texts(app)
+    assert first_elements(app) == ["Title", "Markdown"]
+    assert app.markdown[0].value.startswith("**p**")
+
+
 def test_remove_a_class_moves_its_pixels(app, workspace):
     p = new_project(workspace / "p", default_classes(["background", "leaf", "spot"]))
     rec = p.add_image(png_bytes(photo()), "a.png").image

@@ -55,6 +55,31 @@ def test_create_project_from_the_form(app, workspace):
     assert "**cells**" in texts(app)
 
 
+def test_after_creating_a_project_the_form_is_empty_and_says_so_at_its_top(app, workspace):
+    app.run()
+    app.text_input(key="new_name").input("pets")
+    app.radio(key="new_kind").set_value("Several classes (multi-class)").run()
+    app.text_input(key="new_class_name_1").input("cat")
+    app.text_input(key="new_class_name_2").input("dog")
+    app.color_picker(key="new_class_color_2").pick("#00ff00")
+    next(b for b in app.button if b.label == "Create project").click().run()
+    assert not app.exception and not app.warning
+    assert [c.name for c in Project(workspace / "pets").classes] == ["background", "cat", "dog"]
+    # The confirmation comes before the form's first field, where the person is looking.
+    shown = [e for e in app.main if type(e).__name__ in ("Success", "TextInput")]
+    assert type(shown[0]).__name__ == "Success" and "Created 'pets'" in shown[0].value
+    assert shown[1].key == "new_name" and shown[1].value == ""
+    assert app.radio(key="new_kind").value == "One kind of thing (binary)"
+    assert app.text_input(key="new_class_name_1").value == "object"
+    assert app.color_picker(key="new_class_color_1").value == "#e6194b"
+    # A refused name keeps what was typed, with the reason on top.
+    app.text_input(key="new_name").input("pets").run()
+    app.text_input(key="new_class_name_1").input("pet").run()
+    next(b for b in app.button if b.label == "Create project").click().run()
+    assert "A project already exists" in app.error[0].value
+    assert app.text_input(key="new_name").value == "pets" and app.text_input(key="new_class_name_1").value == "pet"
+
+
 def test_create_project_shows_clear_error_for_bad_input(app, workspace):
     app.run()
     app.text_input(key="new_name").input("../escape").run()
@@ -85,3 +110,24 @@ def test_delete_asks_first_then_removes_the_project(app, workspace):
     assert not app.exception and "Deleted 'gone'." in texts(app)
     assert not (workspace / "gone").exists() and (workspace / "keep").exists()
     assert "**gone**" not in texts(app)
+
+
+def test_a_bare_link_opens_the_project_this_person_used_last(workspace, monkeypatch):
+    from helpers import open_app_page
+
+    monkeypatch.chdir(ROOT)
+    pets, _ = new_project(workspace / "pets"), new_project(workspace / "cells")
+
+    def session(person: str | None) -> AppTest:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        if person:
+            at.session_state["signin_user"] = person   # who current_user() says is working
+        return at
+
+    first = session("ann")
+    open_app_page(first, "data", pets)               # ann works in pets
+    assert "**pets**" in texts(first)
+    again = open_app_page(session("ann"), "data")   # a new tab, no ?project=: pets again
+    assert "**pets**" in texts(again) and again.query_params["project"] == "pets"
+    other = open_app_page(session("bob"), "data")   # someone else is not sent to ann's project
+    assert "No project is open" in other.info[0].value

@@ -11,7 +11,9 @@ from seg_core.ml.config import TrainConfig
 from seg_core.store import db, splits
 from seg_core.store.project import Project
 from seg_core.store.runs import RunSplit, RunStatus
-from seg_core.store.workspace import list_projects, new_project, project_entries
+from seg_core.store.layout import last_project_file
+from seg_core.store.workspace import (delete_project, last_project, list_projects, new_project, project_entries,
+                                      remember_project)
 
 
 def labeled_project(path, n=6):
@@ -60,6 +62,31 @@ def test_the_sidebar_listing_reads_names_without_opening_projects(workspace, mon
     entries = project_entries(workspace)
     assert [(e.name, e.path.name) for e in entries if not e.error] == [("a-folder", "a-folder"), ("Bees", "b-folder")]
     assert [e.path.name for e in entries if e.error] == ["broken"]
+
+
+def test_each_person_gets_back_the_project_they_used_last(workspace, tmp_path):
+    pets, cells = new_project(workspace / "pets"), new_project(workspace / "cells")
+    assert last_project("ann") is None
+    remember_project(pets.path, "ann")
+    remember_project(cells.path, "bob")
+    assert (last_project("ann"), last_project("bob"), last_project("carl")) == (pets.path, cells.path, None)
+    # Unchanged: the file is not written again (every page run asks).
+    before = last_project_file().stat().st_mtime_ns
+    remember_project(pets.path, "ann")
+    assert last_project_file().stat().st_mtime_ns == before
+    assert sorted(p.name for p in workspace.iterdir()) == [".last-project.json", "cells", "pets"]  # no temp file left
+    # A folder outside the workspace is not one a bare name finds again; a deleted project is not reopened.
+    remember_project(new_project(tmp_path / "elsewhere").path, "ann")
+    assert last_project("ann") == pets.path
+    delete_project(pets.path)
+    assert last_project("ann") is None and last_project("bob") == cells.path
+    # A damaged file or a name that leaves the workspace opens nothing, and the next choice is kept again.
+    last_project_file().write_text(json.dumps({"ann": "../cells", "bob": 3}))
+    assert last_project("ann") is None and last_project("bob") is None
+    last_project_file().write_text("{not json")
+    assert last_project("bob") is None
+    remember_project(cells.path, "bob")
+    assert last_project("bob") == cells.path
 
 
 def test_home_listing_counts_images_and_shows_a_broken_project(workspace):

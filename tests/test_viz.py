@@ -137,3 +137,45 @@ def test_fit_for_display_shrinks_large_images_and_their_masks_only():
     assert set(np.unique(small_ids)) == {0, 1} and small_ids[:, 749].max() == 0 and small_ids[:, 751].min() == 1
     tiny = np.zeros((30, 40, 3), np.uint8)
     assert viz.fit_for_display(tiny, None)[0] is tiny
+
+
+def _red_sofa_with_a_pet(h: int, w: int):
+    """A red photo and a 'pet' in the default pet colour (a crimson): the colour alone hardly shows on it."""
+    from seg_core.classes import binary_classes
+
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[...] = (210, 25, 45)
+    ids = np.zeros((h, w), np.uint8)
+    ids[h // 4:3 * h // 4, w // 4:3 * w // 4] = 1
+    return rgb, ids, binary_classes("pet")
+
+
+def _dashed(out: np.ndarray) -> tuple[int, int]:
+    return int((out.max(axis=2) < 30).sum()), int((out.min(axis=2) > 225).sum())
+
+
+def test_overlay_outlines_the_classes_shown_on_request_only():
+    rgb, ids, classes = _red_sofa_with_a_pet(40, 60)
+    classes = [*classes, classes[1].__class__(2, "toy", (0, 200, 0))]
+    ids[2:6, 2:6] = 2
+    plain = viz.overlay(rgb, ids, classes)
+    assert np.array_equal(plain, viz.overlay(rgb, ids, classes, outline=False)) and _dashed(plain) == (0, 0)
+    out = viz.overlay(rgb, ids, classes, outline=True)
+    dark, light = _dashed(out)
+    assert dark > 20 and light > 20
+    assert np.array_equal(out, viz.outlined(plain, ids))   # the one outline, as Annotate draws it
+    # A hidden class is neither tinted nor outlined.
+    hidden = viz.overlay(rgb, ids, classes, outline=True, hidden=(0, 2))
+    assert np.array_equal(hidden[1:7, 1:7], rgb[1:7, 1:7])
+    tinted = viz.overlay(rgb, ids, classes, hidden=(0, 2))
+    assert np.array_equal(hidden, viz.outlined(tinted, np.where(ids == 2, 0, ids)))
+
+
+def test_a_thumbnail_outlines_its_mask_at_the_size_shown():
+    rgb, ids, classes = _red_sofa_with_a_pet(1200, 1600)
+    thumb = viz.overlay_thumbnail(rgb, ids, classes, max_side=192)
+    assert thumb.shape == (144, 192, 3)
+    dark, light = _dashed(thumb)
+    assert dark > 40 and light > 40   # drawn after shrinking: a full-size outline would fade away
+    plain = viz.overlay_thumbnail(rgb, ids, classes, max_side=192, outline=False)
+    assert _dashed(plain) == (0, 0)

@@ -179,7 +179,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         pred = predictor.predict_one(arr, args.threshold)
         with storage_guard(f"the mask of {p.name} was not written to {out}"):   # each file whole or not at all
             atomic_write(out / f"{p.stem}.png", masks.encode_png(pred.ids, classes))
-            atomic_write(out / f"{p.stem}_overlay.png", viz.png_bytes(viz.overlay(arr, pred.ids, classes, 0.5)))
+            overlay = viz.overlay(arr, pred.ids, classes, 0.5, outline=True)
+            atomic_write(out / f"{p.stem}_overlay.png", viz.png_bytes(overlay))
         print(f"{p.name}: uncertainty {pred.uncertainty:.3f}")
     print(f"wrote {len(files) - failed} masks and overlays to {out} (run {predictor.run_id})")
     return 0 if not failed else 3

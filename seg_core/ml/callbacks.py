@@ -183,8 +183,9 @@ class RunMonitor(keras.callbacks.Callback):
             img = img[..., 0] if img.shape[-1] == 1 else img
             truth_i = np.asarray(truth[i])[top:top + h, left:left + w, 0]
             rows.append(np.concatenate([viz.overlay(img, None, self.classes),
-                                        viz.overlay(img, truth_i, self.classes, 0.55),
-                                        viz.overlay(img, pred[i][top:top + h, left:left + w], self.classes, 0.55)],
+                                        viz.overlay(img, truth_i, self.classes, 0.55, outline=True),
+                                        viz.overlay(img, pred[i][top:top + h, left:left + w], self.classes, 0.55,
+                                                    outline=True)],
                                        axis=1))
         width = max(r.shape[1] for r in rows)
         rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]

@@ -39,10 +39,18 @@ def page(project: Project, status: str = "all", split: str | None = None, search
     return GalleryPage(records, total, page_no, pages)
 
 
+# Part of every cached thumbnail's name: a change in how masks are drawn gives new thumbnails.
+THUMB_STYLE = "outlined"
+
+
+def style_key(project: Project) -> str:
+    """A short key for how the project's thumbnails look: the drawing style and the class colours (a recoloured
+    class gives new thumbnails)."""
+    return hashlib.sha1((THUMB_STYLE + "".join(c.hex for c in project.classes)).encode()).hexdigest()[:8]
+
+
 def thumbnail_path(project: Project, rec: ImageRecord, side: int = THUMB_SIDE) -> Path:
-    # The class colours are part of the picture: a recoloured class gives new thumbnails.
-    colours = hashlib.sha1("".join(c.hex for c in project.classes).encode()).hexdigest()[:8]
-    return project.layout.thumbnail(f"{rec.id}-v{rec.mask_version}-{colours}-{side}.jpg")
+    return project.layout.thumbnail(f"{rec.id}-v{rec.mask_version}-{style_key(project)}-{side}.jpg")
 
 
 def thumbnail(project: Project, rec: ImageRecord, side: int = THUMB_SIDE) -> bytes:
@@ -53,7 +61,8 @@ def thumbnail(project: Project, rec: ImageRecord, side: int = THUMB_SIDE) -> byt
 
 def cached_overlay(project: Project, path: Path, stale: str, image_id: int, load_ids, side: int,
                    alpha: float = 0.45) -> bytes:
-    """A thumbnail JPEG kept at `path`; made on first use, when older ones matching `stale` are removed."""
+    """A thumbnail JPEG kept at `path` (its name should hold `style_key(project)`); made on first use, when older ones
+    matching `stale` are removed. Masks are outlined, as viz.overlay_thumbnail draws them."""
     try:
         return path.read_bytes()
     except FileNotFoundError:

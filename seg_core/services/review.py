@@ -138,7 +138,7 @@ def review_worst_first(project: Project, run_id: str) -> list[Ranked]:
 def prediction_thumbnail(project: Project, item: Ranked, side: int = 160) -> bytes:
     """JPEG of the image with its stored prediction blended in, kept on disk per prediction."""
     stamp = f"{item.created_at:.6f}".replace(".", "")
-    path = project.layout.thumbnail(f"pred-{item.image_id}-{stamp}-{side}.jpg")
+    path = project.layout.thumbnail(f"pred-{item.image_id}-{stamp}-{gallery.style_key(project)}-{side}.jpg")
 
     def ids():
         stored = project.predictions.get(item.image_id)

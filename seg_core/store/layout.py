@@ -10,6 +10,7 @@ WORKSPACE_ENV = "SEG_WORKSPACE"
 DEFAULT_WORKSPACE = "workspace"
 DB_NAME = "project.db"
 MACHINE_SPEED_FILE = ".machine-speed.json"
+LAST_PROJECT_FILE = ".last-project.json"
 WEIGHTS_DIR = "weights"
 CHECKPOINTS = ("best", "last")
 
@@ -21,6 +22,11 @@ def workspace_dir() -> Path:
 def machine_speed_file() -> Path:
     """This machine's measured matmul speed, shared by the workspace's projects."""
     return workspace_dir() / MACHINE_SPEED_FILE
+
+
+def last_project_file() -> Path:
+    """The project each person used last (seg_core.store.workspace.remember_project), shared by the app's tabs."""
+    return workspace_dir() / LAST_PROJECT_FILE
 
 
 def weights_dir() -> Path:

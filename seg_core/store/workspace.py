@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -12,7 +13,8 @@ from typing import Sequence
 
 from seg_core.classes import ClassSpec
 from seg_core.errors import ProjectError
-from seg_core.store.layout import DB_NAME, WEIGHTS_DIR, workspace_dir
+from seg_core.files import atomic_write
+from seg_core.store.layout import DB_NAME, WEIGHTS_DIR, last_project_file, workspace_dir
 from seg_core.store.project import Project, is_project
 from seg_core.text import shorten
 
@@ -69,6 +71,36 @@ def delete_project(path: str | Path) -> None:
     doomed = project.path.parent / f".{project.path.name}.deleting-{os.urandom(3).hex()}"
     os.replace(project.path, doomed)
     shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _last_projects() -> dict[str, str]:
+    try:
+        data = json.loads(last_project_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):   # none yet, or damaged: nothing to reopen
+        return {}
+    return {str(k): v for k, v in data.items() if isinstance(v, str)} if isinstance(data, dict) else {}
+
+
+def remember_project(path: str | Path, person: str) -> None:
+    """Note `path` as the project `person` used last, for a bare link (/train) to open it in a new tab. Kept per
+    person, so that where people sign in one person's link never opens the project another was in."""
+    name = Path(path).name
+    last = _last_projects()
+    if last.get(person) == name or Path(path).resolve().parent != workspace_dir():
+        return   # unchanged (most page runs), or a folder outside the workspace that a bare name cannot find
+    try:
+        atomic_write(last_project_file(), json.dumps({**last, person: name}, indent=1).encode())
+    except OSError:
+        pass   # a read-only or full workspace: only the convenience is lost
+
+
+def last_project(person: str) -> Path | None:
+    """The project `person` used last, while it is still a project of the workspace."""
+    name = _last_projects().get(person)
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        return None
+    path = workspace_dir() / name
+    return path if is_project(path) else None
 
 
 @dataclass(frozen=True)
