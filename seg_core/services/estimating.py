@@ -44,7 +44,7 @@ def first_guess(config: TrainConfig) -> tuple[float, float]:
     return FIRST_GUESS_STEP[bool(config.xla), cpu_has_avx512()]
 
 
-def _plural(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
@@ -149,8 +149,8 @@ class Estimate:
         if minutes < 1:
             return "under a minute"
         if minutes < 90:
-            return f"about {_plural(round(minutes), 'minute')}"
-        return f"about {_plural(round(minutes / 60), 'hour')}"
+            return f"about {plural(round(minutes), 'minute')}"
+        return f"about {plural(round(minutes / 60), 'hour')}"
 
     @property
     def text(self) -> str:

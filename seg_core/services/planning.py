@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from seg_core.ml.config import PRESETS, TrainConfig, preset
-from seg_core.services.estimating import _plural, cut_short, first_guess, fmt_duration, typical_epoch_s
+from seg_core.services.estimating import plural, cut_short, first_guess, fmt_duration, typical_epoch_s
 from seg_core.store import splits
 from seg_core.store.project import Project
 from seg_core.store.runs import RunRecord, RunStatus
@@ -46,7 +46,7 @@ def readiness(project: Project, config: TrainConfig | None = None) -> Readiness:
         r.train, r.val, r.split_exists = splits.planned(project, config.val_fraction)
         how = ("the project's split; change it on the Data page" if r.split_exists
                else f"{config.val_fraction:.0%} set aside for validation by the run; your split stays as it is")
-        r.lines.append(f"{_plural(labeled, 'labeled image')}: {r.train} to learn from, {r.val} to check the model "
+        r.lines.append(f"{plural(labeled, 'labeled image')}: {r.train} to learn from, {r.val} to check the model "
                        f"on ({how}).")
         held = project.count_images(status="labeled", split="test")
         if held:
@@ -58,7 +58,7 @@ def readiness(project: Project, config: TrainConfig | None = None) -> Readiness:
     present = [c for c in classes if c["images"]]
     missing = [c for c in classes[1:] if not c["images"]]
     if labeled:
-        r.lines.append("Classes in your masks: " + ", ".join(f"{c['name']} ({_plural(c['images'], 'image')})"
+        r.lines.append("Classes in your masks: " + ", ".join(f"{c['name']} ({plural(c['images'], 'image')})"
                                                              for c in present) + ".")
         if len(missing) == len(classes) - 1:
             r.problems.append("Every labeled mask is all background: paint the objects you want found.")
@@ -67,11 +67,11 @@ def readiness(project: Project, config: TrainConfig | None = None) -> Readiness:
                 r.hints.append(f"No labeled mask contains '{c['name']}' yet, so the model cannot learn it: "
                                "paint it on a few images.")
     if unlabeled:
-        r.lines.append(f"{_plural(unlabeled, 'image')} still unlabeled: not used for training; once a model "
+        r.lines.append(f"{plural(unlabeled, 'image')} still unlabeled: not used for training; once a model "
                        "exists, Predict & review shows its masks for them.")
     drafts = len(project.drafts.image_ids())
     if drafts:
-        r.hints.append(f"{_plural(drafts, 'image')} with unsaved strokes on the Annotate page: save them to "
+        r.hints.append(f"{plural(drafts, 'image')} with unsaved strokes on the Annotate page: save them to "
                        "train on them.")
     if 2 <= labeled < FEW_IMAGES:
         r.hints.append(f"With {labeled} labeled images expect a rough first model; 20 or more give a useful one.")
@@ -147,7 +147,7 @@ def outcome(run: RunRecord, rows: list[dict], elapsed: float | None = None) -> s
         text += ", stopped by the time budget (the last epoch cut short)"
     elif cfg.early_stopping_patience:
         text += (f", stopped early: validation dice had not improved for "
-                 f"{_plural(cfg.early_stopping_patience, 'epoch')}")
+                 f"{plural(cfg.early_stopping_patience, 'epoch')}")
     typical = typical_epoch_s(run, rows)
     return text + (f"; ~{fmt_duration(typical)} an epoch" if typical is not None else "")
 
