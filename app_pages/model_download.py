@@ -6,7 +6,7 @@ import streamlit as st
 
 from app_pages.widgets import file_size, show_error
 from seg_core import Project, RunRecord, planning
-from seg_core.ml.model_export import CARD_NAME, EXAMPLE_NAME, FORMATS, model_zip
+from seg_core.ml.model_export import CARD_NAME, EXAMPLE_NAME, FORMATS, README_NAME, model_zip
 
 
 def model_download(project: Project, runs: list[RunRecord], key: str) -> None:
@@ -23,9 +23,10 @@ def model_download(project: Project, runs: list[RunRecord], key: str) -> None:
                                 key=f"{key}_run")
     fmt = c[0].selectbox("Format", list(FORMATS), format_func=lambda f: FORMATS[f].label, key=f"{key}_format",
                          help="  \n".join(f"**{f.label}**: {f.description}" for f in FORMATS.values()))
-    st.caption(f"{FORMATS[fmt].description} The zip holds the model, `{CARD_NAME}` (its classes, input size, "
-               f"preprocessing and validation scores) and `{EXAMPLE_NAME}`, which turns a photo into a mask with "
-               f"only `{FORMATS[fmt].package}`, numpy and Pillow.")
+    st.caption(f"{FORMATS[fmt].description} The zip holds the model, `{README_NAME}` (what it does and how well, in "
+               f"plain words), `{CARD_NAME}` (its classes, input size, preprocessing and validation scores) and "
+               f"`{EXAMPLE_NAME}`, which turns a photo into a mask with only `{FORMATS[fmt].package}`, numpy and "
+               "Pillow.")
     wanted = (str(project.path), run_id, fmt)
     if st.button("Prepare the download", key=f"{key}_build"):
         try:

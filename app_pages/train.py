@@ -6,7 +6,7 @@ import streamlit as st
 from app_pages.model_download import model_download
 from app_pages.train_weights import pretrained_choice
 from app_pages.widgets import require_project, show_error
-from seg_core import RunStatus, jobs, planning, splits, text
+from seg_core import RunStatus, estimating, jobs, planning, splits, text
 from seg_core.errors import SegError
 from seg_core.ml import weights
 from seg_core.ml.config import LOSS_CHOICES, MODEL_NAMES, PRESET_NOTES, PRESETS, RESIZE_MODES
@@ -115,7 +115,7 @@ def _history(runs: list) -> None:
         return
     st.dataframe(planning.history_rows(project, runs), hide_index=True, width="stretch",
                  column_config={"best val dice": st.column_config.NumberColumn(format="%.3f"),
-                                "epochs": st.column_config.TextColumn(width="medium")})
+                                "what happened": st.column_config.TextColumn(width="large")})
     labels = {r.id: planning.run_label(r) for r in runs}
     chosen = st.multiselect("Compare runs", list(labels), format_func=labels.get, key="train_compare",
                             placeholder="Choose runs to overlay their curves", persist_state="session")
@@ -230,11 +230,9 @@ def _new_run() -> None:
     if problem is not None:
         show_error(problem)
     elif ready.ready:
-        est = planning.estimate(project, config, ready)
-        limit = (f"{config.epochs} epochs or {config.time_budget_minutes:g} minutes, whichever comes first"
-                 if config.time_budget_minutes else f"{config.epochs} epochs")
-        st.info(f"**Estimated time on this machine: {est.text}** ({limit}; ~{planning.fmt_duration(est.epoch_s)} "
-                f"an epoch; {est.source}).", icon=":material/timer:")
+        est = estimating.estimate(project, config, ready)
+        st.info(f"**Estimated time on this machine: {est.text}.** ({est.source.capitalize()}.)",
+                icon=":material/timer:")
     if st.button("Start training", type="primary", key="train_start", disabled=config is None or not ready.ready,
                  on_click=ss.__setitem__, args=("train_start_pressed", True),
                  help=None if ready.ready else "See what is missing above."):

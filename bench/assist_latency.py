@@ -39,7 +39,7 @@ def main() -> None:
     except ImportError as e:
         sys.exit(f"cannot import seg_core.assist ({e}): this benchmark measures the annotation assists")
     from seg_core.services.demo_scenes import render_scene
-    from seg_core.services.planning import measure_machine
+    from seg_core.services.estimating import measure_machine
 
     print(f"Demo scene {args.seed}{' (3 classes)' if args.multiclass else ''}; first call, then median and p90 of "
           f"{args.reps}; matmul peak {measure_machine():.0f} GFLOP/s")

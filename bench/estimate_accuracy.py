@@ -51,21 +51,21 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["SEG_WORKSPACE"] = tmp
-        from seg_core.services import demo, planning
+        from seg_core.services import demo, estimating, planning
 
         project = demo.create_demo_project(Path(tmp) / "demo")
-        peak = planning.machine_gflops()
+        peak = estimating.machine_gflops()
 
         def config_for(name):
             values = {} if name == "fast" else {"epochs": args.short if name == "balanced" else args.quality_short}
             return planning.build_config(name, values, photos=True)
 
         names = args.presets.split(",")
-        guesses = {n: planning.estimate(project, config_for(n), gflops=peak) for n in names}
+        guesses = {n: estimating.estimate(project, config_for(n), gflops=peak) for n in names}
         rows = []
         for name in names:
             config = config_for(name)
-            before = planning.estimate(project, config, gflops=peak)
+            before = estimating.estimate(project, config, gflops=peak)
             took = run_to_end(project, config)
             run = project.runs.list()[0]
             epochs = project.runs.epoch_metrics(run.id)

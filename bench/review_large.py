@@ -46,7 +46,7 @@ def main() -> None:
     from seg_core import viz
     from seg_core.classes import default_classes, palette_bytes
     from seg_core.formats import masks
-    from seg_core.services import planning, review
+    from seg_core.services import estimating, review
 
     classes = default_classes(["background", "pet"])
     colors = np.asarray(palette_bytes(classes), np.uint8).reshape(256, 3)
@@ -70,7 +70,7 @@ def main() -> None:
         _jpeg(shown)
 
     print(f"{args.width}x{args.height} photo, median of {args.reps}; "
-          f"matmul peak {planning.measure_machine():.0f} GFLOP/s")
+          f"matmul peak {estimating.measure_machine():.0f} GFLOP/s")
     rows = [
         ("overlay: float blend, full size (naive)", lambda: _float_overlay(image, ids, colors)),
         ("overlay: integer tables, full size", lambda: viz.overlay(image, ids, classes, 0.45)),

@@ -14,7 +14,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from seg_core.errors import SegError  # noqa: E402
 
 _MODULES = {
-    "jobs": "seg_core.services.jobs", "planning": "seg_core.services.planning", "review": "seg_core.services.review",
+    "jobs": "seg_core.services.jobs", "planning": "seg_core.services.planning", "estimating": "seg_core.services.estimating",
+    "review": "seg_core.services.review",
     "editing": "seg_core.services.editing", "drafting": "seg_core.services.drafting", "gallery": "seg_core.services.gallery", "demo": "seg_core.services.demo",
     "importing": "seg_core.services.importing", "exporting": "seg_core.services.exporting",
     "splits": "seg_core.store.splits", "viz": "seg_core.viz", "classes": "seg_core.classes",

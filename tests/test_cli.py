@@ -169,3 +169,29 @@ def test_import_maps_mask_values_from_the_command_line(capsys, tmp_path):
     assert "added: 2 image(s), 2 with a mask" in out and "values mapped: 2" in out
     code, out, _ = run(capsys, "info", "--project", target, "--json")
     assert json.loads(out)["labeled"] == 2
+
+
+def test_every_option_of_every_command_says_what_it_is_for():
+    """Walks the whole parser, subcommands of subcommands included, so an option added without help fails here."""
+    import argparse
+
+    from seg_core.cli import build_parser
+
+    missing, seen = [], 0
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        nonlocal seen
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                helps = {c.dest: c.help for c in action._choices_actions}
+                for name, sub in action.choices.items():
+                    if not helps.get(name):
+                        missing.append(f"{path} {name} (the command)")
+                    walk(sub, f"{path} {name}")
+            elif not isinstance(action, argparse._HelpAction):
+                seen += 1
+                if not (action.help or "").strip() or action.help == argparse.SUPPRESS:
+                    missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "segstudio")
+    assert seen > 60 and missing == []

@@ -335,3 +335,26 @@ def test_cli_import_names_the_format_and_a_refused_one_leaves_no_project(workspa
     assert main(["import", "--project", "refused", "--zip", str(bad)]) == 2
     assert "two categories with id 3" in capsys.readouterr().err
     assert not (workspace / "refused").exists()
+
+
+@pytest.mark.parametrize("where", ["masks", "both"])
+def test_import_images_and_masks_folders_reads_a_class_file_as_folder_does(where, workspace, tmp_path, capsys):
+    """`segstudio import --images X --masks Y` reads classes.csv in Y (or in the folder holding X and Y), as --folder
+    reads it: the classes are named and coloured from it, not inferred as 'class 2'."""
+    from seg_core.cli import main
+    from seg_core.store.project import Project
+
+    ids = np.zeros((H, W), np.uint8)
+    ids[2:6, 2:6], ids[10:20, 10:20] = 1, 2
+    (tmp_path / "pics").mkdir()
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "pics" / "a.png").write_bytes(png_bytes(photo(H, W)))
+    (tmp_path / "labels" / "a.png").write_bytes(png_bytes(ids))
+    (tmp_path / ("labels" if where == "masks" else ".") / "classes.csv").write_bytes(CLASS_FILES["classes.csv"])
+    assert main(["import", "--project", "pairs", "--images", str(tmp_path / "pics"),
+                 "--masks", str(tmp_path / "labels")]) == 0
+    assert "format: class-id masks with classes.csv" in capsys.readouterr().out
+    p = Project(workspace / "pairs")
+    assert [(c.name, c.color) for c in p.classes] == [("background", (0, 0, 0)), ("road", (10, 10, 10)),
+                                                       ("car", (20, 20, 20))]
+    assert np.array_equal(_mask_of(p, "a.png"), ids)

@@ -266,7 +266,7 @@ def test_an_existing_folder_is_refused_unless_replaced(trained_project, tmp_path
         model_export.export_model(trained_project, "keras", out)
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
     done = model_export.export_model(trained_project, "keras", out, replace=True)
-    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.keras", "predict_example.py"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "model.json", "model.keras", "predict_example.py"]
     assert done.size_bytes == sum(p.stat().st_size for p in out.iterdir())
     assert [p.name for p in dest.iterdir()] == ["model"]   # no staging or old folder left beside it
     (dest / "empty").mkdir()
@@ -318,8 +318,36 @@ def test_the_zip_holds_one_folder_with_the_model_card_and_example(trained_projec
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         names = sorted(zf.namelist())
         card = json.loads(zf.read(f"trained-{run.id}-keras/model.json"))
-    assert names == [f"trained-{run.id}-keras/{f}" for f in ("model.json", "model.keras", "predict_example.py")]
+    assert names == [f"trained-{run.id}-keras/{f}"
+                     for f in ("README.md", "model.json", "model.keras", "predict_example.py")]
     assert card["run"] == run.id
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_readme_says_in_words_what_the_run_recorded(kind, projects, exported):
+    done = exported(kind, "onnx")
+    project = projects[kind]
+    run = project.runs.get(done.run_id)
+    config = json.loads(project.layout.run(run.id).config.read_text())
+    text = (done.folder / "README.md").read_text()
+    assert text.startswith(f"# {project.name}: segmentation model from run {run.id}\n")
+    for c in project.classes:          # each class with its id and its colour in the mask
+        assert f"| {c.id} | {c.name} | `{c.hex}` |" in text
+    if kind == "binary":
+        assert f"It finds **{project.classes[1].name}** in an image" in text
+    else:
+        assert f"It gives each pixel of an image one of {len(project.classes)} classes" in text
+    assert "Each image is resized to 32 x 32 pixels" in text and "mirror image" in text    # letterbox
+    assert "pip install onnxruntime numpy pillow\npython predict_example.py photo.jpg mask.png" in text
+    val = len(run.split.val_ids)
+    assert f"Scores on {val} validation image{'s' if val != 1 else ''} the model did not learn from" in text
+    assert f"dice {run.best_score:.3f} (best, after epoch {run.best_epoch + 1})" in text
+    iou = [m for m in project.runs.epoch_metrics(run.id) if m["epoch"] == run.best_epoch][0]["val_iou"]
+    assert f"IoU {iou:.3f}" in text and f"after epoch {run.best_epoch + 1}." in text
+    assert f"{len(project.runs.epoch_metrics(run.id))} of {config['epochs']} epochs" in text
+    assert f"It {run.split.note}." in text and str(config["train_images"]) in run.split.note
+    # The folder with its README still runs alone: the example in a fresh folder is tested above for every format.
+    assert (done.folder / "model.onnx").is_file()
 
 
 def test_cli_export_model(capsys, trained_project, tmp_path):

@@ -94,8 +94,9 @@ def test_presets_explain_themselves_and_estimate_time(trained_project, monkeypat
     assert radio.value == "fast"
     assert list(radio.proto.captions) == [PRESET_NOTES[p] for p in ("fast", "balanced", "quality")]
     assert "6 labeled images" in texts(at)
-    assert "Estimated time on this machine: about" in texts(at)
-    assert "60 epochs or 5 minutes, whichever comes first" in texts(at)      # photos: the photo variant of fast
+    # Photos: the photo variant of fast, 60 epochs in a 5-minute budget; what the budget allows, in epochs.
+    assert "Estimated time on this machine: 5 minutes, the time budget: about " in texts(at)
+    assert " of 60 epochs at ~" in texts(at) and "whichever" not in texts(at)
     assert at.number_input(key="train_fast_time_budget_minutes").value == 5.0
     radio.set_value("balanced").run()
     assert at.number_input(key="train_balanced_crop_size").value == 192
@@ -104,7 +105,7 @@ def test_presets_explain_themselves_and_estimate_time(trained_project, monkeypat
     radio.set_value("quality").run()
     assert at.number_input(key="train_quality_base_filters").value == 32
     assert at.number_input(key="train_quality_time_budget_minutes").value == 0
-    assert "(150 epochs;" in texts(at) and "less if it stops improving earlier" in texts(at)
+    assert ": 150 epochs at ~" in texts(at) and "fewer if it stops improving earlier" in texts(at)
     # A setting the engine refuses is explained, and Start stays off.
     at.number_input(key="train_quality_image_size").set_value(40).run()
     assert "divisible by 16" in texts(at)
@@ -123,7 +124,8 @@ def test_history_lists_the_finished_run_and_overlays_chosen_curves(trained_proje
     assert preview_captions(at) == ["After epoch 2, on validation images: photo · your mask · the model's mask"]
     table = at.dataframe[0].value
     assert list(table["run"]) == [run.id] and list(table["status"]) == ["completed"]
-    assert list(table["epochs"]) == ["2 / 2"]
+    [happened] = list(table["what happened"])
+    assert happened.startswith("2 of 2 epochs in ") and ", all done; ~" in happened and happened.endswith(" an epoch")
     before = len(charts(at))
     at.multiselect(key="train_compare").select(run.id).run()
     assert len(charts(at)) == before + 2
@@ -145,7 +147,7 @@ def test_a_failed_run_shows_its_error_and_the_worker_log(trained_project, monkey
 
 def test_start_a_tiny_run_from_the_page_and_watch_it_finish(trained_project, monkeypatch):
     at = fill_tiny_form(open_train(trained_project, monkeypatch))
-    assert "2 epochs;" in texts(at)
+    assert ": 2 epochs at ~" in texts(at)
     fit = at.selectbox(key="train_fast_resize")
     assert fit.value == planning.app_preset("fast", photos=True).resize
     fit.set_value("squash").run()

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from helpers import box_mask, photo, png_bytes
-from seg_core.services import demo, jobs, planning
+from seg_core.services import demo, estimating, jobs, planning
 from seg_core.classes import binary_classes, default_classes
 from seg_core.errors import TrainingError
 from seg_core.store import splits
@@ -123,66 +123,124 @@ def test_gflops_come_from_the_built_network_and_grow_with_the_area(model, channe
     from seg_core.ml import models
 
     config = TrainConfig(model=model, image_size=64, **kw)
-    small = planning.forward_gflops(config, 32, channels, classes)
+    small = estimating.forward_gflops(config, 32, channels, classes)
     assert small == pytest.approx(models.forward_flops(models.build(config, channels, classes, size=32)) / 1e9)
     # Every layer of a fully convolutional network costs in proportion to the pixels.
-    assert planning.forward_gflops(config, 64, channels, classes) == pytest.approx(4 * small, rel=1e-9)
+    assert estimating.forward_gflops(config, 64, channels, classes) == pytest.approx(4 * small, rel=1e-9)
 
 
-def test_estimate_scales_with_images_and_epochs(workspace):
+def test_estimate_scales_with_images_and_epochs(workspace, monkeypatch):
     small = demo.create_demo_project(workspace / "small", count=30, unlabeled=0)
     big = demo.create_demo_project(workspace / "big", count=120, unlabeled=0)
     cfg = preset("fast", epochs=10, batch_size=1)          # 24 and 96 batches an epoch: above the minimum
-    e_small = planning.estimate(small, cfg, gflops=50.0)
-    e_big = planning.estimate(big, cfg, gflops=50.0)
-    assert e_big.epoch_s > 3.5 * e_small.epoch_s - 4 * planning.EPOCH_OVERHEAD_S
+    e_small = estimating.estimate(small, cfg, gflops=50.0)
+    e_big = estimating.estimate(big, cfg, gflops=50.0)
+    assert e_big.epoch_s > 3.5 * e_small.epoch_s - 4 * estimating.EPOCH_OVERHEAD_S
     # below the minimum an epoch is MIN_EPOCH_STEPS batches, however few the images
     assert cfg.steps_for(3) == MIN_EPOCH_STEPS and cfg.steps_for(96) == 96
     assert preset("fast", steps_per_epoch=5).steps_for(96) == 5
-    assert e_small.source == planning.FIRST_GUESS and e_small.limited_by == "epochs"
-    e_twice = planning.estimate(small, preset("fast", epochs=20, batch_size=1), gflops=50.0)
-    fixed = planning.LAUNCH_S + planning.FIRST_GUESS_STEP[cfg.xla][1]
+    assert e_small.source == estimating.FIRST_GUESS and e_small.limited_by == "epochs"
+    e_twice = estimating.estimate(small, preset("fast", epochs=20, batch_size=1), gflops=50.0)
+    fixed = estimating.LAUNCH_S + estimating.first_guess(cfg)[1]
     assert e_twice.seconds - fixed == pytest.approx(2 * (e_small.seconds - fixed))
-    # The first guess knows the two training steps: oneDNN's runs faster than XLA's on the machines that get it.
-    xla, onednn = (planning.estimate(small, dataclasses.replace(cfg, xla=x), gflops=50.0) for x in (True, False))
+    # The first guess knows the two training steps: on an AVX-512 CPU oneDNN's runs faster than XLA's.
+    monkeypatch.setattr(estimating, "cpu_has_avx512", lambda: True)
+    xla, onednn = (estimating.estimate(small, dataclasses.replace(cfg, xla=x), gflops=50.0) for x in (True, False))
     assert onednn.epoch_s < xla.epoch_s and (xla.trace_s, onednn.trace_s) == (18.0, 8.5)
-    e_fast_machine = planning.estimate(small, cfg, gflops=100.0)
+    e_fast_machine = estimating.estimate(small, cfg, gflops=100.0)
     assert e_fast_machine.seconds < e_small.seconds
     # The work itself: 10 train images (the minimum of 20 batches of 8 crops) and 2 val + 2 previews.
-    fwd128 = planning.forward_gflops(cfg, 128, 3, 2)
-    fwd256 = planning.forward_gflops(cfg, 256, 3, 2)
-    assert planning.epoch_work(preset("fast"), 10, 2, 3, 2) == pytest.approx(
-        (MIN_EPOCH_STEPS * 8 * (3 * fwd128 + planning.TRAIN_IMAGE_GF),
-         4 * (planning.VAL_PASSES * fwd256 + planning.VAL_IMAGE_GF)))
+    fwd128 = estimating.forward_gflops(cfg, 128, 3, 2)
+    fwd256 = estimating.forward_gflops(cfg, 256, 3, 2)
+    assert estimating.epoch_work(preset("fast"), 10, 2, 3, 2) == pytest.approx(
+        (MIN_EPOCH_STEPS * 8 * (3 * fwd128 + estimating.TRAIN_IMAGE_GF),
+         4 * (estimating.VAL_PASSES * fwd256 + estimating.VAL_IMAGE_GF)))
 
 
 def test_time_budget_caps_the_estimate(workspace):
     p = demo.create_demo_project(workspace / "d", count=48, unlabeled=0)
-    e = planning.estimate(p, preset("quality", epochs=10_000, time_budget_minutes=2), gflops=50.0)
+    e = estimating.estimate(p, preset("quality", epochs=10_000, time_budget_minutes=2), gflops=50.0)
     assert e.limited_by == "time budget"
     # Launch, then two minutes on the training clock, then the validation of the epoch in flight.
-    assert planning.LAUNCH_S + 120 < e.seconds < planning.LAUNCH_S + 120 + e.epoch_s
-    assert e.epochs == pytest.approx((120 - planning.FIRST_GUESS_STEP[TrainConfig().xla][1]) / e.epoch_s)
-    assert e.text.startswith("about ") and e.text.endswith(" minutes (less if it stops improving earlier)")
-    assert [planning.Estimate(s, 1, 1, "epochs", "x").text for s in (30, 70, 170, 5000, 54_000)] == [
+    assert estimating.LAUNCH_S + 120 < e.seconds < estimating.LAUNCH_S + 120 + e.epoch_s
+    # The epochs the run will show: those that fit after the first one's tracing, and the one the budget cuts short.
+    trace = estimating.first_guess(TrainConfig())[1]
+    assert e.epochs == int((120 - trace) // e.epoch_s) + 1
+    per_epoch = estimating.fmt_duration(e.epoch_s)
+    assert e.text == (f"2 minutes, the time budget: about {e.epochs} of 10000 epochs at ~{per_epoch} an epoch, "
+                      f"the first ~{trace:.0f} s longer (TensorFlow prepares the model) "
+                      "(fewer if it stops improving earlier)")
+    assert [estimating.Estimate(s, 1, 1, "epochs", "x").duration for s in (30, 70, 170, 5000, 54_000)] == [
         "under a minute", "about 1 minute", "about 3 minutes", "about 83 minutes", "about 15 hours"]
+    unbudgeted = estimating.estimate(p, preset("fast", epochs=3), gflops=50.0)
+    assert unbudgeted.limited_by == "epochs" and unbudgeted.epochs == 3
+    assert unbudgeted.text.startswith(f"{unbudgeted.duration}: 3 epochs at ~")
+
+
+def test_first_guess_on_a_cpu_without_avx512_is_the_speed_xla_reaches_there(workspace, monkeypatch):
+    # 14 photos, the photo `fast` preset, on a 2-core AVX2 machine whose matmul peak is 82 GFLOP/s: its epochs took
+    # 13 s (XLA, the step such a CPU gets). The guess used XLA's share of the peak on an AVX-512 CPU, whose matmul
+    # has units XLA does not use, and said 30-42 s.
+    monkeypatch.setattr(estimating, "cpu_has_avx512", lambda: False)
+    p = project_with(workspace, 14, 14)
+    config = planning.app_preset("fast", photos=True)
+    e = estimating.estimate(p, dataclasses.replace(config, xla=True), gflops=82.0)
+    assert e.source == estimating.FIRST_GUESS and 10 < e.epoch_s < 17
+    assert e.limited_by == "time budget" and 15 <= e.epochs <= 28
+
+
+def test_a_budget_run_is_reported_in_the_terms_of_its_estimate(workspace):
+    """The estimate says "about N of 60 epochs at ~X an epoch"; the finished run says "N of 60 epochs ...; ~X an
+    epoch", the same X: its whole epochs after the first, not the last one the time budget cut short."""
+    p = project_with(workspace, 14, 14)
+    config = planning.app_preset("fast", photos=True)
+    run = p.runs.create(config)
+    # The first epoch traces (17 s more), then 13 s each; the budget ends the 22nd two seconds in.
+    elapsed = [30.0 + 13 * k for k in range(21)] + [302.0]
+    for k, t in enumerate(elapsed):
+        p.runs.add_metrics(run.id, k, {"elapsed_s": t, "epoch_s": 13.0})
+    p.layout.run(run.id).config.write_text(json.dumps({"train_images": 11, "val_images": 3}))
+    p.runs.update(run.id, status="completed", started_at=time.time() - 320, ended_at=time.time())
+    record = p.runs.get(run.id)
+    rows = p.runs.epoch_metrics(run.id)
+    assert estimating.cut_short(record, rows) and estimating.typical_epoch_s(record, rows) == pytest.approx(13.0)
+    said = "22 of 60 epochs in 5 min 02 s, stopped by the time budget (the last epoch cut short); ~13 s an epoch"
+    assert planning.outcome(record, rows) == said
+    assert planning.live_status(p, record).label == said
+    assert planning.history_rows(p, [record])[0]["what happened"] == said
+    e = estimating.estimate(p, config)
+    assert run.id in e.source and e.epoch_s == pytest.approx(13.0) and e.trace_s == pytest.approx(17.0)
+    assert e.epochs == 22 and "about 22 of 60 epochs at ~13 s an epoch" in e.text
+    # Stopped by a person, ended by early stopping, all epochs done, still running.
+    p.runs.update(run.id, status="stopped")
+    assert planning.outcome(p.runs.get(run.id), rows).endswith("stopped by you; ~13 s an epoch")
+    early = p.runs.create(planning.app_preset("balanced", photos=True))
+    for k in range(30):
+        p.runs.add_metrics(early.id, k, {"elapsed_s": 20.0 + 10 * k})
+    p.runs.update(early.id, status="completed")
+    assert planning.outcome(p.runs.get(early.id), p.runs.epoch_metrics(early.id)) == (
+        "30 of 80 epochs in 5 min 10 s, stopped early: validation dice had not improved for 20 epochs; "
+        "~10 s an epoch")
+    p.runs.update(early.id, status="running")
+    assert planning.outcome(p.runs.get(early.id), p.runs.epoch_metrics(early.id)).startswith(
+        "30 of 80 epochs in 5 min 10 s so far;")
 
 
 def test_estimate_prefers_the_measured_speed_of_a_finished_run(trained_project):
     run = trained_project.runs.list()[0]
     cfg = TrainConfig(**TINY)
     rows = trained_project.runs.epoch_metrics(run.id)
-    e = planning.estimate(trained_project, cfg)
+    e = estimating.estimate(trained_project, cfg)
     assert run.id in e.source
     # Same project, same settings: one epoch takes what that run's epochs after the first took.
     assert e.epoch_s == pytest.approx(rows[1]["elapsed_s"] - rows[0]["elapsed_s"])
     # The same network at twice the image size: the measured GFLOP/s, four times the pixels.
-    rate, overhead = planning.measured_speed(trained_project, cfg, 3, 2)[::3][:2]
+    rate, overhead = estimating.measured_speed(trained_project, cfg, 3, 2)[::3][:2]
     bigger = TrainConfig(**{**TINY, "image_size": 64})
-    e64 = planning.estimate(trained_project, bigger)
+    e64 = estimating.estimate(trained_project, bigger)
     assert run.id in e64.source
     ready = planning.readiness(trained_project, bigger)
-    work = sum(planning.epoch_work(bigger, ready.train, ready.val, 3, 2))
+    work = sum(estimating.epoch_work(bigger, ready.train, ready.val, 3, 2))
     assert e64.epoch_s == pytest.approx(work / rate + overhead)
     # Four times the pixels is four times the GFLOPs, not four times the time: each image also costs a fixed
     # TRAIN_IMAGE_GF (its pipeline, its share of the step's dispatch), most of a tiny network's time.
@@ -190,45 +248,45 @@ def test_estimate_prefers_the_measured_speed_of_a_finished_run(trained_project):
     # Another network (other filters) cannot borrow that speed, only the share of the machine's peak it reached,
     # its launch and its tracing.
     eight = TrainConfig(**{**TINY, "base_filters": 8})
-    other = planning.estimate(trained_project, eight, gflops=50.0)
+    other = estimating.estimate(trained_project, eight, gflops=50.0)
     assert other.source == f"speed measured on this machine by run {run.id} of {trained_project.path.name}"
     share = rate / 50.0
     ready = planning.readiness(trained_project, eight)
-    assert other.epoch_s == pytest.approx(sum(planning.epoch_work(eight, ready.train, ready.val, 3, 2)) / (50 * share)
+    assert other.epoch_s == pytest.approx(sum(estimating.epoch_work(eight, ready.train, ready.val, 3, 2)) / (50 * share)
                                           + overhead)
 
 
 def test_a_run_in_one_project_calibrates_the_first_estimate_of_another(trained_project, workspace):
     fresh = demo.create_demo_project(workspace / "fresh", count=12, unlabeled=0)
     cfg = preset("fast", epochs=10)
-    assert planning.estimate(fresh, cfg, gflops=50.0).source == planning.FIRST_GUESS
-    planning.estimate(trained_project, TrainConfig(**TINY), gflops=50.0)     # the Train page of the trained one
+    assert estimating.estimate(fresh, cfg, gflops=50.0).source == estimating.FIRST_GUESS
+    estimating.estimate(trained_project, TrainConfig(**TINY), gflops=50.0)     # the Train page of the trained one
     run = trained_project.runs.list()[0]
-    e = planning.estimate(fresh, cfg, gflops=50.0)
+    e = estimating.estimate(fresh, cfg, gflops=50.0)
     assert e.source == f"speed measured on this machine by run {run.id} of trained"
-    launch, trace = planning._run_speed(trained_project, run, 3, 2)[1:3]
+    launch, trace = estimating._run_speed(trained_project, run, 3, 2)[1:3]
     assert e.seconds == pytest.approx(launch + trace + 10 * e.epoch_s)
 
 
 def test_machine_speed_is_measured_rarely_and_keeps_the_best(workspace, monkeypatch):
-    first = planning.machine_gflops()
+    first = estimating.machine_gflops()
     saved = json.loads(machine_speed_file().read_text())
     assert first > 0 and saved["gflops"] == first
 
     def no_measuring():
         raise AssertionError("measured again within the hour")
 
-    monkeypatch.setattr(planning, "measure_machine", no_measuring)
-    assert planning.machine_gflops() == first
+    monkeypatch.setattr(estimating, "measure_machine", no_measuring)
+    assert estimating.machine_gflops() == first
     # An hour on, a busy machine measures less: the better figure of the week stays.
-    hour = time.time() + planning.MACHINE_RECHECK_S + 1
-    monkeypatch.setattr(planning.time, "time", lambda: hour)
-    monkeypatch.setattr(planning, "measure_machine", lambda: first / 3)
-    assert planning.machine_gflops() == first
+    hour = time.time() + estimating.MACHINE_RECHECK_S + 1
+    monkeypatch.setattr(estimating.time, "time", lambda: hour)
+    monkeypatch.setattr(estimating, "measure_machine", lambda: first / 3)
+    assert estimating.machine_gflops() == first
     # After a week the old figure goes.
-    week = hour + planning.MACHINE_MAX_AGE_S + 1
-    monkeypatch.setattr(planning.time, "time", lambda: week)
-    assert planning.machine_gflops() == pytest.approx(first / 3)
+    week = hour + estimating.MACHINE_MAX_AGE_S + 1
+    monkeypatch.setattr(estimating.time, "time", lambda: week)
+    assert estimating.machine_gflops() == pytest.approx(first / 3)
 
 
 # ----- the settings form -------------------------------------------------------------------------------
@@ -304,9 +362,12 @@ def test_live_status_progress_and_eta(workspace):
     assert "stopping after the current batch" in planning.live_status(pb, pb.runs.get(budget)).label
     pb.runs.update(budget, status="stopped")
     done = planning.live_status(pb, pb.runs.get(budget))
-    assert done.fraction == 1.0 and done.label == "2 of 10 epochs in 25 s"  # the third epoch was under way
+    # The third epoch was under way; the second was cut short by the Stop.
+    assert done.fraction == 1.0 and done.label == "2 of 10 epochs in 25 s, stopped by you"
+    pb.runs.update(budget, status="completed")
     pb.runs.add_metrics(budget, 2, {"elapsed_s": 61.0})
-    assert planning.live_status(pb, pb.runs.get(budget)).label == "3 of 10 epochs in 1 min 01 s when its time budget ran out"
+    assert planning.live_status(pb, pb.runs.get(budget)).label == (
+        "3 of 10 epochs in 1 min 01 s, stopped by the time budget (the last epoch cut short); ~10 s an epoch")
 
 
 def test_curve_and_overlay_rows(trained_project):
@@ -329,15 +390,18 @@ def test_history_rows(trained_project):
     failed = fake_run(trained_project, status="failed", epochs=7)
     trained_project.runs.update(failed, error="Training ran out of memory.")
     rows = {r["run"]: r for r in planning.history_rows(trained_project, jobs.refresh(trained_project))}
-    assert rows[done.id]["status"] == "completed" and rows[done.id]["epochs"] == "2 / 2"
+    assert rows[done.id]["status"] == "completed"
+    assert rows[done.id]["what happened"].startswith("2 of 2 epochs in ") and ", all done; ~" in rows[done.id][
+        "what happened"]
     assert rows[done.id]["best val dice"] == round(done.best_score, 4)
     assert rows[done.id]["model"] == "unet 4 filters, depth 2, 32 px"
     assert rows[failed]["status"] == "failed" and rows[failed]["error"] == "Training ran out of memory."
-    assert rows[failed]["epochs"] == "0 / 7" and rows[failed]["best val dice"] is None
+    assert rows[failed]["what happened"] == "0 of 7 epochs in 0 s, then it failed"
+    assert rows[failed]["best val dice"] is None
 
 
 def test_fmt_duration():
-    assert [planning.fmt_duration(s) for s in (None, 4.4, 75, 3725)] == ["-", "4 s", "1 min 15 s", "1 h 02 min"]
+    assert [estimating.fmt_duration(s) for s in (None, 4.4, 75, 3725)] == ["-", "4 s", "1 min 15 s", "1 h 02 min"]
 
 
 def test_resumable_and_previews(trained_project):

@@ -15,7 +15,7 @@ from seg_core.cli.model import (cmd_evaluate, cmd_export_model, cmd_predict, cmd
                                 cmd_weights_list, cmd_weights_remove)
 from seg_core.errors import SegError, storage_error
 from seg_core.formats.masks import MASK_KINDS
-from seg_core.ml.config import LOSS_CHOICES, PRESETS
+from seg_core.ml.config import LOSS_CHOICES, PRESET_NOTES, PRESETS
 from seg_core.ml.model_export import FORMATS as EXPORT_FORMATS
 from seg_core.services import exporting, importing
 from seg_core.store.splits import SPLITS
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="counts by status, split and class")
     project_arg(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the counts as JSON")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("split", help="reproducible train/val split")
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--val-fraction", type=float, default=None, help="fraction for validation (default 0.2)")
     g.add_argument("--val-count", type=int, default=None, help="exact number of validation images")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the same seed gives the same split (default 0)")
     p.add_argument("--include-unlabeled", action="store_true", help="split unlabeled images too")
     p.set_defaults(func=cmd_split)
 
@@ -90,18 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--project", help="where (default: <workspace>/demo)")
     p.add_argument("--multiclass", action="store_true", help="3 classes (background, blob, block) instead of binary")
     p.add_argument("--count", type=int, default=60, help="number of images")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the same seed draws the same pictures (default 0)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("projects", help="list the projects in the workspace")
     p.add_argument("--workspace", help="workspace folder (default: $SEG_WORKSPACE or ./workspace)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
     p.set_defaults(func=cmd_projects)
 
     p = sub.add_parser("train", help="train a model in a background worker and follow it (Ctrl-C stops it)")
     project_arg(p)
-    p.add_argument("--preset", choices=list(PRESETS), default="fast")
-    p.add_argument("--epochs", type=int)
+    p.add_argument("--preset", choices=list(PRESETS), default="fast",
+                   help="starting settings: " + "; ".join(f"{k}: {v.rstrip('.')}" for k, v in PRESET_NOTES.items())
+                        + " (default: fast)")
+    p.add_argument("--epochs", type=int, help="passes over the training images, at most (default: the preset's)")
     p.add_argument("--minutes", type=float, help="time budget: stop after this many minutes")
     p.add_argument("--size", type=int, help="input size in pixels (square)")
     p.add_argument("--filters", type=int, help="base filters of the U-Net")
@@ -110,14 +112,19 @@ def build_parser() -> argparse.ArgumentParser:
                                              "the device's memory unless --fixed-batch")
     p.add_argument("--fixed-batch", action="store_true", help="on GPUs too, train with exactly --batch per GPU")
     p.add_argument("--lr", type=float, help="learning rate")
-    p.add_argument("--loss", choices=LOSS_CHOICES)
+    p.add_argument("--loss", choices=LOSS_CHOICES,
+                   help="what training lowers (default auto: cross-entropy + dice, binary for two classes)")
     p.add_argument("--model", help="unet, fcn, mobilenetv2-unet, densenet121-unet")
     p.add_argument("--pretrained", action="store_true",
                    help="mobilenetv2-unet, densenet121-unet: start the encoder from ImageNet weights (see 'weights')")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--val-fraction", type=float)
+    p.add_argument("--seed", type=int, help="the same seed and settings give the same run (default 0)")
+    p.add_argument("--val-fraction", type=float,
+                   help="share of labeled images set aside to check the model on when the project has no "
+                        "validation split (default 0.2)")
     p.add_argument("--steps", type=int, help="batches per epoch (default: one pass over the training images)")
-    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--no-augment", action="store_true",
+                   help="train on the images as they are, without the preset's random flips, turns and colour "
+                        "changes")
     xla = p.add_mutually_exclusive_group()
     xla.add_argument("--xla", action="store_true", dest="xla",
                      help="compile the training step with XLA (default where it is the faster step: CPUs without "
@@ -134,14 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("runs", help="list training runs")
     project_arg(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the runs as JSON")
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("predict", help="predict masks for a folder of images")
     project_arg(p)
     p.add_argument("--run", help="run id (default: the best run)")
-    p.add_argument("--images", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--images", required=True, help="folder of images to predict masks for")
+    p.add_argument("--out", required=True,
+                   help="folder to write into (made if missing): NAME.png, the mask (pixel value = class id, in "
+                        "the class colours), and NAME_overlay.png, the mask over the image")
     p.add_argument("--threshold", type=float, default=0.5, help="binary models: probability threshold")
     p.add_argument("--flip", action="store_true",
                    help="average with the prediction on the mirror image (twice the time; on the demo no gain)")
@@ -150,16 +159,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score a run on images with masks")
     project_arg(p)
     p.add_argument("--run", help="run id (default: the best run)")
-    p.add_argument("--images", required=True)
-    p.add_argument("--masks", required=True)
-    p.add_argument("--mask-format", choices=MASK_KINDS, default="auto")
-    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--images", required=True, help="folder of images to score the model on")
+    p.add_argument("--masks", required=True, help="folder of their true masks, matched to --images by base name")
+    p.add_argument("--mask-format", choices=MASK_KINDS, default="auto",
+                   help="how to read the masks (default: detect; as for import)")
+    p.add_argument("--threshold", type=float, default=0.5, help="binary models: probability threshold (default 0.5)")
     p.add_argument("--flip", action="store_true", help="test-time flip: as for predict")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("export-model", help="export a run's model (keras, savedmodel, onnx, tflite) with model.json "
-                                            "and predict_example.py")
+    p = sub.add_parser("export-model", help="export a run's model (keras, savedmodel, onnx, tflite) with README.md, "
+                                            "model.json and predict_example.py")
     project_arg(p)
     p.add_argument("--run", help="run id (default: the best run, as predict uses)")
     p.add_argument("--format", required=True, choices=list(EXPORT_FORMATS),
@@ -175,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--replace", action="store_true", help="replace the file already kept for that encoder")
     w.set_defaults(func=cmd_weights_add)
     w = actions.add_parser("list", help="which encoders have ImageNet weights on this machine")
-    w.add_argument("--json", action="store_true")
+    w.add_argument("--json", action="store_true", help="print the list as JSON")
     w.set_defaults(func=cmd_weights_list)
     w = actions.add_parser("remove", help="delete the weights added for an encoder")
     w.add_argument("name", help="mobilenetv2 or densenet121")

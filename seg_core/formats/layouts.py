@@ -224,6 +224,14 @@ def _read_class_file(tree: dict[PurePosixPath, Source], folders: list[PurePosixP
                 return
 
 
+def read_class_file_in_folders(layout: Layout, folders: list[Path]) -> None:
+    """A class-names file for masks given as a folder of their own (--images X --masks Y): in the masks folder, else
+    in the folder that holds both, read as detect_layout reads it beside an images/ + masks/ tree."""
+    tree = {PurePosixPath(f.as_posix()) / p.name: Source.from_path(p) for f in folders for p in sorted(f.iterdir())
+            if p.is_file() and p.name.lower() in class_files.CLASS_FILE_NAMES}
+    _read_class_file(tree, [PurePosixPath(f.as_posix()) for f in folders], layout)
+
+
 def _voc_layout(tree: dict[PurePosixPath, Source], dirs: set[PurePosixPath], mask_dir: PurePosixPath) -> Layout:
     """Pascal VOC / CVAT "Segmentation mask 1.1": JPEGImages/ (may be absent: the masks then go to the project's
     images of the same names), SegmentationClass/, ImageSets/Segmentation/ splits, labelmap.txt."""

@@ -32,18 +32,23 @@ PRETRAINED_FREEZE_EPOCHS = 3
 
 
 @functools.lru_cache(maxsize=1)
+def cpu_has_avx512(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this machine's CPU has AVX-512 units; False where its features cannot be read (not Linux)."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), None)
+    except OSError:
+        return False
+    return flags is not None and "avx512f" in flags
+
+
 def xla_is_faster_here(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether XLA's compiled training step beats TensorFlow's own (oneDNN) kernels on this machine's CPU.
     bench/train_speed.py, a U-Net with batch norm: on an AVX2 CPU (fp32 matmul peak 54 GFLOP/s) XLA fused batch
     norm, activations and the loss into the convolutions' passes, 1.3x the images per CPU-second; on an AVX-512
     CPU (240 GFLOP/s) oneDNN's AVX-512 kernels trained 2.0x as fast as XLA's (with or without batch norm). Where
     the CPU's features cannot be read (not Linux), XLA."""
-    try:
-        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), None)
-    except OSError:
-        return True
-    return flags is None or "avx512f" not in flags
+    return not cpu_has_avx512(cpuinfo)
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Model export: a finished run's model as a folder another program can use (Keras, SavedModel, ONNX or TFLite),
-with its card (model.json) and a standalone predict_example.py; and the same folder as a zip for a download."""
+with its card (model.json), a README.md for a person and a standalone predict_example.py; and the same folder as a
+zip for a download."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from seg_core import __version__
 from seg_core.classes import IGNORE_COLOR, IGNORE_ID, ClassSpec, color_to_hex
 from seg_core.errors import ModelExportError
 from seg_core.files import atomic_write, commit_dir
+from seg_core.ml.model_readme import readme
 from seg_core.store.project import Project
 from seg_core.store.runs import RunRecord
 
 CARD_NAME = "model.json"
 EXAMPLE_NAME = "predict_example.py"
+README_NAME = "README.md"
 # The script's template: runnable as it is, and each export keeps only its own runtime's block of it.
 _EXAMPLE_TEMPLATE = Path(__file__).with_name(EXAMPLE_NAME)
 _THRESHOLD = 0.5   # Predictor's default for a binary model
@@ -70,8 +73,8 @@ class ExportedModel:
 
 def export_model(project: Project, fmt: str, out: str | Path, run_id: str | None = None,
                  replace: bool = False) -> ExportedModel:
-    """Write run `run_id`'s model (default: the project's best run) to the folder `out` as `fmt`, with model.json
-    and predict_example.py. The folder is built beside `out` and renamed into place: an interrupted export leaves
+    """Write run `run_id`'s model (default: the project's best run) to the folder `out` as `fmt`, with model.json,
+    README.md and predict_example.py. The folder is built beside `out` and renamed into place: an interrupted export leaves
     nothing half-written. An existing non-empty `out` is refused unless `replace`."""
     from seg_core.ml.inference import run_checkpoint
 
@@ -95,6 +98,7 @@ def export_model(project: Project, fmt: str, out: str | Path, run_id: str | None
         card = model_card(project, run, config, spec.name, checkpoint.name)
         atomic_write(staging / CARD_NAME, (json.dumps(card, indent=2) + "\n").encode())
         atomic_write(staging / EXAMPLE_NAME, example_script(spec.name).encode())
+        atomic_write(staging / README_NAME, readme(card, spec.label, EXAMPLE_NAME).encode())
         _check_target(out, replace)   # something may have appeared there meanwhile
         commit_dir(staging, out)
     except BaseException:

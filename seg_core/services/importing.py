@@ -15,7 +15,7 @@ from seg_core.files import storage_guard
 from seg_core.formats import images, masks
 from seg_core.formats.archive import open_zip, zip_tree
 from seg_core.formats.layouts import (KERAS_SEG_PAIRS, Group, Layout, Source, check_declared, detect_layout,
-                                     folder_tree, mask_key)
+                                     folder_tree, mask_key, read_class_file_in_folders)
 from seg_core.store.project import Project
 
 Progress = Callable[[int, int, str], None]
@@ -323,6 +323,9 @@ def import_folder(project: Project, images_dir: str | Path, masks_dir: str | Pat
     if not imgs and not msks:
         raise ProjectError(f"No image files in {img_root}.")
     layout = Layout("images folder + masks folder" if msk_root else "images folder", [Group(imgs, msks)])
+    if msk_root is not None:
+        both = msk_root.resolve().parent
+        read_class_file_in_folders(layout, [msk_root] + ([both] if img_root.resolve().parent == both else []))
     return import_layout(project, layout, **kwargs)
 
 

@@ -1,16 +1,15 @@
-"""Before and around a training run: is the project ready, how long will it take, progress, history and curves."""
+"""Before and around a training run: is the project ready, the settings form, progress, what happened, history and
+curves (how long a run takes: estimating.py)."""
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
 
-from seg_core.files import atomic_write
-from seg_core.ml.config import PRESETS, PREVIEW_COUNT, TrainConfig, preset
+from seg_core.ml.config import PRESETS, TrainConfig, preset
+from seg_core.services.estimating import plural, cut_short, first_guess, fmt_duration, typical_epoch_s
 from seg_core.store import splits
-from seg_core.store.layout import machine_speed_file
 from seg_core.store.project import Project
 from seg_core.store.runs import RunRecord, RunStatus
 
@@ -19,23 +18,6 @@ from seg_core.store.runs import RunRecord, RunStatus
 # asks for a budget with --minutes.
 APP_TIME_BUDGET = {"fast": 5.0}
 FEW_IMAGES = 10
-# An epoch's work in "training GFLOPs", measured with the XLA step (U-Net 16 and 32 filters, 128-256 px, 2026-12-01):
-# a training image costs its forward pass 3 times (backward about twice forward) plus a fixed 1.6 GFLOPs (input
-# pipeline, dispatch: 27% of a 128 px image's time, 9% at 256 px); a validation image 0.56 of its forward pass
-# plus 1.5. Sizes then agree within 5% (16 filters); 32 filters run 13-20% slower than their GFLOPs say.
-TRAIN_PASSES = 3.0
-TRAIN_IMAGE_GF = 1.6
-VAL_PASSES = 0.56
-VAL_IMAGE_GF = 1.5
-# The first guess, by the step a run takes (config.xla): the share of measure_machine's peak it reaches and the
-# first epoch's extra time (tracing; XLA also compiles). XLA: 57.8 of 140 GFLOP/s, 18 s. oneDNN on an AVX-512
-# machine: 0.67-0.77 of 270 GFLOP/s, 8-9 s (bench/estimate_accuracy.py, 2026-12-02, the three presets).
-FIRST_GUESS_STEP = {True: (0.41, 18.0), False: (0.70, 8.5)}
-EPOCH_OVERHEAD_S = 0.5       # two checkpoints, a preview and the DB rows per epoch
-LAUNCH_S = 15.0              # before the training clock starts: the worker imports TensorFlow, builds the model
-MACHINE_MAX_AGE_S = 7 * 24 * 3600
-FIRST_GUESS = "a first guess from this machine's speed: the first run on it measures the rest"
-MACHINE_RECHECK_S = 3600
 
 
 # ----- readiness ---------------------------------------------------------------------------------
@@ -51,10 +33,6 @@ class Readiness:
     split_exists: bool = False                          # the project's split is used, not the val fraction
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 def readiness(project: Project, config: TrainConfig | None = None) -> Readiness:
     config = config or TrainConfig()
     stats = project.stats()
@@ -68,7 +46,7 @@ def readiness(project: Project, config: TrainConfig | None = None) -> Readiness:
         r.train, r.val, r.split_exists = splits.planned(project, config.val_fraction)
         how = ("the project's split; change it on the Data page" if r.split_exists
                else f"{config.val_fraction:.0%} set aside for validation by the run; your split stays as it is")
-        r.lines.append(f"{_plural(labeled, 'labeled image')}: {r.train} to learn from, {r.val} to check the model "
+        r.lines.append(f"{plural(labeled, 'labeled image')}: {r.train} to learn from, {r.val} to check the model "
                        f"on ({how}).")
         held = project.count_images(status="labeled", split="test")
         if held:
@@ -80,7 +58,7 @@ def readiness(project: Project, config: TrainConfig | None = None) -> Readiness:
     present = [c for c in classes if c["images"]]
     missing = [c for c in classes[1:] if not c["images"]]
     if labeled:
-        r.lines.append("Classes in your masks: " + ", ".join(f"{c['name']} ({_plural(c['images'], 'image')})"
+        r.lines.append("Classes in your masks: " + ", ".join(f"{c['name']} ({plural(c['images'], 'image')})"
                                                              for c in present) + ".")
         if len(missing) == len(classes) - 1:
             r.problems.append("Every labeled mask is all background: paint the objects you want found.")
@@ -89,11 +67,11 @@ def readiness(project: Project, config: TrainConfig | None = None) -> Readiness:
                 r.hints.append(f"No labeled mask contains '{c['name']}' yet, so the model cannot learn it: "
                                "paint it on a few images.")
     if unlabeled:
-        r.lines.append(f"{_plural(unlabeled, 'image')} still unlabeled: not used for training; once a model "
+        r.lines.append(f"{plural(unlabeled, 'image')} still unlabeled: not used for training; once a model "
                        "exists, Predict & review shows its masks for them.")
     drafts = len(project.drafts.image_ids())
     if drafts:
-        r.hints.append(f"{_plural(drafts, 'image')} with unsaved strokes on the Annotate page: save them to "
+        r.hints.append(f"{plural(drafts, 'image')} with unsaved strokes on the Annotate page: save them to "
                        "train on them.")
     if 2 <= labeled < FEW_IMAGES:
         r.hints.append(f"With {labeled} labeled images expect a rough first model; 20 or more give a useful one.")
@@ -101,206 +79,6 @@ def readiness(project: Project, config: TrainConfig | None = None) -> Readiness:
         r.hints.append("Validation is one image, so its score will jump around.")
     r.ready = not r.problems
     return r
-
-
-# ----- cost and time --------------------------------------------------------------------------------
-def forward_gflops(config: TrainConfig, size: int, channels: int, num_classes: int) -> float:
-    """One forward pass in GFLOPs, counted by the model registry from the built network (kept per network)."""
-    from seg_core.ml import models
-
-    return models.forward_gflops(config, size, channels, num_classes)
-
-
-def _train_size(config: TrainConfig) -> int:
-    pretrained = config.model not in ("unet", "fcn")
-    return config.crop_size if config.crop_size and not pretrained else config.image_size
-
-
-def epoch_work(config: TrainConfig, train_images: int, val_images: int, channels: int,
-               num_classes: int) -> tuple[float, float]:
-    """Training GFLOPs of one epoch (see TRAIN_IMAGE_GF): (training steps on the images or their crops, validation
-    and previews at full size)."""
-    steps = config.steps_for(train_images)
-    train = forward_gflops(config, _train_size(config), channels, num_classes)
-    full = forward_gflops(config, config.image_size, channels, num_classes)
-    return (steps * config.batch_size * (TRAIN_PASSES * train + TRAIN_IMAGE_GF),
-            (val_images + PREVIEW_COUNT) * (VAL_PASSES * full + VAL_IMAGE_GF))
-
-
-def measure_machine(repeats: int = 5, n: int = 1024) -> float:
-    """Best float32 matmul speed of this machine in GFLOP/s (a fraction of a second)."""
-    import numpy as np
-
-    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
-    b = a.T.copy()
-    a @ b  # warm the BLAS threads
-    best = math.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best / 1e9
-
-
-def machine_gflops() -> float:
-    """This machine's matmul speed, kept in the workspace folder and checked again at most once an hour.
-
-    Other programs on the machine only ever lower a measurement, so the best one of the last week is kept:
-    it says what the machine can do, which is what the efficiency factor was calibrated against.
-    """
-    path, now = machine_speed_file(), time.time()
-    try:
-        saved = json.loads(path.read_text())
-        best, best_at, checked_at = float(saved["gflops"]), float(saved["measured_at"]), float(saved["checked_at"])
-    except (OSError, ValueError, KeyError, TypeError):
-        best, best_at, checked_at = 0.0, 0.0, 0.0
-    if best > 0 and now - checked_at < MACHINE_RECHECK_S:
-        return best
-    gflops = measure_machine()
-    if gflops >= best or now - best_at > MACHINE_MAX_AGE_S:
-        best, best_at = gflops, now
-    if path.parent.is_dir():
-        _update_machine_file(path, {"gflops": best, "measured_at": best_at, "checked_at": now})
-    return best
-
-
-def _same_model(a: TrainConfig, b: TrainConfig) -> bool:
-    """Same network (and so the same parameters); the image and crop sizes may differ."""
-    keys = ("model", "base_filters", "depth", "upsampling", "batchnorm", "xla")
-    return all(getattr(a, k) == getattr(b, k) for k in keys)
-
-
-def _same_sizes(a: TrainConfig, b: TrainConfig) -> bool:
-    return (a.image_size, a.crop_size) == (b.image_size, b.crop_size)
-
-
-@dataclass
-class Estimate:
-    seconds: float
-    epoch_s: float
-    epochs: float                 # epochs that fit in that time
-    limited_by: str               # "epochs" or "time budget"
-    source: str                   # where the speed comes from, in words
-    early_stopping: bool = False
-    launch_s: float = 0.0         # of `seconds`: before the training clock starts...
-    trace_s: float = 0.0          # ...and the first epoch's tracing and compiling
-
-    @property
-    def text(self) -> str:
-        minutes = self.seconds / 60
-        if minutes < 1:
-            about = "under a minute"
-        elif minutes < 90:
-            about = f"about {_plural(round(minutes), 'minute')}"
-        else:
-            about = f"about {_plural(round(minutes / 60), 'hour')}"
-        return about + (" (less if it stops improving earlier)" if self.early_stopping else "")
-
-
-def _finished_runs(project: Project):
-    return [r for r in project.runs.list() if r.status in (RunStatus.COMPLETED, RunStatus.STOPPED)]
-
-
-def _run_speed(project: Project, run, channels: int, num_classes: int):
-    """(training GFLOP/s, launch s, first-epoch extra s, epoch overhead s) of a finished run; None if it ran under
-    2 epochs. A tiny network's epoch can take less than EPOCH_OVERHEAD_S: its overhead is then half its epoch."""
-    rows = project.runs.epoch_metrics(run.id)
-    meta = _run_meta(project, run.id)
-    if len(rows) < 2 or "train_images" not in meta:
-        return None
-    # Epochs after the first, with everything between them (validation, checkpoints, previews).
-    epoch_s = (rows[-1]["elapsed_s"] - rows[0]["elapsed_s"]) / (len(rows) - 1)
-    work = sum(epoch_work(run.config, meta["train_images"], meta["val_images"], channels, num_classes))
-    launch = LAUNCH_S
-    if run.ended_at and run.created_at:
-        launch = max(1.0, run.ended_at - run.created_at - rows[-1]["elapsed_s"])
-    overhead = min(EPOCH_OVERHEAD_S, 0.5 * epoch_s)
-    return work / max(epoch_s - overhead, 1e-6), launch, max(0.0, rows[0]["elapsed_s"] - epoch_s), overhead
-
-
-def measured_speed(project: Project, config: TrainConfig, channels: int, num_classes: int):
-    """(training GFLOP/s, launch s, first-epoch extra s, epoch overhead s, run id) measured by the newest finished
-    run of the same network, at the same sizes if there is one; None without such a run."""
-    runs = [r for r in _finished_runs(project) if _same_model(r.config, config)]
-    for run in sorted(runs, key=lambda r: not _same_sizes(r.config, config)):  # stable: newest first within
-        speed = _run_speed(project, run, channels, num_classes)
-        if speed:
-            return (*speed, run.id)
-    return None
-
-
-def machine_calibration(project: Project, peak: float, channels: int, num_classes: int) -> dict | None:
-    """What runs on this machine showed beyond its matmul speed: the share of it training reaches, the launch
-    and the first epoch's tracing. From the project's newest finished run (kept for the workspace's other
-    projects), else from a run of another project; None before any run."""
-    path = machine_speed_file()
-    for run in _finished_runs(project):
-        speed = _run_speed(project, run, channels, num_classes)
-        if speed:
-            found = {"efficiency": speed[0] / peak, "launch_s": speed[1], "trace_s": speed[2],
-                     "overhead_s": speed[3], "run": f"run {run.id} of {project.path.name}"}
-            if path.parent.is_dir():
-                _update_machine_file(path, {"calibration": found})
-            return found
-    try:
-        found = json.loads(path.read_text())["calibration"]
-        return {**{k: found[k] for k in ("efficiency", "launch_s", "trace_s", "run")},
-                "overhead_s": found.get("overhead_s", EPOCH_OVERHEAD_S)}
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _update_machine_file(path, values: dict) -> None:
-    try:
-        saved = json.loads(path.read_text())
-        saved = saved if isinstance(saved, dict) else {}
-    except (OSError, ValueError):
-        saved = {}
-    merged = {**saved, **values}
-    if merged != saved:   # the Train page estimates on every rerun: write (and fsync) only what is new
-        atomic_write(path, json.dumps(merged).encode())
-
-
-def _run_meta(project: Project, run_id: str) -> dict:
-    try:
-        return json.loads(project.layout.run(run_id).config.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def estimate(project: Project, config: TrainConfig, ready: Readiness | None = None,
-             gflops: float | None = None) -> Estimate:
-    """How long the run will take here: its GFLOPs per epoch over this machine's measured speed."""
-    ready = ready or readiness(project, config)
-    channels, num_classes = project.stats()["channels"] or 3, len(project.classes)
-    train_work, val_work = epoch_work(config, max(ready.train, 1), ready.val, channels, num_classes)
-    measured = measured_speed(project, config, channels, num_classes)
-    if measured:
-        rate, launch, trace, overhead, run_id = measured
-        source = f"speed measured on this machine by run {run_id}"
-        machine_calibration(project, gflops if gflops is not None else machine_gflops(), channels, num_classes)
-    else:
-        peak = gflops if gflops is not None else machine_gflops()
-        calibration = machine_calibration(project, peak, channels, num_classes)
-        if calibration:   # another network, or another project: this machine's share of its peak, its launch
-            rate, launch, trace = peak * calibration["efficiency"], calibration["launch_s"], calibration["trace_s"]
-            overhead = calibration["overhead_s"]
-            source = f"speed measured on this machine by {calibration['run']}"
-        else:
-            efficiency, trace = FIRST_GUESS_STEP[bool(config.xla)]
-            rate, launch, source = peak * efficiency, LAUNCH_S, FIRST_GUESS
-            overhead = EPOCH_OVERHEAD_S
-    epoch_s = (train_work + val_work) / rate + overhead
-    # The training clock (and the time budget) starts after the launch and includes the first epoch's trace.
-    clock, limited_by, epochs = trace + config.epochs * epoch_s, "epochs", float(config.epochs)
-    if config.time_budget_minutes:
-        budget = config.time_budget_minutes * 60
-        if budget < clock:
-            # The budget is checked between batches; the epoch in flight still validates and saves.
-            clock = budget + val_work / rate + overhead
-            limited_by, epochs = "time budget", max(0.0, budget - trace) / epoch_s
-    return Estimate(launch + clock, epoch_s, epochs, limited_by, source, bool(config.early_stopping_patience),
-                    launch, trace)
 
 
 # ----- the settings form ---------------------------------------------------------------------------
@@ -330,17 +108,6 @@ def build_config(name: str, values: dict, photos: bool = False) -> TrainConfig:
 
 
 # ----- watching a run ------------------------------------------------------------------------------
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"
-
-
 @dataclass
 class LiveStatus:
     fraction: float
@@ -349,16 +116,40 @@ class LiveStatus:
     epochs_done: int
 
 
-def _epoch_seconds(rows: list[dict], elapsed: float, in_epoch: float, trace_s: float) -> float | None:
+def _epoch_seconds(run: RunRecord, rows: list[dict], elapsed: float, in_epoch: float) -> float | None:
     """How long an epoch takes, leaving out the first one's tracing, which no later epoch pays again."""
-    if len(rows) >= 2:
-        return (rows[-1]["elapsed_s"] - rows[0]["elapsed_s"]) / (len(rows) - 1)
+    typical = typical_epoch_s(run, rows)
+    if typical is not None:
+        return typical
     if len(rows) == 1 and in_epoch >= 0.1:
         return (elapsed - rows[0]["elapsed_s"]) / in_epoch      # the second epoch so far
     if len(rows) == 1:
         first = rows[0].get("epoch_s", rows[0]["elapsed_s"])
-        return max(first - trace_s, 0.25 * first)
+        return max(first - first_guess(run.config)[1], 0.25 * first)
     return None
+
+
+def outcome(run: RunRecord, rows: list[dict], elapsed: float | None = None) -> str:
+    """What a run did, in the estimate's terms (estimating.Estimate.text): "23 of 60 epochs in 5 min 02 s, stopped
+    by the time budget; ~13 s an epoch"."""
+    cfg, done = run.config, len(rows)
+    elapsed = rows[-1]["elapsed_s"] if elapsed is None and rows else elapsed or 0.0
+    text = f"{done} of {cfg.epochs} epochs in {fmt_duration(elapsed)}"
+    if run.active:
+        text += " so far"
+    elif run.status == RunStatus.FAILED:
+        text += ", then it failed"
+    elif run.status == RunStatus.STOPPED:
+        text += ", stopped by you"
+    elif done >= cfg.epochs:
+        text += ", all done"
+    elif cut_short(run, rows):
+        text += ", stopped by the time budget (the last epoch cut short)"
+    elif cfg.early_stopping_patience:
+        text += (f", stopped early: validation dice had not improved for "
+                 f"{plural(cfg.early_stopping_patience, 'epoch')}")
+    typical = typical_epoch_s(run, rows)
+    return text + (f"; ~{fmt_duration(typical)} an epoch" if typical is not None else "")
 
 
 def live_status(project: Project, run: RunRecord, now: float | None = None) -> LiveStatus:
@@ -381,14 +172,13 @@ def live_status(project: Project, run: RunRecord, now: float | None = None) -> L
     if budget:
         fraction = max(fraction, elapsed / budget)
     eta = None
-    per_epoch = _epoch_seconds(rows, elapsed, in_epoch, FIRST_GUESS_STEP[bool(run.config.xla)][1])
+    per_epoch = _epoch_seconds(run, rows, elapsed, in_epoch)
     if per_epoch is not None:
         eta = max(0.0, (epochs - done - in_epoch) * per_epoch)
     if budget:
         eta = min(eta if eta is not None else math.inf, max(0.0, budget - elapsed))
     if not run.active:
-        ended = " when its time budget ran out" if budget and elapsed >= budget else ""
-        return LiveStatus(1.0, f"{done} of {epochs} epochs in {fmt_duration(elapsed)}{ended}", 0.0, done)
+        return LiveStatus(1.0, outcome(run, rows, elapsed), 0.0, done)
     parts = [f"Epoch {min(done + 1, epochs)} of {epochs}"]
     if steps:
         parts.append(f"batch {batch} of {steps}")
@@ -426,7 +216,7 @@ def describe(config: TrainConfig) -> str:
 
 
 def history_rows(project: Project, runs: list[RunRecord]) -> list[dict]:
-    """The run history table: when, how long, what, how it went."""
+    """The run history table: when, what, how it went, what happened (outcome)."""
     out = []
     for run in runs:
         rows = project.runs.epoch_metrics(run.id)
@@ -434,17 +224,15 @@ def history_rows(project: Project, runs: list[RunRecord]) -> list[dict]:
         elapsed = rows[-1]["elapsed_s"] if rows else None
         if prog:
             elapsed = max(elapsed or 0.0, prog.get("elapsed_s", 0.0))
-        cfg = run.config
-        budget = cfg.time_budget_minutes
+        budget = run.config.time_budget_minutes
         out.append({
             "run": run.id,
             "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started_at or run.created_at)),
-            "training time": fmt_duration(elapsed),
-            "preset": run.preset_name,
-            "model": describe(cfg),
+            "preset": run.preset_name + (f", {budget:g} min budget" if budget else ""),
+            "model": describe(run.config),
             "status": run.status.value,
             "best val dice": None if run.best_score is None else round(run.best_score, 4),
-            "epochs": f"{len(rows)} / {cfg.epochs}" + (f" (≤ {budget:g} min)" if budget else ""),
+            "what happened": outcome(run, rows, elapsed),
             "error": run.error or "",
         })
     return out

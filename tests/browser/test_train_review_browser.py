@@ -23,12 +23,15 @@ def test_train_watch_review_and_send_to_annotate(app_server, page, workspace):
     project = demo.create_demo_project(workspace / "demo", count=8, unlabeled=2)
     page.goto(f"{app_server.url}/train?project=demo")
     expect(page.get_by_role("heading", name="New run")).to_be_visible()
+    # The photo `fast` preset: what its 5-minute budget allows, in epochs and an epoch's time.
+    expect(page.get_by_text(re.compile(r"5 minutes, the time budget: about \d+ of 60 epochs at ~"))).to_be_visible()
     wait_idle(page)
+    shot(page, "train_0_estimate")
     # A tiny network, so the test trains in seconds; the page itself is what is tested.
     for key, value in (("depth", 2), ("image_size", 32), ("crop_size", 0), ("base_filters", 4), ("epochs", 3),
                        ("time_budget_minutes", 0), ("batch_size", 4)):
         set_number(page, f"train_fast_{key}", value)
-    expect(page.get_by_text("Estimated time on this machine")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Estimated time on this machine: .*: 3 epochs at ~"))).to_be_visible()
     expect(page.locator(".st-key-train_start button")).to_be_enabled()
     shot(page, "train_1_ready")
     page.locator(".st-key-train_start button").click()
@@ -38,12 +41,18 @@ def test_train_watch_review_and_send_to_annotate(app_server, page, workspace):
     expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=240_000)
     assert project.runs.epoch_metrics(project.runs.list()[0].id)   # drawn from these rows
     shot(page, "train_2_live")
-    expect(page.get_by_text("Finished:")).to_be_visible(timeout=240_000)
+    # What happened, in the estimate's terms.
+    expect(page.get_by_text(re.compile(r"Finished: 3 of 3 epochs in .+, all done; ~.+ an epoch"))).to_be_visible(
+        timeout=240_000)
     run = project.runs.list()[0]
     assert run.status == "completed" and len(project.runs.epoch_metrics(run.id)) == 3
     expect(page.locator("[data-testid='stVegaLiteChart']").nth(1)).to_be_visible()
     wait_idle(page)
     shot(page, "train_3_finished")
+    history = page.get_by_role("heading", name="Run history")
+    history.scroll_into_view_if_needed()
+    expect(page.locator("[data-testid='stDataFrame']")).to_be_visible()
+    shot(page, "train_4_history")
 
     page.locator("[data-testid='stSidebarNav']").get_by_text("Predict & review", exact=True).click()
     expect(page.get_by_role("heading", name="Predict & review")).to_be_visible()
