@@ -10,7 +10,7 @@ import streamlit as st
 from app_pages.widgets import annotate_changed, current_user
 from seg_core import conflicts, drafting, viz
 
-STATUS = ":red[**Not saved: choose below**]"
+STATUS = ":red[**Not saved**]"
 STATUS_HELP = ("Your strokes here are kept, but not written over the other side's: keep theirs, use yours, or "
                "combine both below.")
 

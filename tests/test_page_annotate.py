@@ -182,7 +182,7 @@ def test_a_tab_in_conflict_says_so_and_can_combine_both(project, monkeypatch):
     paint(at, 1, slice(h // 2, h // 2 + 5), slice(0, w))
     mine = at.session_state["annotate_view"].shown.copy()
     status = [m.value for m in at.markdown]
-    assert any("Not saved: choose below" in v for v in status)
+    assert any("Not saved" in v for v in status)
     assert not any("All changes saved" in v or "Unsaved strokes" in v for v in status)
     assert not [b for b in at.button if b.key == "annotate_all_background"]
     at.button(key="annotate_combine").click().run()
