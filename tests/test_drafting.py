@@ -280,6 +280,7 @@ def test_combine_both_keeps_both_tabs_strokes_the_later_on_top(tmp_path):
     combined = project.drafts.get(1).ids
     assert np.array_equal(combined, rows({1: slice(0, 10), 2: slice(10, 30)}))   # B's later spot over A's leaf
     assert b.conflict is None and np.array_equal(b.shown, combined) and b.draft_rev == project.drafts.rev(1)
+    assert conflicts.combine(project, b) == "unchanged"                                  # pressed twice
     assert drafting.undo(project, b) == "drafted" and np.array_equal(project.drafts.get(1).ids, theirs)
     assert drafting.undo(project, b) == "drafted" and np.array_equal(project.drafts.get(1).ids, mine)
     drafting.redo(project, b)

@@ -56,6 +56,8 @@ def combine(project: Project, view: View) -> str:
 
     Returns the outcome as `drafting.change` does: OTHER_TAB again when yet another write came in meanwhile.
     """
+    if view.conflict is None:   # a second press, after the first resolved it
+        return "unchanged"
     rec = project.image(view.image_id)
     draft = project.drafts.get(rec.id) if view.conflict == OTHER_TAB else None
     if draft is not None:   # another tab's draft: both painted over what this tab last read
@@ -72,8 +74,8 @@ def combine(project: Project, view: View) -> str:
     earlier, later = (theirs, mine) if view.edited_at >= their_at else (mine, theirs)
     merged = np.where(later != base, later, earlier).astype(np.uint8)
     view.start = painted_over(project, rec, view.base_version)
-    for edit in (undo_history.make_edit(mine, theirs, "their strokes"),
-                 undo_history.make_edit(theirs, merged, "combine")):
+    for edit in (undo_history.make_edit(mine, theirs, "change to theirs"),
+                 undo_history.make_edit(theirs, merged, "combination")):
         if edit is not None:
             undo_history.push(view.undo, edit)
     view.redo.clear()

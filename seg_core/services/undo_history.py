@@ -73,27 +73,32 @@ def push(stack: list[Edit], edit: Edit) -> None:
         stack.pop(0)
 
 
-def _edits_on_disk(project: "Project", image_id: int) -> dict[str, Path]:
-    pattern = project.layout.undo_edit(image_id, "*")
-    return {p.name.split(".")[2]: p for p in pattern.parent.glob(pattern.name)}
-
-
 def store(project: "Project", image_id: int, stamp: dict, undo: list[Edit], redo: list[Edit]) -> None:
     """Keep both stacks for the draft `stamp` names ({"rev", "base_version", "scheme"}). A history that cannot be
     written costs only itself: the draft is already safe, and a stale index is never used on another draft."""
     try:
         with _LOCK:
-            there = _edits_on_disk(project, image_id)
-            for edit in (*undo, *redo):
-                if edit.key not in there:
-                    atomic_write(project.layout.undo_edit(image_id, edit.key), _encode(edit))
             keys = {"undo": [e.key for e in undo], "redo": [e.key for e in redo]}
-            atomic_write(project.layout.undo_index(image_id), json.dumps({**stamp, **keys}).encode())
-            for key, path in there.items():
-                if key not in keys["undo"] and key not in keys["redo"]:
-                    path.unlink(missing_ok=True)
+            for edit in (*undo, *redo):
+                path = project.layout.undo_edit(image_id, edit.key)
+                if not path.exists():
+                    atomic_write(path, _encode(edit))
+            index = project.layout.undo_index(image_id)
+            old = _keys(index)
+            atomic_write(index, json.dumps({**stamp, **keys}).encode())
+            # The old index names what is there: no listing of the folder (every image's drafts) on each stroke.
+            for key in old - set(keys["undo"]) - set(keys["redo"]):
+                project.layout.undo_edit(image_id, key).unlink(missing_ok=True)
     except OSError as exc:
         log.warning("the undo history of image %d was not kept: %s", image_id, exc)
+
+
+def _keys(index: Path) -> set[str]:
+    try:
+        old = json.loads(index.read_text())
+        return {str(k) for k in (*old["undo"], *old["redo"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
 
 
 def load(project: "Project", image_id: int, stamp: dict) -> tuple[list[Edit], list[Edit]]:
@@ -115,9 +120,10 @@ def load(project: "Project", image_id: int, stamp: dict) -> tuple[list[Edit], li
 
 def forget(project: "Project", image_id: int) -> None:
     """Drop the history (its draft became the mask)."""
+    pattern = project.layout.undo_edit(image_id, "*")   # edits an interrupted write left unnamed too
     with _LOCK:
         project.layout.undo_index(image_id).unlink(missing_ok=True)
-        for path in _edits_on_disk(project, image_id).values():
+        for path in pattern.parent.glob(pattern.name):
             path.unlink(missing_ok=True)
 
 
