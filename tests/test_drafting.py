@@ -234,6 +234,8 @@ def test_a_class_removed_in_another_tab_renumbers_what_this_tab_shows_and_its_un
     assert (view.shown[:10] == 1).all() and (view.shown[10:20] == 0).all() and (view.shown[20:30] == 2).all()
     assert (view.shown[40:50] == 2).all() and view.base_version == 2 and view.conflict is None
     assert drafting.follow_classes(project, view) == []       # once
+    reloaded = drafting.open_view(project, 1, "reloaded")   # the history kept on disk was renumbered with the draft
+    assert len(reloaded.undo) == 1 and (reloaded.undo[0].after == 2).all()
     # The tab paints on without a conflict, and Undo gives back the renumbered mask from before its stroke.
     more = view.shown.copy()
     more[50:55] = 1
