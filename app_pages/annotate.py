@@ -7,8 +7,9 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from app_pages import annotate_tools as tools
+from app_pages.annotate_conflict import STATUS, STATUS_HELP, conflict_panel
 from app_pages.widgets import annotate_changed, cached_image, current_user, load_predictor, require_project, show_error
-from seg_core import drafting, editing, viz
+from seg_core import drafting, editing
 from seg_core.errors import DraftConflictError, MaskConflictError, SegError
 from seg_core.text import md_name
 
@@ -182,46 +183,11 @@ def _undo_discard() -> None:
     _after_change("Brought the discarded strokes back.")
 
 
-def _keep_theirs() -> None:
-    drafting.keep_theirs(project, view)
-    _after_change("Showing the other side's mask; your strokes were set aside (Undo discard brings them back)."
-                  if project.drafts.has_discarded(rec.id) else "Showing the other tab's strokes.")
-
-
-def _save_mine() -> None:
-    try:
-        new = drafting.save_mine(project, view, author=current_user())
-        _after_change(f"Saved your mask of {rec.filename} over theirs (version {new.mask_version})." if new
-                      else "Your strokes are this image's unsaved strokes now.")
-    except Exception as exc:
-        ss["annotate_error"] = exc
-
-
 def _from_prediction(run_id: str) -> None:
     try:
         _after_change(editing.start_from_prediction(project, rec.id, load_predictor(str(project.path), run_id)))
     except Exception as exc:
         ss["annotate_error"] = exc
-
-
-def _conflict_panel() -> None:
-    with st.container(border=True, key="annotate_conflict"):
-        if view.conflict == drafting.OTHER_TAB:
-            st.error("Another tab or window changed the unsaved strokes of this image after this one showed them. "
-                     "Your strokes here were not written over theirs.", icon="⚠️")
-            mine_label, theirs_label = "Use mine", "Keep theirs"
-        else:
-            st.error(drafting.stale_message(project, view), icon="⚠️")
-            mine_label, theirs_label = "Save mine over it", "Keep theirs"
-        c1, c2, c3 = st.columns(3)
-        c1.button(theirs_label, on_click=_keep_theirs, key="annotate_keep_theirs", width="stretch")
-        c2.button(mine_label, on_click=_save_mine, key="annotate_save_mine", width="stretch")
-        if c3.toggle("View both", key="annotate_view_both"):
-            left, right = st.columns(2)
-            left.image(viz.overlay(image, drafting.theirs(project, view), classes, 0.5), caption="Theirs",
-                       width="stretch")
-            right.image(viz.overlay(image, view.mine if view.mine is not None else view.shown, classes, 0.5),
-                        caption="Yours", width="stretch")
 
 
 draft_rev = project.drafts.rev(rec.id)   # the header only: this runs on every stroke
@@ -242,16 +208,16 @@ with actions:
     else:
         a2.button("Undo discard", on_click=_undo_discard, width="stretch", key="annotate_undo_discard")
     best = project.runs.best()
-    if rec.status == "unlabeled" and not dirty:
+    if rec.status == "unlabeled" and not dirty and view.conflict is None:
         a5.button("Nothing to paint", on_click=_all_background, width="stretch", key="annotate_all_background",
                   help="Save an all-background mask: this image shows none of the classes.")
     if best is not None:
         a3.button("Start from prediction", on_click=_from_prediction, args=(best.id,), width="stretch",
                   key="annotate_from_prediction", help=f"Load run {best.id}'s mask for this image to correct it.")
     # One line either way: a status that wraps would move the canvas under the pen.
-    a4.markdown(":orange[**Unsaved strokes**]" if dirty else "All changes saved",
-                help="Every stroke is written to a draft at once: leaving the page, closing the tab or a crash "
-                     "keeps it. Save makes it the image's mask; Discard drops it.")
+    a4.markdown(STATUS if view.conflict else ":orange[**Unsaved strokes**]" if dirty else "All changes saved",
+                help=STATUS_HELP if view.conflict else "Every stroke is written to a draft at once: leaving the "
+                "page, closing the tab or a crash keeps it. Save makes it the image's mask; Discard drops it.")
     # Dropped only once shown: a rerun that cuts this run short at the call keeps them for the next one.
     error = ss.get("annotate_error")
     if error is not None:
@@ -264,7 +230,7 @@ with actions:
         if flash and flash[1] == rec.id:
             st.markdown(f":green[:material/check_circle:] {flash[0]}")
     if view.conflict is not None:
-        _conflict_panel()
+        conflict_panel(project, view, image, classes, _note)
 
 # Everything with a side effect (an error shown then dropped) is drawn before the canvas: the canvas's reply to new
 # props (an emptied canvas, a mount) can cut the rest of this run short.

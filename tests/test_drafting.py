@@ -11,7 +11,7 @@ import pytest
 from helpers import photo, png_bytes
 from seg_core.classes import default_classes
 from seg_core.errors import DraftConflictError, MaskConflictError
-from seg_core.services import drafting, editing, folding, pens
+from seg_core.services import conflicts, drafting, editing, folding, pens, undo_history
 from seg_core.store.workspace import new_project
 
 CLASSES = default_classes(["background", "leaf"])
@@ -64,10 +64,10 @@ def test_two_tabs_never_write_over_each_other(project):
     assert saved.mask_version == 1 and np.array_equal(project.masks.load(1), a.shown)
     with pytest.raises(DraftConflictError):
         drafting.save(project, b)                                             # B cannot save over it unasked
-    assert np.array_equal(drafting.theirs(project, b), a.shown)
-    drafting.save_mine(project, b)                                            # ...but may, when B says so
+    assert np.array_equal(conflicts.theirs(project, b), a.shown)
+    conflicts.save_mine(project, b)                                            # ...but may, when B says so
     assert (project.drafts.get(1).ids[40:50] == 1).all() and b.conflict == drafting.STALE
-    new = drafting.save_mine(project, b)
+    new = conflicts.save_mine(project, b)
     assert new.mask_version == 2 and (project.masks.load(1)[40:50] == 1).all() and project.drafts.get(1) is None
 
 
@@ -93,8 +93,8 @@ def test_a_stale_view_gets_the_conflict_on_its_stroke_and_on_save(project):
     with pytest.raises(MaskConflictError):
         drafting.save(project, old)
     assert (project.masks.load(1) == 1).all()
-    assert "saved again by alice" in drafting.stale_message(project, old)
-    drafting.keep_theirs(project, old)
+    assert "saved again by alice" in conflicts.stale_message(project, old)
+    conflicts.keep_theirs(project, old)
     assert project.drafts.get(1) is None and project.drafts.discarded(1) is not None
     assert project.drafts.undo_discard(1).base_version == 0
 
@@ -203,7 +203,7 @@ def test_undo_and_redo_take_whole_edits(project):
 
 
 def test_undo_history_is_bounded(project, monkeypatch):
-    monkeypatch.setattr(drafting, "MAX_UNDO", 3)
+    monkeypatch.setattr(undo_history, "MAX_UNDO", 3)
     view = drafting.open_view(project, 1, "v")
     for i, letter in enumerate("abcde"):
         paint(project, view, stripe(slice(i * 10, i * 10 + 5)), letter)
@@ -308,6 +308,8 @@ def test_a_class_removed_in_another_tab_renumbers_what_this_tab_shows_and_its_un
     assert (view.shown[:10] == 1).all() and (view.shown[10:20] == 0).all() and (view.shown[20:30] == 2).all()
     assert (view.shown[40:50] == 2).all() and view.base_version == 2 and view.conflict is None
     assert drafting.follow_classes(project, view) == []       # once
+    reloaded = drafting.open_view(project, 1, "reloaded")   # the history kept on disk was renumbered with the draft
+    assert len(reloaded.undo) == 1 and (reloaded.undo[0].after == 2).all()
     # The tab paints on without a conflict, and Undo gives back the renumbered mask from before its stroke.
     more = view.shown.copy()
     more[50:55] = 1
@@ -329,3 +331,91 @@ def test_a_tab_that_missed_too_many_removals_opens_the_image_afresh(tmp_path, mo
     project.remove_class(2)
     assert drafting.follow_classes(project, view) is None
     assert drafting.open_view(project, 1, "b").scheme == 2
+
+
+def three_class_project(tmp_path):
+    project = new_project(tmp_path / "three", THREE)
+    project.add_image(png_bytes(photo(H, W, seed=1)), "one.png")
+    return project
+
+
+def rows(cls_rows: dict[int, slice], base=None) -> np.ndarray:
+    out = np.zeros((H, W), np.uint8) if base is None else base.copy()
+    for cls, r in cls_rows.items():
+        out[r] = cls
+    return out
+
+
+def test_combine_both_keeps_both_tabs_strokes_the_later_on_top(tmp_path):
+    project = three_class_project(tmp_path)
+    a, b = drafting.open_view(project, 1, "a"), drafting.open_view(project, 1, "b")
+    assert drafting.change(project, a, rows({1: slice(0, 20)}), "stroke") == "drafted"          # leaf
+    assert drafting.change(project, b, rows({2: slice(10, 30)}), "stroke") == drafting.OTHER_TAB  # spot, later
+    theirs, mine = project.drafts.get(1).ids, b.shown
+    assert conflicts.combine(project, b) == "drafted"
+    combined = project.drafts.get(1).ids
+    assert np.array_equal(combined, rows({1: slice(0, 10), 2: slice(10, 30)}))   # B's later spot over A's leaf
+    assert b.conflict is None and np.array_equal(b.shown, combined) and b.draft_rev == project.drafts.rev(1)
+    assert conflicts.combine(project, b) == "unchanged"                                  # pressed twice
+    assert drafting.undo(project, b) == "drafted" and np.array_equal(project.drafts.get(1).ids, theirs)
+    assert drafting.undo(project, b) == "drafted" and np.array_equal(project.drafts.get(1).ids, mine)
+    drafting.redo(project, b)
+    drafting.redo(project, b)
+    assert np.array_equal(project.drafts.get(1).ids, combined)
+    assert drafting.save(project, b).mask_version == 1 and np.array_equal(project.masks.load(1), combined)
+
+
+def test_combine_both_puts_the_other_tabs_later_strokes_on_top_and_keeps_their_erasing(tmp_path):
+    project = three_class_project(tmp_path)
+    project.masks.save(1, rows({3: slice(50, 60)}), 0)                              # stem, version 1
+    a, b = drafting.open_view(project, 1, "a"), drafting.open_view(project, 1, "b")
+    drafting.change(project, a, rows({1: slice(0, 5)}, a.shown), "stroke")
+    assert drafting.change(project, b, rows({2: slice(10, 30)}, b.shown), "stroke") == drafting.OTHER_TAB
+    drafting.change(project, a, rows({1: slice(15, 20), 0: slice(50, 55)}, a.shown), "stroke")   # A paints on after
+    conflicts.combine(project, b)
+    assert np.array_equal(project.drafts.get(1).ids,
+                          rows({1: slice(0, 5), 2: slice(10, 15), 0: slice(50, 55), 3: slice(55, 60)},
+                               rows({2: slice(10, 30), 1: slice(15, 20)})))
+
+
+def test_combine_both_over_a_newer_saved_mask_drafts_over_it(tmp_path):
+    project = three_class_project(tmp_path)
+    project.masks.save(1, rows({1: slice(0, 10)}), 0)                               # version 1: leaf
+    view = drafting.open_view(project, 1, "v")
+    drafting.change(project, view, rows({3: slice(40, 50)}, view.shown), "stroke")
+    project.masks.save(1, rows({2: slice(20, 30), 0: slice(0, 5)}, project.masks.load(1)), 1, author="alice")
+    assert drafting.change(project, view, rows({3: slice(45, 55)}, view.shown), "stroke") == drafting.STALE
+    assert conflicts.combine(project, view) == "drafted"
+    expected = rows({1: slice(5, 10), 2: slice(20, 30), 3: slice(40, 55)})         # alice erased rows 0-5
+    draft = project.drafts.get(1)
+    assert np.array_equal(draft.ids, expected) and draft.base_version == 2 and view.conflict is None
+    assert drafting.save(project, view).mask_version == 3 and np.array_equal(project.masks.load(1), expected)
+
+
+def test_undo_history_outlives_a_reload_on_the_same_draft_only(project):
+    a = drafting.open_view(project, 1, "a")
+    for r, objects in ((slice(0, 10), "a"), (slice(20, 30), "ab"), (slice(40, 50), "abc")):
+        paint(project, a, stripe(r), objects)
+    drafting.undo(project, a)
+    reloaded = drafting.open_view(project, 1, "reloaded")                       # a reload, or another tab
+    assert [e.box for e in reloaded.undo] == [e.box for e in a.undo] and len(reloaded.redo) == 1
+    assert not drafting.outdated(project, reloaded)
+    assert drafting.redo(project, reloaded) == "drafted" and (project.drafts.get(1).ids[40:50] == 1).all()
+    while drafting.undo(project, reloaded):
+        pass
+    assert project.drafts.get(1) is None                                        # back to the saved mask
+    again = drafting.open_view(project, 1, "again")
+    assert again.undo == [] and len(again.redo) == 3                            # Redo, too, after a reload
+    drafting.redo(project, again)
+    assert len(list(project.layout.drafts_dir.glob("1.undo.*.npz"))) == 3       # written once, none left over
+
+    idle = drafting.open_view(project, 1, "idle")                               # its Undo is the history's
+    project.drafts.save(1, np.ones((H, W), np.uint8), 0)                         # another writer: a new revision
+    assert idle.undo and drafting.outdated(project, idle)                       # ...yet it follows the other writer
+    other = drafting.open_view(project, 1, "other")
+    assert other.undo == [] and other.redo == [] and drafting.undo(project, other) is None
+    drafting.change(project, other, np.zeros((H, W), np.uint8), "stroke")
+    paint(project, other, stripe(slice(0, 10)), "z")
+    drafting.save(project, other)                                               # the draft became the mask
+    assert list(project.layout.drafts_dir.glob("1.undo*")) == []
+    assert drafting.open_view(project, 1, "after").undo == []

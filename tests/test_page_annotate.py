@@ -175,6 +175,30 @@ def test_conflicting_save_is_shown_and_never_silently_overwrites(project, monkey
     assert (mine.ids[:4, :4] == 1).all() and (mine.ids[30:, 30:] == 0).all()
 
 
+def test_a_tab_in_conflict_says_so_and_can_combine_both(project, monkeypatch):
+    at = open_annotate(project, monkeypatch, image_id=2)                      # unlabeled: "Nothing to paint" shows
+    assert button(at, "annotate_all_background") is not None
+    w, h = key_size(at)
+    paint(at, 1, slice(0, h // 3), slice(0, w))
+    theirs = project.drafts.get(2).ids.copy()
+    theirs[40:] = 2
+    project.drafts.save(2, theirs, 0)                                          # another tab paints on
+    paint(at, 1, slice(h // 2, h // 2 + 5), slice(0, w))
+    mine = at.session_state["annotate_view"].shown.copy()
+    status = [m.value for m in at.markdown]
+    assert any("Not saved" in v for v in status)
+    assert not any("All changes saved" in v or "Unsaved strokes" in v for v in status)
+    assert not [b for b in at.button if b.key == "annotate_all_background"]
+    at.button(key="annotate_combine").click().run()
+    combined = project.drafts.get(2).ids
+    assert (combined[theirs == 2] == 2).all() and (combined[mine == 1] == 1).all()
+    assert not [b for b in at.button if b.key == "annotate_combine"]           # the conflict is over
+    assert any("Combined both tabs' strokes" in m.value for m in at.markdown)
+    assert any("Unsaved strokes" in m.value for m in at.markdown) and not button(at, "annotate_save").disabled
+    button(at, "annotate_undo").click().run()
+    assert np.array_equal(project.drafts.get(2).ids, theirs)
+
+
 def test_zoom_paints_only_the_zoomed_region(project, monkeypatch, workspace):
     big = new_project(workspace / "big", CLASSES)
     big.add_image(png_bytes(photo(600, 800, seed=5)), "big.png")

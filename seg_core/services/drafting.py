@@ -1,7 +1,8 @@
 """One browser tab painting one image: the mask under its canvas, when its strokes become the image's draft, and
 when another tab or a newer saved mask means they must not be written over silently.
 
-The Annotate page keeps a View per tab; every rule about whose strokes win lives here, testable without a browser.
+The Annotate page keeps a View per tab; the rules of when strokes may be written live here, and the person's choices
+once they may not in conflicts.py, all testable without a browser.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from seg_core.errors import DraftConflictError, MaskConflictError
-from seg_core.services import editing
+from seg_core.services import editing, undo_history
+from seg_core.services.undo_history import Edit
 from seg_core.formats.masks import remap_ids
 from seg_core.store import class_scheme
-from seg_core.store.annotations import ANY
 from seg_core.store.project import Project
 from seg_core.store.records import ImageRecord
 
@@ -24,34 +25,6 @@ OTHER_TAB = "other_tab"      # another tab wrote this image's draft since this t
 STALE = "stale"              # the mask was saved again after this tab opened the version it shows
 ASSISTS = ("smart fill", "box fill", "magic wand")   # edits that make a saved mask's source "assisted"
 
-
-# Undo keeps this many edits per tab, and at most this many bytes of them (each edit keeps only the box it changed).
-MAX_UNDO = 100
-MAX_UNDO_BYTES = 256 << 20
-
-
-@dataclass(frozen=True)
-class Edit:
-    """One change to the mask, whole (a stroke, a shape, a fill): the box it touched, before and after."""
-
-    box: tuple[int, int, int, int]      # y0, y1, x0, x1
-    before: np.ndarray
-    after: np.ndarray
-    what: str
-    scribbles: tuple[np.ndarray, np.ndarray] | None = None   # smart-fill strokes before and after
-
-    @property
-    def nbytes(self) -> int:
-        return self.before.nbytes + self.after.nbytes + sum(s.nbytes for s in self.scribbles or ())
-
-
-def _edit(old: np.ndarray, new: np.ndarray, what: str) -> Edit | None:
-    diff = old != new
-    rows, cols = np.flatnonzero(diff.any(axis=1)), np.flatnonzero(diff.any(axis=0))
-    if not len(rows):
-        return None
-    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    return Edit((y0, y1, x0, x1), old[y0:y1, x0:x1].copy(), new[y0:y1, x0:x1].copy(), what)
 
 
 @dataclass
@@ -81,11 +54,16 @@ class View:
     scribbles: np.ndarray | None = None  # smart-fill strokes so far (255 = none), at the image's size
     pending_scribbles: bool = False     # strokes drawn since the last smart fill (fill on a button press)
     scheme: int = 0                     # the class numbering base_ids is in (class_scheme)
+    seen: np.ndarray | None = None      # the draft at draft_rev (with none, the saved mask): what this tab last read
+    start: np.ndarray | None = None     # the saved mask at base_version, when known: what the draft is painted over
+    edited_at: float = 0.0              # when this tab last changed what it shows (0: not since it opened)
     serial: int = field(default_factory=itertools.count().__next__)   # tells two views apart, even on one canvas
 
     def __post_init__(self) -> None:
         if self.under is None:
             self.under = self.base_ids
+        if self.seen is None:
+            self.seen = self.base_ids
 
     @property
     def shown(self) -> np.ndarray:
@@ -112,8 +90,21 @@ def open_view(project: Project, image_id: int, key: str) -> View:
     if draft is not None:
         view = View(rec.id, key, draft.ids, draft.base_version, draft.rev, draft.source, scheme=scheme)
         view.conflict = STALE if draft.base_version != rec.mask_version else None
-        return view
-    return View(rec.id, key, _saved_or_empty(project, rec), rec.mask_version, "", scheme=scheme)
+        view.start = painted_over(project, rec, draft.base_version)
+    else:
+        view = View(rec.id, key, saved_or_empty(project, rec), rec.mask_version, "", scheme=scheme)
+        view.start = view.base_ids
+    view.undo, view.redo = undo_history.load(project, rec.id, _stamp(view))
+    return view
+
+
+def _stamp(view: View) -> dict:
+    """What an undo history on disk must match to be this view's: its edits fit only these very pixels."""
+    return {"rev": view.draft_rev, "base_version": view.base_version, "scheme": view.scheme}
+
+
+def keep_history(project: Project, view: View) -> None:
+    undo_history.store(project, view.image_id, _stamp(view), view.undo, view.redo)
 
 
 def follow_classes(project: Project, view: View) -> list[class_scheme.Renumbering] | None:
@@ -128,6 +119,7 @@ def follow_classes(project: Project, view: View) -> list[class_scheme.Renumberin
             return None if ids is None else remap_ids(ids, m)
 
         view.base_ids, view.under, view.mine = renumber(view.base_ids), renumber(view.under), renumber(view.mine)
+        view.seen, view.start = renumber(view.seen), renumber(view.start)
         view.scribbles = renumber(view.scribbles)   # 255 (no scribble) is in no mapping: it stays
         for stack in (view.undo, view.redo):
             stack[:] = [replace(e, before=renumber(e.before), after=renumber(e.after),
@@ -140,12 +132,22 @@ def follow_classes(project: Project, view: View) -> list[class_scheme.Renumberin
         view.scheme = step.scheme
     view.version += 1
     clear_canvas(view)   # its strokes are in base_ids, in the old colours
+    # The draft on disk was renumbered under a new revision: so is its history.
+    if (view.undo or view.redo) and not view.conflict and (project.drafts.rev(view.image_id) or "") == view.draft_rev:
+        keep_history(project, view)
     return steps
 
 
-def _saved_or_empty(project: Project, rec: ImageRecord) -> np.ndarray:
+def saved_or_empty(project: Project, rec: ImageRecord) -> np.ndarray:
     saved = project.masks.load(rec)
     return saved if saved is not None else np.zeros((rec.height, rec.width), np.uint8)
+
+
+def painted_over(project: Project, rec: ImageRecord, version: int) -> np.ndarray | None:
+    """The saved mask of this version, or None: older ones than the newest are nowhere on disk (0 is no mask)."""
+    if version == rec.mask_version:
+        return saved_or_empty(project, rec)
+    return np.zeros((rec.height, rec.width), np.uint8) if version == 0 else None
 
 
 def fill_from_scribbles(project: Project, view: View, fill, before: np.ndarray | None = None) -> str:
@@ -166,18 +168,16 @@ def fill_from_scribbles(project: Project, view: View, fill, before: np.ndarray |
 def change(project: Project, view: View, new_ids: np.ndarray, what: str, scribbles=None) -> str:
     """Make `new_ids` what this tab shows, as one edit Undo takes back whole, and keep it as the draft.
     scribbles: (before, after) smart-fill strokes that Undo and Redo restore with the mask."""
-    edit = _edit(view.base_ids, new_ids, what)
+    edit = undo_history.make_edit(view.base_ids, new_ids, what)
     if edit is None:
         return "unchanged"
     if scribbles is not None:
         edit = replace(edit, scribbles=scribbles)
     if what in ASSISTS:
         view.source = "assisted" if view.source == "painted" else view.source
-    view.undo.append(edit)
+    undo_history.push(view.undo, edit)
     view.redo.clear()
-    while len(view.undo) > MAX_UNDO or (len(view.undo) > 1 and sum(e.nbytes for e in view.undo) > MAX_UNDO_BYTES):
-        view.undo.pop(0)
-    return _write(project, view, new_ids)
+    return write(project, view, new_ids)
 
 
 def fill_holes(project: Project, view: View, cls: int) -> tuple[str, int, int]:
@@ -208,29 +208,34 @@ def _step(project: Project, view: View, source: list[Edit], target: list[Edit], 
     y0, y1, x0, x1 = edit.box
     ids = view.base_ids.copy()
     ids[y0:y1, x0:x1] = patch(edit)
-    outcome = _write(project, view, ids)
+    outcome = write(project, view, ids)
     clear_canvas(view)
     return outcome
 
 
-def _write(project: Project, view: View, ids: np.ndarray) -> str:
+def write(project: Project, view: View, ids: np.ndarray) -> str:
+    """Show `ids` and keep them as the draft, with the undo history beside it (or no draft: back to the mask)."""
     view.base_ids = ids
     view.version += 1
+    view.edited_at = time.time()
     rec = project.image(view.image_id)
     try:
         if (view.source != "prediction" and view.base_version == rec.mask_version
-                and np.array_equal(ids, _saved_or_empty(project, rec))):
+                and np.array_equal(ids, saved_or_empty(project, rec))):
             project.drafts.discard(rec.id, expect_rev=view.draft_rev)
-            view.draft_rev = ""
-            return "undone"
-        view.draft_rev = project.drafts.save(rec.id, ids, view.base_version, view.source, expect_rev=view.draft_rev)
+            view.draft_rev, outcome = "", "undone"
+        else:
+            view.draft_rev = project.drafts.save(rec.id, ids, view.base_version, view.source,
+                                                 expect_rev=view.draft_rev)
+            outcome = STALE if view.base_version != rec.mask_version else "drafted"
     except DraftConflictError:
         view.conflict, view.mine = OTHER_TAB, ids
         return OTHER_TAB
-    if view.base_version != rec.mask_version:
+    view.seen = ids
+    keep_history(project, view)
+    if outcome == STALE:
         view.conflict = STALE
-        return STALE
-    return "drafted"
+    return outcome
 
 
 def save(project: Project, view: View, author: str = "user") -> ImageRecord:
@@ -245,57 +250,20 @@ def save(project: Project, view: View, author: str = "user") -> ImageRecord:
                                  "showed them; nothing was saved.")
     try:
         new = project.masks.save(view.image_id, draft.ids, draft.base_version, author=author,
-                                 source=_mask_source(draft.source))
+                                 source=mask_source(draft.source))
     except MaskConflictError:
         view.conflict = STALE
         raise
     try:
         project.drafts.discard(view.image_id, expect_rev=draft.rev)
+        undo_history.forget(project, view.image_id)
     except DraftConflictError:
         pass  # another tab painted on in the meantime: its strokes stay its draft
     return new
 
 
-def _mask_source(draft_source: str) -> str:
+def mask_source(draft_source: str) -> str:
     return {"prediction": "corrected", "assisted": "assisted"}.get(draft_source, "painted")
-
-
-def keep_theirs(project: Project, view: View) -> None:
-    """Drop this tab's strokes for what is on disk: for a stale view its draft is set aside (Undo discard)."""
-    if view.conflict == STALE and view.draft_rev:
-        try:
-            project.drafts.discard(view.image_id, expect_rev=view.draft_rev, keep=True)
-        except DraftConflictError:
-            pass
-    view.conflict, view.mine = None, None
-
-
-def save_mine(project: Project, view: View, author: str = "user") -> ImageRecord | None:
-    """This tab's strokes win: over another tab's draft (they become the draft), or over a newer saved mask
-    (they are saved as the mask). Returns the new mask record when a mask was saved."""
-    rec = project.image(view.image_id)
-    if view.conflict == OTHER_TAB:
-        mine = view.mine if view.mine is not None else view.shown
-        view.draft_rev = project.drafts.save(rec.id, mine, view.base_version, view.source, expect_rev=ANY)
-        view.conflict, view.mine = (STALE if view.base_version != rec.mask_version else None), None
-        return None
-    draft = project.drafts.get(rec.id)
-    ids = draft.ids if draft is not None else view.shown
-    new = project.masks.save(rec.id, ids, rec.mask_version, author=author,
-                             source=_mask_source(view.source))
-    project.drafts.discard(rec.id)
-    view.conflict = None
-    return new
-
-
-def theirs(project: Project, view: View) -> np.ndarray:
-    """What the other side has: the draft on disk (OTHER_TAB) or the newer saved mask (STALE)."""
-    rec = project.image(view.image_id)
-    if view.conflict == OTHER_TAB:
-        draft = project.drafts.get(rec.id)
-        if draft is not None:
-            return draft.ids
-    return _saved_or_empty(project, rec)
 
 
 def carry_over(view: View, key: str) -> View:
@@ -307,18 +275,9 @@ def carry_over(view: View, key: str) -> View:
 
 def outdated(project: Project, view: View) -> bool:
     """The draft or the mask changed elsewhere while this tab has changed nothing of its own: show the new one."""
-    if view.undo or view.redo or view.conflict is not None:
+    if view.edited_at or view.conflict is not None:
         return False
     rev = project.drafts.rev(view.image_id)
     if (rev or "") != view.draft_rev:
         return True
     return rev is None and project.image(view.image_id).mask_version != view.base_version
-
-
-def stale_message(project: Project, view: View) -> str:
-    rec = project.image(view.image_id)
-    who = rec.mask_updated_by or "someone"
-    when = time.strftime("%H:%M:%S", time.localtime(rec.mask_updated_at or 0))
-    return (f"The mask of '{rec.filename}' was saved again by {who} at {when} (version {rec.mask_version}) after "
-            f"you opened version {view.base_version}. Your strokes are kept as unsaved: keep theirs, save yours over "
-            "it, or look at both first.")

@@ -119,6 +119,13 @@ class ProjectLayout:
     def discarded_draft(self, image_id: int) -> Path:
         return self.drafts_dir / f"{int(image_id)}.discarded.png"
 
+    def undo_index(self, image_id: int) -> Path:
+        """The draft's undo history: which edits, for which draft revision (services/undo_history.py)."""
+        return self.drafts_dir / f"{int(image_id)}.undo.json"
+
+    def undo_edit(self, image_id: int, key: str) -> Path:
+        return self.drafts_dir / f"{int(image_id)}.undo.{key}.npz"
+
     def prediction(self, image_id: int) -> Path:
         return self.predictions_dir / f"{int(image_id)}.png"
 

@@ -66,6 +66,31 @@ def test_two_tabs_on_one_image_never_overwrite_each_other(app_server, page, seco
     shot(b, "kept_two_tabs_resolved")
 
 
+def test_two_tabs_in_conflict_can_combine_both(app_server, page, second_page, workspace):
+    project = grey_project(workspace)
+    a, b = page, second_page
+    box_a, box_b = open_image(a, app_server.url), open_image(b, app_server.url)
+    stripe(a, box_a, 0.25)
+    wait_until(a, lambda: draft_rows(project) == {2}, "tab A's stripe in the draft")
+    stripe(b, box_b, 0.75)
+    expect(b.get_by_text("Another tab or window changed the unsaved strokes")).to_be_visible()
+    expect(b.get_by_text("Not saved", exact=True)).to_be_visible()   # not "All changes saved" beside the conflict
+    expect(b.get_by_text("All changes saved")).to_have_count(0)
+    expect(b.locator(".st-key-annotate_all_background")).to_have_count(0)
+    shot(b, "kept_two_tabs_combine_offered")
+    wait_idle(b)
+    b.get_by_role("button", name="Combine both").click()
+    expect(b.get_by_text("Combined both tabs' strokes")).to_be_visible()
+    wait_until(b, lambda: draft_rows(project) == {2, 7}, "both stripes in the draft")
+    expect(b.locator(".st-key-annotate_conflict")).to_have_count(0)
+    expect(b.get_by_text("Unsaved strokes", exact=True)).to_be_visible()
+    settle_canvas(b)
+    shot(b, "kept_two_tabs_combined")
+    b.locator(".st-key-annotate_save button").click()
+    expect(b.get_by_text("Saved the mask of grey_0.png (version 1)")).to_be_visible()
+    assert painted_rows(project.masks.load(1)) == {2, 7} and project.drafts.get(1) is None
+
+
 def test_a_stale_view_gets_the_choice_instead_of_saving_over_newer_work(app_server, page, second_page, workspace):
     project = grey_project(workspace)
     a, b = page, second_page
@@ -109,6 +134,30 @@ def test_a_reload_on_any_page_keeps_the_project_and_the_image(app_server, page, 
     page.reload()
     settle_canvas(page)
     expect(page.get_by_text("grey_1.png", exact=True)).to_be_visible()
+
+
+def test_undo_and_redo_work_after_a_reload(app_server, page, workspace):
+    project = grey_project(workspace)
+    box = open_image(page, app_server.url)
+    stripe(page, box, 0.25)
+    wait_until(page, lambda: draft_rows(project) == {2}, "the first stripe in the draft")
+    stripe(page, box, 0.75)
+    wait_until(page, lambda: draft_rows(project) == {2, 7}, "both stripes in the draft")
+    wait_idle(page)
+    page.reload()
+    settle_canvas(page)
+    expect(page.get_by_text("Unsaved strokes", exact=True)).to_be_visible()
+    undo, redo = (page.get_by_role("button", name=name, exact=True) for name in ("Undo", "Redo"))
+    expect(undo).to_be_enabled()
+    undo.click()
+    wait_until(page, lambda: draft_rows(project) == {2}, "Undo to take back the second stripe")
+    expect(redo).to_be_enabled()
+    settle_canvas(page)
+    shot(page, "kept_undo_after_reload")
+    page.reload()
+    settle_canvas(page)
+    redo.click()
+    wait_until(page, lambda: draft_rows(project) == {2, 7}, "Redo, after another reload, to put it back")
 
 
 def test_discard_can_be_undone_until_painting_resumes(app_server, page, workspace):
