@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=15)
     args = ap.parse_args()
 
-    from seg_core.services import editing
+    from seg_core.services import editing, pens
     from seg_core import viz
     from seg_core.classes import default_classes
     from seg_core.services.demo_scenes import render_scene
@@ -69,8 +69,9 @@ def main() -> None:
             def ours_bg():
                 holder["bg"] = editing.background(image, base, classes, view, 0.45)
 
-            def ours_strokes():
-                holder["ids"] = editing.paint(base, np.asarray(Image.open(io.BytesIO(png))), classes, view, 0.6)
+            def ours_strokes():   # the pixels the new stroke covers, by the pen its colour names (pens.py)
+                hit = pens.covered(None, np.asarray(Image.open(io.BytesIO(png))), [(classes[2].color, 0.6)]) == 0
+                holder["ids"] = editing.paint_hits(base, hit, 2, view)
 
             def ours_draft():
                 project.drafts.save(1, holder["ids"], 0)

@@ -91,9 +91,9 @@ def test_strokes_on_a_zoomed_region_land_only_in_that_region():
     base = np.ones((1500, 2000), np.uint8)
     view = editing.view_for(2000, 1500, zoom=8, center=(0.25, 0.75))
     assert (view.x1 - view.x0, view.y1 - view.y0) == (250, 188)
-    strokes = np.zeros((view.canvas_h, view.canvas_w, 4), np.uint8)
-    strokes[:, :3] = rgba(CLASSES[2])   # a thin line at the left edge of the canvas
-    out = editing.paint(base, strokes, CLASSES, view, 1.0)
+    hit = np.zeros((view.canvas_h, view.canvas_w), bool)
+    hit[:, :3] = True                   # a thin line at the left edge of the canvas
+    out = editing.paint_hits(base, hit, 2, view)
     changed = np.argwhere(out != base)
     assert changed[:, 1].min() == view.x0 and changed[:, 1].max() < view.x0 + 2   # about one image pixel wide
     assert changed[:, 0].min() == view.y0 and changed[:, 0].max() == view.y1 - 1

@@ -146,14 +146,6 @@ def background(image: np.ndarray, ids: np.ndarray | None, classes: Sequence[Clas
     return buf.getvalue()
 
 
-def paint(ids: np.ndarray, strokes: np.ndarray | None, classes: Sequence[ClassSpec], view: CanvasView,
-          stroke_opacity: float) -> np.ndarray:
-    """`ids` with the canvas's strokes applied in the viewed region (a copy; `ids` itself is kept)."""
-    if strokes is None:
-        return ids.copy()
-    return apply_strokes(ids, strokes, classes, view.region, stroke_alpha=stroke_opacity)
-
-
 def paint_hits(ids: np.ndarray, hit: np.ndarray, cls_id: int, view: CanvasView) -> np.ndarray:
     """`ids` (a copy) with class `cls_id` wherever the canvas-sized boolean `hit` lands in the viewed region (nearest
     neighbour, as the canvas was stretched over it)."""
