@@ -91,8 +91,8 @@ def _note(message: str) -> None:
     ss["annotate_flash"] = (message, rec.id)
 
 
-# The canvas's strokes (or fill clicks) are folded into the mask before the canvas is drawn: the picture under it
-# shows the result of the stroke just made, and the canvas comes back empty.
+# The canvas's new strokes (or fill clicks) are folded into the mask before the canvas is drawn: the picture under
+# it shows the result of the stroke just made.
 drawing = (ss.get(canvas_key) or {}).get("drawing") or {}
 
 

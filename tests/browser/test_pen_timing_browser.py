@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from playwright.sync_api import expect
 
-from browser_helpers import CANVAS, canvas_pixels, settle, settle_canvas, shot, wait_idle, wait_until
+from browser_helpers import CANVAS, canvas_pixels, drag, settle, settle_canvas, shot, wait_idle, wait_until
 from helpers import png_bytes
 from seg_core.classes import default_classes
 from seg_core.store.workspace import new_project
@@ -36,8 +36,6 @@ def test_every_stroke_lands_with_the_pen_just_picked(app_server, page, workspace
     rng = np.random.default_rng(5)
     project.add_image(png_bytes(rng.integers(90, 160, (H, W, 3)).astype(np.uint8)), "floor.png")
     page.goto(f"{app_server.url}/annotate?project=pens")
-    page.on("console", lambda m: print("console:", m.text) if "segstudio" in m.text else None)
-    page.on("pageerror", lambda e: print("pageerror:", e))
     settle_canvas(page)
     assert page.evaluate("document.querySelector('.st-key-annotate_class input[type=radio]:checked').value") == "1"
     names = {c.name: c.id for c in classes}
@@ -60,11 +58,7 @@ def test_every_stroke_lands_with_the_pen_just_picked(app_server, page, workspace
                 page.mouse.click(x, y)
                 page.wait_for_timeout(60)
             return
-        page.mouse.move(*pts[0])
-        page.mouse.down()
-        for p in pts[1:]:
-            page.mouse.move(*p, steps=5)
-        page.mouse.up()
+        drag(page, pts)
 
     def shown_in(box) -> np.ndarray:
         seen = canvas_pixels(page).astype(float)

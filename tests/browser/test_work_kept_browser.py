@@ -42,7 +42,8 @@ def draft_rows(project, image=1):
     return painted_rows(draft.ids) if draft is not None else None
 
 
-def test_two_tabs_on_one_image_never_overwrite_each_other(app_server, page, second_page, workspace):
+def two_tabs_in_conflict(app_server, page, second_page, workspace):
+    """Tab A paints a stripe into the draft; tab B, which had not seen it, paints another: B is in conflict."""
     project = grey_project(workspace)
     a, b = page, second_page
     box_a, box_b = open_image(a, app_server.url), open_image(b, app_server.url)
@@ -50,6 +51,11 @@ def test_two_tabs_on_one_image_never_overwrite_each_other(app_server, page, seco
     wait_until(a, lambda: draft_rows(project) == {2}, "tab A's stripe in the draft")
     stripe(b, box_b, 0.75)
     expect(b.get_by_text("Another tab or window changed the unsaved strokes")).to_be_visible()
+    return project, a, b
+
+
+def test_two_tabs_on_one_image_never_overwrite_each_other(app_server, page, second_page, workspace):
+    project, a, b = two_tabs_in_conflict(app_server, page, second_page, workspace)
     expect(b.locator(".st-key-annotate_save button")).to_be_disabled()
     assert draft_rows(project) == {2}          # B's stroke did not replace A's unsaved strokes
     shot(b, "kept_two_tabs_conflict")
@@ -67,13 +73,7 @@ def test_two_tabs_on_one_image_never_overwrite_each_other(app_server, page, seco
 
 
 def test_two_tabs_in_conflict_can_combine_both(app_server, page, second_page, workspace):
-    project = grey_project(workspace)
-    a, b = page, second_page
-    box_a, box_b = open_image(a, app_server.url), open_image(b, app_server.url)
-    stripe(a, box_a, 0.25)
-    wait_until(a, lambda: draft_rows(project) == {2}, "tab A's stripe in the draft")
-    stripe(b, box_b, 0.75)
-    expect(b.get_by_text("Another tab or window changed the unsaved strokes")).to_be_visible()
+    project, a, b = two_tabs_in_conflict(app_server, page, second_page, workspace)
     expect(b.get_by_text("Not saved", exact=True)).to_be_visible()   # not "All changes saved" beside the conflict
     expect(b.get_by_text("All changes saved")).to_have_count(0)
     expect(b.locator(".st-key-annotate_all_background")).to_have_count(0)
