@@ -44,7 +44,7 @@ def test_train_history_offers_the_model_as_a_zip_in_the_chosen_format(trained_pr
     files = zipped(at, "train_export_zip")
     size = len(at.session_state["train_export_zip"][2])
     assert size < 999_500 and button.proto.label == f"Download {folder}.zip ({size / 1e3:.0f} kB)"   # not "0.0 MB"
-    assert set(files) == {f"{folder}/model.onnx", f"{folder}/model.json", f"{folder}/predict_example.py"}
+    assert set(files) == {f"{folder}/{n}" for n in ("model.onnx", "model.json", "predict_example.py", "README.md")}
     assert json.loads(files[f"{folder}/model.json"])["run"] == run.id
     ok(at.selectbox(key="train_export_format").set_value("tflite").run())
     assert not at.get("download_button")   # the zip made for ONNX is not offered as the TFLite one

@@ -147,7 +147,7 @@ def test_onnx_model_download_runs_its_example_script(app_server, page, trained_p
     zip_path = tmp_path / download.suggested_filename
     download.save_as(zip_path)
     with zipfile.ZipFile(zip_path) as zf:
-        expected = (f"{folder}/{n}" for n in ("model.json", "model.onnx", "predict_example.py"))
+        expected = (f"{folder}/{n}" for n in ("README.md", "model.json", "model.onnx", "predict_example.py"))
         assert sorted(zf.namelist()) == sorted(expected)
         zf.extractall(tmp_path / "unzipped")
     here = tmp_path / "unzipped" / folder

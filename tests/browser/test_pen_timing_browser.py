@@ -16,6 +16,10 @@ COLS, ROWS = 5, 4
 DELAYS_MS = (50, 100, 250)
 TOOLS = ("Brush", "Line", "Rectangle", "Ellipse", "Polygon")
 CLASSES = ("cat", "dog")
+# A second image: four coloured squares for the tools that act on what is under them (Fill last: it fills all).
+SQ, SQ_Y0, SQ_X0 = 80, 140, (60, 200, 340, 480)
+SQUARE_COLOURS = ((220, 40, 40), (40, 200, 60), (40, 60, 220), (230, 200, 40))
+ACTING_TOOLS = (("Box → object", "dog"), ("Magic wand", "cat"), ("Smart fill", "dog"), ("Fill", "cat"))
 
 
 def _shape(tool: str, x0: float, y0: float, x1: float, y1: float) -> list[tuple[float, float]]:
@@ -35,6 +39,10 @@ def test_every_stroke_lands_with_the_pen_just_picked(app_server, page, workspace
     project = new_project(workspace / "pens", classes)
     rng = np.random.default_rng(5)
     project.add_image(png_bytes(rng.integers(90, 160, (H, W, 3)).astype(np.uint8)), "floor.png")
+    squares = np.full((H, W, 3), 128, np.uint8)
+    for k, colour in enumerate(SQUARE_COLOURS):
+        squares[SQ_Y0:SQ_Y0 + SQ, SQ_X0[k]:SQ_X0[k] + SQ] = colour
+    project.add_image(png_bytes(squares), "squares.png")
     page.goto(f"{app_server.url}/annotate?project=pens")
     settle_canvas(page)
     assert page.evaluate("document.querySelector('.st-key-annotate_class input[type=radio]:checked').value") == "1"
@@ -114,4 +122,33 @@ def test_every_stroke_lands_with_the_pen_just_picked(app_server, page, workspace
             wrong[f"{i}: {t} {c}"] = found
     assert wrong == {}
     expect(page.get_by_text("Unsaved strokes", exact=True)).to_be_visible()
+
+    # The tools that act on what is under them, each picked (with a class) and used at once, on coloured squares.
+    settle(page)
+    page.get_by_role("button", name="Next ▶").click()
+    expect(page.get_by_text("squares.png")).to_be_visible()
+    settle_canvas(page)
+
+    def square(k: int, pad: float = 0) -> tuple[float, float, float, float]:
+        return ((SQ_X0[k] - pad) / W, (SQ_Y0 - pad) / H, (SQ_X0[k] + SQ + pad) / W, (SQ_Y0 + SQ + pad) / H)
+
+    def share(k: int, cls: str) -> float:   # of square k's inside that has class `cls` in the draft
+        draft = project.drafts.get(2)
+        part = None if draft is None else draft.ids[SQ_Y0 + 10:SQ_Y0 + SQ - 10, SQ_X0[k] + 10:SQ_X0[k] + SQ - 10]
+        return 0.0 if part is None else float((part == names[cls]).mean())
+
+    for k, (tool, cls) in enumerate(ACTING_TOOLS):
+        page.locator(".st-key-annotate_class").get_by_text(cls, exact=True).click()
+        page.locator(".st-key-annotate_tool").get_by_text(tool, exact=True).click()
+        page.wait_for_timeout(DELAYS_MS[k % len(DELAYS_MS)])
+        x0, y0, x1, y1 = square(k, pad=12 if tool == "Box → object" else 0)
+        if tool == "Box → object":
+            drag(page, [at(x0, y0), at(x1, y1)])
+        elif tool == "Smart fill":   # one class's strokes: kept as a stroke until another class's come
+            drag(page, [at(x0 + .01, y0 + .02), at(x1 - .01, y1 - .02), at(x0 + .01, y1 - .02), at(x1 - .01, y0 + .02)])
+        else:
+            page.mouse.click(*at((x0 + x1) / 2, (y0 + y1) / 2))
+        # The whole square; a Smart fill stroke of one class only is kept as a stroke (a zigzag over it).
+        wait_until(page, lambda: share(k, cls) > (0.2 if tool == "Smart fill" else 0.9), f"{tool} with {cls} on square {k}")
+    shot(page, "pen_timing_acting_tools")
     settle(page)
