@@ -28,8 +28,10 @@ browser-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "chromium is not installed: browser tests will be skipped (install it: sudo apt-get install chromium)"; fi
 
+# Two workers, a test file each at a time (its module fixtures stay in one process): a browser test mostly waits on
+# the page, a training test mostly computes, so the two overlap well on two cores.
 test: install browser-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python bench/import_speed.py

@@ -27,12 +27,12 @@
   window.segstudioStrokeHold = true;
   const EMPTIES = __EMPTIES_CANVAS__;
   const PENS = ['annotate_tool', 'annotate_class'];
-  const LAG_MS = 250;          // a canvas's stroke reaches the page this long after the mouse is released
+  const LAG_MS = 200;          // the canvas sends a stroke this long after the mouse is released, not sooner
   const PICK_MS = 150;         // a radio shows the pen picked within this time of the press
   const NO_RUN_MS = 1000;      // a click that started no run: nothing to wait for
   const GIVE_UP_MS = 5000;     // a page that never showed the new pen
   const REPLAY_GAP_MS = 40;    // the person's pauses, shortened: a polygon's corner needs a frame before the next
-  let waitFrom = 0, waitForPen = false, runStart = 0, runEnd = 0;
+  let runStart = 0, runEnd = 0;
   let queue = [], busyUntil = 0, timer = null, replaying = false, gestureTool = null;
   const app = () => document.querySelector('[data-testid="stApp"]');
   const busy = () => ['running', 'rerunRequested'].includes(app()?.getAttribute('data-test-script-state'));
@@ -60,16 +60,21 @@
   const picked = () => PENS.map(checked).join('|');
   const shown = () => document.querySelector('[data-segstudio-pen]')?.dataset.segstudioPen;
   const tool = () => option('annotate_tool', checked('annotate_tool'))?.closest('label')?.innerText.trim();
+  // What the page is catching up with: a pen picked (until the canvas shows it), a click elsewhere or a stroke of a
+  // tool whose run empties the canvas (until a run has come and gone). Each is waited for on its own.
+  let waits = [];
   const waiting = () => {
-    if (!waitFrom) return false;
-    if (busy()) return true;
-    const since = performance.now() - waitFrom, ran = runStart >= waitFrom && runEnd > runStart;
-    // The page caught up (a radio shows its new pen a moment after the click: until then it proves nothing).
-    if (waitForPen ? picked() === shown() && since > PICK_MS : ran) { waitFrom = 0; return false; }
-    if (since > (ran || waitForPen ? GIVE_UP_MS : NO_RUN_MS)) { waitFrom = 0; return false; }
-    return true;
+    const now = performance.now(), idle = !busy();
+    waits = waits.filter((w) => {
+      if (now < w.from || !idle) return true;
+      const since = now - w.from, ran = runStart >= w.from && runEnd > runStart;
+      // (A radio shows its new pen a moment after the click: until then it proves nothing.)
+      if (w.pen ? picked() === shown() && since > PICK_MS : ran) return false;
+      return since <= (ran || w.pen ? GIVE_UP_MS : NO_RUN_MS);
+    });
+    return waits.length > 0;
   };
-  const wait = (lag, pen = false) => { waitFrom = performance.now() + lag; waitForPen = pen; };
+  const wait = (lag, pen = false) => { waits.push({from: performance.now() + lag, pen}); };
   const dispatch = (canvas, e) => {
     replaying = true;
     try {
