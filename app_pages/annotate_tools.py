@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -30,6 +30,7 @@ HINTS = {
                   "similar. For a shaded or textured object, Box → object works better.",
 }
 TAGS = {tool: i for i, tool in enumerate(TOOLS)}   # written into the colour each tool draws with (pens.py)
+TOOL_OF_TAG = list(TOOLS)
 ASSIST_TOOLS = ("Smart fill", "Box → object", "Magic wand")
 # Tools whose clicks or boxes act beyond what they draw: once folded in, the canvas is emptied of their dots and
 # frames (the page holds a stroke started meanwhile until the canvas is ready for it).
@@ -40,7 +41,6 @@ LEARN_FROM = 4         # saved masks Smart fill may also learn from
 # The page's scripts for the canvas: its own toolbar hidden, strokes held while the page catches up (see the file).
 CANVAS_SCRIPTS = "<script>\n" + (Path(__file__).with_name("annotate_canvas.js").read_text()
                                 .replace("__EMPTIES_CANVAS__", json.dumps(list(EMPTIES_CANVAS)))) + "</script>"
-
 
 
 def pen_marker(pen: "Pen", classes) -> str:
@@ -63,10 +63,6 @@ class Pen:
     @property
     def mode(self) -> str:
         return TOOLS[self.tool]
-
-    @property
-    def key(self) -> tuple[int, str]:
-        return self.cls_id, self.tool
 
 
 def opacity(cls_id: int) -> float:
@@ -125,11 +121,11 @@ def apply(project, view: drafting.View, drawing: dict, pen: Pen, image: np.ndarr
     shows now): (the outcome, a note for the person or None)."""
     outcome, notes, emptied = "unchanged", [], False
     for batch in folding.new_batches(view, drawing, classes, ink(pen, classes)):
-        if batch.ink.cls_id is None or batch.ink.tag is None or batch.ink.tag >= len(TOOLS):
+        if batch.ink.cls_id is None or batch.ink.tag is None or batch.ink.tag >= len(TOOL_OF_TAG):
             notes.append("A stroke drawn with a colour that no class has now (a class was removed or recoloured "
                          "meanwhile) was not kept.")
             continue
-        tool, cls_id = list(TOOLS)[batch.ink.tag], batch.ink.cls_id
+        tool, cls_id = TOOL_OF_TAG[batch.ink.tag], batch.ink.cls_id
         if tool in EMPTIES_CANVAS:
             result, note = _marks(project, view, batch, tool, cls_id, pen, image, classes, cview)
             emptied = True

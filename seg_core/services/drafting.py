@@ -24,6 +24,7 @@ from seg_core.store.records import ImageRecord
 OTHER_TAB = "other_tab"      # another tab wrote this image's draft since this tab last saw it
 STALE = "stale"              # the mask was saved again after this tab opened the version it shows
 ASSISTS = ("smart fill", "box fill", "magic wand")   # edits that make a saved mask's source "assisted"
+NO_SCRIBBLE = 255    # a pixel of the scribble layer that no Smart fill stroke touched
 
 
 
@@ -51,7 +52,7 @@ class View:
     mine: np.ndarray | None = None      # this tab's mask that could not be written (OTHER_TAB)
     undo: list[Edit] = field(default_factory=list)
     redo: list[Edit] = field(default_factory=list)
-    scribbles: np.ndarray | None = None  # smart-fill strokes so far (255 = none), at the image's size
+    scribbles: np.ndarray | None = None  # smart-fill strokes so far (NO_SCRIBBLE: none), at the image's size
     pending_scribbles: bool = False     # strokes drawn since the last smart fill (fill on a button press)
     scheme: int = 0                     # the class numbering base_ids is in (class_scheme)
     seen: np.ndarray | None = None      # the draft at draft_rev (with none, the saved mask): what this tab last read
@@ -120,7 +121,7 @@ def follow_classes(project: Project, view: View) -> list[class_scheme.Renumberin
 
         view.base_ids, view.under, view.mine = renumber(view.base_ids), renumber(view.under), renumber(view.mine)
         view.seen, view.start = renumber(view.seen), renumber(view.start)
-        view.scribbles = renumber(view.scribbles)   # 255 (no scribble) is in no mapping: it stays
+        view.scribbles = renumber(view.scribbles)   # NO_SCRIBBLE is in no mapping: it stays
         for stack in (view.undo, view.redo):
             stack[:] = [replace(e, before=renumber(e.before), after=renumber(e.after),
                                 scribbles=None if e.scribbles is None else tuple(map(renumber, e.scribbles)))
@@ -157,7 +158,7 @@ def fill_from_scribbles(project: Project, view: View, fill, before: np.ndarray |
         return "unchanged"
     filled, what = fill(view.scribbles), "smart fill"
     if filled is None:
-        filled, what = np.where(view.scribbles != 255, view.scribbles, view.base_ids).astype(np.uint8), "stroke"
+        filled, what = np.where(view.scribbles != NO_SCRIBBLE, view.scribbles, view.base_ids).astype(np.uint8), "stroke"
     outcome = change(project, view, filled, what,
                      scribbles=(before if before is not None else view.scribbles, view.scribbles))
     view.pending_scribbles = False

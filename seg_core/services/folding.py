@@ -16,10 +16,8 @@ import numpy as np
 
 from seg_core.classes import ClassSpec
 from seg_core.services import editing, pens
-from seg_core.services.drafting import View, change, fill_from_scribbles
+from seg_core.services.drafting import NO_SCRIBBLE, View, change, fill_from_scribbles
 from seg_core.store.project import Project
-
-NO_SCRIBBLE = 255   # a pixel of the scribble layer that no Smart fill stroke touched
 
 
 @dataclass
@@ -50,9 +48,10 @@ def new_batches(view: View, drawing: dict, classes: Sequence[ClassSpec], default
     """
     raw = drawing.get("raw") or {}
     objects = list(raw.get("objects") or []) if raw else []
-    known, sigs = set(view.objects), [signature(o) for o in objects]
+    held, sigs = view.objects, tuple(signature(o) for o in objects)
+    known = set(held)
     if raw:
-        view.objects = tuple(sigs)
+        view.objects = sigs
     batches: list[Batch] = []
     for obj, sig in zip(objects, sigs):
         if sig in known:
@@ -63,6 +62,8 @@ def new_batches(view: View, drawing: dict, classes: Sequence[ClassSpec], default
         if not batches or (batches[-1].ink.cls_id, batches[-1].ink.tag) != (ink.cls_id, ink.tag):
             batches.append(Batch(ink))
         batches[-1].objects.append(obj)
+    if not batches and sigs == held:
+        return batches   # the very objects of the last fold: the picture is the one kept (no PNG to decode)
     picture = editing.canvas_strokes(drawing.get("data"))
     if batches and picture is not None:
         labels = pens.covered(view.picture, picture, [(b.ink.rgb, b.ink.alpha) for b in batches])
