@@ -25,7 +25,7 @@ PREVIEW_COUNT = 2
 # (0.8 s on the demo), which on a small project's 5-batch epoch took 43% of the time. With 20 the demo's `fast`
 # run reached validation mean IoU 0.81 at 200 s instead of 0.72 (bench: README "Performance").
 MIN_EPOCH_STEPS = 20
-MODEL_NAMES = ("unet", "fcn", "mobilenetv2-unet", "densenet121-unet")
+MODEL_NAMES = ("unet", "fcn", "lite0-unet", "mobilenetv2-unet", "densenet121-unet")
 # A start from ImageNet weights first trains the new decoder on a frozen encoder for this many epochs, so its
 # random first gradients do not wreck the pretrained features; then everything is fine-tuned at a tenth of the rate.
 PRETRAINED_FREEZE_EPOCHS = 3

@@ -12,6 +12,7 @@ import keras
 from keras import layers
 
 from seg_core.errors import SegError
+from seg_core.ml import efficientnet_lite as lite0
 from seg_core.ml import weights as imagenet
 from seg_core.ml.config import TrainConfig
 
@@ -23,6 +24,10 @@ BN_MOMENTUM = 0.9
 # gradients. bench/batch_memory.py measured 3.3-3.9 bytes on a CPU (U-Nets of the presets, the MobileNetV2 U-Net);
 # twice that leaves room for a GPU allocator's fragmentation and cuDNN's workspaces.
 TRAIN_BYTES_PER_VALUE = 8
+# The Lite0 U-Net's decoder is half as wide as the keras.applications encoders' (level k has base_filters * 2**k
+# filters): its convolutions, not the encoder, are most of the work, and on a CPU a run's quality at a time budget
+# gains more from steps than from width.
+LITE0_WIDEN = 0
 
 
 @keras.saving.register_keras_serializable(package="segstudio")
@@ -167,17 +172,41 @@ def build_pretrained_unet(input_shape=(224, 224, 3), num_classes: int = 2, encod
     base = getattr(keras.applications, cls_name)(input_shape=input_shape, include_top=False, weights=weights)
     base._name = "encoder"
     skips = [base.get_layer(n).output for n in skip_names]
-    inputs = base.input
+    return keras.Model(base.input, _decoder(skips, num_classes, base_filters, dropout, batchnorm, upsampling),
+                       name=f"{encoder}_unet")
+
+
+def _decoder(skips, num_classes: int, base_filters: int, dropout: float, batchnorm: bool, upsampling: str,
+             widen: int = 1):
+    """A U-Net's way up from an encoder's features at strides 2..32 (fine to coarse) to class probabilities;
+    level k (stride 2**(k+1)) has base_filters * 2**(k + widen) filters."""
     x = skips[-1]
     for level, skip in reversed(list(enumerate(skips[:-1]))):
-        x = _up(x, base_filters * 2 ** (level + 1), upsampling, f"up{level}")
+        x = _up(x, base_filters * 2 ** (level + widen), upsampling, f"up{level}")
         x = layers.Concatenate(name=f"up{level}_concat")([x, skip])
-        x = _conv_block(x, base_filters * 2 ** (level + 1), batchnorm, f"up{level}")
+        x = _conv_block(x, base_filters * 2 ** (level + widen), batchnorm, f"up{level}")
     x = _up(x, base_filters, upsampling, "final")
     x = _conv_block(x, base_filters, batchnorm, "final")
     if dropout > 0:
         x = layers.Dropout(dropout, name="final_dropout")(x)
-    return keras.Model(inputs, _head(x, num_classes), name=f"{encoder}_unet")
+    return _head(x, num_classes)
+
+
+def build_lite0_unet(input_shape=(224, 224, 3), num_classes: int = 2, weights: str | None = None,
+                     base_filters: int = 16, dropout: float = 0.0, batchnorm: bool = True,
+                     upsampling: str = "transpose", **_) -> keras.Model:
+    """A U-Net decoder on EfficientNet-Lite0; weights='imagenet' come from the installed weights package."""
+    h, w, c = input_shape
+    if c != 3 or h is None or w is None or h % 32 or w % 32:
+        raise SegError(f"EfficientNet-Lite0 needs RGB input with a size divisible by 32; got {input_shape}.")
+    state = lite0.imagenet_state() if weights == "imagenet" else None   # a missing package fails before building
+    inputs = keras.Input(shape=input_shape, name="image")
+    skips = lite0.features(inputs, FusedBatchNorm, BN_MOMENTUM)
+    model = keras.Model(inputs, _decoder(skips, num_classes, base_filters, dropout, batchnorm, upsampling,
+                                         widen=LITE0_WIDEN), name="lite0_unet")
+    if state is not None:
+        lite0.load_imagenet(model, state)
+    return model
 
 
 def set_encoder_trainable(model: keras.Model, trainable: bool) -> bool:
@@ -207,6 +236,7 @@ REGISTRY: dict[str, ModelSpec] = {
                                   pretrained=True, fixed_size=True),
     "densenet121-unet": ModelSpec("densenet121-unet", lambda **kw: build_pretrained_unet(encoder="densenet121", **kw),
                                   pretrained=True, fixed_size=True),
+    "lite0-unet": ModelSpec("lite0-unet", build_lite0_unet, pretrained=True, fixed_size=True),
 }
 
 
