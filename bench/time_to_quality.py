@@ -39,7 +39,9 @@ from PIL import Image  # noqa: E402
 from reference import reference_unet  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
-MEMBRANE, CAMVID = DATA / "membrane", DATA / "camvid-mini"
+MEMBRANE, CAMVID, CCP = DATA / "membrane", DATA / "camvid-mini", DATA / "ccp"
+# ccp: the first 20 photos are the project (16 learn, 4 validate), the other 20 are held out.
+CCP_LABELED = 20
 CAMVID_UNLABELLED = 11
 DEMO_HELD_OUT = 40
 
@@ -62,15 +64,24 @@ def mean_iou(cm: np.ndarray) -> float:
     return float(L.mean_iou(cm))
 
 
-def scored(predict_ids, pairs, num_classes: int, ignore: int | None = None) -> float:
-    """predict_ids(list of images) -> list of HxW class ids at full size; mean IoU over all the pairs."""
+def object_iou(cm: np.ndarray) -> float:
+    """Mean IoU over the object classes (all but 0, the background) present in the masks or the predictions."""
+    inter = np.diag(cm).astype(float)
+    union = cm.sum(0) + cm.sum(1) - inter
+    present = union[1:] > 0
+    return float((inter[1:][present] / union[1:][present]).mean())
+
+
+def scored(predict_ids, pairs, num_classes: int, ignore: int | None = None, objects: bool = False) -> float:
+    """predict_ids(list of images) -> list of HxW class ids at full size; mean IoU over all the pairs (over the
+    object classes only with `objects`)."""
     from seg_core.ml import losses as L
 
     cm = np.zeros((num_classes, num_classes), np.int64)
     for pred, (_, truth) in zip(predict_ids([im for im, _ in pairs]), pairs):
         keep = truth != ignore if ignore is not None else np.ones(truth.shape, bool)
         cm += L.confusion_matrix(truth[keep], pred[keep], num_classes)
-    return mean_iou(cm)
+    return object_iou(cm) if objects else mean_iou(cm)
 
 
 # ----- data sets: (a project folder made from the training pairs, the held-out pairs, classes, ignore) ------
@@ -121,7 +132,38 @@ def camvid(workdir: Path):
     return project, _pairs(CAMVID, names[-2:], lambda m: m.astype(np.uint8)), 12, CAMVID_UNLABELLED, None
 
 
-DATASETS = {"membrane": (membrane, MEMBRANE), "demo": (demo, None), "camvid": (camvid, CAMVID)}
+def _ccp(workdir: Path, person: bool):
+    from seg_core.classes import ClassSpec, default_color
+
+    names = sorted(p.stem for p in (CCP / "images").iterdir())
+    labels = [line.split(",", 1)[1] for line in (CCP / "masks" / "classes.csv").read_text().splitlines()[1:]]
+    labels = ["background", "person"] if person else labels
+    classes = [ClassSpec(i, n, default_color(i)) for i, n in enumerate(labels)]
+    staging = workdir / "ccp_src"
+    for sub in ("images", "masks"):
+        (staging / sub).mkdir(parents=True)
+    for n in names[:CCP_LABELED]:
+        shutil.copy(CCP / "images" / f"{n}.jpg", staging / "images" / f"{n}.jpg")
+        mask = np.asarray(Image.open(CCP / "masks" / f"{n}.png"))
+        Image.fromarray(((mask > 0) if person else mask).astype(np.uint8)).save(staging / "masks" / f"{n}.png")
+    from seg_core.services import importing
+    from seg_core.store import splits
+    from seg_core.store.project import Project
+
+    project = Project.create(workdir / "ccp", classes=classes)
+    importing.import_folder(project, staging / "images", staging / "masks")
+    splits.assign(project, val_fraction=0.2, seed=0)
+    held = [(np.asarray(Image.open(CCP / "images" / f"{n}.jpg").convert("RGB")),
+             ((m > 0) if person else m).astype(np.uint8))
+            for n in names[CCP_LABELED:] for m in [np.asarray(Image.open(CCP / "masks" / f"{n}.png"))]]
+    return project, held, len(classes), None, None
+
+
+DATASETS = {"membrane": (membrane, MEMBRANE), "demo": (demo, None), "camvid": (camvid, CAMVID),
+            "ccp": (lambda w: _ccp(w, False), CCP), "ccp-person": (lambda w: _ccp(w, True), CCP)}
+# Real photos: their scores are over the object classes (the background left out) and also given for each half of
+# the held-out photos, so that a setting chosen on one half is confirmed on the other.
+OBJECT_SCORES = ("ccp", "ccp-person", "camvid")
 
 
 # ----- training -------------------------------------------------------------------------------------------
@@ -153,7 +195,7 @@ def run_reference(keras, tf, train_pairs, held, budget_s, every_s):
     return {"curve": curve, "held": curve[-1][1], "val": None, "epochs": None}
 
 
-def run_preset(keras, project, name, overrides, held, num_classes, ignore, budget_s, every_s):
+def run_preset(keras, project, name, overrides, held, num_classes, ignore, budget_s, every_s, objects=False):
     from seg_core.ml import dataset
     from seg_core.ml.callbacks import RunState
     from seg_core.ml.inference import Predictor
@@ -165,8 +207,8 @@ def run_preset(keras, project, name, overrides, held, num_classes, ignore, budge
     run = project.runs.create(config)
     curve, clock, state = [], Clock(), {"last": 0.0}
 
-    def held_score(predictor) -> float:
-        return scored(lambda ims: [p.ids for p in predictor.predict(ims)], held, num_classes, ignore)
+    def held_score(predictor, pairs=held) -> float:
+        return scored(lambda ims: [p.ids for p in predictor.predict(ims)], pairs, num_classes, ignore, objects)
 
     class Score(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -186,8 +228,10 @@ def run_preset(keras, project, name, overrides, held, num_classes, ignore, budge
     predictor = Predictor.from_run(project, run.id)   # the best checkpoint, as the pages use
     val = review.validation_summary(project, predictor)
     curve.append((train_s, held_score(predictor)))
+    half = len(held) // 2
     return {"curve": curve, "held": curve[-1][1], "val": val.mean_iou,
-            "epochs": len(project.runs.epoch_metrics(run.id))}
+            "epochs": len(project.runs.epoch_metrics(run.id)),
+            "halves": (held_score(predictor, held[:half]), held_score(predictor, held[half:]))}
 
 
 def main() -> None:
@@ -203,6 +247,13 @@ def main() -> None:
     import keras
     import tensorflow as tf
 
+    from train_speed import matmul_peak
+
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    machine = (f"{os.cpu_count()} cores, fp32 matmul peak {matmul_peak(tf):.0f} GFLOP/s, CPU flags: "
+               + (" ".join(x for x in flags if x.startswith(("avx", "amx", "fma"))) or "none of avx/amx/fma"))
+    print(machine, flush=True)
     budget = args.minutes * 60
     variants = [("", {})]
     for item in args.compare:
@@ -220,24 +271,28 @@ def main() -> None:
                 results.append((data, "reference", run_reference(keras, tf, train_pairs, held, budget, args.every)))
             for name in args.presets.split(","):
                 for label, overrides in variants:
-                    if label and data == "membrane":
-                        continue    # grey images: no photo variant, the comparison would repeat the run
                     work = Path(tmp) / f"{data}-{name}-{len(results)}"
                     work.mkdir()
                     project, held, num_classes, ignore, _ = make(work)
                     results.append((data, name + label, run_preset(keras, project, name, overrides, held,
-                                                                   num_classes, ignore, budget, args.every)))
+                                                                   num_classes, ignore, budget, args.every,
+                                                                   objects=data in OBJECT_SCORES)))
                     keras.mixed_precision.set_global_policy("float32")
 
-    print(f"\n{args.minutes:g} minutes of training each; mean IoU over the classes present, at each image's size")
+    print(f"\n{args.minutes:g} minutes of training each; mean IoU over the classes present, at each image's size "
+          f"(ccp, camvid: over the object classes, background left out; halves: the held-out images' first and "
+          "second half)")
+    print(machine)
     for data, name, r in results:
         print(f"\n{data} {name}:  " + "  ".join(f"{t:4.0f}s {v:.3f}" for t, v in r["curve"]))
-    print(f"\n{'data':<9} {'run':<28} {'epochs':>6} {'validation':>10} {'held-out':>9} {'best held-out':>13}")
+    print(f"\n{'data':<10} {'run':<28} {'epochs':>6} {'validation':>10} {'held-out':>9} {'halves':>13} "
+          f"{'best held-out':>13}")
     for data, name, r in results:
         val = f"{r['val']:.3f}" if r["val"] is not None else "-"
         epochs = r["epochs"] if r["epochs"] is not None else "-"
         best = max(v for _, v in r["curve"])
-        print(f"{data:<9} {name:<28} {epochs:>6} {val:>10} {r['held']:>9.3f} {best:>13.3f}")
+        halves = " / ".join(f"{h:.3f}" for h in r["halves"]) if r.get("halves") else "-"
+        print(f"{data:<10} {name:<28} {epochs:>6} {val:>10} {r['held']:>9.3f} {halves:>13} {best:>13.3f}")
 
 
 if __name__ == "__main__":

@@ -104,3 +104,14 @@ def test_the_cosine_schedule_follows_the_time_budget(setup):
     clock.t += 30                                   # half the one-minute budget, still epoch 0
     half = cosine.schedule(0, 1e-3)
     assert start == pytest.approx(1e-3) and half == pytest.approx((1e-3 + 1e-5) / 2)
+
+
+def test_fine_tuning_keeps_its_gentler_rate_under_the_cosine_schedule(setup):
+    """After a frozen encoder's epochs the whole network learns at a tenth of the rate: the schedule must not put
+    the full rate back at the next epoch."""
+    _, _, monitor, _, clock = setup
+    cosine = schedule(monitor.config, monitor)[0]
+    monitor.lr_scale = 0.1
+    assert cosine.schedule(0, 1e-4) == pytest.approx(1e-4)
+    clock.t += 60                                   # the budget's end
+    assert cosine.schedule(2, 1e-4) == pytest.approx(1e-5)

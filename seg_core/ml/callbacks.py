@@ -79,6 +79,7 @@ class RunMonitor(keras.callbacks.Callback):
         self.preview_boxes = preview_boxes
         self.classes = project.classes
         self.budget_s = config.time_budget_minutes * 60 if config.time_budget_minutes else None
+        self.lr_scale = 1.0          # what the cosine schedule's rates are multiplied by (fine-tuning: less)
         self.clock = clock
         self.last_progress = self.last_poll = 0.0
         self.epoch_start = self.train_end = clock()
@@ -209,7 +210,8 @@ def schedule(config: TrainConfig, monitor: RunMonitor) -> list:
             frac = epoch / total
             if monitor.budget_s:
                 frac = max(frac, monitor.elapsed() / monitor.budget_s)
-            return lo + 0.5 * (lr0 - lo) * (1 + math.cos(math.pi * min(frac, 1.0)))
+            top = lr0 * monitor.lr_scale
+            return min(lo, top) + 0.5 * (top - min(lo, top)) * (1 + math.cos(math.pi * min(frac, 1.0)))
 
         out.append(keras.callbacks.LearningRateScheduler(cosine, verbose=0))
     if config.early_stopping_patience:

@@ -29,6 +29,7 @@ MODEL_NAMES = ("unet", "fcn", "lite0-unet", "mobilenetv2-unet", "densenet121-une
 # A start from ImageNet weights first trains the new decoder on a frozen encoder for this many epochs, so its
 # random first gradients do not wreck the pretrained features; then everything is fine-tuned at a tenth of the rate.
 PRETRAINED_FREEZE_EPOCHS = 3
+FINE_TUNE_LR_SCALE = 0.1
 
 
 @functools.lru_cache(maxsize=1)

@@ -18,7 +18,7 @@ from seg_core.errors import TrainingError
 from seg_core.files import atomic_write
 from seg_core.ml import dataset, distribute, losses, models
 from seg_core.ml.callbacks import RunMonitor, RunState, schedule
-from seg_core.ml.config import PREVIEW_COUNT, TrainConfig
+from seg_core.ml.config import FINE_TUNE_LR_SCALE, PREVIEW_COUNT, TrainConfig
 from seg_core.ml.distribute import Plan
 from seg_core.store import class_scheme, splits
 from seg_core.store.project import Project
@@ -167,12 +167,17 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
             _compile(model, config, num_classes, learning_rate, xla)
 
     freeze = config.freeze_encoder_epochs if spec.pretrained else 0
+    if freeze:
+        monitor.lr_scale = FINE_TUNE_LR_SCALE    # a resumed run past its frozen epochs goes on fine-tuning
     try:
         if freeze and state.epoch < min(freeze, config.epochs):
+            monitor.lr_scale = 1.0
             recompile(False, float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
             fit(min(freeze, config.epochs))
             if not model.stop_training and state.epoch < config.epochs:
-                recompile(True, config.learning_rate / 10)   # fine-tune everything with a gentler learning rate
+                # Fine-tune everything with a gentler learning rate (the schedule's too).
+                monitor.lr_scale = FINE_TUNE_LR_SCALE
+                recompile(True, config.learning_rate * FINE_TUNE_LR_SCALE)
         if not model.stop_training and state.epoch < config.epochs:
             fit(config.epochs)
     finally:
