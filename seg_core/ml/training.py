@@ -18,7 +18,7 @@ from seg_core.errors import TrainingError
 from seg_core.files import atomic_write
 from seg_core.ml import dataset, distribute, losses, models
 from seg_core.ml.callbacks import RunMonitor, RunState, schedule
-from seg_core.ml.config import FINE_TUNE_LR_SCALE, PREVIEW_COUNT, TrainConfig
+from seg_core.ml.config import FINE_TUNE_LR_SCALE, FROZEN_BUDGET_SHARE, PREVIEW_COUNT, TrainConfig
 from seg_core.ml.distribute import Plan
 from seg_core.store import class_scheme, splits
 from seg_core.store.project import Project
@@ -80,6 +80,20 @@ def _compile(model, config: TrainConfig, num_classes: int, learning_rate: float,
                   metrics=losses.keras_metrics(num_classes), jit_compile=config.xla if xla is None else xla)
 
 
+class _Thaw(keras.callbacks.Callback):
+    """Ends the frozen-encoder epochs once they have had their share of a time budget: on a slow CPU the epochs a
+    config names could take all of it, and the encoder would never adapt to the project's images."""
+
+    def __init__(self, monitor: RunMonitor):
+        super().__init__()
+        self.monitor, self.early = monitor, False
+
+    def on_epoch_end(self, epoch, logs=None):
+        budget = self.monitor.budget_s
+        if budget and self.monitor.elapsed() >= FROZEN_BUDGET_SHARE * budget and not self.model.stop_training:
+            self.early = self.model.stop_training = True
+
+
 def train(project: Project, run_id: str, config: TrainConfig, resume: bool = False,
           state: RunState | None = None, extra_callbacks: list | None = None, plan: Plan | None = None) -> RunStatus:
     """Train in this process; returns the final status: completed or stopped.
@@ -91,6 +105,9 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
     scheme, classes = class_scheme.current(project), project.classes   # recorded: ml/class_map.py reads them
     num_classes = len(classes)
     config.validate(num_classes)
+    spec = models.REGISTRY[config.model]
+    if config.xla and not spec.xla:
+        config = dataclasses.replace(config, xla=False)
     plan = plan if plan is not None else Plan()
     # The split first: a cluster's other workers wait for the chief's, while the chief's strategy waits for them.
     split = run_split(project, run_id, config, resume, plan.chief)
@@ -98,7 +115,6 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
     _configure(config, plan)
     xla = plan.xla(config.xla)
     train_items, val_items = dataset.examples(project, split.train_ids), dataset.examples(project, split.val_ids)
-    spec = models.REGISTRY[config.model]
     channels = 3 if spec.pretrained else dataset.project_channels(project)
     asked = config.batch_size
     config = for_devices(config, plan, channels, num_classes, len(train_items))
@@ -155,11 +171,11 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
                              None if scratch is None else Path(scratch.name))
     callbacks = [monitor, *schedule(config, monitor), *(extra_callbacks or [])]
 
-    def fit(epochs: int) -> None:
+    def fit(epochs: int, more: list | None = None) -> None:
         if plan.cluster is not None:
             distribute.build_before_fit(model, strategy, train_ds)
         model.fit(train_ds, epochs=epochs, initial_epoch=state.epoch, steps_per_epoch=steps, validation_data=val_ds,
-                  callbacks=callbacks, verbose=0, shuffle=False, validation_steps=val_steps)
+                  callbacks=callbacks + (more or []), verbose=0, shuffle=False, validation_steps=val_steps)
 
     def recompile(trainable: bool, learning_rate: float) -> None:
         with plan.scope(strategy):
@@ -173,11 +189,13 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
         if freeze and state.epoch < min(freeze, config.epochs):
             monitor.lr_scale = 1.0
             recompile(False, float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
-            fit(min(freeze, config.epochs))
-            if not model.stop_training and state.epoch < config.epochs:
+            thaw = _Thaw(monitor)   # a cluster's workers must thaw together: they keep to the epochs
+            fit(min(freeze, config.epochs), [thaw] if plan.cluster is None else [])
+            if (not model.stop_training or thaw.early) and state.stopped_by is None and state.epoch < config.epochs:
                 # Fine-tune everything with a gentler learning rate (the schedule's too).
                 monitor.lr_scale = FINE_TUNE_LR_SCALE
                 recompile(True, config.learning_rate * FINE_TUNE_LR_SCALE)
+                model.stop_training = False
         if not model.stop_training and state.epoch < config.epochs:
             fit(config.epochs)
     finally:
