@@ -2,6 +2,8 @@
 
 Median and p90 milliseconds for one image at the training size, with a U-Net of 16 filters, on the
 demo scenes. Target: Predictor median <= 50 ms at 256 px on the reference machine.
+Then one 512 px photo (512x384) through each photo preset's network: the scratch U-Net and the EfficientNet-Lite0
+U-Net at each preset's size, with the machine's matmul peak beside them.
 """
 
 from __future__ import annotations
@@ -49,6 +51,29 @@ def main() -> None:
         print(f"{name:46}{med:>10.1f}{p90:>9.1f}")
     ref = rows[2][1][0]
     print(f"Predictor speed-up over model.predict: {ref / rows[0][1][0]:.2f}x")
+    photo_networks(args.reps)
+
+
+def photo_networks(reps: int) -> None:
+    import tensorflow as tf
+    from train_speed import matmul_peak
+
+    from seg_core.ml import models
+    from seg_core.ml.config import preset
+    from seg_core.ml.inference import Predictor
+    from seg_core.services.demo_scenes import render_scene
+
+    photo, _ = render_scene(2, 512, 384)
+    print(f"\none 512x384 photo, Predictor.predict_one; fp32 matmul peak {matmul_peak(tf):.0f} GFLOP/s")
+    print(f"{'network (preset)':46}{'GFLOP':>7}{'median ms':>10}{'p90 ms':>9}")
+    for name, pretrained in (("fast", False), ("fast", True), ("balanced", True), ("quality", True)):
+        config = preset(name, photos=True, pretrained=pretrained)
+        model = models.build(config, 3, 2, size=config.image_size, weights=False)
+        predictor = Predictor(model, {"image_size": config.image_size, "channels": 3, "num_classes": 2,
+                                      "resize": config.resize})
+        med, p90 = timings(lambda: predictor.predict_one(photo), reps)
+        label = f"{config.model} {config.image_size} px ({name}{', ImageNet start' if pretrained else ''})"
+        print(f"{label:46}{models.forward_flops(model) / 1e9:>7.2f}{med:>10.1f}{p90:>9.1f}")
 
 
 if __name__ == "__main__":

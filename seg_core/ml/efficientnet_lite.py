@@ -54,7 +54,9 @@ def _bn(x, name, bn_class, momentum):
 
 def features(inputs, bn_class=layers.BatchNormalization, momentum: float = 0.99):
     """The encoder on 0..1 pixels: its outputs at strides 2, 4, 8, 16, 32 (FEATURE_BLOCKS), fine to coarse."""
-    x = layers.Normalization(mean=PIXEL_MEAN, variance=[s * s for s in PIXEL_STD], name="lite0_normalize")(inputs)
+    # Rescaling, not Normalization: Keras' ONNX export makes a Normalization's mean and variance graph inputs.
+    x = layers.Rescaling([1 / s for s in PIXEL_STD], offset=[-m / s for m, s in zip(PIXEL_MEAN, PIXEL_STD)],
+                         name="lite0_normalize")(inputs)
     x = layers.Conv2D(STEM, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
     x = layers.ReLU(6.0, name="stem_relu")(_bn(x, "stem_bn", bn_class, momentum))
     found = []

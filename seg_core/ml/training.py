@@ -182,7 +182,7 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
             models.set_encoder_trainable(model, trainable)
             _compile(model, config, num_classes, learning_rate, xla)
 
-    freeze = config.freeze_encoder_epochs if spec.pretrained else 0
+    freeze = config.freeze_encoder_epochs if spec.pretrained and config.pretrained else 0
     if freeze:
         monitor.lr_scale = FINE_TUNE_LR_SCALE    # a resumed run past its frozen epochs goes on fine-tuning
     try:
