@@ -173,6 +173,9 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
             fit(min(freeze, config.epochs))
             if not model.stop_training and state.epoch < config.epochs:
                 recompile(True, config.learning_rate / 10)   # fine-tune everything with a gentler learning rate
+        elif freeze and not all(layer.trainable for layer in model.layers):
+            # Resumed after the frozen epochs from a checkpoint saved during them: the layers came back frozen.
+            recompile(True, config.learning_rate / 10)
         if not model.stop_training and state.epoch < config.epochs:
             fit(config.epochs)
     finally:
