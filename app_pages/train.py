@@ -4,7 +4,7 @@ import altair as alt
 import streamlit as st
 
 from app_pages.model_download import model_download
-from app_pages.train_weights import pretrained_choice
+from app_pages.train_weights import lite0_choice, pretrained_choice
 from app_pages.widgets import require_project, show_error
 from seg_core import RunStatus, estimating, jobs, planning, splits, text
 from seg_core.errors import SegError
@@ -16,6 +16,10 @@ AUGMENTS = {"flip_h": "Mirror left-right", "flip_v": "Mirror top-bottom", "rot90
             "hsv": "Colour (hue, saturation)", "gamma": "Gamma", "crop_resize": "Random crop and resize",
             "blur": "Blur", "noise": "Sensor noise"}
 FITS = {"letterbox": "Keep the shape", "squash": "Stretch to the square"}
+MODELS = {"unet": "U-Net (from scratch)", "fcn": "FCN (fast, blurry baseline)",
+          "lite0-unet": "EfficientNet-Lite0 U-Net (ImageNet start, photos)",
+          "mobilenetv2-unet": "MobileNetV2 U-Net (your ImageNet file, photos)",
+          "densenet121-unet": "DenseNet121 U-Net (your ImageNet file, photos)"}
 LOSSES = {"auto": "Automatic", "dice": "Dice", "bce": "Binary cross-entropy",
           "bce_dice": "Binary cross-entropy + dice", "ce": "Cross-entropy", "sparse_ce": "Sparse cross-entropy",
           "ce_dice": "Cross-entropy + dice"}
@@ -159,8 +163,10 @@ def _advanced(name: str, split_exists: bool) -> dict:
     v: dict = {}
     with st.expander("Advanced settings"):
         c = st.columns(4)
-        v["model"] = c[0].selectbox("Model", MODEL_NAMES, key=_key(name, "model"), **keep,
-                                    help="U-Net suits almost everything; FCN is a fast, blurry baseline.")
+        v["model"] = c[0].selectbox("Model", MODEL_NAMES, format_func=MODELS.get, key=_key(name, "model"), **keep,
+                                    help="U-Net suits almost everything; FCN is a fast, blurry baseline. "
+                                         "EfficientNet-Lite0 starts from what it learned on ImageNet's photos: "
+                                         "the better start for a few labeled photos.")
         v["image_size"] = c[1].number_input("Image size (px)", 32, 2048, step=16, key=_key(name, "image_size"),
                                             on_change=_rescale_crop, args=(name,), **keep,
                                             help="Every image is resized to this square for training.")
@@ -170,7 +176,11 @@ def _advanced(name: str, split_exists: bool) -> dict:
         v["base_filters"] = c[3].number_input("Filters", 2, 256, key=_key(name, "base_filters"), **keep,
                                               help="Width of the network; twice the filters is about 4x the work.")
         encoder = weights.encoder_for_model(v["model"])
-        v["pretrained"] = pretrained_choice(encoder, _key(name, "pretrained")) if encoder else False
+        if encoder == weights.LITE0:   # ticked unless the preset itself trains Lite0 from scratch
+            default = base.pretrained or base.model != v["model"]
+            v["pretrained"] = lite0_choice(_key(name, "lite0_pretrained"), default)
+        else:
+            v["pretrained"] = pretrained_choice(encoder, _key(name, "pretrained")) if encoder else False
         c = st.columns(4)
         v["depth"] = c[0].number_input("Depth", 1, 6, key=_key(name, "depth"), on_change=_rescale_crop,
                                        args=(name,), **keep, help="Levels of the U-Net.")

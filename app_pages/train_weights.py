@@ -1,4 +1,5 @@
-"""The Train page's ImageNet start for a pretrained encoder: the checkbox, and adding the weights file it needs."""
+"""The Train page's ImageNet start for a pretrained encoder: the checkbox, and adding the weights file it needs
+(EfficientNet-Lite0's come with Seg Studio: nothing to add)."""
 
 import streamlit as st
 
@@ -26,6 +27,20 @@ def pretrained_choice(encoder: str, key: str) -> bool:
         else:
             st.caption(f"ImageNet weights for {spec.label}: {info.summary()}.")
         _weights_upload(found)
+    return bool(use and info is not None)
+
+
+def lite0_choice(key: str, default: bool) -> bool:
+    """EfficientNet-Lite0's ImageNet start, ticked by `default` where its weights are installed."""
+    info = weights.packaged_weights()
+    if info is None or key not in ss:
+        ss[key] = default and info is not None
+    use = st.checkbox(f"Start from ImageNet weights ({weights.LITE0_LABEL}, installed with Seg Studio)", key=key,
+                      disabled=info is None, persist_state="session",
+                      help="Features learned from a million photos: a much better start when you have few labeled "
+                           "photos. Untick to train every layer from scratch.")
+    if info is None:
+        st.caption(weights.missing_message(weights.LITE0))
     return bool(use and info is not None)
 
 

@@ -15,7 +15,7 @@ from seg_core.cli.model import (cmd_evaluate, cmd_export_model, cmd_predict, cmd
                                 cmd_weights_list, cmd_weights_remove)
 from seg_core.errors import SegError, storage_error
 from seg_core.formats.masks import MASK_KINDS
-from seg_core.ml.config import LOSS_CHOICES, PRESET_NOTES, PRESETS
+from seg_core.ml.config import LOSS_CHOICES, MODEL_NAMES, PRESET_NOTES, PRESETS
 from seg_core.ml.model_export import FORMATS as EXPORT_FORMATS
 from seg_core.services import exporting, importing
 from seg_core.store.splits import SPLITS
@@ -114,9 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--loss", choices=LOSS_CHOICES,
                    help="what training lowers (default auto: cross-entropy + dice, binary for two classes)")
-    p.add_argument("--model", help="unet, fcn, mobilenetv2-unet, densenet121-unet")
-    p.add_argument("--pretrained", action="store_true",
-                   help="mobilenetv2-unet, densenet121-unet: start the encoder from ImageNet weights (see 'weights')")
+    p.add_argument("--model", help=", ".join(MODEL_NAMES) + " (default: the preset's)")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--pretrained", action="store_true",
+                       help="lite0-unet, mobilenetv2-unet, densenet121-unet: start the encoder from ImageNet weights "
+                            "(Lite0's come with Seg Studio; the others' see 'weights')")
+    start.add_argument("--scratch", action="store_true",
+                       help="start every layer from random weights, also where the preset starts from ImageNet's")
     p.add_argument("--seed", type=int, help="the same seed and settings give the same run (default 0)")
     p.add_argument("--val-fraction", type=float,
                    help="share of labeled images set aside to check the model on when the project has no "
@@ -180,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("weights", help="ImageNet weights for the pretrained encoders (never downloaded)")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    w = actions.add_parser("add", help="check an encoder's ImageNet weights file (.h5) and keep it in the workspace")
+    w = actions.add_parser("add", help="check a MobileNetV2 or DenseNet121 ImageNet weights file (.h5) and keep "
+                                       "it in the workspace (EfficientNet-Lite0's come with Seg Studio)")
     w.add_argument("file", help="e.g. mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5")
     w.add_argument("--replace", action="store_true", help="replace the file already kept for that encoder")
     w.set_defaults(func=cmd_weights_add)

@@ -32,26 +32,43 @@ def _train_config(args: argparse.Namespace, project: Project):
     if args.fixed_batch:
         overrides["batch_to_memory"] = False
     if args.pretrained:
-        _check_pretrained(args.model or "unet")
         overrides["pretrained"] = True
+    if args.scratch:
+        overrides |= {"pretrained": False, "freeze_encoder_epochs": 0}   # nothing to protect in a random encoder
     if args.minutes is not None and args.epochs is None:
         # "--minutes 5" means five minutes of training: the budget, not the preset's epoch count, ends it.
         overrides["epochs"] = 10_000
         overrides.setdefault("early_stopping_patience", 0)
     # As on the Train page: a project of RGB photos gets the preset's photo variant.
-    return preset(args.preset, project.stats()["channels"] == 3, **overrides)
+    photos = project.stats()["channels"] == 3
+    config = preset(args.preset, photos, **overrides)
+    if args.pretrained:
+        _check_pretrained(config.model)
+    elif config.pretrained and (missing := _missing_weights(config.model)):
+        # The preset's own start, not asked for: as on the Train page, the run starts from scratch and says why.
+        print(f"note: this run starts from scratch. {missing}", file=sys.stderr)
+        config = preset(args.preset, photos, **overrides, pretrained=False, freeze_encoder_epochs=0)
+    return config
+
+
+def _missing_weights(model: str) -> str | None:
+    """Why `model` cannot start from ImageNet weights on this machine; None when it can or has no encoder."""
+    from seg_core.ml import weights
+
+    encoder = weights.encoder_for_model(model)
+    return weights.missing_message(encoder) if encoder and weights.imagenet_weights(encoder) is None else None
 
 
 def _check_pretrained(model: str) -> None:
     """Refuse --pretrained before a worker starts: on a model without an encoder, or with no weights here."""
     from seg_core.ml import weights
 
-    encoder = weights.encoder_for_model(model)
-    if encoder is None:
-        names = ", ".join(f"{e}-unet" for e in weights.ENCODERS)
-        raise SegError(f"--pretrained needs a model with a pretrained encoder ({names}); '{model}' has none.")
-    if weights.imagenet_weights(encoder) is None:
-        raise SegError(weights.missing_message(encoder))
+    if weights.encoder_for_model(model) is None:
+        raise SegError(f"--pretrained needs a model with a pretrained encoder "
+                       f"({', '.join(weights.pretrained_models())}); '{model}' has none.")
+    missing = _missing_weights(model)
+    if missing:
+        raise SegError(missing)
 
 
 def _fmt_epoch(m: dict) -> str:
@@ -248,13 +265,15 @@ def cmd_weights_add(args: argparse.Namespace) -> int:
 def cmd_weights_list(args: argparse.Namespace) -> int:
     from seg_core.ml import weights
 
-    found = weights.available()
+    found = weights.available(packaged=True)
     if args.json:
         print(json.dumps({name: (info.to_dict() if info else None) for name, info in found.items()}, indent=2))
         return 0
     for name, info in found.items():
-        print(f"{name:<12} " + (info.summary() if info else "none: segstudio weights add FILE ("
-                                + weights.ENCODERS[name].keras_file + ")"))
+        if info is None:
+            how = (weights.missing_message(name) if name == weights.LITE0
+                   else f"segstudio weights add FILE ({weights.ENCODERS[name].keras_file})")
+        print(f"{name:<12} " + (info.summary() if info else f"none: {how}"))
     return 0
 
 

@@ -196,6 +196,9 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
                 monitor.lr_scale = FINE_TUNE_LR_SCALE
                 recompile(True, config.learning_rate * FINE_TUNE_LR_SCALE)
                 model.stop_training = False
+        elif freeze and not all(layer.trainable for layer in model.layers):
+            # Resumed after the frozen epochs from a checkpoint saved during them: the layers came back frozen.
+            recompile(True, config.learning_rate * FINE_TUNE_LR_SCALE)
         if not model.stop_training and state.epoch < config.epochs:
             fit(config.epochs)
     finally:

