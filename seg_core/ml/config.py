@@ -31,6 +31,8 @@ MODEL_NAMES = ("unet", "fcn", "lite0-unet", "mobilenetv2-unet", "densenet121-une
 # random first gradients do not wreck the pretrained features; then everything is fine-tuned at a tenth of the rate.
 PRETRAINED_FREEZE_EPOCHS = 3
 FINE_TUNE_LR_SCALE = 0.1
+# XLA's CPU compiler makes depthwise convolutions slower than TensorFlow's own kernels (README "Performance").
+NO_XLA_MODELS = ("lite0-unet",)
 # With a time budget the frozen epochs end at the first epoch past this share of it.
 FROZEN_BUDGET_SHARE = 0.3
 
@@ -106,6 +108,11 @@ class TrainConfig:
         values.setdefault("xla", False)         # ...and before the XLA step
         values["augment"] = AugmentConfig.from_dict(values.get("augment"))
         return cls(**values)
+
+    @property
+    def step_xla(self) -> bool:
+        """Whether the training step is compiled by XLA: asked for, and the network gains from it."""
+        return self.xla and self.model not in NO_XLA_MODELS
 
     def steps_for(self, train_images: int, batch: int | None = None) -> int:
         """Batches in an epoch: `steps_per_epoch` if set, else one pass over the training images in batches of

@@ -227,14 +227,12 @@ class ModelSpec:
     build: Callable[..., keras.Model]
     pretrained: bool = False
     fixed_size: bool = False     # needs a fixed input size (pretrained encoders)
-    # XLA's CPU compiler makes depthwise convolutions slower than TensorFlow's own kernels (bench/train_speed.py).
-    xla: bool = True
 
 
 REGISTRY: dict[str, ModelSpec] = {
     "unet": ModelSpec("unet", build_unet),
     "fcn": ModelSpec("fcn", build_fcn),
-    "lite0-unet": ModelSpec("lite0-unet", build_lite0_unet, pretrained=True, fixed_size=True, xla=False),
+    "lite0-unet": ModelSpec("lite0-unet", build_lite0_unet, pretrained=True, fixed_size=True),
     "mobilenetv2-unet": ModelSpec("mobilenetv2-unet", lambda **kw: build_pretrained_unet(encoder="mobilenetv2", **kw),
                                   pretrained=True, fixed_size=True),
     "densenet121-unet": ModelSpec("densenet121-unet", lambda **kw: build_pretrained_unet(encoder="densenet121", **kw),

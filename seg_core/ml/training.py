@@ -106,7 +106,7 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
     num_classes = len(classes)
     config.validate(num_classes)
     spec = models.REGISTRY[config.model]
-    if config.xla and not spec.xla:
+    if config.xla != config.step_xla:
         config = dataclasses.replace(config, xla=False)
     plan = plan if plan is not None else Plan()
     # The split first: a cluster's other workers wait for the chief's, while the chief's strategy waits for them.

@@ -23,7 +23,7 @@ TRAIN_PASSES = 3.0
 TRAIN_IMAGE_GF = 1.6
 VAL_PASSES = 0.56
 VAL_IMAGE_GF = 1.5
-# The first guess, by the step a run takes (config.xla) and whether the CPU has AVX-512: the share of
+# The first guess, by the step a run takes (config.step_xla) and whether the CPU has AVX-512: the share of
 # measure_machine's peak the step reaches and the first epoch's extra time (tracing; XLA also compiles). numpy's
 # matmul uses AVX-512 where the CPU has it and XLA's convolutions do not, so one share cannot serve both kinds of
 # CPU: XLA reached 0.41 of the peak on an AVX-512 machine (57.8 of 140 GFLOP/s, 2026-12-01) but 0.78 on a 2-core
@@ -41,7 +41,7 @@ MACHINE_RECHECK_S = 3600
 
 def first_guess(config: TrainConfig) -> tuple[float, float]:
     """(share of the matmul peak, first epoch's extra seconds) before any run on this machine measured them."""
-    return FIRST_GUESS_STEP[bool(config.xla), cpu_has_avx512()]
+    return FIRST_GUESS_STEP[config.step_xla, cpu_has_avx512()]
 
 
 def plural(n: int, word: str) -> str:
