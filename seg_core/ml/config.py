@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib.util
 import math
 from dataclasses import dataclass, field
 
 from seg_core.errors import TrainingError
 from seg_core.ml.augment import AugmentConfig
+from seg_core.ml.cpu import CPUINFO, cpu_has_avx512
 
 LOSS_CHOICES = ("auto", "dice", "bce", "bce_dice", "ce", "sparse_ce", "ce_dice")
 SCHEDULES = ("plateau", "cosine", "constant")
-# "auto": mixed_float16 where the run trains on a GPU, float32 on a CPU (ml/distribute.py).
+# "auto": the precision that pays on the run's devices (ml/distribute.py, Plan.precision).
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 # How an image meets the model's square input: squashed to it, or letterboxed (aspect ratio kept, the rest
 # mirrored image). Runs saved before the choice existed squashed.
@@ -37,18 +37,7 @@ NO_XLA_MODELS = ("lite0-unet",)
 FROZEN_BUDGET_SHARE = 0.3
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_has_avx512(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """Whether this machine's CPU has AVX-512 units; False where its features cannot be read (not Linux)."""
-    try:
-        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), None)
-    except OSError:
-        return False
-    return flags is not None and "avx512f" in flags
-
-
-def xla_is_faster_here(cpuinfo: str = "/proc/cpuinfo") -> bool:
+def xla_is_faster_here(cpuinfo: str = CPUINFO) -> bool:
     """Whether XLA's compiled training step beats TensorFlow's own (oneDNN) kernels on this machine's CPU.
     bench/train_speed.py, a U-Net with batch norm: on an AVX2 CPU (fp32 matmul peak 54 GFLOP/s) XLA fused batch
     norm, activations and the loss into the convolutions' passes, 1.3x the images per CPU-second; on an AVX-512

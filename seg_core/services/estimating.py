@@ -9,7 +9,8 @@ import time
 from dataclasses import dataclass
 
 from seg_core.files import atomic_write
-from seg_core.ml.config import PREVIEW_COUNT, TrainConfig, cpu_has_avx512
+from seg_core.ml.config import PREVIEW_COUNT, TrainConfig
+from seg_core.ml.cpu import cpu_has_avx512
 from seg_core.store import splits
 from seg_core.store.layout import machine_speed_file
 from seg_core.store.project import Project
