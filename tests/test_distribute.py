@@ -22,6 +22,7 @@ from seg_core.ml import distribute, training
 from seg_core.ml.config import TrainConfig
 from seg_core.ml.distribute import Cluster, Plan, choose, parse_cluster
 from seg_core.ml.inference import Predictor
+from seg_core.ml.precision import cpu_precision
 from seg_core.ml.training import train
 from seg_core.services import demo, jobs
 from seg_core.store.project import Project
@@ -76,7 +77,7 @@ def test_devices_choose_the_strategy_precision_batch_and_xla(monkeypatch):
     cpu = choose(gpus=[])
     assert cpu == Plan() and cpu.describe() == "CPU" and cpu.chief
     assert (cpu.replicas, cpu.distributed, cpu.global_batch(8), cpu.precision("auto"), cpu.xla(True)) == \
-        (1, False, 8, "float32", True)
+        (1, False, 8, cpu_precision(), True)   # bfloat16 where the CPU has bf16 units (tests/test_precision.py)
     assert cpu.make_strategy() is None   # one CPU process: TensorFlow's default strategy, the step as it always was
 
     one = choose(gpus=[GPU0])
@@ -134,15 +135,12 @@ def test_the_gpu_settings_train_with_float32_outputs_and_a_grown_batch(workspace
     config = TrainConfig(image_size=32, base_filters=4, depth=2, epochs=1, batch_size=2, steps_per_epoch=2,
                          early_stopping_patience=0, xla=False, learning_rate=1e-3)
     run = project.runs.create(config)
-    try:
-        assert train(project, run.id, config, plan=Plan(gpus=("stand-in GPU",))) == "completed"
-        assert keras.mixed_precision.global_policy().name == "mixed_float16"
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    assert train(project, run.id, config, plan=Plan(gpus=("stand-in GPU",))) == "completed"
+    assert keras.mixed_precision.global_policy().name == "float32"   # the run's policy stayed within the run
     saved = json.loads(project.layout.run(run.id).config.read_text())
     # Five training images: the batch of 2 grows to 4, not 8; the learning rate by the square root of 2.
     assert saved["global_batch"] == saved["batch_size"] == 4 and saved["learning_rate"] == pytest.approx(2 ** .5 * 1e-3)
-    assert saved["devices"] == project.runs.get(run.id).devices == "1 GPU (stand-in GPU), batch 4 per GPU"
+    assert saved["devices"] == project.runs.get(run.id).devices == "1 GPU (stand-in GPU), batch 4 per GPU, float16"
     assert project.runs.get(run.id).config.batch_size == 2   # the run's own settings stay as the person set them
     fixed = dataclasses.replace(config, batch_to_memory=False)
     assert training.for_devices(fixed, Plan(gpus=("g",)), 3, 2, 100) is fixed

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from seg_core.errors import TrainingError
+from seg_core.ml.precision import WORDS as PRECISION_WORDS, cpu_precision
 
 # The coordination service (it runs in the chief) takes a worker that has not beaten for this long for dead and
 # fails every worker's collectives, so a dead worker ends the run in bounded time instead of a hang.
@@ -104,18 +105,19 @@ class Plan:
         return per_replica * self.replicas
 
     def precision(self, asked: str) -> str:
-        """"auto": mixed_float16 on a GPU (tensor cores; the model's output layer stays float32), float32 on a CPU."""
+        """"auto": mixed_float16 on a GPU (tensor cores; the model's output layer stays float32), on a CPU
+        precision.cpu_precision (bfloat16 where the CPU has bf16 units, else float32)."""
         if asked != "auto":
             return asked
-        return "mixed_float16" if self.gpus else "float32"
+        return "mixed_float16" if self.gpus else cpu_precision()
 
     def xla(self, asked: bool) -> bool:
         # A step compiled by XLA cannot hold the collective all-reduce of a strategy (not on CPUs, untested on GPUs).
         return asked and not self.distributed
 
-    def describe(self, gpu_batch: int | None = None) -> str:
-        """What the run's line shows, e.g. "CPU", "2 GPUs (NVIDIA H100), batch 32 per GPU",
-        "2 workers (a:2222,b:2222); chief: CPU"."""
+    def describe(self, gpu_batch: int | None = None, precision: str | None = None) -> str:
+        """What the run's line shows, e.g. "CPU", "CPU, bfloat16" (the precision it computes in, when given),
+        "2 GPUs (NVIDIA H100), batch 32 per GPU", "2 workers (a:2222,b:2222); chief: CPU"."""
         here = "CPU"
         if self.gpus:
             names = sorted(set(self.gpus))
@@ -123,8 +125,8 @@ class Plan:
             if gpu_batch:
                 here += f", batch {gpu_batch} per GPU"
         if self.cluster:
-            return f"{len(self.cluster.workers)} workers ({self.cluster.spec}); chief: {here}"
-        return here
+            here = f"{len(self.cluster.workers)} workers ({self.cluster.spec}); chief: {here}"
+        return here + (f", {PRECISION_WORDS[precision]}" if precision else "")
 
     def scope(self, strategy):
         return strategy.scope() if strategy is not None else contextlib.nullcontext()

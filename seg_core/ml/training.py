@@ -102,6 +102,16 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
     says which devices and workers share the run; default this process's CPU, as one process always trained.
     A worker that is not a cluster's chief trains its share and writes nothing into the project.
     """
+    policy = keras.mixed_precision.global_policy()
+    try:
+        return _train(project, run_id, config, resume, state, extra_callbacks, plan)
+    finally:
+        # The run's precision is the run's: models a caller builds afterwards in this process get the caller's own.
+        keras.mixed_precision.set_global_policy(policy)
+
+
+def _train(project: Project, run_id: str, config: TrainConfig, resume: bool, state: RunState | None,
+           extra_callbacks: list | None, plan: Plan | None) -> RunStatus:
     scheme, classes = class_scheme.current(project), project.classes   # recorded: ml/class_map.py reads them
     num_classes = len(classes)
     config.validate(num_classes)
@@ -118,8 +128,9 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
     channels = 3 if spec.pretrained else dataset.project_channels(project)
     asked = config.batch_size
     config = for_devices(config, plan, channels, num_classes, len(train_items))
-    devices = plan.describe(config.batch_size if config.batch_size != asked else None)
-    if plan.chief and config.batch_size != asked:
+    devices = plan.describe(config.batch_size if config.batch_size != asked else None,
+                            plan.precision(config.precision))   # the run's line says what it computes in
+    if plan.chief:
         project.runs.update(run_id, devices=devices)
     size = (config.image_size, config.image_size)
     batch = plan.global_batch(config.batch_size)

@@ -65,7 +65,7 @@ def run_worker(project_path: str, run_id: str, resume: bool = False) -> int:
     try:
         cluster = distribute.parse_cluster(run.config.cluster, 0) if run.config.cluster else None
         plan = distribute.choose(cluster)
-        project.runs.update(run_id, devices=plan.describe())
+        project.runs.update(run_id, devices=plan.describe(precision=plan.precision(run.config.precision)))
         if cluster:
             print(f"chief of {cluster.spec}: waiting for the other workers (up to {distribute.JOIN_TIMEOUT_S} s)",
                   flush=True)
