@@ -31,6 +31,10 @@ class Predictor:
         (twice the work)."""
         import tensorflow as tf
 
+        from seg_core.ml import models, precision
+
+        if precision.float32_needed(model):   # a bfloat16 run's model, on a CPU that would only emulate bfloat16
+            model = models.float32_copy(model)
         self.flip = flip
         self.model = model
         self.config = config
