@@ -17,6 +17,7 @@ from seg_core.errors import SegError, storage_error
 from seg_core.formats.masks import MASK_KINDS
 from seg_core.ml.config import LOSS_CHOICES, MODEL_NAMES, PRESET_NOTES, PRESETS
 from seg_core.ml.model_export import FORMATS as EXPORT_FORMATS
+from seg_core.ml.precision import AUTO_RULE
 from seg_core.services import exporting, importing
 from seg_core.store.splits import SPLITS
 
@@ -136,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     xla.add_argument("--no-xla", action="store_true",
                      help="train with TensorFlow's own kernels, without XLA (default on AVX-512 CPUs, where they are "
                           "faster; also for a model XLA cannot compile)")
+    p.add_argument("--precision", metavar="float32|bfloat16|auto",
+                   help="what training computes in; the loss and the output layer stay float32. auto (default): "
+                        + AUTO_RULE)
     p.add_argument("--resume", metavar="RUN", help="continue a stopped or failed run from its last epoch")
     p.add_argument("--cluster", metavar="HOST:PORT,...",
                    help="train on several machines (MultiWorkerMirroredStrategy); the same list on each, the first "

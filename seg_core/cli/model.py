@@ -29,6 +29,10 @@ def _train_config(args: argparse.Namespace, project: Project):
         overrides["augment"] = AugmentConfig.none()
     if args.no_xla or args.xla:
         overrides["xla"] = bool(args.xla)
+    if args.precision is not None:
+        from seg_core.ml.precision import from_cli
+
+        overrides["precision"] = from_cli(args.precision)
     if args.fixed_batch:
         overrides["batch_to_memory"] = False
     if args.pretrained:
