@@ -8,7 +8,7 @@ from app_pages.train_weights import lite0_choice, pretrained_choice
 from app_pages.widgets import require_project, show_error
 from seg_core import RunStatus, estimating, jobs, planning, splits, text
 from seg_core.errors import SegError
-from seg_core.ml import weights
+from seg_core.ml import precision, weights
 from seg_core.ml.config import LOSS_CHOICES, MODEL_NAMES, PRESET_NOTES, PRESETS, RESIZE_MODES
 
 AUGMENTS = {"flip_h": "Mirror left-right", "flip_v": "Mirror top-bottom", "rot90": "Quarter turns",
@@ -153,7 +153,8 @@ def _advanced(name: str, split_exists: bool) -> dict:
     """The advanced form, defaults from the preset; each preset keeps its own edits for this session."""
     base = planning.app_preset(name, photos)
     fields = ("model", "image_size", "crop_size", "base_filters", "depth", "epochs", "time_budget_minutes",
-              "batch_size", "learning_rate", "loss", "val_fraction", "early_stopping_patience", "seed", "resize")
+              "batch_size", "learning_rate", "loss", "val_fraction", "early_stopping_patience", "seed", "resize",
+              "precision")
     defaults = {f: getattr(base, f) for f in fields} | {f: getattr(base.augment, f) for f in AUGMENTS}
     # The form shows "none" as 0.
     defaults |= {"crop_size": base.crop_size or 0, "time_budget_minutes": float(base.time_budget_minutes or 0)}
@@ -211,6 +212,11 @@ def _advanced(name: str, split_exists: bool) -> dict:
                                      key=_key(name, "resize"),
                                      help="Keep the shape: scaled to fit, the rest of the square filled with a "
                                           "mirror image, so objects keep their proportions.")
+        v["precision"] = c[2].selectbox("Number precision", precision.PAGE_CHOICES, format_func=precision.WORDS.get,
+                                        key=_key(name, "precision"), **keep,
+                                        help="bfloat16 computes with half the bytes: faster on a CPU with bf16 units, "
+                                             "slower where they are missing. The loss and the output stay float32.")
+        c[2].caption(precision.auto_note())
         st.markdown("**Augmentations**: random changes to each training image, so the model sees more variety")
         c = st.columns(4)
         v["augment"] = {f: c[i % 4].checkbox(label, key=_key(name, f), **keep) for i, (f, label) in

@@ -13,6 +13,7 @@ from seg_core.services import jobs, planning
 from seg_core.classes import binary_classes
 from seg_core.store.project import Project
 from seg_core.store.workspace import new_project
+from seg_core.ml import precision
 from seg_core.ml.config import PRESET_NOTES, TrainConfig
 from test_training import wait_for
 
@@ -106,6 +107,16 @@ def test_presets_explain_themselves_and_estimate_time(trained_project, monkeypat
     assert "Estimated time on this machine: 0.1 minutes, the time budget: about " in texts(at)
     assert " of 60 epochs at ~" in texts(at)
     at.number_input(key="train_fast_time_budget_minutes").set_value(5.0).run()
+    # The precision setting says what "auto" does on this machine, from its CPU's flags.
+    choice = at.selectbox(key="train_fast_precision")
+    assert choice.value == "auto" and choice.options == ["Automatic", "float32", "bfloat16"]
+    assert precision.auto_note() in texts(at)
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda cpuinfo=None: True)
+    at.run()
+    assert "Automatic: bf16 units found on this CPU: bfloat16" in texts(at)
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda cpuinfo=None: False)
+    at.run()
+    assert "Automatic: this CPU has no bf16 units: float32" in texts(at)
     radio.set_value("balanced").run()
     assert at.number_input(key="train_balanced_crop_size").value == 192
     at.number_input(key="train_balanced_image_size").set_value(128).run()
@@ -159,14 +170,15 @@ def test_start_a_tiny_run_from_the_page_and_watch_it_finish(trained_project, mon
     fit = at.selectbox(key="train_fast_resize")
     assert fit.value == planning.app_preset("fast", photos=True).resize
     fit.set_value("squash").run()
+    at.selectbox(key="train_fast_precision").set_value("float32").run()   # bfloat16 would be emulated on most CPUs
     at.button(key="train_start").click().run()
     assert not at.exception, at.exception
     runs = trained_project.runs.list()
     assert len(runs) == 2 and runs[0].active
     new = runs[0]
     assert (new.config.image_size, new.config.crop_size, new.config.depth, new.config.epochs,
-            new.config.time_budget_minutes, new.config.preset, new.config.resize) == (32, None, 2, 2, None, "fast",
-                                                                                      "squash")
+            new.config.time_budget_minutes, new.config.preset, new.config.resize, new.config.precision) == (
+        32, None, 2, 2, None, "fast", "squash", "float32")
     assert "Training now" in [h.value for h in at.subheader]
     assert at.get("progress") and has_button(at, "train_stop") and not has_button(at, "train_start")
 
@@ -176,6 +188,7 @@ def test_start_a_tiny_run_from_the_page_and_watch_it_finish(trained_project, mon
     at.run()
     assert "Latest run" in [h.value for h in at.subheader] and f"Run {new.id}" in texts(at)
     assert "finished" in texts(at) and has_button(at, "train_start")
+    assert " · on CPU, float32 · " in texts(at)   # what the run computed in
     loss = chart_titled(at, "Loss")
     assert {r["epoch"] for r in loss} == {1, 2} and {r["series"] for r in loss} == {"train", "validation"}
     assert preview_captions(at)[0].startswith("After epoch 2")

@@ -20,9 +20,10 @@ from test_training import tiny
 # (bfloat16 emulated, seeds 0-6, 3-4 epochs of this tiny U-Net): at most 0.013 in either; the tolerance is three
 # times that. Validation has two images, where a few flipped pixels move dice by 0.15 for the same weights' drift.
 LEARNS_ALIKE = 0.04
-# A bfloat16 model's probabilities against its float32 copy's (same weights): bfloat16 keeps 8 bits of mantissa,
-# so each layer rounds at about 0.4%; this tiny U-Net measured at most 0.01 here.
-BF16_OUTPUT = 0.03
+# A bfloat16 model's probabilities against its float32 copy's (same weights): bfloat16 keeps 8 bits of mantissa, so
+# each layer rounds at about 0.4%. This tiny U-Net on the 8 demo images (seeds 3, 4): at most 0.031 at a pixel,
+# 0.0019 on average; the tolerances are two and three times that.
+BF16_OUTPUT_MAX, BF16_OUTPUT_MEAN = 0.06, 0.006
 
 
 def _cpuinfo(tmp_path, flags: str | None) -> str:
@@ -95,7 +96,7 @@ def test_a_bfloat16_model_predicts_in_float32_where_the_cpu_lacks_bf16(runs, tmp
     images = [project.load_image(r) for r in project.list_images()[:3]]
     x = np.stack([predictor._prepare(im) for im in images])
     theirs, ours = np.asarray(own(x, training=False), np.float32), predictor._forward(x).numpy()
-    assert np.abs(ours - theirs).max() < BF16_OUTPUT
+    assert np.abs(ours - theirs).max() < BF16_OUTPUT_MAX and np.abs(ours - theirs).mean() < BF16_OUTPUT_MEAN
     # An export is float32 too (models.plain_keras): it agrees with Predictor as a float32 run's does.
     exported = model_export.export_model(project, "keras", tmp_path / "export", run_id=run.id)
     answers, exported_answers = (p.predict(images) for p in (predictor, with_forward(predictor, runtime_forward(exported))))

@@ -7,6 +7,7 @@ import re
 from playwright.sync_api import expect
 
 from browser_helpers import open_expander, shot, wait_idle
+from seg_core.ml import precision
 from seg_core.services import demo
 
 
@@ -33,6 +34,7 @@ def test_train_watch_review_and_send_to_annotate(app_server, page, workspace):
         set_number(page, f"train_fast_{key}", value)
     expect(page.get_by_text(re.compile(r"Estimated time on this machine: .*: 3 epochs at ~"))).to_be_visible()
     expect(page.locator(".st-key-train_start button")).to_be_enabled()
+    expect(page.get_by_text(precision.auto_note())).to_be_visible()   # what "Automatic" precision does here
     shot(page, "train_1_ready")
     page.locator(".st-key-train_start button").click()
 
@@ -46,6 +48,7 @@ def test_train_watch_review_and_send_to_annotate(app_server, page, workspace):
         timeout=240_000)
     run = project.runs.list()[0]
     assert run.status == "completed" and len(project.runs.epoch_metrics(run.id)) == 3
+    expect(page.get_by_text(f"on CPU, {precision.WORDS[precision.cpu_precision()]}", exact=False)).to_be_visible()
     expect(page.locator("[data-testid='stVegaLiteChart']").nth(1)).to_be_visible()
     wait_idle(page)
     shot(page, "train_3_finished")
