@@ -5,7 +5,9 @@ no batch norm, fp32, batch 8), `fit` on an in-memory numpy array. Seg Studio: bu
 pipeline streaming from disk (the memory cache off: resized examples read from the on-disk cache, then
 flips and quarter turns), compiled as a training run compiles it (bce+dice loss, epoch metrics, the step
 compiled by XLA or TensorFlow's own oneDNN kernels); without and with batch norm, each step kind (the one runs
-get on this machine is starred: config.xla_is_faster_here).
+get on this machine is starred: config.xla_is_faster_here), each in float32 and in mixed bfloat16 (--precisions),
+printed side by side; the reference stays float32, as the tutorial has it. The CPU flags line says whether the CPU
+has bf16 units; without them TensorFlow emulates bfloat16, and that column is not what a bf16 CPU trains at.
 All are timed in turns (--rounds rounds of --epochs epochs each, after a warm-up epoch) and the
 median of each is printed: a shared machine's speed drifts within a run, and turns keep the ratios fair.
 Prints images/s, their ratio to the reference, forward GFLOPs, achieved GFLOP/s against a measured
@@ -73,16 +75,19 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2, help="epochs per timed turn")
     ap.add_argument("--rounds", type=int, default=3, help="turns of each contender")
     ap.add_argument("--images", type=int, default=32, help="training images (membrane repeated if needed)")
-    ap.add_argument("--precision", default="float32")
+    ap.add_argument("--precisions", default="float32,mixed_bfloat16",
+                    help="Seg Studio's contenders in each of these Keras policies (comma-separated)")
     args = ap.parse_args()
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
 
     import keras
     import tensorflow as tf
     from PIL import Image
 
-    from seg_core.ml import dataset, models, training
+    from seg_core.ml import cpu, dataset, models, training
     from seg_core.ml.augment import AugmentConfig
     from seg_core.ml.config import TrainConfig
+    from seg_core.ml.precision import WORDS, cpu_precision
     from seg_core.services.demo_scenes import render_scene
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,6 +112,7 @@ def main() -> None:
         steps = max(1, args.images // args.batch)
 
         peak32 = matmul_peak(tf)
+        peak16 = matmul_peak(tf, "bfloat16", reps=3) if "mixed_bfloat16" in precisions else None
         contenders = {}
         ref = reference_unet(keras, args.size, 1, args.filters)
         ref.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
@@ -116,43 +122,62 @@ def main() -> None:
         ref_tf.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
         in_memory = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0).repeat().batch(args.batch)
         contenders["reference (tf.data in memory)"] = (ref_tf, in_memory.prefetch(tf.data.AUTOTUNE))
-        keras.mixed_precision.set_global_policy(args.precision)
         here = TrainConfig().xla   # the step a run gets on this machine (config.xla_is_faster_here)
+        rows = []
         for label, bn, xla in (("seg studio (no BN, XLA)", False, True), ("seg studio (BN, XLA)", True, True),
                                ("seg studio (no BN, oneDNN)", False, False), ("seg studio (BN, oneDNN)", True, False)):
             label += " *" if xla == here else ""
-            model = models.build_unet((None, None, 1), 2, base_filters=args.filters, depth=4, batchnorm=bn)
-            # Compiled as a training run compiles it (bce+dice, epoch metrics, XLA unless the config says no).
-            training._compile(model, TrainConfig(batchnorm=bn, xla=xla), 2, 1e-3)
-            ds = dataset.make_dataset(items, (args.size, args.size), 1, args.batch, shuffle=True, repeat=True,
-                                      augment=AugmentConfig(flip_h=True, flip_v=True, rot90=True), cache=False,
-                                      disk_cache=tmp / "cache")
-            contenders[label] = (model, ds)
+            rows.append(label)
+            for precision in precisions:
+                keras.mixed_precision.set_global_policy(precision)   # the layers take it when they are made
+                model = models.build_unet((None, None, 1), 2, base_filters=args.filters, depth=4, batchnorm=bn)
+                # Compiled as a training run compiles it (bce+dice, epoch metrics, XLA unless the config says no).
+                training._compile(model, TrainConfig(batchnorm=bn, xla=xla), 2, 1e-3)
+                ds = dataset.make_dataset(items, (args.size, args.size), 1, args.batch, shuffle=True, repeat=True,
+                                          augment=AugmentConfig(flip_h=True, flip_v=True, rot90=True), cache=False,
+                                          disk_cache=tmp / "cache")
+                contenders[label, precision] = (model, ds)
+            keras.mixed_precision.set_global_policy("float32")
         rates = {name: [] for name in contenders}
         for r in range(args.rounds):
             for name, (model, data) in contenders.items():
                 rates[name].append(timed_fit(model, data, steps, args.epochs, args.batch, warm=r == 0))
-        keras.mixed_precision.set_global_policy("float32")
         gflops = models.forward_flops(reference_unet(keras, args.size, 1, args.filters)) / 1e9
 
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"U-Net {args.filters} filters, {args.size}x{args.size}x1, batch {args.batch}, {args.images} images, "
-          f"precision {args.precision}")
+    print(f"U-Net {args.filters} filters, {args.size}x{args.size}x1, batch {args.batch}, {args.images} images")
     print(f"forward GFLOP/image: {gflops:.2f} (training ~3x: {3 * gflops:.1f})")
-    print(f"fp32 matmul peak: {peak32:.0f} GFLOP/s")
+    print(f"{cpu.flags_line()}; a run's automatic precision here: {WORDS[cpu_precision()]}")
+    if not cpu.cpu_has_bf16() and "mixed_bfloat16" in precisions:
+        print("bf16 is emulated on this CPU (no bf16 units): its numbers are not the speed a CPU with AVX512_BF16 "
+              "or AMX gets")
+    print(f"fp32 matmul peak: {peak32:.0f} GFLOP/s" + (f", bf16: {peak16:.0f} GFLOP/s" if peak16 else ""))
+    ref_rate, ref_cpu = (max(float(np.median([t[i] for t in rates[name]])) for name in rates
+                             if isinstance(name, str)) for i in (0, 1))
+
+    def medians(name):
+        return tuple(float(np.median([t[i] for t in rates[name]])) for i in (0, 1))
+
     print(f"{'':28}{'images/s':>10}{'GFLOP/s':>10}{'% peak':>8}{'ratio':>8}{'img/CPU-s':>11}{'ratio':>7}   "
           "turns (images/s)")
-    ref_rate, ref_cpu = (max(float(np.median([t[i] for t in rates[name]])) for name in rates
-                             if name.startswith("reference")) for i in (0, 1))
-    for name, turns in rates.items():
-        rate, cpu = (float(np.median([t[i] for t in turns])) for i in (0, 1))
+    for name in (n for n in rates if isinstance(n, str)):
+        rate, cpu_rate = medians(name)
         achieved = rate * 3 * gflops
         print(f"{name:28}{rate:>10.2f}{achieved:>10.0f}{100 * achieved / peak32:>7.0f}%{rate / ref_rate:>8.2f}"
-              f"{cpu:>11.2f}{cpu / ref_cpu:>7.2f}   " + " ".join(f"{t[0]:.2f}" for t in turns))
-    print("ratio: against the faster reference, by wall clock and by CPU time; * the step runs get on this machine "
-          f"({'XLA' if TrainConfig().xla else 'oneDNN, no XLA'})")
+              f"{cpu_rate:>11.2f}{cpu_rate / ref_cpu:>7.2f}   " + " ".join(f"{t[0]:.2f}" for t in rates[name]))
+    head = "".join(f"{WORDS.get(p, p) + ' img/s':>16}{'img/CPU-s':>11}{'ratio':>7}" for p in precisions)
+    print(f"{'':28}{head}" + (f"{'bf16/fp32 (CPU)':>17}" if set(precisions) >= {"float32", "mixed_bfloat16"} else ""))
+    for label in rows:
+        line = f"{label:28}"
+        for precision in precisions:
+            rate, cpu_rate = medians((label, precision))
+            line += f"{rate:>16.2f}{cpu_rate:>11.2f}{cpu_rate / ref_cpu:>7.2f}"
+        if set(precisions) >= {"float32", "mixed_bfloat16"}:
+            line += f"{medians((label, 'mixed_bfloat16'))[1] / medians((label, 'float32'))[1]:>17.2f}"
+        print(line)
+    print("ratio: against the faster reference (float32), by wall clock and by CPU time; * the step runs get on this "
+          f"machine ({'XLA' if TrainConfig().xla else 'oneDNN, no XLA'})")
     print(f"peak RSS: {rss:.0f} MiB")
-
 
 if __name__ == "__main__":
     main()
