@@ -249,8 +249,9 @@ def main() -> None:
 
     from train_speed import matmul_peak
 
-    with open("/proc/cpuinfo", encoding="utf-8") as f:
-        flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    from seg_core.ml.cpu import cpu_flags
+
+    flags = sorted(cpu_flags())
     machine = (f"{os.cpu_count()} cores, fp32 matmul peak {matmul_peak(tf):.0f} GFLOP/s, CPU flags: "
                + (" ".join(x for x in flags if x.startswith(("avx", "amx", "fma"))) or "none of avx/amx/fma"))
     print(machine, flush=True)
