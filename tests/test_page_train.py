@@ -96,16 +96,17 @@ def test_presets_explain_themselves_and_estimate_time(trained_project, monkeypat
     assert radio.value == "fast"
     assert list(radio.proto.captions) == [PRESET_NOTES[p] for p in ("fast", "balanced", "quality")]
     assert "6 labeled images" in texts(at)
-    # Photos: the photo variant of fast, 60 epochs in a 5-minute budget; it says which of the two ends the run, in
-    # epochs (which one does depends on this machine's speed).
-    text = texts(at)
-    assert ("Estimated time on this machine: 5 minutes, the time budget: about " in text and " of 60 epochs at ~" in text
-            ) or re.search(r"Estimated time on this machine: (under a minute|about \d+ minutes?): 60 epochs at ~", text)
+    # Photos: the photo variant of fast (EfficientNet-Lite0 from ImageNet), its epochs in a 5-minute budget; it says
+    # which of the two ends the run, in epochs (which one does depends on this machine's speed).
+    text, epochs = texts(at), planning.app_preset("fast", photos=True).epochs
+    assert ("Estimated time on this machine: 5 minutes, the time budget: about " in text
+            and f" of {epochs} epochs at ~" in text) or re.search(
+        rf"Estimated time on this machine: (under a minute|about \d+ minutes?): {epochs} epochs at ~", text)
     assert "whichever" not in text
     assert at.number_input(key="train_fast_time_budget_minutes").value == 5.0
     at.number_input(key="train_fast_time_budget_minutes").set_value(0.1).run()   # six seconds: the budget ends it
     assert "Estimated time on this machine: 0.1 minutes, the time budget: about " in texts(at)
-    assert " of 60 epochs at ~" in texts(at)
+    assert f" of {epochs} epochs at ~" in texts(at)
     at.number_input(key="train_fast_time_budget_minutes").set_value(5.0).run()
     # The precision setting says what "auto" does on this machine, from its CPU's flags.
     choice = at.selectbox(key="train_fast_precision")
@@ -118,9 +119,9 @@ def test_presets_explain_themselves_and_estimate_time(trained_project, monkeypat
     at.run()
     assert "Automatic: this CPU has no bf16 units: float32" in texts(at)
     radio.set_value("balanced").run()
-    assert at.number_input(key="train_balanced_crop_size").value == 192
-    at.number_input(key="train_balanced_image_size").set_value(128).run()
-    assert at.number_input(key="train_balanced_crop_size").value == 96     # the preset's crop-to-image ratio
+    assert at.selectbox(key="train_balanced_model").value == "lite0-unet"
+    size, crop = (at.number_input(key=f"train_balanced_{f}").value for f in ("image_size", "crop_size"))
+    assert (size, crop) == (256, 0)       # whole photos: the encoder has a fixed input size
     radio.set_value("quality").run()
     assert at.number_input(key="train_quality_base_filters").value == 32
     assert at.number_input(key="train_quality_time_budget_minutes").value == 0
