@@ -182,7 +182,7 @@ PRESETS: dict[str, TrainConfig] = {
 }
 PRESET_NOTES = {
     "fast": "A first model in a few minutes: learns on 128 px crops of 256 px images (photos: whole photos at "
-            "128 px). Checks your labels work.",
+            "224 px, starting from a network that already knows ImageNet's photos). Checks your labels work.",
     "balanced": "The usual choice: larger crops, more augmentation, stops when it no longer improves.",
     "quality": "Twice the filters and long training with strong augmentation; for a model you will keep.",
 }
