@@ -75,6 +75,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2, help="epochs per timed turn")
     ap.add_argument("--rounds", type=int, default=3, help="turns of each contender")
     ap.add_argument("--images", type=int, default=32, help="training images (membrane repeated if needed)")
+    ap.add_argument("--lite0", action="store_true",
+                    help="also the EfficientNet-Lite0 U-Net (RGB, --size must divide by 32) with each step kind")
     ap.add_argument("--precisions", default="float32,mixed_bfloat16",
                     help="Seg Studio's contenders in each of these Keras policies (comma-separated)")
     args = ap.parse_args()
@@ -138,6 +140,17 @@ def main() -> None:
                                           disk_cache=tmp / "cache")
                 contenders[label, precision] = (model, ds)
             keras.mixed_precision.set_global_policy("float32")
+        for label, xla in (("lite0-unet (XLA)", True), ("lite0-unet (oneDNN)", False)) if args.lite0 else ():
+            label += " *" if xla == TrainConfig(model="lite0-unet").step_xla else ""
+            rows.append(label)
+            for precision in precisions:
+                keras.mixed_precision.set_global_policy(precision)
+                model = models.get_model("lite0-unet", (args.size, args.size, 3), 2, base_filters=args.filters)
+                training._compile(model, TrainConfig(model="lite0-unet", xla=xla), 2, 1e-3)
+                ds = dataset.make_dataset(items, (args.size, args.size), 3, args.batch, shuffle=True, repeat=True,
+                                          augment=AugmentConfig(flip_h=True), cache=False, disk_cache=tmp / "cache3")
+                contenders[label, precision] = (model, ds)
+            keras.mixed_precision.set_global_policy("float32")
         rates = {name: [] for name in contenders}
         for r in range(args.rounds):
             for name, (model, data) in contenders.items():
@@ -176,7 +189,7 @@ def main() -> None:
             line += f"{medians((label, 'mixed_bfloat16'))[1] / medians((label, 'float32'))[1]:>17.2f}"
         print(line)
     print("ratio: against the faster reference (float32), by wall clock and by CPU time; * the step runs get on this "
-          f"machine ({'XLA' if TrainConfig().xla else 'oneDNN, no XLA'})")
+          f"machine ({'XLA' if TrainConfig().xla else 'oneDNN, no XLA'}; lite0-unet: oneDNN)")
     print(f"peak RSS: {rss:.0f} MiB")
 
 if __name__ == "__main__":
