@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from browser_helpers import open_expander, shot, wait_idle
 from seg_core.ml import precision
-from seg_core.services import demo
+from seg_core.services import demo, planning
 
 
 def set_number(page, key: str, value) -> None:
@@ -24,8 +24,10 @@ def test_train_watch_review_and_send_to_annotate(app_server, page, workspace):
     project = demo.create_demo_project(workspace / "demo", count=8, unlabeled=2)
     page.goto(f"{app_server.url}/train?project=demo")
     expect(page.get_by_role("heading", name="New run")).to_be_visible()
-    # The photo `fast` preset: what its 5-minute budget allows, in epochs and an epoch's time.
-    expect(page.get_by_text(re.compile(r"5 minutes, the time budget: about \d+ of 60 epochs at ~"))).to_be_visible()
+    # The photo `fast` preset (Lite0 from ImageNet): what its 5-minute budget allows, in epochs and an epoch's time.
+    epochs = planning.app_preset("fast", photos=True).epochs
+    expect(page.get_by_text(re.compile(rf"5 minutes, the time budget: about \d+ of {epochs} epochs at ~"))).to_be_visible()
+    expect(page.locator(".st-key-train_fast_lite0_pretrained input")).to_be_checked()
     wait_idle(page)
     shot(page, "train_0_estimate")
     # A tiny network, so the test trains in seconds; the page itself is what is tested.
