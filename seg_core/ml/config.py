@@ -27,6 +27,8 @@ PREVIEW_COUNT = 2
 # run reached validation mean IoU 0.81 at 200 s instead of 0.72 (bench: README "Performance").
 MIN_EPOCH_STEPS = 20
 MODEL_NAMES = ("unet", "fcn", "lite0-unet", "mobilenetv2-unet", "densenet121-unet")
+# The networks that take any input size; the others have an ImageNet encoder with a fixed one.
+ANY_SIZE_MODELS = ("unet", "fcn")
 # A start from ImageNet weights first trains the new decoder on a frozen encoder for this many epochs, so its
 # random first gradients do not wreck the pretrained features; then everything is fine-tuned at a tenth of the rate.
 PRETRAINED_FREEZE_EPOCHS = 3
@@ -122,7 +124,7 @@ class TrainConfig:
             problems.append(f"model must be one of {', '.join(MODEL_NAMES)}")
         if not 32 <= self.image_size <= 2048 or self.image_size % 2 ** self.depth:
             problems.append(f"image size must be 32..2048 and divisible by {2 ** self.depth} (depth {self.depth})")
-        elif self.model not in ("unet", "fcn") and self.image_size % 32:
+        elif self.model not in ANY_SIZE_MODELS and self.image_size % 32:
             problems.append(f"image size must be divisible by 32 for {self.model} (its encoder halves it 5 times)")
         if self.crop_size is not None and (self.crop_size > self.image_size or self.crop_size % 2 ** self.depth
                                            or self.crop_size < 2 ** self.depth):

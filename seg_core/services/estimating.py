@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 
 from seg_core.files import atomic_write
-from seg_core.ml.config import PREVIEW_COUNT, TrainConfig
+from seg_core.ml.config import ANY_SIZE_MODELS, PREVIEW_COUNT, TrainConfig
 from seg_core.ml.cpu import cpu_has_avx512
 from seg_core.store import splits
 from seg_core.store.layout import machine_speed_file
@@ -69,7 +69,7 @@ def forward_gflops(config: TrainConfig, size: int, channels: int, num_classes: i
 
 
 def _train_size(config: TrainConfig) -> int:
-    pretrained = config.model not in ("unet", "fcn")
+    pretrained = config.model not in ANY_SIZE_MODELS
     return config.crop_size if config.crop_size and not pretrained else config.image_size
 
 
