@@ -72,15 +72,20 @@ def object_iou(cm: np.ndarray) -> float:
     return float((inter[1:][present] / union[1:][present]).mean())
 
 
-def scored(predict_ids, pairs, num_classes: int, ignore: int | None = None, objects: bool = False) -> float:
-    """predict_ids(list of images) -> list of HxW class ids at full size; mean IoU over all the pairs (over the
-    object classes only with `objects`)."""
+def confusion(predict_ids, pairs, num_classes: int, ignore: int | None = None) -> np.ndarray:
+    """predict_ids(list of images) -> list of HxW class ids at full size; their confusion matrix over the pairs."""
     from seg_core.ml import losses as L
 
     cm = np.zeros((num_classes, num_classes), np.int64)
     for pred, (_, truth) in zip(predict_ids([im for im, _ in pairs]), pairs):
         keep = truth != ignore if ignore is not None else np.ones(truth.shape, bool)
         cm += L.confusion_matrix(truth[keep], pred[keep], num_classes)
+    return cm
+
+
+def scored(predict_ids, pairs, num_classes: int, ignore: int | None = None, objects: bool = False) -> float:
+    """Mean IoU over all the pairs (over the object classes only with `objects`)."""
+    cm = confusion(predict_ids, pairs, num_classes, ignore)
     return object_iou(cm) if objects else mean_iou(cm)
 
 
@@ -229,7 +234,11 @@ def run_preset(keras, project, name, overrides, held, num_classes, ignore, budge
     val = review.validation_summary(project, predictor)
     curve.append((train_s, held_score(predictor)))
     half = len(held) // 2
-    return {"curve": curve, "held": curve[-1][1], "val": val.mean_iou,
+    from seg_core.ml import losses as L
+
+    per_class = L.per_class_iou(confusion(lambda ims: [p.ids for p in predictor.predict(ims)], held, num_classes,
+                                          ignore))
+    return {"per_class": per_class, "curve": curve, "held": curve[-1][1], "val": val.mean_iou,
             "epochs": len(project.runs.epoch_metrics(run.id)),
             "halves": (held_score(predictor, held[:half]), held_score(predictor, held[half:]))}
 
@@ -294,6 +303,10 @@ def main() -> None:
         best = max(v for _, v in r["curve"])
         halves = " / ".join(f"{h:.3f}" for h in r["halves"]) if r.get("halves") else "-"
         print(f"{data:<10} {name:<28} {epochs:>6} {val:>10} {r['held']:>9.3f} {halves:>13} {best:>13.3f}")
+    print("\nheld-out IoU of each class (- where neither the masks nor the predictions have it)")
+    for data, name, r in results:
+        if r.get("per_class") is not None and len(r["per_class"]) > 2:
+            print(f"{data:<10} {name:<28} " + " ".join("   -" if np.isnan(v) else f"{v:.2f}" for v in r["per_class"]))
 
 
 if __name__ == "__main__":
