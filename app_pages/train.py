@@ -32,7 +32,9 @@ project = require_project()
 
 # Everything about runs comes from the project database, so a reopened tab or a second browser sees the same.
 runs = jobs.refresh(project)
-photos = project.stats()["channels"] == 3   # photos get no upside-down augmentations by default
+stats = project.stats()
+photos = stats["channels"] == 3   # photos get no upside-down augmentations by default
+num_classes = stats["num_classes"]   # ...and with one object class an ImageNet start
 active = next((r for r in runs if r.active), None)
 
 
@@ -146,12 +148,12 @@ def _key(name: str, field: str) -> str:
 
 def _rescale_crop(name: str) -> None:
     size, depth = ss[_key(name, "image_size")], ss[_key(name, "depth")]
-    ss[_key(name, "crop_size")] = planning.crop_for(name, size, depth, photos) or 0
+    ss[_key(name, "crop_size")] = planning.crop_for(name, size, depth, photos, num_classes) or 0
 
 
 def _advanced(name: str, split_exists: bool) -> dict:
     """The advanced form, defaults from the preset; each preset keeps its own edits for this session."""
-    base = planning.app_preset(name, photos)
+    base = planning.app_preset(name, photos, num_classes)
     fields = ("model", "image_size", "crop_size", "base_filters", "depth", "epochs", "time_budget_minutes",
               "batch_size", "learning_rate", "loss", "val_fraction", "early_stopping_patience", "seed", "resize",
               "precision")
@@ -233,10 +235,10 @@ def _new_run() -> None:
     values = _advanced(name, split_exists)
     config, problem = None, None
     try:
-        config = planning.build_config(name, values, photos)
+        config = planning.build_config(name, values, photos, num_classes)
     except SegError as exc:
         problem = exc
-    ready = planning.readiness(project, config or planning.app_preset(name, photos))
+    ready = planning.readiness(project, config or planning.app_preset(name, photos, num_classes))
     with ready_box:
         st.markdown("\n".join(f"- {text.md_escape(line)}" for line in ready.lines))   # they name classes
         for line in ready.problems:

@@ -208,7 +208,8 @@ def run_preset(keras, project, name, overrides, held, num_classes, ignore, budge
     from seg_core.services import planning, review
 
     photos = dataset.project_channels(project) == 3
-    config = planning.build_config(name, {"time_budget_minutes": budget_s / 60, **overrides}, photos)
+    config = planning.build_config(name, {"time_budget_minutes": budget_s / 60, **overrides}, photos,
+                                   num_classes)
     run = project.runs.create(config)
     curve, clock, state = [], Clock(), {"last": 0.0}
 

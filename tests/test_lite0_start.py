@@ -265,6 +265,25 @@ def test_train_page_offers_lite0s_start_as_a_checkbox_without_upload(photos, mon
     assert (started[-1].model, started[-1].pretrained, started[-1].freeze_encoder_epochs) == ("lite0-unet", False, 0)
 
 
+def test_photos_with_several_classes_start_from_scratch_on_the_page_and_the_cli(photos, monkeypatch, capsys):
+    photos.add_class("shadow")      # three classes: the background and two kinds of object
+    started = []
+    monkeypatch.setattr("seg_core.services.jobs.start", lambda project, config: started.append(config))
+    at = open_train(photos, monkeypatch)
+    assert at.selectbox(key="train_fast_model").value == "unet"
+    at.button(key="train_start").click().run()
+    assert not at.exception, at.exception
+    assert (started[-1].model, started[-1].pretrained, started[-1].augment.hsv) \
+        == ("unet", False, True)
+    at.selectbox(key="train_fast_model").set_value("lite0-unet").run()   # still there to choose, ticked
+    assert at.checkbox(key="train_fast_lite0_pretrained").value
+    at.button(key="train_start").click().run()
+    assert (started[-1].model, started[-1].pretrained) == ("lite0-unet", True)
+    assert (train_config(photos).model, train_config(photos).pretrained) == ("unet", False)
+    config = train_config(photos, "--model", "lite0-unet", "--pretrained")
+    assert (config.model, config.pretrained, config.image_size) == ("lite0-unet", True, 224)
+
+
 def test_train_page_without_the_package_says_so_and_starts_from_scratch(photos, monkeypatch, no_package):
     started = []
     monkeypatch.setattr("seg_core.services.jobs.start", lambda project, config: started.append(config))

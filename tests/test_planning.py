@@ -308,6 +308,19 @@ def test_photos_get_the_photo_variant_of_each_preset():
     assert planning.crop_for("fast", 256, 4, photos=True) is None and planning.crop_for("fast", 256, 4) == 128
 
 
+def test_photos_with_several_object_classes_start_from_scratch_unless_asked():
+    for name in PRESETS:
+        several = planning.app_preset(name, photos=True, num_classes=7)
+        assert (several.model, several.pretrained, several.freeze_encoder_epochs) == ("unet", False, 0)
+        assert several.augment.hsv and not several.augment.flip_v             # still the photo variant
+        asked = planning.build_config(name, {"model": "lite0-unet", "pretrained": True}, photos=True, num_classes=7)
+        assert (asked.model, asked.pretrained) == ("lite0-unet", True) and asked.freeze_encoder_epochs > 0
+    fast = planning.app_preset("fast", photos=True, num_classes=3)
+    assert (fast.image_size, fast.crop_size) == (PHOTO_SIZES["fast"]["image_size"], PHOTO_SIZES["fast"]["crop_size"])
+    assert planning.app_preset("fast", photos=True, num_classes=2).model == "lite0-unet"   # one object class
+    assert planning.app_preset("fast", num_classes=7).model == "unet"                       # grey images
+
+
 def test_without_the_weights_package_photos_start_from_scratch(monkeypatch):
     from seg_core.ml import config as config_module
 

@@ -44,14 +44,16 @@ def _train_config(args: argparse.Namespace, project: Project):
         overrides["epochs"] = 10_000
         overrides.setdefault("early_stopping_patience", 0)
     # As on the Train page: a project of RGB photos gets the preset's photo variant.
-    photos = project.stats()["channels"] == 3
-    config = preset(args.preset, photos, **overrides)
+    stats = project.stats()
+    photos, num_classes = stats["channels"] == 3, stats["num_classes"]
+    config = preset(args.preset, photos, num_classes, **overrides)
     if args.pretrained:
         _check_pretrained(config.model)
     elif config.pretrained and (missing := _missing_weights(config.model)):
         # The preset's own start, not asked for: as on the Train page, the run starts from scratch and says why.
         print(f"note: this run starts from scratch. {missing}", file=sys.stderr)
-        config = preset(args.preset, photos, **overrides, pretrained=False, freeze_encoder_epochs=0)
+        config = preset(args.preset, photos, num_classes, **overrides, pretrained=False,
+                        freeze_encoder_epochs=0)
     return config
 
 

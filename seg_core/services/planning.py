@@ -82,29 +82,30 @@ def readiness(project: Project, config: TrainConfig | None = None) -> Readiness:
 
 
 # ----- the settings form ---------------------------------------------------------------------------
-def app_preset(name: str, photos: bool = False) -> TrainConfig:
+def app_preset(name: str, photos: bool = False, num_classes: int = 2) -> TrainConfig:
     """A preset as the page offers it: fast gets its time budget; photos (RGB images) get the photo variant
     (config.PHOTO_AUGMENT: no upside-down flips or quarter turns, which microscopy and aerial images take well but
-    a pet on a sofa never shows; colour turned anywhere)."""
-    return preset(name, photos, time_budget_minutes=APP_TIME_BUDGET.get(name, PRESETS[name].time_budget_minutes))
+    a pet on a sofa never shows; colour turned anywhere), for a project of `num_classes` classes."""
+    return preset(name, photos, num_classes,
+                  time_budget_minutes=APP_TIME_BUDGET.get(name, PRESETS[name].time_budget_minutes))
 
 
-def crop_for(name: str, image_size: int, depth: int, photos: bool = False) -> int | None:
+def crop_for(name: str, image_size: int, depth: int, photos: bool = False, num_classes: int = 2) -> int | None:
     """The preset's crop at another image size or depth (keeps its crop-to-image ratio)."""
-    return preset(name, photos, image_size=image_size, depth=depth).crop_size
+    return preset(name, photos, num_classes, image_size=image_size, depth=depth).crop_size
 
 
-def build_config(name: str, values: dict, photos: bool = False) -> TrainConfig:
+def build_config(name: str, values: dict, photos: bool = False, num_classes: int = 2) -> TrainConfig:
     """A TrainConfig from a preset and the advanced form's values; raises TrainingError with the reasons."""
     from seg_core.ml.augment import AugmentConfig
 
-    base = app_preset(name, photos)
+    base = app_preset(name, photos, num_classes)
     values = {"time_budget_minutes": base.time_budget_minutes, **values}
     values["augment"] = AugmentConfig.from_dict({**base.augment.to_dict(), **values.get("augment", {})})
     for key in ("crop_size", "time_budget_minutes"):  # the form's 0 or empty field means "none"
         if key in values and not values[key]:
             values[key] = None
-    return preset(name, photos, **values).validate()
+    return preset(name, photos, num_classes, **values).validate()
 
 
 # ----- watching a run ------------------------------------------------------------------------------
