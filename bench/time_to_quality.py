@@ -213,8 +213,8 @@ def run_preset(keras, project, name, overrides, held, num_classes, ignore, budge
     run = project.runs.create(config)
     curve, clock, state = [], Clock(), {"last": 0.0}
 
-    def held_score(predictor, pairs=held) -> float:
-        return scored(lambda ims: [p.ids for p in predictor.predict(ims)], pairs, num_classes, ignore, objects)
+    def held_score(predictor) -> float:
+        return scored(lambda ims: [p.ids for p in predictor.predict(ims)], held, num_classes, ignore, objects)
 
     class Score(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -233,15 +233,21 @@ def run_preset(keras, project, name, overrides, held, num_classes, ignore, budge
     train_s = clock.now()
     predictor = Predictor.from_run(project, run.id)   # the best checkpoint, as the pages use
     val = review.validation_summary(project, predictor)
-    curve.append((train_s, held_score(predictor)))
-    half = len(held) // 2
     from seg_core.ml import losses as L
 
-    per_class = L.per_class_iou(confusion(lambda ims: [p.ids for p in predictor.predict(ims)], held, num_classes,
-                                          ignore))
-    return {"per_class": per_class, "curve": curve, "held": curve[-1][1], "val": val.mean_iou,
+    ids = [p.ids for p in predictor.predict([im for im, _ in held])]   # once: scored whole, by halves, by class
+
+    def final(part: slice) -> np.ndarray:
+        return confusion(lambda _: ids[part], held[part], num_classes, ignore)
+
+    def score(cm: np.ndarray) -> float:
+        return object_iou(cm) if objects else mean_iou(cm)
+
+    whole, half = final(slice(None)), len(held) // 2
+    curve.append((train_s, score(whole)))
+    return {"per_class": L.per_class_iou(whole), "curve": curve, "held": curve[-1][1], "val": val.mean_iou,
             "epochs": len(project.runs.epoch_metrics(run.id)),
-            "halves": (held_score(predictor, held[:half]), held_score(predictor, held[half:]))}
+            "halves": (score(final(slice(None, half))), score(final(slice(half, None))))}
 
 
 def main() -> None:
