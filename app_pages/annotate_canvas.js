@@ -30,7 +30,7 @@
   const LAG_MS = 200;          // the canvas sends a stroke this long after the mouse is released, not sooner
   const PICK_MS = 150;         // a radio shows the pen picked within this time of the press
   const NO_RUN_MS = 1000;      // a click that started no run: nothing to wait for
-  const GIVE_UP_MS = 5000;     // a page that never showed the new pen
+  const GIVE_UP_MS = 15000;    // a page that never showed the new pen
   const REPLAY_GAP_MS = 40;    // the person's pauses, shortened: a polygon's corner needs a frame before the next
   let runStart = 0, runEnd = 0;
   let queue = [], busyUntil = 0, timer = null, replaying = false, gestureTool = null;

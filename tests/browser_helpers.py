@@ -13,7 +13,7 @@ from typing import Callable, TypeVar
 
 import numpy as np
 from PIL import Image
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError, expect
+from playwright.sync_api import Error as PlaywrightError, TimeoutError as PlaywrightTimeoutError, expect
 
 from helpers import ARTIFACTS
 
@@ -165,6 +165,17 @@ def drag(page, points) -> None:
     page.mouse.up()
 
 
-def canvas_pixels(page) -> np.ndarray:
-    """What the person sees in the canvas (background and strokes), as RGB."""
-    return np.asarray(Image.open(io.BytesIO(page.locator(CANVAS).first.screenshot())).convert("RGB"))
+def canvas_pixels(page, tries: int = 5) -> np.ndarray:
+    """What the person sees in the canvas (background and strokes), as RGB.
+
+    A rerun can replace the canvas element between finding it and taking the picture: then it is looked up again.
+    """
+    for attempt in range(tries):
+        try:
+            shot_bytes = page.locator(CANVAS).first.screenshot()
+            break
+        except PlaywrightError as exc:
+            if "not attached" not in str(exc) or attempt == tries - 1:
+                raise
+            page.wait_for_timeout(200)
+    return np.asarray(Image.open(io.BytesIO(shot_bytes)).convert("RGB"))

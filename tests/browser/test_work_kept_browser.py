@@ -195,7 +195,10 @@ def test_uploading_a_mask_never_replaces_a_painted_one_unasked(app_server, page,
     def upload(choice: str) -> None:
         page.locator(".st-key-data_existing_masks").get_by_text(choice).click()
         wait_idle(page)
-        page.locator("[class*='st-key-data_masks_'] input[type='file']").set_input_files(str(other))
+        # The last round's uploader, still holding its file, stays on the page until the rerun that replaced it ends.
+        uploader = page.locator("[class*='st-key-data_masks_'] input[type='file']")
+        expect(uploader).to_have_count(1)
+        uploader.set_input_files(str(other))
         expect(page.get_by_role("button", name="Add to project")).to_be_enabled()
         page.get_by_role("button", name="Add to project").click()
 
