@@ -151,9 +151,15 @@ def test_the_unet_starts_from_the_imagenet_encoder():
     model = models.get_model("lite0-unet", (64, 64, 3), 3, weights="imagenet")
     stem = lite0.imagenet_state()["_conv_stem.weight"].transpose(2, 3, 1, 0)
     np.testing.assert_array_equal(model.get_layer("stem_conv").get_weights()[0], stem)
-    assert [tuple(model.get_layer(f"block{i}_project_bn").output.shape[1:3]) for i in lite0.FEATURE_BLOCKS] == \
+    assert [tuple(model.get_layer(n).output.shape[1:3]) for n in (*lite0.SKIP_LAYERS, "block15_project_bn")] == \
         [(32, 32), (16, 16), (8, 8), (4, 4), (2, 2)]
+    assert all(model.get_layer(f"up{k}_concat").input[1] is model.get_layer(n).output
+               for k, n in enumerate(lite0.SKIP_LAYERS))
     assert model.output_shape == (None, 64, 64, 3)
+    # Class scores at stride 2 (the encoder's finest features), interpolated to the image's pixels.
+    assert tuple(model.get_layer("final_logits").output.shape[1:]) == (32, 32, 3)
+    probs = model.predict(np.random.default_rng(0).random((1, 64, 64, 3), np.float32), verbose=0)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
 
 
 @pytest.mark.shared_data

@@ -53,8 +53,8 @@ class Watch(keras.callbacks.Callback):
         get = self.model.get_layer
         self.seen.append(dict(when=when, epoch=epoch, stem=np.array(get("stem_conv").kernel.numpy()),
                               stem_mean=np.array(get("stem_bn").moving_mean.numpy()),
-                              decoder=np.array(get("final_conv1").kernel.numpy()),
-                              encoder_trains=get("stem_conv").trainable, decoder_trains=get("final_conv1").trainable,
+                              decoder=np.array(get("up0_conv1").kernel.numpy()),
+                              encoder_trains=get("stem_conv").trainable, decoder_trains=get("up0_conv1").trainable,
                               lr=float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))))
 
     def on_epoch_begin(self, epoch, logs=None):

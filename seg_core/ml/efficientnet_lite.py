@@ -31,8 +31,10 @@ BN_EPSILON = 1e-3
 # These weights expect pixels (0..1) normalised by ImageNet's channel means and deviations: on the 40 photos of
 # people in ccp they name clothing first more often than with the -1..1 mapping of TensorFlow's Lite builder.
 PIXEL_MEAN, PIXEL_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-# The last block of each stride (2, 4, 8, 16, 32): where a decoder takes its skips.
-FEATURE_BLOCKS = (0, 2, 4, 10, 15)
+# Where a decoder takes its skips at strides 2, 4, 8 and 16: the widened activations that start the next stage,
+# as for MobileNetV2. Each stage's own output is a narrow linear bottleneck (16 and 24 channels at strides 2 and
+# 4) from which a decoder learns small classes far more slowly. Stride 32 takes the last block's output.
+SKIP_LAYERS = ("block1_expand_relu", "block3_expand_relu", "block5_expand_relu", "block11_expand_relu")
 
 
 class MissingWeightsError(SegError):
@@ -53,7 +55,7 @@ def _bn(x, name, bn_class, momentum):
 
 
 def features(inputs, bn_class=layers.BatchNormalization, momentum: float = 0.99):
-    """The encoder on 0..1 pixels: its outputs at strides 2, 4, 8, 16, 32 (FEATURE_BLOCKS), fine to coarse."""
+    """The encoder on 0..1 pixels: its features at strides 2, 4, 8, 16 (SKIP_LAYERS) and 32, fine to coarse."""
     # Rescaling, not Normalization: Keras' ONNX export makes a Normalization's mean and variance graph inputs.
     x = layers.Rescaling([1 / s for s in PIXEL_STD], offset=[-m / s for m, s in zip(PIXEL_MEAN, PIXEL_STD)],
                          name="lite0_normalize")(inputs)
@@ -65,14 +67,15 @@ def features(inputs, bn_class=layers.BatchNormalization, momentum: float = 0.99)
         if expand != 1:
             x = layers.Conv2D(cin * expand, 1, use_bias=False, name=p + "expand_conv")(x)
             x = layers.ReLU(6.0, name=p + "expand_relu")(_bn(x, p + "expand_bn", bn_class, momentum))
+            if p + "expand_relu" in SKIP_LAYERS:
+                found.append(x)
         x = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=False, name=p + "dw_conv")(x)
         x = layers.ReLU(6.0, name=p + "dw_relu")(_bn(x, p + "dw_bn", bn_class, momentum))
         x = layers.Conv2D(cout, 1, use_bias=False, name=p + "project_conv")(x)
         x = _bn(x, p + "project_bn", bn_class, momentum)
         if stride == 1 and cin == cout:
             x = layers.Add(name=p + "add")([shortcut, x])
-        if i in FEATURE_BLOCKS:
-            found.append(x)
+    found.append(x)
     return found
 
 

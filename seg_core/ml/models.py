@@ -87,11 +87,15 @@ def float32_copy(model: keras.Model, keras_only: bool = False) -> keras.Model:
     return copy
 
 
-def _head(x, num_classes: int):
+def _head(x, num_classes: int, upsample: int = 1):
     # float32 output keeps losses stable under a mixed-precision policy.
-    if num_classes == 2:
-        return layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="probabilities")(x)
-    return layers.Conv2D(num_classes, 1, activation="softmax", dtype="float32", name="probabilities")(x)
+    channels, activation = (1, "sigmoid") if num_classes == 2 else (num_classes, "softmax")
+    if upsample == 1:
+        return layers.Conv2D(channels, 1, activation=activation, dtype="float32", name="probabilities")(x)
+    # Scores, not probabilities, are interpolated: class borders fall between the coarse pixels.
+    x = layers.Conv2D(channels, 1, dtype="float32", name="final_logits")(x)
+    x = layers.UpSampling2D(upsample, interpolation="bilinear", dtype="float32", name="final_upsample")(x)
+    return layers.Activation(activation, dtype="float32", name="probabilities")(x)
 
 
 def _conv_block(x, filters: int, batchnorm: bool, name: str):
@@ -183,19 +187,22 @@ def build_pretrained_unet(input_shape=(224, 224, 3), num_classes: int = 2, encod
 
 
 def _decoder(skips, num_classes: int, base_filters: int, dropout: float, batchnorm: bool, upsampling: str,
-             widen: int = 1):
+             widen: int = 1, full_resolution_block: bool = True):
     """A U-Net's way up from an encoder's features at strides 2..32 (fine to coarse) to class probabilities;
-    level k (stride 2**(k+1)) has base_filters * 2**(k + widen) filters."""
+    level k (stride 2**(k+1)) has base_filters * 2**(k + widen) filters. Without the full-resolution block the
+    class scores are computed at stride 2 and interpolated: an encoder whose finest features are at stride 2
+    has nothing to add there, and the block costs a quarter of the decoder's work."""
     x = skips[-1]
     for level, skip in reversed(list(enumerate(skips[:-1]))):
         x = _up(x, base_filters * 2 ** (level + widen), upsampling, f"up{level}")
         x = layers.Concatenate(name=f"up{level}_concat")([x, skip])
         x = _conv_block(x, base_filters * 2 ** (level + widen), batchnorm, f"up{level}")
-    x = _up(x, base_filters, upsampling, "final")
-    x = _conv_block(x, base_filters, batchnorm, "final")
+    if full_resolution_block:
+        x = _up(x, base_filters, upsampling, "final")
+        x = _conv_block(x, base_filters, batchnorm, "final")
     if dropout > 0:
         x = layers.Dropout(dropout, name="final_dropout")(x)
-    return _head(x, num_classes)
+    return _head(x, num_classes, upsample=1 if full_resolution_block else 2)
 
 
 def build_lite0_unet(input_shape=(224, 224, 3), num_classes: int = 2, weights: str | None = None,
@@ -209,7 +216,7 @@ def build_lite0_unet(input_shape=(224, 224, 3), num_classes: int = 2, weights: s
     inputs = keras.Input(shape=input_shape, name="image")
     skips = lite0.features(inputs, FusedBatchNorm, BN_MOMENTUM)
     model = keras.Model(inputs, _decoder(skips, num_classes, base_filters, dropout, batchnorm, upsampling,
-                                         widen=LITE0_WIDEN), name="lite0_unet")
+                                         widen=LITE0_WIDEN, full_resolution_block=False), name="lite0_unet")
     if state is not None:
         lite0.load_imagenet(model, state)
     return model
