@@ -73,6 +73,24 @@ def test_an_epoch_saves_checkpoints_before_its_row_and_keeps_the_best(setup):
     assert Image.open(files.previews()[0]).size == (3 * 32, 2 * 32)   # photo | mask | model, one row an image
 
 
+def test_the_state_file_a_resume_starts_from_is_written_after_the_epoch_row(setup, monkeypatch):
+    """A worker that dies between writing the two must redo that epoch on resume, not skip its missing row."""
+    project, run_id, monitor, state, clock = setup
+    files = project.layout.run(run_id)
+    monitor.on_epoch_begin(0)
+    monitor.on_epoch_end(0, {"loss": 0.9, "val_dice": 0.4})
+
+    def dies(*args, **kwargs):
+        raise KeyboardInterrupt   # as a kill there would: nothing after it runs
+
+    monkeypatch.setattr(project.runs, "add_metrics", dies)
+    monitor.on_epoch_begin(1)
+    with pytest.raises(KeyboardInterrupt):
+        monitor.on_epoch_end(1, {"loss": 0.8, "val_dice": 0.5})
+    assert json.loads(files.state.read_text())["epoch"] == 1
+    assert [r["epoch"] for r in project.runs.epoch_metrics(run_id)] == [0]
+
+
 def test_a_resumed_state_continues_the_clock_and_the_best_score(setup):
     _, _, monitor, state, clock = setup
     state.restore({"epoch": 2, "best_score": 0.7, "best_epoch": 1, "elapsed": 50.0})

@@ -63,8 +63,8 @@ def save_model(model, path: Path) -> None:
 
 
 class RunMonitor(keras.callbacks.Callback):
-    """Per batch: throttled progress rows and the stop checks. Per epoch: checkpoints, state.json, the epoch's
-    metrics row (after its checkpoint, so a row always has one on disk), and a preview picture."""
+    """Per batch: throttled progress rows and the stop checks. Per epoch: checkpoints, the epoch's
+    metrics row (after its checkpoint, so a row always has one on disk), a preview picture, then state.json."""
 
     def __init__(self, project: Project, run_id: str, config: TrainConfig, state: RunState, steps: int,
                  preview: tuple | None = None, clock: Callable[[], float] = time.time,
@@ -166,12 +166,14 @@ class RunMonitor(keras.callbacks.Callback):
         save_model(self.model, self.files.checkpoint("last"))
         if not self.chief:
             return
-        atomic_write(self.files.state, json.dumps(self.state.saved(row["elapsed_s"])).encode())
+        # The state file is what a resume starts from, so it is written last: a worker killed before it redoes
+        # this epoch (its metrics row is deleted then), never skips one whose row was not written.
         self.project.runs.add_metrics(self.run_id, epoch, row)
         if improved:
             self.project.runs.update(self.run_id, best_score=score, best_epoch=epoch)
         if self.preview_batch is not None:
             atomic_write(self.files.preview(epoch + 1), self._preview_png())
+        atomic_write(self.files.state, json.dumps(self.state.saved(row["elapsed_s"])).encode())
 
     def _preview_png(self) -> bytes:
         """Validation images in rows: the photo, its mask, the model's mask."""
