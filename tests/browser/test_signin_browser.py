@@ -207,7 +207,9 @@ def test_oidc_sign_in_and_the_email_saves_the_mask(oidc_server, oidc_provider, p
     page.goto(f"{oidc_server.url}/annotate?project={SECRET}")        # the identity cookie outlives a reload
     expect(page.get_by_role("heading", name="Annotate")).to_be_visible()
     page.get_by_role("button", name="Nothing to paint").click()
-    wait_text(page, f"Saved {IMAGE} as all background (version 1)")
+    # What the project recorded (the image's line), not the note above the canvas, which lives in the browser
+    # session's state.
+    expect(page.get_by_text(re.compile(r"mask version 1 saved by\s*ada@lab\.org"))).to_be_visible(timeout=30_000)
     assert wait_until(page, lambda: project.image(1).mask_updated_by, "the saved mask") == "ada@lab.org"
     shot(page, "signin_oidc_saved")
     sidebar.get_by_role("button", name="Sign out").click()
