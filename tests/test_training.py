@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -186,9 +187,13 @@ def test_worker_killed_mid_run_is_marked_failed_and_resumes(binary):
     assert epochs == [0, 1, 2, 3] and done_before >= 1
 
 
-def test_stop_request_reaches_the_worker(binary):
+def test_stop_request_reaches_the_worker(binary, monkeypatch):
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     run = jobs.start(binary, tiny(epochs=200, steps_per_epoch=2))
     wait_for(lambda: binary.runs.epoch_metrics(run.id), "the first epoch")
+    environ = Path(f"/proc/{binary.runs.get(run.id).pid}/environ")
+    if environ.exists():   # Linux: the worker runs with glibc's arenas capped (its peak memory)
+        assert b"MALLOC_ARENA_MAX=2" in environ.read_bytes().split(b"\0")
     stopped = jobs.stop(binary, run.id, wait_s=120)
     assert stopped.status == "stopped"
     assert len(binary.runs.epoch_metrics(run.id)) < 200
