@@ -33,7 +33,7 @@ LITE0_WIDEN = 0
 @keras.saving.register_keras_serializable(package="segstudio")
 class FusedBatchNorm(layers.BatchNormalization):
     """Keras' batch norm computed by TensorFlow's fused kernel (one pass for the moments, the normalisation and
-    their gradients): a U-Net with batch norm trains 8.6 -> 11.4 images/s on 2 cores (bench/train_speed.py).
+    their gradients): a U-Net with batch norm trains faster on a CPU (bench/train_speed.py, README "Performance").
     Same weights, same results (tests/test_models.py); anything the kernel does not cover goes to Keras' own."""
 
     def call(self, inputs, training=None, mask=None):
