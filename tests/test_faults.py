@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fault_harness as fh
-from helpers import ROOT, box_mask, photo, png_bytes
+from helpers import ROOT, box_mask, photo, png_bytes, require
 from seg_core import faults
 from seg_core.errors import StorageError
 from seg_core.services.integrity import check_project
@@ -183,9 +183,8 @@ def small_disk(tmp_path):
         done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True,
                               text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"cannot mount a tmpfs here: {exc}")
-    if done.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.strip()}")
+        require(False, f"cannot mount a tmpfs here: {exc}")
+    require(done.returncode == 0, f"mounting a tmpfs is not permitted here: {done.stderr.strip()}")
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=30)
 
