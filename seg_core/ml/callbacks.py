@@ -63,8 +63,8 @@ def save_model(model, path: Path) -> None:
 
 
 class RunMonitor(keras.callbacks.Callback):
-    """Per batch: throttled progress rows and the stop checks. Per epoch: checkpoints, the epoch's
-    metrics row (after its checkpoint, so a row always has one on disk), a preview picture, then state.json."""
+    """Per batch: throttled progress rows and the stop checks. Per epoch: checkpoints, the epoch's metrics row
+    (after its checkpoint, so a row always has one on disk), a preview picture, then state.json."""
 
     def __init__(self, project: Project, run_id: str, config: TrainConfig, state: RunState, steps: int,
                  preview: tuple | None = None, clock: Callable[[], float] = time.time,
