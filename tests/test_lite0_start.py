@@ -20,11 +20,14 @@ from seg_core.cli import build_parser, main
 from seg_core.errors import SegError
 from seg_core.ml import efficientnet_lite, model_export, models, weights
 from seg_core.ml.augment import AugmentConfig
-from seg_core.ml.config import PRESETS, PRETRAINED_FREEZE_EPOCHS, TrainConfig
+from seg_core.ml.config import PRESETS, TrainConfig, preset
 from seg_core.ml.inference import Predictor
 from seg_core.services import demo, estimating
 from seg_core.store.project import Project
 from test_model_export import AGREEMENT, agreement, load_example, runtime_forward, sample_images, with_forward
+
+# The frozen start's epochs of the photo presets' Lite0 (their ImageNet start).
+PRESET_FREEZE = preset("fast", photos=True).freeze_encoder_epochs
 
 # Lite0 needs a size divisible by 32; one step an epoch: the first epoch frozen, the second fine-tunes.
 LITE0 = TrainConfig(model="lite0-unet", image_size=64, base_filters=4, epochs=1, batch_size=2, steps_per_epoch=1,
@@ -116,6 +119,22 @@ def test_a_pretrained_lite0_run_starts_from_imagenet_trains_its_decoder_frozen_t
     assert json.loads(files.state.read_text())["epoch"] == 2
     saved = models.load_saved(files.checkpoint("last"))
     np.testing.assert_array_equal(saved.get_layer("stem_conv").kernel.numpy(), end1["stem"])
+
+
+def test_the_presets_lite0_start_trains_the_whole_network_from_the_first_step(tmp_path):
+    """What a photo project's preset runs: no frozen epochs, the encoder learns at the preset's rate at once."""
+    from seg_core.ml.training import train
+
+    config = dataclasses.replace(LITE0, freeze_encoder_epochs=PRESET_FREEZE)
+    project = demo.create_demo_project(tmp_path / "pets", count=4, unlabeled=0)
+    run = project.runs.create(config)
+    seen: list = []
+    assert train(project, run.id, config, extra_callbacks=[Watch(seen)]) == "completed"
+    begin, end = seen
+    assert begin["encoder_trains"] and begin["decoder_trains"]
+    assert begin["lr"] == pytest.approx(config.learning_rate)
+    assert not np.array_equal(end["stem"], begin["stem"])
+    project.close()
 
 
 def test_predictor_predicts_with_a_lite0_run(lite0_project, lite0_predictor):
@@ -215,8 +234,7 @@ def lite0_preset(monkeypatch):
 
 def test_cli_pretrained_and_scratch_flags(photos, lite0_preset, capsys):
     config = train_config(photos, "--model", "lite0-unet", "--pretrained")
-    assert (config.model, config.pretrained, config.freeze_encoder_epochs) == ("lite0-unet", True,
-                                                                               PRETRAINED_FREEZE_EPOCHS)
+    assert (config.model, config.pretrained, config.freeze_encoder_epochs) == ("lite0-unet", True, 0)
     assert train_config(photos).pretrained                 # the preset's own start
     config = train_config(photos, "--scratch")
     assert (config.model, config.pretrained, config.freeze_encoder_epochs) == ("lite0-unet", False, 0)

@@ -299,7 +299,8 @@ def test_photos_get_the_photo_variant_of_each_preset():
         assert photo.resize == other.resize == "letterbox"
         assert (photo.model, photo.pretrained, photo.image_size, photo.crop_size) == \
             ("lite0-unet", True, PHOTO_PRETRAINED[name]["image_size"], None)   # ImageNet's start, whole photos
-        assert photo.freeze_encoder_epochs > 0 and other.model == "unet" and not other.pretrained
+        assert photo.freeze_encoder_epochs == 0            # Lite0 trains whole from the first step
+        assert other.model == "unet" and not other.pretrained
     scratch = preset("fast", photos=True, pretrained=False)
     assert (scratch.model, scratch.pretrained, scratch.image_size, scratch.crop_size) == \
         ("unet", False, PHOTO_SIZES["fast"]["image_size"], PHOTO_SIZES["fast"]["crop_size"])
@@ -314,7 +315,7 @@ def test_photos_with_several_object_classes_start_from_scratch_unless_asked():
         assert (several.model, several.pretrained, several.freeze_encoder_epochs) == ("unet", False, 0)
         assert several.augment.hsv and not several.augment.flip_v             # still the photo variant
         asked = planning.build_config(name, {"model": "lite0-unet", "pretrained": True}, photos=True, num_classes=7)
-        assert (asked.model, asked.pretrained) == ("lite0-unet", True) and asked.freeze_encoder_epochs > 0
+        assert (asked.model, asked.pretrained, asked.freeze_encoder_epochs) == ("lite0-unet", True, 0)
     fast = planning.app_preset("fast", photos=True, num_classes=3)
     assert (fast.image_size, fast.crop_size) == (PHOTO_SIZES["fast"]["image_size"], PHOTO_SIZES["fast"]["crop_size"])
     assert planning.app_preset("fast", photos=True, num_classes=2).model == "lite0-unet"   # one object class

@@ -211,6 +211,8 @@ def test_a_pretrained_start_freezes_the_encoder_first():
     assert preset("fast", model="mobilenetv2-unet", pretrained=True).freeze_encoder_epochs == PRETRAINED_FREEZE_EPOCHS
     assert preset("fast", model="mobilenetv2-unet", pretrained=True, freeze_encoder_epochs=0).freeze_encoder_epochs == 0
     assert preset("fast", model="mobilenetv2-unet").freeze_encoder_epochs == 0
+    # ...but not Lite0: it trains whole from the first step, as the photo presets start it.
+    assert preset("fast", model="lite0-unet", pretrained=True).freeze_encoder_epochs == 0
 
 
 def test_the_same_seed_gives_the_same_run_and_xla_learns_as_the_plain_step(binary):

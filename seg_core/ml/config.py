@@ -29,14 +29,22 @@ MIN_EPOCH_STEPS = 20
 MODEL_NAMES = ("unet", "fcn", "lite0-unet", "mobilenetv2-unet", "densenet121-unet")
 # The networks that take any input size; the others have an ImageNet encoder with a fixed one.
 ANY_SIZE_MODELS = ("unet", "fcn")
-# A start from ImageNet weights first trains the new decoder on a frozen encoder for this many epochs, so its
-# random first gradients do not wreck the pretrained features; then everything is fine-tuned at a tenth of the rate.
+# A start from a user's ImageNet weights first trains the new decoder on a frozen encoder for this many epochs, so
+# its random first gradients do not wreck the pretrained features; then everything is fine-tuned at a tenth of the
+# rate. Lite0 trains whole from the first step at the preset's rate: in a few minutes on a CPU the frozen start and
+# the tenth left its encoder too little time to adapt, worst with several classes (README "Performance").
 PRETRAINED_FREEZE_EPOCHS = 3
+FROZEN_START_EPOCHS = {"lite0-unet": 0}
 FINE_TUNE_LR_SCALE = 0.1
 # XLA's CPU compiler makes depthwise convolutions slower than TensorFlow's own kernels (README "Performance").
 NO_XLA_MODELS = ("lite0-unet",)
 # With a time budget the frozen epochs end at the first epoch past this share of it.
 FROZEN_BUDGET_SHARE = 0.3
+
+
+def frozen_start_epochs(model: str) -> int:
+    """Epochs a start from ImageNet weights trains `model`'s decoder on its frozen encoder."""
+    return FROZEN_START_EPOCHS.get(model, PRETRAINED_FREEZE_EPOCHS)
 
 
 def xla_is_faster_here(cpuinfo: str = CPUINFO) -> bool:
@@ -232,7 +240,7 @@ def preset_base(name: str, photos: bool = False, pretrained: bool | None = None,
     if photos:
         start = PHOTO_SIZES.get(name, {})
         if imagenet_start(num_classes, pretrained):
-            start = dict(model="lite0-unet", pretrained=True, freeze_encoder_epochs=PRETRAINED_FREEZE_EPOCHS,
+            start = dict(model="lite0-unet", pretrained=True, freeze_encoder_epochs=frozen_start_epochs("lite0-unet"),
                          crop_size=None, **PHOTO_PRETRAINED[name])
         base = dataclasses.replace(base, augment=dataclasses.replace(base.augment, **PHOTO_AUGMENT), **start)
     return base
@@ -244,7 +252,7 @@ def preset(name: str, photos: bool = False, num_classes: int = 2, **overrides) -
     base = preset_base(name, photos, overrides.get("pretrained"), num_classes)
     config = dataclasses.replace(base, **overrides)
     if config.pretrained and "freeze_encoder_epochs" not in overrides:
-        config.freeze_encoder_epochs = PRETRAINED_FREEZE_EPOCHS
+        config.freeze_encoder_epochs = frozen_start_epochs(config.model)
     if base.crop_size and "crop_size" not in overrides and ("image_size" in overrides or "depth" in overrides):
         # Keep the preset's crop-to-image ratio at the new size (crops must stay divisible by 2**depth).
         step = 2 ** config.depth
