@@ -8,8 +8,11 @@ Each stroke of a class goes to the region with the most pixels per stroke it alr
 similar size get one each before any gets a second; the membrane network gets them all before a small ring
 inside a cell), and a stroke in a region already stroked starts as far as possible from the earlier ones.
 Strokes come from a seeded generator one after another, so the first k of 8 strokes are the strokes for k.
-Objects: each connected region of each object class, except those under 0.5% of the image; its box is its
-bounding box plus 4% of its size on each side, its click its most interior point.
+Thin regions (the brush does not fit 1.5 times across: membranes, poles, straps) get strokes along their
+skeleton instead, as a person traces a line.
+Objects: each connected region of each object class, except those under 0.5% of the image. A person's box is
+never tight: each side of the bounding box is moved in or out by up to 5% of the box's size (drawn at random),
+and a click lands off the centre, anywhere at least half as deep inside the object as its most interior point.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from skimage.morphology import skeletonize
 
 STROKE_LENGTH = 24  # pixels at 512 px (longer side)
 STROKE_WIDTH = 5
@@ -26,7 +30,9 @@ INTERIOR_SHARE = 0.2  # strokes start among this share of a region's most interi
 START_CANDIDATES = 32  # starts tried when a region already has a stroke; the farthest from it wins
 TURNS = (0.0, 0.2, 0.4, 0.6)  # radians a stroke may turn per pixel to stay inside its region
 MIN_OBJECT_SHARE = 0.005
-BOX_MARGIN = 0.04
+BOX_JITTER = 0.05       # of the box's width (left, right sides) or height (top, bottom), in or out
+CLICK_DEPTH = 0.5       # a click's depth inside its object, at least this share of the deepest point's
+THIN = 1.5              # a region is thin where its deepest point is under this many brush radii from its border
 NO_STROKE = 255
 
 
@@ -100,8 +106,43 @@ class Annotator:
             start = int(rng.choice(interior))
         y, x = divmod(start, w)
         starts[j].append((y, x))
+        if flat_depth.max() < THIN * self.radius:
+            return self._brush(mask, self._trace(mask, regions[j], (y, x)))
         path = self._walk(depth, (y, x), rng.uniform(0, math.pi))
         return self._brush(mask, path)
+
+    def _trace(self, mask: np.ndarray, region: np.ndarray, start: tuple[int, int]) -> list[tuple[int, int]]:
+        """A stroke along a thin region's skeleton: from its skeleton pixel nearest `start`, half the stroke's
+        length each way, going straight on where the skeleton branches."""
+        h, w = mask.shape
+        ys, xs = np.divmod(region, w)
+        y0, x0 = ys.min(), xs.min()
+        local = np.zeros((ys.max() - y0 + 1, xs.max() - x0 + 1), bool)
+        local[ys - y0, xs - x0] = True
+        sy, sx = np.nonzero(skeletonize(local))
+        if not len(sy):
+            return [start]
+        k = int(np.argmin((sy + y0 - start[0]) ** 2 + (sx + x0 - start[1]) ** 2))
+        on = set(zip((sy + y0).tolist(), (sx + x0).tolist()))
+        first = (int(sy[k] + y0), int(sx[k] + x0))
+        path, seen = [first], {first}
+        steps = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+        heading = None
+        for _ in range(2):
+            y, x = first
+            for _ in range(self.length // 2):
+                options = [(y + dy, x + dx) for dy, dx in steps
+                           if (y + dy, x + dx) in on and (y + dy, x + dx) not in seen]
+                if not options:
+                    break
+                if heading is not None:
+                    options.sort(key=lambda p: -((p[0] - y) * heading[0] + (p[1] - x) * heading[1]))
+                heading = (options[0][0] - y, options[0][1] - x)
+                y, x = options[0]
+                seen.add((y, x))
+                path.append((y, x))
+            heading = None
+        return path
 
     def _walk(self, depth: np.ndarray, start: tuple[int, int], heading: float) -> list[tuple[int, int]]:
         """Pixels of a stroke through `start`: half its length each way, turning as little as keeps it inside."""
@@ -141,8 +182,10 @@ class Annotator:
     # ----- boxes and clicks -----
 
     def objects(self, background: int | None = 0, min_share: float = MIN_OBJECT_SHARE) -> list[Object]:
-        """Every connected region of every class but `background` with at least `min_share` of the image."""
+        """Every connected region of every class but `background` with at least `min_share` of the image, with
+        a person's box and click."""
         h, w = self.truth.shape
+        rng = np.random.default_rng([self.seed, 1])
         found = []
         for c in self.classes:
             if c == background:
@@ -155,9 +198,13 @@ class Annotator:
                 mask = mask.reshape(h, w)
                 ys, xs = np.divmod(region, w)
                 bx0, bx1, by0, by1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
-                mx, my = round(BOX_MARGIN * (bx1 - bx0)), round(BOX_MARGIN * (by1 - by0))
-                box = (max(0, bx0 - mx), max(0, by0 - my), min(w, bx1 + mx), min(h, by1 + my))
+                jx = rng.uniform(-BOX_JITTER, BOX_JITTER, 2) * (bx1 - bx0)
+                jy = rng.uniform(-BOX_JITTER, BOX_JITTER, 2) * (by1 - by0)
+                box = (int(np.clip(round(bx0 - jx[0]), 0, w - 4)), int(np.clip(round(by0 - jy[0]), 0, h - 4)),
+                       int(np.clip(round(bx1 + jx[1]), 0, w)), int(np.clip(round(by1 + jy[1]), 0, h)))
+                box = (box[0], box[1], max(box[2], box[0] + 4), max(box[3], box[1] + 4))
                 crop = _depth(mask[by0:by1, bx0:bx1])
-                cy, cx = np.unravel_index(np.argmax(crop), crop.shape)
-                found.append(Object(c, mask, tuple(map(int, box)), (int(bx0 + cx), int(by0 + cy))))
+                cy, cx = np.nonzero(crop >= CLICK_DEPTH * crop.max())
+                pick = int(rng.integers(len(cy)))
+                found.append(Object(c, mask, box, (int(bx0 + cx[pick]), int(by0 + cy[pick]))))
         return found

@@ -1,10 +1,15 @@
-"""Quality of the annotation assists (seg_core.assist) with a simulated annotator, against the issue's goals.
+"""Quality of the annotation assists (seg_core.assist) with a simulated annotator, beside the plain methods they
+are built on, on the same inputs.
 
-The annotator (bench/annotator.py) works from the ground truth: k short strokes per class deep inside its
-regions for Smart fill (scribble_fill), one box per object (its bounding box plus 4%) for Box -> object
-(box_fill), one click at each object's most interior point for the wand. Smart fill is also scored learning
-from the other images' masks (as if saved), with no stroke and with one a class. Objects are the connected regions
-of each object class that cover at least 0.5% of the image (at most --max-objects per image, drawn at random).
+The annotator (bench/annotator.py) works from the ground truth as a person would: k short strokes per class
+inside its regions (along the skeleton of thin ones) for Smart fill (scribble_fill), one box per object (its
+bounding box with each side moved in or out by up to 5%) for Box -> object (box_fill), one click off each
+object's centre for the wand. Smart fill is also scored learning from the other images' masks (as if saved),
+with no stroke and with one a class. Objects are the connected regions of each object class that cover at least
+0.5% of the image (at most --max-objects per image, drawn at random).
+
+Baselines (bench/plain.py): "plain grabcut" is cv2.grabCut on the whole image from the same box (5 iterations);
+"plain trees" is extremely randomised trees on skimage's multiscale_basic_features, fitted on the same strokes.
 
 Scores, pixels labelled 255 (CamVid's "unlabelled") left out everywhere:
 - strokes: IoU per class present in the truth, averaged over those classes, then over images. "brush only" is
@@ -12,11 +17,14 @@ Scores, pixels labelled 255 (CamVid's "unlabelled") left out everywhere:
   CamVid), scored the same way. Binary sets also show the IoU of class 1 alone.
 - boxes and clicks: IoU of each result with its object, averaged over objects; "class union" is the IoU of
   each class's union of results with that class, averaged over classes and images.
+- halves: the same mean over the first and the second half of the images (sorted by name): tune on one, confirm
+  on the other.
 Data: the demo scenes (render_scene, 512x384; binary and 3-class), ../shared/data/membrane (ids 0 membrane,
-1 cell interior, as in bench/time_to_quality.py: objects are cells) and ../shared/data/camvid-mini (ids 0..10,
-11 unlabelled; every labelled class, sky and road too, counts as objects). Prints one table with the goals.
+1 cell interior, as in bench/time_to_quality.py: objects are cells), ../shared/data/camvid-mini (ids 0..10,
+11 unlabelled; every labelled class, sky and road too, counts as objects) and ../shared/data/ccp (40 photos of
+people: "ccp" its 7 classes, "ccp-person" any non-zero value the person). Prints one table with the goals.
 
-    python bench/assist_quality.py --datasets demo membrane --ks 2 8 --limit 5
+    python bench/assist_quality.py --datasets ccp-person membrane --ks 2 8 --limit 10
 """
 
 from __future__ import annotations
@@ -35,15 +43,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+import plain  # noqa: E402
 from annotator import NO_STROKE, Annotator  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
-DATASETS = ("demo", "demo-multi", "membrane", "camvid")
+DATASETS = ("demo", "demo-multi", "membrane", "camvid", "ccp", "ccp-person")
 KS = (1, 2, 4, 8)
 WAND_TOLERANCES = (0.1, 0.2, 0.3)
 DEMO_SEEDS = 12
 DEMO_SIZE = (512, 384)
 CAMVID_UNLABELLED = 11
+CCP_CLASSES = 7
 MAX_OBJECTS = 10
 LEARN_FROM = 4          # saved masks Smart fill learns from (the Annotate page's "Also learn from saved masks")
 IGNORE = 255
@@ -58,9 +68,9 @@ GOALS = {
 
 
 def _load_pairs(folder: Path, limit: int | None):
-    names = sorted(p.name for p in (folder / "images").glob("*.png"))[:limit]
-    for name in names:
-        yield name, np.asarray(Image.open(folder / "images" / name)), np.asarray(Image.open(folder / "masks" / name))
+    images = sorted(p for p in (folder / "images").iterdir() if p.suffix.lower() in (".png", ".jpg"))[:limit]
+    for path in images:
+        yield path.stem, np.asarray(Image.open(path)), np.asarray(Image.open(folder / "masks" / f"{path.stem}.png"))
 
 
 def load(dataset: str, limit: int | None):
@@ -73,11 +83,15 @@ def load(dataset: str, limit: int | None):
             rgb, mask = render_scene(seed, *DEMO_SIZE, multiclass=True)
             pairs.append((f"seed {seed}", rgb, mask if dataset == "demo-multi" else (mask > 0).astype(np.uint8)))
         return pairs, 3 if dataset == "demo-multi" else 2, 0
-    folder = DATA / ("membrane" if dataset == "membrane" else "camvid-mini")
+    folder = DATA / {"membrane": "membrane", "camvid": "camvid-mini"}.get(dataset, "ccp")
     if not (folder / "images").is_dir():
         return f"{folder} is missing"
     if dataset == "membrane":
         return [(n, im, (m > 127).astype(np.uint8)) for n, im, m in _load_pairs(folder, limit)], 2, 0
+    if dataset == "ccp-person":
+        return [(n, im, (m > 0).astype(np.uint8)) for n, im, m in _load_pairs(folder, limit)], 2, 0
+    if dataset == "ccp":
+        return list(_load_pairs(folder, limit)), CCP_CLASSES, 0
     return [(n, im, np.where(m == CAMVID_UNLABELLED, IGNORE, m).astype(np.uint8))
             for n, im, m in _load_pairs(folder, limit)], CAMVID_UNLABELLED, None
 
@@ -100,6 +114,7 @@ class Row:
     def __init__(self, dataset: str, assist: str, setting: str, goal: float | None = None):
         self.dataset, self.assist, self.setting, self.goal = dataset, assist, setting, goal
         self.scores: list[float] = []
+        self.images: list[int] = []        # the image of each score: the halves are its first and second half
         self.class1: list[float] = []
         self.union: list[float] = []
         self.seconds: list[float] = []
@@ -111,12 +126,28 @@ class Row:
         self.seconds.append(time.perf_counter() - t)
         return out
 
+    def add(self, image: int, score: float) -> None:
+        self.images.append(image)
+        self.scores.append(score)
 
-def score_strokes(assist, pairs, num_classes, ks, seed, dataset):
+    def halves(self, n_images: int) -> tuple[float, float]:
+        s, i = np.asarray(self.scores), np.asarray(self.images)
+        first = i < (n_images + 1) // 2
+        return float(np.nanmean(s[first])) if first.any() else float("nan"), \
+            float(np.nanmean(s[~first])) if (~first).any() else float("nan")
+
+
+def _class_mean(truth, pred, num_classes, present):
     from seg_core.ml import losses
 
+    ious = losses.per_class_iou(losses.confusion_matrix(truth, pred, num_classes))
+    return float(np.mean(ious[present])), ious
+
+
+def score_strokes(assist, pairs, num_classes, ks, seed, dataset, baselines=True):
+    names = ("scribble_fill", "plain trees", "brush only") if baselines else ("scribble_fill", "brush only")
     rows = {(name, k): Row(dataset, name, f"{k} stroke{'s' if k > 1 else ''}/class",
-                           GOALS.get((dataset, name, k))) for k in ks for name in ("scribble_fill", "brush only")}
+                           GOALS.get((dataset, name, k))) for k in ks for name in names}
     for i, (_, image, truth) in enumerate(pairs):
         annotator = Annotator(truth, seed * 1000 + i, IGNORE)
         present = np.bincount(truth[truth != IGNORE], minlength=num_classes)[:num_classes] > 0
@@ -128,10 +159,14 @@ def score_strokes(assist, pairs, num_classes, ks, seed, dataset):
             drawn = scribbles != NO_STROKE
             if np.any(ids[drawn] != scribbles[drawn]):
                 fill.notes.append(f"{np.count_nonzero(ids[drawn] != scribbles[drawn])} stroked px changed")
-            brush = np.where(drawn, scribbles, 0)
-            for row, pred in ((fill, ids), (rows["brush only", k], brush)):
-                ious = losses.per_class_iou(losses.confusion_matrix(truth, pred, num_classes))
-                row.scores.append(float(np.mean(ious[present])))
+            results = [(fill, ids), (rows["brush only", k], np.where(drawn, scribbles, 0))]
+            if baselines:
+                row = rows["plain trees", k]
+                results.append((row, _checked(row.timed(plain.trees, image, scribbles, num_classes, seed), truth,
+                                              "plain trees")))
+            for row, pred in results:
+                mean, ious = _class_mean(truth, pred, num_classes, present)
+                row.add(i, mean)
                 if num_classes == 2 and present[1]:
                     row.class1.append(float(ious[1]))
     learned = [Row(dataset, "scribble_fill", f"{LEARN_FROM} saved masks"),
@@ -145,39 +180,43 @@ def score_strokes(assist, pairs, num_classes, ks, seed, dataset):
                                             Annotator(truth, seed * 1000 + i, IGNORE).scribbles(1))):
             ids = _checked(row.timed(assist.scribble_fill, image, scribbles, num_classes=num_classes,
                                      learn_from=others), truth, "scribble_fill")
-            ious = losses.per_class_iou(losses.confusion_matrix(truth, ids, num_classes))
-            row.scores.append(float(np.mean(ious[present])))
-    return [rows[name, k] for name in ("scribble_fill", "brush only") for k in ks] + [r for r in learned if r.scores]
+            row.add(i, _class_mean(truth, ids, num_classes, present)[0])
+    return [rows[name, k] for name in names for k in ks] + [r for r in learned if r.scores]
 
 
-def score_objects(assist, pairs, background, seed, dataset, max_objects, per_object):
+def score_objects(assist, pairs, background, seed, dataset, max_objects, per_object, baselines=True):
     box_row = Row(dataset, "box_fill", "1 box/object", GOALS.get((dataset, "box_fill", None)))
+    grab_row = Row(dataset, "plain grabcut", "1 box/object")
     wand_rows = {t: Row(dataset, "wand", f"1 click, tol {t}") for t in WAND_TOLERANCES}
+    calls = [(box_row, lambda im, o: assist.box_fill(im, o.box))]
+    if baselines:
+        calls.append((grab_row, lambda im, o: plain.grabcut(im, o.box)))
+    calls += [(wand_rows[t], lambda im, o, t=t: assist.wand(im, o.click, t)) for t in WAND_TOLERANCES]
     rng = np.random.default_rng(seed)
     for i, (name, image, truth) in enumerate(pairs):
         objects = Annotator(truth, seed * 1000 + i, IGNORE).objects(background)
         if len(objects) > max_objects:
             objects = [objects[j] for j in sorted(rng.choice(len(objects), max_objects, replace=False))]
         valid = truth != IGNORE
-        for row, call in [(box_row, lambda o: assist.box_fill(image, o.box))] + [
-                (wand_rows[t], lambda o, t=t: assist.wand(image, o.click, t)) for t in WAND_TOLERANCES]:
+        for row, call in calls:
             unions: dict[int, np.ndarray] = {}
             for o in objects:
-                got = _checked(row.timed(call, o), truth, row.assist).astype(bool)
-                row.scores.append(_iou(got, o.mask, valid))
+                got = _checked(row.timed(call, image, o), truth, row.assist).astype(bool)
+                row.add(i, _iou(got, o.mask, valid))
                 unions[o.class_id] = unions.get(o.class_id, False) | got
                 if per_object:
                     print(f"  {dataset} {name} class {o.class_id} object of {o.mask.sum()} px, box {o.box}, "
                           f"click {o.click}: {row.assist} {row.setting} IoU {row.scores[-1]:.3f}")
             row.union.extend(_iou(u, truth == c, valid) for c, u in unions.items())
-    return [box_row, *wand_rows.values()]
+    return [box_row, *([grab_row] if baselines else []), *wand_rows.values()]
 
 
-def print_rows(rows):
+def print_rows(rows, n_images: int):
     for r in rows:
         if not r.scores:
             continue
-        mean = float(np.nanmean(r.scores)) if r.scores else float("nan")
+        mean = float(np.nanmean(r.scores))
+        first, second = r.halves(n_images)
         goal = ""
         if r.goal is not None:
             goal = f">={r.goal:.2f} {'met' if mean >= r.goal else 'MISSED'}"
@@ -191,8 +230,8 @@ def print_rows(rows):
         if r.notes:
             also.append(f"{len(r.notes)} calls changed stroked pixels")
         ms = f"{1000 * np.median(r.seconds):.1f}" if r.seconds else "-"
-        print(f"{r.dataset:<11}{r.assist:<14}{r.setting:<17}{mean:>9.3f}  {goal:<13}{ms:>9}  {'; '.join(also)}",
-              flush=True)
+        print(f"{r.dataset:<11}{r.assist:<14}{r.setting:<17}{mean:>9.3f} {first:>6.3f} /{second:>6.3f}  "
+              f"{goal:<13}{ms:>9}  {'; '.join(also)}", flush=True)
 
 
 def main() -> None:
@@ -203,6 +242,7 @@ def main() -> None:
     ap.add_argument("--max-objects", type=int, default=MAX_OBJECTS, help="objects per image for boxes and clicks")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--per-object", action="store_true", help="print the IoU of every box and click")
+    ap.add_argument("--no-baselines", action="store_true", help="leave out plain GrabCut and plain trees")
     args = ap.parse_args()
 
     try:
@@ -212,7 +252,7 @@ def main() -> None:
 
     print("Mean IoU over the classes present in each image, then over images; ms: median per call. "
           "Membrane: 0 membrane, 1 cell interior; CamVid: 11 unlabelled left out, brush only fills with 0 (sky).")
-    print(f"{'dataset':<11}{'assist':<14}{'input':<17}{'mean IoU':>9}  {'goal':<13}{'ms/call':>9}  also")
+    print(f"{'dataset':<11}{'assist':<14}{'input':<17}{'mean IoU':>9} {'halves':>15}  {'goal':<13}{'ms/call':>9}  also")
     start = time.perf_counter()
     for dataset in args.datasets:
         loaded = load(dataset, args.limit)
@@ -220,8 +260,11 @@ def main() -> None:
             print(f"{dataset:<11}skipped: {loaded}")
             continue
         pairs, num_classes, background = loaded
-        print_rows(score_strokes(assist, pairs, num_classes, sorted(args.ks), args.seed, dataset))
-        print_rows(score_objects(assist, pairs, background, args.seed, dataset, args.max_objects, args.per_object))
+        baselines = not args.no_baselines
+        ks = sorted(args.ks)
+        print_rows(score_strokes(assist, pairs, num_classes, ks, args.seed, dataset, baselines), len(pairs))
+        print_rows(score_objects(assist, pairs, background, args.seed, dataset, args.max_objects, args.per_object,
+                                 baselines), len(pairs))
     print(f"{time.perf_counter() - start:.0f} s in all. Goals (issue): Smart fill mean IoU >= 0.85 on demo scenes "
           "with 2 strokes per class, >= 0.65 on membrane with 8; Box -> object IoU >= 0.85 on demo objects.")
 
