@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from annotator import NO_STROKE
+
 GRABCUT_ITERATIONS = 5
 TREES = 50
 TREE_DEPTH = 10
-NO_STROKE = 255
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:

