@@ -13,8 +13,9 @@ from seg_core.cli import main
 
 def test_train_runs_predict_evaluate(capsys, workspace, tmp_path):
     project = demo.create_demo_project(workspace / "tiny", count=8, unlabeled=2)
+    # --scratch: the tiny U-Net these flags describe, not the photo preset's Lite0 (its runs are test_lite0_start's)
     code = main(["train", "--project", "tiny", "--preset", "fast", "--epochs", "2", "--size", "32", "--filters", "4",
-                 "--depth", "2", "--batch", "4", "--no-xla"])
+                 "--depth", "2", "--batch", "4", "--no-xla", "--scratch"])
     out = capsys.readouterr().out
     assert code == 0, out
     lines = out.strip().splitlines()
@@ -26,6 +27,7 @@ def test_train_runs_predict_evaluate(capsys, workspace, tmp_path):
     runs = json.loads(capsys.readouterr().out)
     assert runs[0]["id"] == run_id and runs[0]["status"] == "completed" and runs[0]["epochs_done"] == 2
     assert project.runs.get(run_id).config.xla is False   # --no-xla, whatever this machine's default
+    assert project.runs.get(run_id).config.model == "unet"
 
     src = tmp_path / "new"
     src.mkdir()

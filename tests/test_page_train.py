@@ -166,7 +166,11 @@ def test_a_failed_run_shows_its_error_and_the_worker_log(trained_project, monkey
 
 
 def test_start_a_tiny_run_from_the_page_and_watch_it_finish(trained_project, monkeypatch):
-    at = fill_tiny_form(open_train(trained_project, monkeypatch))
+    # The person picks the plain U-Net: the tiny form's depth and filters are its settings (the photo preset's
+    # Lite0 start from the page is the browser test's).
+    at = open_train(trained_project, monkeypatch)
+    at.selectbox(key="train_fast_model").set_value("unet").run()
+    at = fill_tiny_form(at)
     assert ": 2 epochs at ~" in texts(at)
     fit = at.selectbox(key="train_fast_resize")
     assert fit.value == planning.app_preset("fast", photos=True).resize
@@ -178,8 +182,8 @@ def test_start_a_tiny_run_from_the_page_and_watch_it_finish(trained_project, mon
     assert len(runs) == 2 and runs[0].active
     new = runs[0]
     assert (new.config.image_size, new.config.crop_size, new.config.depth, new.config.epochs,
-            new.config.time_budget_minutes, new.config.preset, new.config.resize, new.config.precision) == (
-        32, None, 2, 2, None, "fast", "squash", "float32")
+            new.config.time_budget_minutes, new.config.preset, new.config.resize, new.config.precision,
+            new.config.model, new.config.base_filters) == (32, None, 2, 2, None, "fast", "squash", "float32", "unet", 4)
     assert "Training now" in [h.value for h in at.subheader]
     assert at.get("progress") and has_button(at, "train_stop") and not has_button(at, "train_start")
 

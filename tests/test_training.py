@@ -80,6 +80,17 @@ def test_binary_train_save_load_predict(binary):
     assert [p.ids.shape for p in many] == [(r.height, r.width) for r in binary.list_images()[:3]]
 
 
+def test_a_run_traces_its_train_step_once(binary, monkeypatch):
+    # The optimizer's slots exist before the first step: created inside it, TensorFlow would trace the step twice,
+    # and tracing is most of the wait before a deep network's first epoch.
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+    traced, step = [], TensorFlowTrainer.train_step
+    monkeypatch.setattr(TensorFlowTrainer, "train_step", lambda self, data: traced.append(1) or step(self, data))
+    assert run_inline(binary, tiny()).status == "completed"
+    assert len(traced) == 1
+
+
 def test_multiclass_train_and_evaluate(workspace):
     project = demo.create_demo_project(workspace / "multi", multiclass=True, count=8, unlabeled=0)
     run = run_inline(project, tiny(loss="ce_dice"))

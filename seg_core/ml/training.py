@@ -78,6 +78,15 @@ def _compile(model, config: TrainConfig, num_classes: int, learning_rate: float,
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=losses.get_loss(config.resolved_loss(num_classes)),
                   metrics=losses.keras_metrics(num_classes), jit_compile=config.xla if xla is None else xla)
+    _build_optimizer(model)
+
+
+def _build_optimizer(model) -> None:
+    """Create the optimizer's slots now, in the caller's strategy scope. Keras otherwise creates them inside the
+    first traced train step, and TensorFlow then traces that step a second time: for a deep encoder that doubles
+    the pause before the first epoch."""
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
 
 
 class _Thaw(keras.callbacks.Callback):
@@ -158,6 +167,7 @@ def _train(project: Project, run_id: str, config: TrainConfig, resume: bool, sta
                 raise TrainingError(f"Run {run_id} has no last.keras to resume from; start a new run instead.")
             state.restore(json.loads(files.state.read_text()) if files.state.exists() else {})
             model = models.load_saved(last, compile=True)
+            _build_optimizer(model)
             model.jit_compile = xla   # checkpoints saved before the setting existed compiled without XLA
             if plan.chief:
                 project.runs.delete_metrics_from(run_id, state.epoch)
