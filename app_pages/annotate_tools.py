@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 from seg_core import drafting, editing
-from seg_core.services import folding, pens
+from seg_core.services import boxing, folding, pens
 from seg_core.text import md_name
 
 TOOLS = {"Brush": "freedraw", "Rectangle": "rect", "Polygon": "polygon", "Ellipse": "circle", "Line": "line",
@@ -24,8 +24,9 @@ HINTS = {
     "Fill": "Click inside an area you outlined: it fills up to the outline, like a paint bucket.",
     "Smart fill": "Draw a short stroke on the object and one on the background (pick each class first): the rest "
                   "of the image is filled from them. More strokes where it is wrong.",
-    "Box → object": "Drag a box around one object: the object inside it gets the class. Smart fill strokes "
-                    "made before (of this class, or of background) guide it.",
+    "Box → object": "Drag a box around one object: the object inside it gets the class. Then click where it "
+                    "is wrong: a click on a part left out adds it, a click on a part taken in wrongly takes it "
+                    "away. Smart fill strokes made before (of this class, or of background) guide it.",
     "Magic wand": "Click a region: the connected area of similar colour gets the class. Tolerance sets how "
                   "similar. For a shaded or textured object, Box → object works better.",
 }
@@ -161,12 +162,19 @@ def _marks(project, view, batch, tool: str, cls_id: int, pen: Pen, image, classe
             "magic wand")
         return outcome, f"The wand gave {n:,} pixels to {name}; Undo takes them back." if n else None
 
-    def box(ids, rect):
-        inside = assist.box_fill(image, rect, hint=folding.scribble_hint(view, cls_id))
-        return editing.box_object(ids, inside, cls_id, rect)
-
-    outcome, n = folding.marks(project, view, batch.objects, cview, box, "box fill")
-    return outcome, f"The object in the box is {name} now ({n:,} pixels changed); Undo takes it back." if n else None
+    done = boxing.apply(project, view, batch.objects, cls_id, cview,
+                        lambda rect, clicks: assist.box_fill(image, rect, hint=folding.scribble_hint(view, cls_id),
+                                                             clicks=clicks))
+    if done.orphan_clicks and not (done.boxes or done.clicks):
+        return done.result, (f"A click corrects the last box of {name} right after it: draw a box around the "
+                             "object first.")
+    if done.clicks and not done.boxes:
+        return done.result, (f"Corrected with {len(view.last_box.clicks)} click"
+                             f"{'s' if len(view.last_box.clicks) > 1 else ''}: {done.changed:,} pixels changed. "
+                             "Click again where it is still wrong; Undo takes a click back.")
+    return done.result, (f"The object in the box is {name} now ({done.changed:,} pixels changed). Not right? Click "
+                         "where it is wrong: on a part left out to add it, on a part taken in wrongly to take it "
+                         "away. Undo takes it back.")
 
 
 def _smart(project, view, hit, cls_id: int, pen: Pen, image, classes, cview, learn_from,

@@ -13,6 +13,8 @@ skeleton instead, as a person traces a line.
 Objects: each connected region of each object class, except those under 0.5% of the image. A person's box is
 never tight: each side of the bounding box is moved in or out by up to 5% of the box's size (drawn at random),
 and a click lands off the centre, anywhere at least half as deep inside the object as its most interior point.
+Corrections: after an assist, a person clicks where the result is most wrong: the most interior point of its
+largest wrong region (taken in but not the object, or the object but left out), saying which it is.
 """
 
 from __future__ import annotations
@@ -50,6 +52,22 @@ def _regions(mask: np.ndarray) -> list[np.ndarray]:
     counts = np.bincount(labels.ravel(), minlength=n + 1)
     regions = np.split(order, np.cumsum(counts)[:-1])[1:]
     return sorted(regions, key=len, reverse=True)
+
+
+def correction_click(result: np.ndarray, truth: np.ndarray, valid: np.ndarray | None = None):
+    """(x, y, is_object) where a person clicks to correct `result` (bool) against `truth` (bool), or None where
+    nothing is wrong: the deepest point of the largest connected wrong region, with what is really there."""
+    wrong = result != truth
+    if valid is not None:
+        wrong &= valid
+    regions = _regions(wrong)
+    if not regions:
+        return None
+    region = np.zeros(wrong.size, bool)
+    region[regions[0]] = True
+    depth = _depth(region.reshape(wrong.shape))
+    y, x = np.unravel_index(int(depth.argmax()), depth.shape)
+    return int(x), int(y), bool(truth[y, x])
 
 
 @dataclass

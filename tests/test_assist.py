@@ -61,6 +61,56 @@ def test_box_fill_respects_hint_strokes():
     assert not found[78:82, 40:60].any() and iou(found, disc) > 0.8
 
 
+def disc_with_patch(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The disc scene with a blue patch touching the disc's right side: (image, disc, patch)."""
+    image, disc = disc_scene(seed=seed)
+    patch = np.zeros_like(disc)
+    patch[70:90, 122:150] = True
+    patch &= ~disc
+    image[patch] = np.clip(np.random.default_rng(seed).normal((60, 70, 200), 10, (patch.sum(), 3)), 0, 255)
+    return image, disc, patch
+
+
+def test_the_same_box_always_gives_the_same_object():
+    import cv2
+
+    from seg_core.services.demo_scenes import render_scene
+
+    image, truth = render_scene(3, 320, 240)   # a scene where GrabCut's start decides much of the result
+    ys, xs = np.nonzero(truth)
+    box = (max(0, xs.min() - 10), max(0, ys.min() - 10), xs.max() + 10, ys.max() + 10)
+    first = assist.box_fill(image, box)
+    cv2.randu(np.zeros((64, 64), np.uint8), 0, 255)   # anything else drawing from OpenCV's random numbers
+    np.testing.assert_array_equal(assist.box_fill(image, box), first)
+
+
+def test_a_click_on_a_part_taken_in_wrongly_takes_it_away():
+    image, disc, patch = disc_with_patch()
+    ys, xs = np.nonzero(disc | patch)
+    box = (xs.min() - 6, ys.min() - 6, xs.max() + 6, ys.max() + 6)
+    found = assist.box_fill(image, box)
+    assert (found & patch).sum() > 0.8 * patch.sum()          # a box cannot tell the patch is not the object
+    fixed = assist.box_fill(image, box, clicks=[(140, 80, False)])
+    assert (fixed & patch).sum() < 0.1 * patch.sum() and iou(fixed, disc) > 0.9
+
+
+def test_a_click_outside_a_tight_box_takes_in_the_part_the_box_cut_off():
+    image, disc = disc_scene()
+    ys, xs = np.nonzero(disc)
+    box = (xs.min() - 6, ys.min() - 6, int(np.percentile(xs, 70)), ys.max() + 6)   # cuts the disc's right side
+    assert iou(assist.box_fill(image, box), disc) < 0.85
+    fixed = assist.box_fill(image, box, clicks=[(int(xs.max()) - 6, H // 2, True)])
+    assert iou(fixed, disc) > 0.9
+
+
+def test_clicks_are_seeds_the_result_keeps():
+    image, disc = disc_scene()
+    ys, xs = np.nonzero(disc)
+    box = (xs.min() - 8, ys.min() - 8, xs.max() + 8, ys.max() + 8)
+    out = assist.box_fill(image, box, clicks=[(int(xs.mean()), int(ys.mean()), False), (box[0] + 2, box[1] + 2, True)])
+    assert not out[int(ys.mean()), int(xs.mean())] and out[box[1] + 2, box[0] + 2]
+
+
 def test_wand_stays_inside_the_region_it_was_clicked_in():
     image, disc = disc_scene()
     inside = assist.wand(image, (int(W * 0.45), H // 2), 0.25)
@@ -111,6 +161,8 @@ def test_learning_from_saved_masks_gives_a_proposal_without_strokes():
     (lambda im: assist.box_fill(im, (500, 500, 600, 600)), "outside"),
     (lambda im: assist.box_fill(im, (10, 10, 11, 60)), "draw one around"),
     (lambda im: assist.box_fill(im, ("a", 1, 2)), "four numbers"),
+    (lambda im: assist.box_fill(im, (20, 20, 150, 140), clicks=[(W + 5, 10, True)]), "outside"),
+    (lambda im: assist.box_fill(im, (20, 20, 150, 140), clicks=[(10, "x", True)]), "is \\(x, y, is_object\\)"),
     (lambda im: assist.wand(im, (W, 0), 0.2), "outside"),
     (lambda im: assist.wand(im, (3, 3), 1.5), "between 0 and 1"),
     (lambda im: assist.scribble_fill(im, np.full((H, W), 255, np.uint8)), "needs strokes"),

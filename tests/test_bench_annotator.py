@@ -14,7 +14,7 @@ from helpers import ROOT
 sys.path.insert(0, str(ROOT / "bench"))
 
 import plain  # noqa: E402
-from annotator import BOX_JITTER, CLICK_DEPTH, NO_STROKE, Annotator  # noqa: E402
+from annotator import BOX_JITTER, CLICK_DEPTH, NO_STROKE, Annotator, correction_click  # noqa: E402
 
 
 def _disks(h=240, w=320) -> np.ndarray:
@@ -23,6 +23,22 @@ def _disks(h=240, w=320) -> np.ndarray:
     for i, (cy, cx, r) in enumerate([(60, 70, 40), (150, 200, 60), (190, 60, 30)]):
         truth[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = 1 + i % 2
     return truth
+
+
+def test_a_correction_click_lands_deep_in_the_largest_wrong_region_and_says_what_is_there():
+    truth = _disks() == 2                                   # the disc at (150, 200), radius 60
+    result = truth.copy()
+    result[140:160, 190:210] = False                        # a 20x20 part left out, inside the object
+    result[10:50, 250:310] = True                           # a 40x60 part taken in wrongly: the larger
+    x, y, is_object = correction_click(result, truth)
+    assert 260 <= x < 300 and 20 <= y < 40 and not is_object
+    result[10:50, 250:310] = False
+    x, y, is_object = correction_click(result, truth)
+    assert 196 <= x <= 203 and 146 <= y <= 153 and is_object
+    assert correction_click(truth, truth) is None
+    valid = np.ones_like(truth)
+    valid[140:160, 190:210] = False                         # a wrong region nobody can score is not clicked
+    assert correction_click(result, truth, valid) is None
 
 
 def test_a_persons_box_is_off_the_tight_box_by_at_most_the_jitter_and_differs_from_it():

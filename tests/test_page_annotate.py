@@ -367,6 +367,22 @@ def test_assist_tools_smart_fill_box_and_wand(workspace, monkeypatch):
     assert (boxed[ys.min() - 4:ys.min() - 1, xs.min() - 4:xs.min() - 1] == 0).all()
     assert any("object in the box" in t.value for t in at.markdown)
     assert at.session_state["annotate_view"].token != token              # the canvas is emptied of the frame
+
+    # A click right after the box corrects it: in the rectangle tool a click is a rectangle as wide as its line.
+    # On the object it says "this is not the object": the pixels under it leave the class.
+    cy, cx = int(ys.mean()), int(xs.mean())
+    click = {**rect, "left": cx * sx, "top": cy * sy, "width": 2, "height": 2}
+    canvas(None, None, 1, [click])
+    clicked = p.drafts.get(1).ids
+    assert clicked[cy, cx] == 0 and iou(clicked) > 0.6 and (clicked[:4, :4] == 1).all()
+    assert any("Corrected with 1 click" in t.value for t in at.markdown)
+    assert button(at, "annotate_undo").label == "Undo fill"
+    button(at, "annotate_undo").click().run()                            # takes back the click alone
+    np.testing.assert_array_equal(p.drafts.get(1).ids, boxed)
+    # After another edit (here that Undo) a click has no box to correct: it asks for one and changes nothing.
+    canvas(None, None, 1, [{**click, "left": (cx + 3) * sx}])
+    np.testing.assert_array_equal(p.drafts.get(1).ids, boxed)
+    assert any("draw a box around the object first" in t.value for t in at.markdown)
     button(at, "annotate_undo").click().run()
     assert p.drafts.get(1) is None
     p.masks.save(1, np.zeros((120, 160), np.uint8), 2)

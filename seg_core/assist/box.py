@@ -1,22 +1,34 @@
-"""Box -> object: the object inside a box, by GrabCut on a crop around it.
+"""Box -> object: the object inside a box, by GrabCut on a crop around it, and clicks that correct it.
 
-Better than plain GrabCut on the whole photo: the crop keeps a ring of context around the box (its colours are
-known background), works at GRAB_SIDE pixels, keeps only the parts that reach the box's middle, fills their
-holes, and comes back to full size along the photo's own edges.
+The crop keeps a ring of context around the box (its colours are known background) and works at GRAB_SIDE pixels
+a side: small enough for a box to answer at once, large enough that arms and legs stay wider than GrabCut's
+smoothing cuts off. Only the parts that reach the box's middle (or a click) are kept, and the result comes back
+to full size along the photo's own edges. Its holes are kept: the gap between an arm and the body is one.
+
+A click says "this is the object" or "this is not": its disc becomes a hard seed and GrabCut runs again, its
+colour model learning from it. A click outside the box on the object widens the box to take it in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from seg_core.assist.common import as_image, largest_with, refine_up, shrink
+from seg_core.assist.common import NONE, as_image, largest_with, refine_up, shrink
 from seg_core.errors import AssistError
 
-GRAB_SIDE = 320          # GrabCut works on a crop of at most this many pixels a side
+GRAB_SIDE = 640          # GrabCut works on a crop of at most this many pixels a side
 CONTEXT = 0.15           # the crop reaches this share of the box's size beyond each side
 ITERATIONS = 5
 MIN_SHARE = 0.05         # of the box: less than this found means GrabCut could not tell object from context
 FALLBACK_TOLERANCE = 0.3
+CLICK_RADIUS = 0.02      # a click's seed: a disc this share of the box's longer side across, ...
+MIN_CLICK_RADIUS = 2     # ... and at least this many image pixels, ...
+CLICK_REACH = 0.10       # ... grown to the pixels of like colour connected to it, within this share of that side
+CLICK_TOLERANCE = 0.15   # "like colour", as the magic wand's tolerance
+
+Click = tuple[int, int, bool]   # (x, y, is_object) in image pixels
 
 
 def _check_box(box, w: int, h: int) -> tuple[int, int, int, int]:
@@ -34,9 +46,37 @@ def _check_box(box, w: int, h: int) -> tuple[int, int, int, int]:
     return x0, y0, x1, y1
 
 
-def box_fill(image, box, hint=None) -> np.ndarray:
+def click_seeds(clicks: Sequence[Click], box: tuple[int, int, int, int], h: int, w: int) -> np.ndarray | None:
+    """(H, W) uint8 seeds of the clicks (1 object, 0 not, NONE elsewhere), or None without clicks."""
+    import cv2
+
+    if not clicks:
+        return None
+    radius = max(MIN_CLICK_RADIUS, round(CLICK_RADIUS * max(box[2] - box[0], box[3] - box[1])))
+    seeds = np.full((h, w), NONE, np.uint8)
+    for click in clicks:
+        try:
+            x, y, is_object = int(click[0]), int(click[1]), bool(click[2])
+        except (TypeError, ValueError, IndexError):
+            raise AssistError(f"A click is (x, y, is_object); got {click!r}.") from None
+        if not (0 <= x < w and 0 <= y < h):
+            raise AssistError(f"The click at {x},{y} is outside the {w}x{h} image.")
+        cv2.circle(seeds, (x, y), radius, 1 if is_object else 0, -1)
+    return seeds
+
+
+def _take_in(box: tuple[int, int, int, int], seeds: np.ndarray | None) -> tuple[int, int, int, int]:
+    """The box widened to hold every "this is the object" seed."""
+    if seeds is None or not (seeds == 1).any():
+        return box
+    ys, xs = np.nonzero(seeds == 1)
+    return min(box[0], int(xs.min())), min(box[1], int(ys.min())), max(box[2], int(xs.max()) + 1), \
+        max(box[3], int(ys.max()) + 1)
+
+
+def box_fill(image, box, hint=None, clicks: Sequence[Click] = ()) -> np.ndarray:
     """(H, W) bool: the object inside `box` = (x0, y0, x1, y1) in image pixels. hint: optional (H, W) uint8
-    strokes, 255 none, 0 background, 1 object, that GrabCut must respect."""
+    strokes, NONE none, 0 background, 1 object, that GrabCut must respect; clicks: (x, y, is_object) corrections."""
     import cv2
 
     rgb = as_image(image)
@@ -44,6 +84,10 @@ def box_fill(image, box, hint=None) -> np.ndarray:
     x0, y0, x1, y1 = _check_box(box, w, h)
     if hint is not None and np.asarray(hint).shape != (h, w):
         raise AssistError("The hint strokes do not match the image's size.")
+    seeds = click_seeds(clicks, (x0, y0, x1, y1), h, w)
+    if seeds is not None:
+        hint = seeds if hint is None else np.where(seeds != NONE, seeds, np.asarray(hint, np.uint8))
+    x0, y0, x1, y1 = _take_in((x0, y0, x1, y1), seeds)
     mx, my = round((x1 - x0) * CONTEXT) + 2, round((y1 - y0) * CONTEXT) + 2
     cx0, cy0, cx1, cy1 = max(0, x0 - mx), max(0, y0 - my), min(w, x1 + mx), min(h, y1 + my)
     crop = rgb[cy0:cy1, cx0:cx1]
@@ -58,38 +102,66 @@ def box_fill(image, box, hint=None) -> np.ndarray:
     mask[ry0:ry1, rx0:rx1] = cv2.GC_PR_FGD
     if hint is not None:
         marks = cv2.resize(np.asarray(hint, np.uint8)[cy0:cy1, cx0:cx1], size, interpolation=cv2.INTER_NEAREST)
+        if clicks and CLICK_REACH > 0:
+            marks = _grow_clicks(marks, small, [((c[0] - cx0) * sx, (c[1] - cy0) * sy, c[2]) for c in clicks],
+                                 CLICK_REACH * max(rx1 - rx0, ry1 - ry0))
         mask[marks == 0] = cv2.GC_BGD
         mask[marks == 1] = cv2.GC_FGD
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)   # GrabCut starts its colour models with k-means: the same box always gives the same object
     try:
         cv2.grabCut(small, mask, None, bgd, fgd, ITERATIONS, cv2.GC_INIT_WITH_MASK)
     except cv2.error:   # a box with one colour only: nothing to tell apart
-        return _whole_box(h, w, (x0, y0, x1, y1))
+        return _with_hint(_whole_box(h, w, (x0, y0, x1, y1)), hint)
     obj = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
     centre = np.zeros_like(obj)
     qx, qy = max(1, (rx1 - rx0) // 4), max(1, (ry1 - ry0) // 4)
     centre[ry0 + qy:ry1 - qy, rx0 + qx:rx1 - qx] = True
     if hint is not None:
         centre |= (marks == 1)
-    obj = _fill_holes(largest_with(obj, centre))
+    obj = largest_with(obj, centre)
+    keep = np.zeros((h, w), bool)
+    keep[y0:y1, x0:x1] = True
     if obj.sum() < MIN_SHARE * (rx1 - rx0) * (ry1 - ry0):
         # GrabCut found nothing: the context around the box looks like the object (a cell among cells). The
         # region of like colour around the box's middle, inside the box, is the better guess.
         from seg_core.assist.wand import wand
 
-        keep = np.zeros((h, w), bool)
-        keep[y0:y1, x0:x1] = True
-        return _fill_holes(wand(rgb, ((x0 + x1) // 2, (y0 + y1) // 2), FALLBACK_TOLERANCE) & keep)
+        # Its holes are texture the tolerance missed, not gaps: they are filled.
+        found = wand(rgb, ((x0 + x1) // 2, (y0 + y1) // 2), FALLBACK_TOLERANCE) & keep
+        return _with_hint(_fill_holes(found), hint)
     soft = refine_up(obj.astype(np.float32)[..., None], small, crop)[..., 0] > 0.5
     out = np.zeros((h, w), bool)
     out[cy0:cy1, cx0:cx1] = soft
-    keep = np.zeros((h, w), bool)
-    keep[y0:y1, x0:x1] = True
-    out &= keep
+    return _with_hint(out & keep, hint)
+
+
+def _grow_clicks(marks: np.ndarray, small: np.ndarray, clicks, reach: float) -> np.ndarray:
+    """Each click's seed grown to the pixels of like colour connected to it, up to `reach` pixels away: a click
+    means the patch under it, and a few seed pixels would barely move GrabCut's colour models."""
+    from skimage.segmentation import flood
+
+    from seg_core.assist.wand import MAX_DELTA_E, smooth_lab
+
+    lab = smooth_lab(small)
+    yy, xx = np.mgrid[0:small.shape[0], 0:small.shape[1]]
+    out = marks.copy()
+    for x, y, is_object in clicks:
+        col = min(small.shape[1] - 1, max(0, int(x)))
+        row = min(small.shape[0] - 1, max(0, int(y)))
+        near = (yy - row) ** 2 + (xx - col) ** 2 <= reach * reach
+        like = flood(np.where(near, np.linalg.norm(lab - lab[row, col], axis=2), np.inf), (row, col),
+                     tolerance=CLICK_TOLERANCE * MAX_DELTA_E)
+        out[like] = 1 if is_object else 0
+    return out
+
+
+def _with_hint(out: np.ndarray, hint) -> np.ndarray:
+    """What the person marked wins over what was found."""
     if hint is not None:
-        marks_full = np.asarray(hint, np.uint8)
-        out[marks_full == 1] = True
-        out[marks_full == 0] = False
+        marks = np.asarray(hint, np.uint8)
+        out[marks == 1] = True
+        out[marks == 0] = False
     return out
 
 

@@ -28,9 +28,7 @@ def wand(image, point, tolerance: float = 0.2) -> np.ndarray:
         raise AssistError(f"The tolerance is between 0 and 1; got {tolerance}.")
     size = work_size(h, w)
     small = shrink(rgb, size)
-    lab = cv2.cvtColor(cv2.GaussianBlur(small, (0, 0), SMOOTH_SIGMA), cv2.COLOR_RGB2LAB).astype(np.float32)
-    lab[..., 0] *= 100.0 / 255.0
-    lab[..., 1:] -= 128.0
+    lab = smooth_lab(small)
     sx, sy = min(size[0] - 1, int(x * size[0] / w)), min(size[1] - 1, int(y * size[1] / h))
     distance = np.linalg.norm(lab - lab[sy, sx], axis=2)
     region = flood(distance, (sy, sx), tolerance=float(tolerance) * MAX_DELTA_E)
@@ -40,6 +38,16 @@ def wand(image, point, tolerance: float = 0.2) -> np.ndarray:
     out = largest_with(soft, seed)
     out[y, x] = True
     return out
+
+
+def smooth_lab(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB (L in 0..100) of the image lightly smoothed: distances in it are colour differences as seen."""
+    import cv2
+
+    lab = cv2.cvtColor(cv2.GaussianBlur(rgb, (0, 0), SMOOTH_SIGMA), cv2.COLOR_RGB2LAB).astype(np.float32)
+    lab[..., 0] *= 100.0 / 255.0
+    lab[..., 1:] -= 128.0
+    return lab
 
 
 def _seed(shape: tuple[int, int], x: int, y: int) -> np.ndarray:

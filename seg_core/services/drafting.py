@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,9 @@ OTHER_TAB = "other_tab"      # another tab wrote this image's draft since this t
 STALE = "stale"              # the mask was saved again after this tab opened the version it shows
 ASSISTS = ("smart fill", "box fill", "magic wand")   # edits that make a saved mask's source "assisted"
 NO_SCRIBBLE = 255    # a pixel of the scribble layer that no Smart fill stroke touched
+
+if TYPE_CHECKING:
+    from seg_core.services.boxing import LastBox
 
 
 
@@ -58,6 +62,7 @@ class View:
     seen: np.ndarray | None = None      # the draft at draft_rev (with none, the saved mask): what this tab last read
     start: np.ndarray | None = None     # the saved mask at base_version, when known: what the draft is painted over
     edited_at: float = 0.0              # when this tab last changed what it shows (0: not since it opened)
+    last_box: "LastBox | None" = None   # the last Box -> object, which clicks correct (boxing.py)
     serial: int = field(default_factory=itertools.count().__next__)   # tells two views apart, even on one canvas
 
     def __post_init__(self) -> None:

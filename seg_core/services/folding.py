@@ -2,7 +2,7 @@
 
 The canvas sends everything it holds on each change (its objects as Fabric JSON and its picture as RGBA). Objects
 already folded in are known by their signature; the new ones are grouped by the pen that drew them (pens.py) and
-each group becomes one edit: painted pixels, Smart fill scribbles, or clicks and boxes for a fill tool.
+each group becomes one edit: painted pixels, Smart fill scribbles, or clicks for a fill tool.
 """
 
 from __future__ import annotations
@@ -113,8 +113,8 @@ def scribble_hint(view: View, cls_id: int) -> np.ndarray | None:
 
 def marks(project: Project, view: View, objects: Sequence[dict], canvas_view: editing.CanvasView,
           fill: Callable, what: str = "fill") -> tuple[str, int]:
-    """Tools that act on clicks or boxes rather than painting them: each click (the point tool's dot) or rectangle
-    among `objects`, in image pixels, goes to `fill(ids, point_or_box) -> ids`, all as one edit.
+    """Tools that act on clicks rather than painting them: each click (the point tool's dot) among `objects`, in
+    image pixels, goes to `fill(ids, point) -> ids`, all as one edit (boxes: boxing.py).
 
     Returns the outcome (as drafting.change) and how many pixels changed.
     """
@@ -123,10 +123,6 @@ def marks(project: Project, view: View, objects: Sequence[dict], canvas_view: ed
         kind = obj.get("type", "").lower()
         if kind == "circle":
             ids = fill(ids, editing.to_image(canvas_view, *editing.click_point(obj)))
-        elif kind == "rect":
-            x0, y0, x1, y1 = editing.rect_box(obj)
-            (c0, r0), (c1, r1) = editing.to_image(canvas_view, x0, y0), editing.to_image(canvas_view, x1, y1)
-            ids = fill(ids, (c0, r0, c1 + 1, r1 + 1))
     changed = int((ids != view.base_ids).sum())
     return change(project, view, ids, what), changed
 

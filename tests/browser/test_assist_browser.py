@@ -1,4 +1,5 @@
-"""Annotation assists in the browser: Smart fill from one stroke per class, Undo fill, Box -> object, Save."""
+"""Annotation assists in the browser: Smart fill from one stroke per class, Undo fill, Box -> object and the clicks
+that correct it, Save."""
 
 from __future__ import annotations
 
@@ -53,6 +54,19 @@ def test_smart_fill_undo_box_and_save(app_server, page, workspace):
                "Box -> object to find the green block")
     wait_text(page, "object in the box")
     shot(page, "assist_2_box")
+
+    # Right after the box, with the same tool, a click corrects it: on the block it says "not the object" there,
+    # and a second click on that spot says "the object" again.
+    ys, xs = np.nonzero(block)
+    x, y = int(np.median(xs)), int(np.median(ys))
+    page.mouse.click(*at(x + 0.5, y + 0.5))
+    wait_until(page, lambda: draft()[y, x] == 0, "the click to take that part of the block out")
+    wait_text(page, "Corrected with 1 click")
+    shot(page, "assist_3_click")
+    page.mouse.click(*at(x + 0.5, y + 0.5))
+    wait_until(page, lambda: draft()[y, x] == 1, "the second click to give it back")
+    wait_text(page, "Corrected with 2 clicks")
+    assert iou(draft().astype(bool) & (np.arange(W)[None, :] > 170), block) >= 0.8
     page.locator(".st-key-annotate_save button").click()
     wait_text(page, "Saved the mask of scene.png (version 1)")
     assert project.image(1).mask_source == "assisted"
