@@ -2,8 +2,10 @@
 
 The crop keeps a ring of context around the box (its colours are known background) and works at GRAB_SIDE pixels
 a side: small enough for a box to answer at once, large enough that arms and legs stay wider than GrabCut's
-smoothing cuts off. Only the parts that reach the box's middle (or a click) are kept, and the result comes back
-to full size along the photo's own edges. Its holes are kept: the gap between an arm and the body is one.
+smoothing cuts off. Where that finds almost nothing (the ring around a small box held mostly the object's own
+colours), GrabCut tries again against the whole photo, and only then falls back to the magic wand. The result
+comes back to full size along the photo's own edges; its holes are kept (the gap between an arm and the body is
+one), and so are parts away from the box's middle (an arm's hand).
 
 A click says "this is the object" or "this is not": its disc becomes a hard seed and GrabCut runs again, its
 colour model learning from it. A click outside the box on the object widens the box to take it in.
@@ -15,11 +17,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from seg_core.assist.common import NONE, as_image, largest_with, refine_up, shrink
+from seg_core.assist.common import NONE, as_image, refine_up, shrink
 from seg_core.errors import AssistError
 
 GRAB_SIDE = 640          # GrabCut works on a crop of at most this many pixels a side
-CONTEXT = 0.15           # the crop reaches this share of the box's size beyond each side
+CONTEXT = 0.15           # the crop reaches this share of the box's size beyond each side, ...
+WIDE_CONTEXT = 100.0     # ... or, where GrabCut found almost nothing there, the whole photo
 ITERATIONS = 5
 MIN_SHARE = 0.05         # of the box: less than this found means GrabCut could not tell object from context
 FALLBACK_TOLERANCE = 0.3
@@ -77,8 +80,6 @@ def _take_in(box: tuple[int, int, int, int], seeds: np.ndarray | None) -> tuple[
 def box_fill(image, box, hint=None, clicks: Sequence[Click] = ()) -> np.ndarray:
     """(H, W) bool: the object inside `box` = (x0, y0, x1, y1) in image pixels. hint: optional (H, W) uint8
     strokes, NONE none, 0 background, 1 object, that GrabCut must respect; clicks: (x, y, is_object) corrections."""
-    import cv2
-
     rgb = as_image(image)
     h, w = rgb.shape[:2]
     x0, y0, x1, y1 = _check_box(box, w, h)
@@ -87,8 +88,38 @@ def box_fill(image, box, hint=None, clicks: Sequence[Click] = ()) -> np.ndarray:
     seeds = click_seeds(clicks, (x0, y0, x1, y1), h, w)
     if seeds is not None:
         hint = seeds if hint is None else np.where(seeds != NONE, seeds, np.asarray(hint, np.uint8))
-    x0, y0, x1, y1 = _take_in((x0, y0, x1, y1), seeds)
-    mx, my = round((x1 - x0) * CONTEXT) + 2, round((y1 - y0) * CONTEXT) + 2
+    box = _take_in((x0, y0, x1, y1), seeds)
+    x0, y0, x1, y1 = box
+    keep = np.zeros((h, w), bool)
+    keep[y0:y1, x0:x1] = True
+    for context in (CONTEXT, WIDE_CONTEXT):
+        found = _grab(rgb, box, hint, clicks, context)
+        if found is not None:
+            return _with_hint(found & keep, hint)
+    # GrabCut found nothing even against the whole photo: the context looks like the object (a cell among cells).
+    # The region of like colour around the box's middle, inside the box, is the better guess; its holes are
+    # texture the tolerance missed, not gaps.
+    from seg_core.assist.wand import wand
+
+    found = _fill_holes(wand(rgb, ((x0 + x1) // 2, (y0 + y1) // 2), FALLBACK_TOLERANCE) & keep)
+    if clicks:   # each click gives or takes the patch of like colour under it
+        patches = _grow_clicks(np.full((h, w), NONE, np.uint8), rgb, clicks, _reach(box))
+        found = np.where(patches == NONE, found, patches == 1)
+    return _with_hint(found, hint)
+
+
+def _reach(box) -> float:
+    return CLICK_REACH * max(box[2] - box[0], box[3] - box[1])
+
+
+def _grab(rgb: np.ndarray, box, hint, clicks, context: float) -> np.ndarray | None:
+    """(H, W) bool: GrabCut's object in `box` on a crop reaching `context` times the box's size beyond it, or None
+    when it found almost nothing there."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = box
+    mx, my = round((x1 - x0) * context) + 2, round((y1 - y0) * context) + 2
     cx0, cy0, cx1, cy1 = max(0, x0 - mx), max(0, y0 - my), min(w, x1 + mx), min(h, y1 + my)
     crop = rgb[cy0:cy1, cx0:cx1]
     scale = min(1.0, GRAB_SIDE / max(crop.shape[:2]))
@@ -102,9 +133,9 @@ def box_fill(image, box, hint=None, clicks: Sequence[Click] = ()) -> np.ndarray:
     mask[ry0:ry1, rx0:rx1] = cv2.GC_PR_FGD
     if hint is not None:
         marks = cv2.resize(np.asarray(hint, np.uint8)[cy0:cy1, cx0:cx1], size, interpolation=cv2.INTER_NEAREST)
-        if clicks and CLICK_REACH > 0:
+        if clicks:
             marks = _grow_clicks(marks, small, [((c[0] - cx0) * sx, (c[1] - cy0) * sy, c[2]) for c in clicks],
-                                 CLICK_REACH * max(rx1 - rx0, ry1 - ry0))
+                                 _reach((rx0, ry0, rx1, ry1)))
         mask[marks == 0] = cv2.GC_BGD
         mask[marks == 1] = cv2.GC_FGD
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
@@ -112,47 +143,36 @@ def box_fill(image, box, hint=None, clicks: Sequence[Click] = ()) -> np.ndarray:
     try:
         cv2.grabCut(small, mask, None, bgd, fgd, ITERATIONS, cv2.GC_INIT_WITH_MASK)
     except cv2.error:   # a box with one colour only: nothing to tell apart
-        return _with_hint(_whole_box(h, w, (x0, y0, x1, y1)), hint)
+        return _whole_box(h, w, box)
     obj = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
-    centre = np.zeros_like(obj)
-    qx, qy = max(1, (rx1 - rx0) // 4), max(1, (ry1 - ry0) // 4)
-    centre[ry0 + qy:ry1 - qy, rx0 + qx:rx1 - qx] = True
-    if hint is not None:
-        centre |= (marks == 1)
-    obj = largest_with(obj, centre)
-    keep = np.zeros((h, w), bool)
-    keep[y0:y1, x0:x1] = True
-    if obj.sum() < MIN_SHARE * (rx1 - rx0) * (ry1 - ry0):
-        # GrabCut found nothing: the context around the box looks like the object (a cell among cells). The
-        # region of like colour around the box's middle, inside the box, is the better guess.
-        from seg_core.assist.wand import wand
-
-        # Its holes are texture the tolerance missed, not gaps: they are filled.
-        found = wand(rgb, ((x0 + x1) // 2, (y0 + y1) // 2), FALLBACK_TOLERANCE) & keep
-        return _with_hint(_fill_holes(found), hint)
+    # Counted beyond the person's own "object" seeds: a click must not turn a box GrabCut failed on into GrabCut's
+    # answer, it corrects what the box gave.
+    if (obj & (mask != cv2.GC_FGD)).sum() < MIN_SHARE * (rx1 - rx0) * (ry1 - ry0):
+        return None
     soft = refine_up(obj.astype(np.float32)[..., None], small, crop)[..., 0] > 0.5
     out = np.zeros((h, w), bool)
     out[cy0:cy1, cx0:cx1] = soft
-    return _with_hint(out & keep, hint)
+    return out
 
 
-def _grow_clicks(marks: np.ndarray, small: np.ndarray, clicks, reach: float) -> np.ndarray:
-    """Each click's seed grown to the pixels of like colour connected to it, up to `reach` pixels away: a click
-    means the patch under it, and a few seed pixels would barely move GrabCut's colour models."""
+def _grow_clicks(marks: np.ndarray, rgb: np.ndarray, clicks, reach: float) -> np.ndarray:
+    """Each click's seed grown to the pixels of like colour connected to it, up to `reach` pixels away (clicks in
+    `rgb`'s pixels): a click means the patch under it, and a few seed pixels would barely move GrabCut's colour
+    models."""
     from skimage.segmentation import flood
 
     from seg_core.assist.wand import MAX_DELTA_E, smooth_lab
 
-    lab = smooth_lab(small)
-    yy, xx = np.mgrid[0:small.shape[0], 0:small.shape[1]]
-    out = marks.copy()
+    out, r = marks.copy(), max(1, int(np.ceil(reach)))
     for x, y, is_object in clicks:
-        col = min(small.shape[1] - 1, max(0, int(x)))
-        row = min(small.shape[0] - 1, max(0, int(y)))
-        near = (yy - row) ** 2 + (xx - col) ** 2 <= reach * reach
-        like = flood(np.where(near, np.linalg.norm(lab - lab[row, col], axis=2), np.inf), (row, col),
-                     tolerance=CLICK_TOLERANCE * MAX_DELTA_E)
-        out[like] = 1 if is_object else 0
+        col, row = min(rgb.shape[1] - 1, max(0, int(x))), min(rgb.shape[0] - 1, max(0, int(y)))
+        top, left = max(0, row - r), max(0, col - r)
+        lab = smooth_lab(rgb[top:row + r + 1, left:col + r + 1])
+        yy, xx = np.mgrid[0:lab.shape[0], 0:lab.shape[1]]
+        near = (yy - (row - top)) ** 2 + (xx - (col - left)) ** 2 <= reach * reach
+        like = flood(np.where(near, np.linalg.norm(lab - lab[row - top, col - left], axis=2), np.inf),
+                     (row - top, col - left), tolerance=CLICK_TOLERANCE * MAX_DELTA_E)
+        out[top:top + lab.shape[0], left:left + lab.shape[1]][like] = 1 if is_object else 0
     return out
 
 
