@@ -7,8 +7,9 @@ colours), GrabCut tries again against the whole photo, and only then falls back 
 comes back to full size along the photo's own edges; its holes are kept (the gap between an arm and the body is
 one), and so are parts away from the box's middle (an arm's hand).
 
-A click says "this is the object" or "this is not": its disc becomes a hard seed and GrabCut runs again, its
-colour model learning from it. A click outside the box on the object widens the box to take it in.
+A click says "this is the object" or "this is not": its disc, grown to the patch of like colour around it,
+becomes a hard seed and GrabCut runs again, its colour models learning from it. A click outside the box on the
+object widens the box to take it in. Where the box's answer was the wand's, a click gives or takes its patch.
 """
 
 from __future__ import annotations
