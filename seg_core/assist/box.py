@@ -24,7 +24,7 @@ from seg_core.errors import AssistError
 GRAB_SIDE = 640          # GrabCut works on a crop of at most this many pixels a side
 CONTEXT = 0.15           # the crop reaches this share of the box's size beyond each side, ...
 WIDE_CONTEXT = 100.0     # ... or, where GrabCut found almost nothing there, the whole photo
-ITERATIONS = 5
+ITERATIONS = 3           # GrabCut's rounds: on real photos more found no better object, only later
 MIN_SHARE = 0.05         # of the box: less than this found means GrabCut could not tell object from context
 FALLBACK_TOLERANCE = 0.3
 CLICK_RADIUS = 0.02      # a click's seed: a disc this share of the box's longer side across, ...
