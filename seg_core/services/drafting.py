@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from seg_core.services.boxing import LastBox
 
 
-
 @dataclass
 class View:
     """What one tab shows of one image.
