@@ -10,26 +10,15 @@ other edit (a stroke, Undo, another image) a click asks for a box first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
 from seg_core.services import editing
-from seg_core.services.drafting import View, change
+from seg_core.services.drafting import LastBox, View, change
 
 CLICK_PX = 6   # canvas pixels
-
-
-@dataclass
-class LastBox:
-    """The last box of a view, while its result is what the view shows."""
-
-    box: tuple[int, int, int, int]    # (x0, y0, x1, y1) in image pixels, x1 and y1 exclusive
-    cls_id: int
-    before: np.ndarray                # the mask before the box
-    clicks: list[tuple[int, int, bool]] = field(default_factory=list)
-    version: int = -1                 # the view's version its result was written at
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,8 +26,15 @@ STALE = "stale"              # the mask was saved again after this tab opened th
 ASSISTS = ("smart fill", "box fill", "magic wand")   # edits that make a saved mask's source "assisted"
 NO_SCRIBBLE = 255    # a pixel of the scribble layer that no Smart fill stroke touched
 
-if TYPE_CHECKING:
-    from seg_core.services.boxing import LastBox
+@dataclass
+class LastBox:
+    """A view's last Box -> object, which clicks correct while its result is what the view shows (boxing.py)."""
+
+    box: tuple[int, int, int, int]    # (x0, y0, x1, y1) in image pixels, x1 and y1 exclusive
+    cls_id: int
+    before: np.ndarray                # the mask before the box
+    clicks: list[tuple[int, int, bool]] = field(default_factory=list)
+    version: int = -1                 # the view's version its result was written at
 
 
 @dataclass
@@ -61,7 +67,7 @@ class View:
     seen: np.ndarray | None = None      # the draft at draft_rev (with none, the saved mask): what this tab last read
     start: np.ndarray | None = None     # the saved mask at base_version, when known: what the draft is painted over
     edited_at: float = 0.0              # when this tab last changed what it shows (0: not since it opened)
-    last_box: "LastBox | None" = None   # the last Box -> object, which clicks correct (boxing.py)
+    last_box: LastBox | None = None     # the last Box -> object, which clicks correct (boxing.py)
     serial: int = field(default_factory=itertools.count().__next__)   # tells two views apart, even on one canvas
 
     def __post_init__(self) -> None:
