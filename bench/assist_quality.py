@@ -5,7 +5,8 @@ The annotator (bench/annotator.py) works from the ground truth as a person would
 inside its regions (along the skeleton of thin ones) for Smart fill (scribble_fill), one box per object (its
 bounding box with each side moved in or out by up to 5%) for Box -> object (box_fill), one click off each
 object's centre for the wand, and after the box up to CLICKS correction clicks, each in the largest wrong region
-of the result so far (Box -> object recomputed with all the clicks). Smart fill is also scored learning from the other images' masks (as if saved),
+of the result so far (Box -> object recomputed with all the clicks). Smart fill is also scored learning from the
+other images' masks (as if saved),
 with no stroke and with one a class. Objects are the connected regions of each object class that cover at least
 0.5% of the image (at most --max-objects per image, drawn at random).
 
@@ -189,8 +190,8 @@ def score_strokes(assist, pairs, num_classes, ks, seed, dataset, baselines=True)
 
 def score_objects(assist, pairs, background, seed, dataset, max_objects, per_object, baselines=True):
     box_row = Row(dataset, "box_fill", "1 box/object", GOALS.get((dataset, "box_fill", None)))
-    click_rows = [Row(dataset, "box_fill", f"box + {k} click{'s' if k > 1 else ''}", GOALS.get((dataset, "box_fill", k)))
-                  for k in range(1, CLICKS + 1)]
+    click_rows = [Row(dataset, "box_fill", f"box + {k} click{'s' if k > 1 else ''}",
+                      GOALS.get((dataset, "box_fill", k))) for k in range(1, CLICKS + 1)]
     grab_row = Row(dataset, "plain grabcut", "1 box/object")
     wand_rows = {t: Row(dataset, "wand", f"1 click, tol {t}") for t in WAND_TOLERANCES}
     calls = [(box_row, lambda im, o: assist.box_fill(im, o.box))]
