@@ -6,9 +6,8 @@ inside its regions (along the skeleton of thin ones) for Smart fill (scribble_fi
 bounding box with each side moved in or out by up to 5%) for Box -> object (box_fill), one click off each
 object's centre for the wand, and after the box up to CLICKS correction clicks, each in the largest wrong region
 of the result so far (Box -> object recomputed with all the clicks). Smart fill is also scored learning from the
-other images' masks (as if saved),
-with no stroke and with one a class. Objects are the connected regions of each object class that cover at least
-0.5% of the image (at most --max-objects per image, drawn at random).
+other images' masks (as if saved), with no stroke and with one a class. Objects are the connected regions of each
+object class that cover at least 0.5% of the image (at most --max-objects per image, drawn at random).
 
 Baselines (bench/plain.py): "plain grabcut" is cv2.grabCut on the whole image from the same box (5 iterations);
 "plain trees" is extremely randomised trees on skimage's multiscale_basic_features, fitted on the same strokes.
