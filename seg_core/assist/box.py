@@ -93,8 +93,9 @@ def box_fill(image, box, hint=None, clicks: Sequence[Click] = ()) -> np.ndarray:
     x0, y0, x1, y1 = box
     keep = np.zeros((h, w), bool)
     keep[y0:y1, x0:x1] = True
-    for context in (CONTEXT, WIDE_CONTEXT):
-        found = _grab(rgb, box, hint, clicks, context)
+    near, wide = _crop(box, CONTEXT, h, w), _crop(box, WIDE_CONTEXT, h, w)
+    for bounds in (near,) if wide == near else (near, wide):   # a crop already the whole photo is tried once
+        found = _grab(rgb, box, hint, clicks, bounds)
         if found is not None:
             return _with_hint(found & keep, hint)
     # GrabCut found nothing even against the whole photo: the context looks like the object (a cell among cells).
@@ -113,15 +114,21 @@ def _reach(box) -> float:
     return CLICK_REACH * max(box[2] - box[0], box[3] - box[1])
 
 
-def _grab(rgb: np.ndarray, box, hint, clicks, context: float) -> np.ndarray | None:
-    """(H, W) bool: GrabCut's object in `box` on a crop reaching `context` times the box's size beyond it, or None
-    when it found almost nothing there."""
+def _crop(box, context: float, h: int, w: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of a crop reaching `context` times the box's size beyond it, inside the image."""
+    x0, y0, x1, y1 = box
+    mx, my = round((x1 - x0) * context) + 2, round((y1 - y0) * context) + 2
+    return max(0, x0 - mx), max(0, y0 - my), min(w, x1 + mx), min(h, y1 + my)
+
+
+def _grab(rgb: np.ndarray, box, hint, clicks, bounds: tuple[int, int, int, int]) -> np.ndarray | None:
+    """(H, W) bool: GrabCut's object in `box` on the crop `bounds` around it, or None when it found almost
+    nothing there."""
     import cv2
 
     h, w = rgb.shape[:2]
     x0, y0, x1, y1 = box
-    mx, my = round((x1 - x0) * context) + 2, round((y1 - y0) * context) + 2
-    cx0, cy0, cx1, cy1 = max(0, x0 - mx), max(0, y0 - my), min(w, x1 + mx), min(h, y1 + my)
+    cx0, cy0, cx1, cy1 = bounds
     crop = rgb[cy0:cy1, cx0:cx1]
     scale = min(1.0, GRAB_SIDE / max(crop.shape[:2]))
     size = (max(8, round(crop.shape[1] * scale)), max(8, round(crop.shape[0] * scale)))

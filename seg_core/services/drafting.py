@@ -26,6 +26,7 @@ STALE = "stale"              # the mask was saved again after this tab opened th
 ASSISTS = ("smart fill", "box fill", "magic wand")   # edits that make a saved mask's source "assisted"
 NO_SCRIBBLE = 255    # a pixel of the scribble layer that no Smart fill stroke touched
 
+
 @dataclass
 class LastBox:
     """A view's last Box -> object, which clicks correct while its result is what the view shows (boxing.py)."""
