@@ -10,6 +10,11 @@ one), and so are parts away from the box's middle (an arm's hand).
 A click says "this is the object" or "this is not": its disc, grown to the patch of like colour around it,
 becomes a hard seed and GrabCut runs again, its colour models learning from it. A click outside the box on the
 object widens the box to take it in. Where the box's answer was the wand's, a click gives or takes its patch.
+
+With the project's trained model, GrabCut starts from the model's answer inside the box instead of from "all of
+the box may be the object": where the model says "not the object" is "probably background", and where it is sure
+either way is a hard seed. How much of this it does follows the trust in the model (its validation quality for
+the class): an untrusted model changes nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ CLICK_RADIUS = 0.02      # a click's seed: a disc this share of the box's longer
 MIN_CLICK_RADIUS = 2     # ... and at least this many image pixels, ...
 CLICK_REACH = 0.10       # ... grown to the pixels of like colour connected to it, within this share of that side
 CLICK_TOLERANCE = 0.15   # "like colour", as the magic wand's tolerance
+PRIOR_SURE = 0.05        # a fully trusted model's probability this close to 0 or 1 is a hard seed
 
 Click = tuple[int, int, bool]   # (x, y, is_object) in image pixels
 
@@ -78,14 +84,20 @@ def _take_in(box: tuple[int, int, int, int], seeds: np.ndarray | None) -> tuple[
         max(box[3], int(ys.max()) + 1)
 
 
-def box_fill(image, box, hint=None, clicks: Sequence[Click] = ()) -> np.ndarray:
+def box_fill(image, box, hint=None, clicks: Sequence[Click] = (), prior=None, trust: float = 0.0) -> np.ndarray:
     """(H, W) bool: the object inside `box` = (x0, y0, x1, y1) in image pixels. hint: optional (H, W) uint8
-    strokes, NONE none, 0 background, 1 object, that GrabCut must respect; clicks: (x, y, is_object) corrections."""
+    strokes, NONE none, 0 background, 1 object, that GrabCut must respect; clicks: (x, y, is_object) corrections.
+    prior: optional (H, W) probability of the object's class from a trained model, trusted as much as `trust`
+    (0 not at all .. 1 fully: the model's quality on its validation images)."""
     rgb = as_image(image)
     h, w = rgb.shape[:2]
     x0, y0, x1, y1 = _check_box(box, w, h)
     if hint is not None and np.asarray(hint).shape != (h, w):
         raise AssistError("The hint strokes do not match the image's size.")
+    if prior is not None and np.asarray(prior).shape != (h, w):
+        raise AssistError("The model's probabilities do not match the image's size.")
+    if prior is not None and trust <= 0:
+        prior = None
     seeds = click_seeds(clicks, (x0, y0, x1, y1), h, w)
     if seeds is not None:
         hint = seeds if hint is None else np.where(seeds != NONE, seeds, np.asarray(hint, np.uint8))
@@ -95,7 +107,7 @@ def box_fill(image, box, hint=None, clicks: Sequence[Click] = ()) -> np.ndarray:
     keep[y0:y1, x0:x1] = True
     near, wide = _crop(box, CONTEXT, h, w), _crop(box, WIDE_CONTEXT, h, w)
     for bounds in (near,) if wide == near else (near, wide):   # a crop already the whole photo is tried once
-        found = _grab(rgb, box, hint, clicks, bounds)
+        found = _grab(rgb, box, hint, clicks, bounds, prior, trust)
         if found is not None:
             return _with_hint(found & keep, hint)
     # GrabCut found nothing even against the whole photo: the context looks like the object (a cell among cells).
@@ -121,7 +133,8 @@ def _crop(box, context: float, h: int, w: int) -> tuple[int, int, int, int]:
     return max(0, x0 - mx), max(0, y0 - my), min(w, x1 + mx), min(h, y1 + my)
 
 
-def _grab(rgb: np.ndarray, box, hint, clicks, bounds: tuple[int, int, int, int]) -> np.ndarray | None:
+def _grab(rgb: np.ndarray, box, hint, clicks, bounds: tuple[int, int, int, int], prior=None,
+          trust: float = 0.0) -> np.ndarray | None:
     """(H, W) bool: GrabCut's object in `box` on the crop `bounds` around it, or None when it found almost
     nothing there."""
     import cv2
@@ -139,6 +152,10 @@ def _grab(rgb: np.ndarray, box, hint, clicks, bounds: tuple[int, int, int, int])
         min(size[1], max(ry0 + 2, int(np.ceil((y1 - cy0) * sy))))
     mask = np.full((size[1], size[0]), cv2.GC_BGD, np.uint8)
     mask[ry0:ry1, rx0:rx1] = cv2.GC_PR_FGD
+    if prior is not None:
+        p = cv2.resize(np.asarray(prior, np.float32)[cy0:cy1, cx0:cx1], size, interpolation=cv2.INTER_AREA)
+        _seed_from_prior(mask, p, (rx0, ry0, rx1, ry1), trust)
+    marked = np.zeros(mask.shape, bool)   # the person's own "object" seeds
     if hint is not None:
         marks = cv2.resize(np.asarray(hint, np.uint8)[cy0:cy1, cx0:cx1], size, interpolation=cv2.INTER_NEAREST)
         if clicks:
@@ -146,6 +163,7 @@ def _grab(rgb: np.ndarray, box, hint, clicks, bounds: tuple[int, int, int, int])
                                  _reach((rx0, ry0, rx1, ry1)))
         mask[marks == 0] = cv2.GC_BGD
         mask[marks == 1] = cv2.GC_FGD
+        marked = marks == 1
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(0)   # GrabCut starts its colour models with k-means: the same box always gives the same object
     try:
@@ -155,12 +173,29 @@ def _grab(rgb: np.ndarray, box, hint, clicks, bounds: tuple[int, int, int, int])
     obj = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
     # Counted beyond the person's own "object" seeds: a click must not turn a box GrabCut failed on into GrabCut's
     # answer, it corrects what the box gave.
-    if (obj & (mask != cv2.GC_FGD)).sum() < MIN_SHARE * (rx1 - rx0) * (ry1 - ry0):
+    if (obj & ~marked).sum() < MIN_SHARE * (rx1 - rx0) * (ry1 - ry0):
         return None
     soft = refine_up(obj.astype(np.float32)[..., None], small, crop)[..., 0] > 0.5
     out = np.zeros((h, w), bool)
     out[cy0:cy1, cx0:cx1] = soft
     return out
+
+
+def _seed_from_prior(mask: np.ndarray, p: np.ndarray, box, trust: float) -> None:
+    """GrabCut's start inside the box from the model: "probably background" where the model says it is not the
+    object (all of the box is "probably object" without it) and hard seeds where it is sure, both the more of them
+    the more the model is trusted."""
+    import cv2
+
+    rx0, ry0, rx1, ry1 = box
+    inside = np.zeros(mask.shape, bool)
+    inside[ry0:ry1, rx0:rx1] = True
+    if (inside & (p >= 0.5)).sum() < MIN_SHARE * inside.sum():   # the model sees no such object here
+        return
+    mask[inside & (p < 0.5 * trust)] = cv2.GC_PR_BGD
+    margin = PRIOR_SURE * trust
+    mask[inside & (p > 1 - margin)] = cv2.GC_FGD
+    mask[inside & (p < margin)] = cv2.GC_BGD
 
 
 def _grow_clicks(marks: np.ndarray, rgb: np.ndarray, clicks, reach: float) -> np.ndarray:

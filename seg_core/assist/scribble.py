@@ -29,6 +29,7 @@ LEARNED_PER_CLASS = 4000         # pixels a class from all the saved masks in `l
 RANDOM_FEATURE_TREES = 60   # trees that split on one feature drawn at random
 CHOOSING_TREES = 30         # trees that choose the best of sqrt(F) features at each split
 MAX_DEPTH = 18
+PRIOR_BLEND = 0.5           # share of a fully trusted model's probabilities in the answer
 _FEATURE_CACHE: OrderedDict[str, np.ndarray] = OrderedDict()   # the same photo stroke after stroke
 _CACHE_SIZE = 6
 
@@ -77,6 +78,20 @@ def _sample(labels: np.ndarray, per_class: int, rng: np.random.Generator) -> tup
     return np.concatenate(idx), np.concatenate(cls)
 
 
+def _prior(prior, trust, size: tuple[int, int], h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """The model's (h, w, C) probabilities at working size and the (C,) trust in each class, checked."""
+    import cv2
+
+    probs = np.asarray(prior, np.float32)
+    if probs.ndim != 3 or probs.shape[:2] != (h, w):
+        raise AssistError("The model's probabilities do not match the image's size.")
+    weights = np.clip(np.asarray(trust, np.float32).reshape(-1), 0.0, 1.0)
+    if weights.shape != (probs.shape[2],):
+        raise AssistError("The model's trust needs one number per class.")
+    small = cv2.resize(probs, size, interpolation=cv2.INTER_AREA)
+    return (small if small.ndim == 3 else small[..., None]), weights
+
+
 class _Forests:
     """Extremely randomised trees of both kinds, their class probabilities averaged over all trees."""
 
@@ -100,13 +115,16 @@ class _Forests:
         return total / sum(f.n_estimators for f in self.forests)
 
 
-def scribble_fill(image, scribbles, num_classes: int | None = None, learn_from=None, seed: int = 0) -> np.ndarray:
+def scribble_fill(image, scribbles, num_classes: int | None = None, learn_from=None, seed: int = 0,
+                  prior=None, trust=None) -> np.ndarray:
     """Every pixel's class from a few strokes: (H, W) uint8 ids; stroked pixels keep their class.
 
     image: (H, W) or (H, W, 3) uint8. scribbles: (H, W) uint8, NONE (255) where nothing was drawn, else a class
     id. num_classes: the project's classes, to refuse ids beyond them. learn_from: optional (image, ids) pairs
     of saved masks to learn from too (255 in them is ignored): with them an image gets a proposal from no
-    strokes at all.
+    strokes at all. prior: optional (H, W, C) class probabilities from the project's trained model, and trust: (C,)
+    how far to follow it for each class (0 .. 1, from its validation quality). The trees learn from them beside
+    the image's own features, and the answer leans on them as far as they are trusted.
     """
     rgb = as_image(image)
     h, w = rgb.shape[:2]
@@ -124,9 +142,16 @@ def scribble_fill(image, scribbles, num_classes: int | None = None, learn_from=N
     small = shrink(rgb, size)
     feats = features(small)
     small_marks = shrink_labels(marks, size)
+    learn_from = list(learn_from or ())
+    p_small, weights = None, None
+    if prior is not None:
+        p_small, weights = _prior(prior, trust, size, h, w)
+        if weights.max() <= 0:   # a model trusted for no class: as without one
+            p_small = None
+        elif not learn_from:   # the saved masks' images have no model probabilities to learn beside
+            feats = np.concatenate([feats, p_small * weights], axis=2)
     idx, y = _sample(small_marks, SAMPLES_PER_CLASS, rng)
     xs, ys = [feats.reshape(-1, feats.shape[2])[idx]], [y]
-    learn_from = list(learn_from or ())
     for other_image, other_ids in learn_from:
         other = as_image(other_image)
         if np.asarray(other_ids).shape != other.shape[:2]:
@@ -150,6 +175,11 @@ def scribble_fill(image, scribbles, num_classes: int | None = None, learn_from=N
     else:
         forest = _Forests(seed).fit(x, y)
         probs = forest.predict_proba(feats.reshape(-1, feats.shape[2])).reshape(size[1], size[0], -1)
+        if p_small is not None and forest.classes_.max() < p_small.shape[2]:   # the model's say among the classes stroked, as far as it is trusted
+            own = p_small[..., forest.classes_]
+            own = own / np.maximum(own.sum(axis=2, keepdims=True), 1e-6)
+            share = PRIOR_BLEND * weights[forest.classes_]
+            probs = (1 - share) * probs + share * own
         full = refine_up(probs.astype(np.float32), small, rgb)
         out = forest.classes_[full.argmax(axis=2)].astype(np.uint8)
     hand = marks != NONE
