@@ -8,8 +8,10 @@ from streamlit_drawable_canvas import st_canvas
 
 from app_pages import annotate_tools as tools
 from app_pages.annotate_conflict import STATUS, STATUS_HELP, conflict_panel
-from app_pages.widgets import annotate_changed, cached_image, current_user, load_predictor, require_project, show_error
+from app_pages.widgets import (annotate_changed, cached_image, cached_prior, current_user, load_predictor,
+                               require_project, show_error)
 from seg_core import drafting, editing
+from seg_core.services import priors
 from seg_core.errors import DraftConflictError, MaskConflictError, SegError
 from seg_core.text import md_name
 
@@ -58,9 +60,11 @@ followed = tools.follow_classes(project, ss["annotate_view"]) if getattr(ss.get(
 classes = project.classes
 image = cached_image(str(project.image_path(rec)), rec.sha256)
 epoch = ss.setdefault("annotate_epoch", 0)
+best = project.runs.best()
 
 with st.sidebar:
-    pen = tools.tool_panel(classes, project.count_images(status="labeled") - (rec.status == "labeled"))
+    pen = tools.tool_panel(classes, project.count_images(status="labeled") - (rec.status == "labeled"),
+                           priors.run_name(best.id) if best is not None else None)
     cls_id = pen.cls_id
     opacity = st.slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key="annotate_opacity")
     show_mask = st.toggle("Show mask", True, key="annotate_show_mask")
@@ -101,9 +105,19 @@ def _learn_from():
     return [(cached_image(str(project.image_path(r)), r.sha256), project.masks.load(r)) for r in others]
 
 
+def _model_prior():
+    """The best run's probabilities on this image, for the assists; None (and a note) when it cannot be used."""
+    try:
+        return cached_prior(str(project.path), best.id, rec.sha256, tuple(c.name for c in classes), image)
+    except SegError as exc:
+        _note(f"The model from run {priors.run_name(best.id)} could not be used: {exc}")
+        return None
+
+
 try:   # each new object on the canvas is folded in as the pen that drew it (pens.py)
     with st.sidebar, st.spinner("Filling...", show_time=True) if pen.tool in tools.ASSIST_TOOLS else nullcontext():
-        outcome, note = tools.apply(project, view, drawing, pen, image, classes, cview, _learn_from)
+        outcome, note = tools.apply(project, view, drawing, pen, image, classes, cview, _learn_from,
+                                    _model_prior if best is not None else lambda: None)
     if note:
         _note(note)
 except SegError as exc:
@@ -207,7 +221,6 @@ with actions:
                   help="Drop the unsaved strokes; Undo discard brings them back until you paint again.")
     else:
         a2.button("Undo discard", on_click=_undo_discard, width="stretch", key="annotate_undo_discard")
-    best = project.runs.best()
     if rec.status == "unlabeled" and not dirty and view.conflict is None:
         a5.button("Nothing to paint", on_click=_all_background, width="stretch", key="annotate_all_background",
                   help="Save an all-background mask: this image shows none of the classes.")

@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 from seg_core import drafting, editing
-from seg_core.services import boxing, folding, pens
+from seg_core.services import boxing, folding, pens, priors
 from seg_core.text import md_name
 
 TOOLS = {"Brush": "freedraw", "Rectangle": "rect", "Polygon": "polygon", "Ellipse": "circle", "Line": "line",
@@ -33,6 +33,7 @@ HINTS = {
 TAGS = {tool: i for i, tool in enumerate(TOOLS)}   # written into the colour each tool draws with (pens.py)
 TOOL_OF_TAG = list(TOOLS)
 ASSIST_TOOLS = ("Smart fill", "Box → object", "Magic wand")
+MODEL_TOOLS = ("Smart fill", "Box → object")   # the assists that can follow the project's model
 # Tools whose clicks or boxes act beyond what they draw: once folded in, the canvas is emptied of their dots and
 # frames (the page holds a stroke started meanwhile until the canvas is ready for it).
 EMPTIES_CANVAS = ("Fill", "Magic wand", "Box → object")
@@ -60,6 +61,7 @@ class Pen:
     tolerance: float = 0.2         # Magic wand
     fill_holes: bool = False       # "Fill holes" pressed this run
     fill_now: bool = False         # "Fill now" pressed this run
+    use_model: bool = False        # Box -> object and Smart fill follow the project's model where it is good
 
     @property
     def mode(self) -> str:
@@ -70,8 +72,9 @@ def opacity(cls_id: int) -> float:
     return ERASE_OPACITY if cls_id == 0 else STROKE_OPACITY
 
 
-def tool_panel(classes, labeled_elsewhere: int) -> Pen:
-    """The class and tool choice in the sidebar, with each tool's settings and a hint in plain words."""
+def tool_panel(classes, labeled_elsewhere: int, model_run: str | None = None) -> Pen:
+    """The class and tool choice in the sidebar, with each tool's settings and a hint in plain words; model_run:
+    the name of the run whose model the assists may follow (None: the project has none)."""
     st.markdown("**Paint with**")
     st.markdown(editing.legend_html(classes), unsafe_allow_html=True)
     cls_id = st.radio("Paint with", [c.id for c in classes], key="annotate_class", label_visibility="collapsed",
@@ -91,6 +94,12 @@ def tool_panel(classes, labeled_elsewhere: int) -> Pen:
                                    f"{labeled_elsewhere} saved): an image gets a proposal from its first stroke, or "
                                    "from none (Fill now).")
         pen.fill_now = st.button("Fill now", key="annotate_fill_now", width="stretch")
+    if tool in MODEL_TOOLS and model_run is not None:
+        pen.use_model = st.toggle(f"Use the model from run {model_run}", True, key="annotate_use_model",
+                                  help="The project's best model guides the fill, class by class as far as its "
+                                       f"validation IoU allows: fully from {priors.FULL_IOU}, not at all below "
+                                       f"{priors.MIN_IOU} (a poor model would pull the fill towards its mistakes). "
+                                       "Off: the fill follows the photo alone.")
     if tool == "Magic wand":
         pen.tolerance = st.slider("Tolerance", 0.0, 1.0, 0.2, 0.05, key="annotate_tolerance",
                                   help="How different a colour may be from the clicked one and still join.")
@@ -117,35 +126,45 @@ def canvas_colours(pen: Pen, classes) -> tuple[str, str]:
 
 
 def apply(project, view: drafting.View, drawing: dict, pen: Pen, image: np.ndarray, classes,
-          cview: editing.CanvasView, learn_from) -> tuple[str, str | None]:
+          cview: editing.CanvasView, learn_from, model_prior=lambda: None) -> tuple[str, str | None]:
     """What the canvas's new objects do, each with the pen that drew it (it may be the one before the pen the page
-    shows now): (the outcome, a note for the person or None)."""
+    shows now): (the outcome, a note for the person or None). model_prior: called when an assist can use it, gives
+    the project model's ModelPrior for this image or None."""
+    if not pen.use_model:
+        model_prior = lambda: None   # noqa: E731
     outcome, notes, emptied = "unchanged", [], False
-    for batch in folding.new_batches(view, drawing, classes, ink(pen, classes)):
-        if batch.ink.cls_id is None or batch.ink.tag is None or batch.ink.tag >= len(TOOL_OF_TAG):
-            notes.append("A stroke drawn with a colour that no class has now (a class was removed or recoloured "
-                         "meanwhile) was not kept.")
-            continue
-        tool, cls_id = TOOL_OF_TAG[batch.ink.tag], batch.ink.cls_id
-        if tool in EMPTIES_CANVAS:
-            result, note = _marks(project, view, batch, tool, cls_id, pen, image, classes, cview)
-            emptied = True
-        elif tool == "Smart fill":
-            result, note = _smart(project, view, batch.hit, cls_id, pen, image, classes, cview, learn_from)
-        else:
-            result, note = folding.paint(project, view, batch.hit, cls_id, cview), None
-        outcome = result if result != "unchanged" else outcome
-        notes += [note] if note else []
-    if pen.tool == "Smart fill" and pen.fill_now:
-        result, note = _smart(project, view, None, pen.cls_id, pen, image, classes, cview, learn_from, now=True)
-        outcome = result if result != "unchanged" else outcome
-        notes += [note] if note else []
-    if emptied:   # the dots and frames those tools draw are done with: the result shows under the canvas
-        drafting.clear_canvas(view)
+    try:
+        for batch in folding.new_batches(view, drawing, classes, ink(pen, classes)):
+            if batch.ink.cls_id is None or batch.ink.tag is None or batch.ink.tag >= len(TOOL_OF_TAG):
+                notes.append("A stroke drawn with a colour that no class has now (a class was removed or "
+                             "recoloured meanwhile) was not kept.")
+                continue
+            tool, cls_id = TOOL_OF_TAG[batch.ink.tag], batch.ink.cls_id
+            if tool in EMPTIES_CANVAS:
+                emptied = True
+                result, note = _marks(project, view, batch, tool, cls_id, pen, image, classes, cview, model_prior)
+            elif tool == "Smart fill":
+                result, note = _smart(project, view, batch.hit, cls_id, pen, image, classes, cview, learn_from,
+                                      model_prior)
+            else:
+                result, note = folding.paint(project, view, batch.hit, cls_id, cview), None
+            outcome = result if result != "unchanged" else outcome
+            notes += [note] if note else []
+        if pen.tool == "Smart fill" and pen.fill_now:
+            result, note = _smart(project, view, None, pen.cls_id, pen, image, classes, cview, learn_from,
+                                  model_prior, now=True)
+            outcome = result if result != "unchanged" else outcome
+            notes += [note] if note else []
+    finally:
+        # The dots and frames those tools draw are done with, also when one was refused: the result shows under
+        # the canvas (and the page's scripts hold the next stroke until the canvas is empty).
+        if emptied:
+            drafting.clear_canvas(view)
     return outcome, " ".join(notes) or None
 
 
-def _marks(project, view, batch, tool: str, cls_id: int, pen: Pen, image, classes, cview) -> tuple[str, str | None]:
+def _marks(project, view, batch, tool: str, cls_id: int, pen: Pen, image, classes, cview,
+           model_prior) -> tuple[str, str | None]:
     from seg_core import assist
 
     name = md_name(classes[cls_id].name)   # the notes are Markdown
@@ -162,33 +181,47 @@ def _marks(project, view, batch, tool: str, cls_id: int, pen: Pen, image, classe
             "magic wand")
         return outcome, f"The wand gave {n:,} pixels to {name}; Undo takes them back." if n else None
 
-    done = boxing.apply(project, view, batch.objects, cls_id, cview,
-                        lambda rect, clicks: assist.box_fill(image, rect, hint=folding.scribble_hint(view, cls_id),
-                                                             clicks=clicks))
+    used = []
+
+    def fill(rect, clicks):
+        prior = model_prior()
+        p, trust = prior.of(cls_id) if prior is not None else (None, 0.0)
+        used[:] = [prior] if prior is not None else []
+        return assist.box_fill(image, rect, hint=folding.scribble_hint(view, cls_id), clicks=clicks, prior=p,
+                               trust=trust)
+
+    done = boxing.apply(project, view, batch.objects, cls_id, cview, fill)
+    model = f" {priors.describe(used[0], [cls_id], _names(classes))}" if used else ""
     if done.orphan_clicks and not (done.boxes or done.clicks):
         return done.result, (f"A click corrects the last box of {name} right after it: draw a box around the "
                              "object first.")
     if done.clicks and not done.boxes:
         return done.result, (f"Corrected with {len(view.last_box.clicks)} click"
                              f"{'s' if len(view.last_box.clicks) > 1 else ''}: {done.changed:,} pixels changed. "
-                             "Click again where it is still wrong; Undo takes a click back.")
+                             f"Click again where it is still wrong; Undo takes a click back.{model}")
     return done.result, (f"The object in the box is {name} now ({done.changed:,} pixels changed). Not right? Click "
                          "where it is wrong: on a part left out to add it, on a part taken in wrongly to take it "
-                         "away. Undo takes it back.")
+                         f"away. Undo takes it back.{model}")
 
 
-def _smart(project, view, hit, cls_id: int, pen: Pen, image, classes, cview, learn_from,
+def _smart(project, view, hit, cls_id: int, pen: Pen, image, classes, cview, learn_from, model_prior,
            now: bool = False) -> tuple[str, str | None]:
     from seg_core import assist
 
     note = []
 
     def fill(scribbles):
-        if len(set(np.unique(scribbles).tolist()) - {folding.NO_SCRIBBLE}) < 2 and not pen.learn:
+        stroked = sorted(set(np.unique(scribbles).tolist()) - {folding.NO_SCRIBBLE})
+        if len(stroked) < 2 and not pen.learn:
             note.append("Smart fill starts once there are strokes of two classes: now one of another class "
                         "(for example background, for what is not the object).")
             return None
-        return assist.scribble_fill(image, scribbles, len(classes), learn_from() if pen.learn else None)
+        prior = model_prior()
+        if prior is not None:
+            note.append(priors.describe(prior, stroked, _names(classes)))
+        return assist.scribble_fill(image, scribbles, len(classes), learn_from() if pen.learn else None,
+                                    prior=None if prior is None else prior.probs,
+                                    trust=None if prior is None else prior.weights)
 
     if now:
         if view.scribbles is None:
@@ -196,7 +229,11 @@ def _smart(project, view, hit, cls_id: int, pen: Pen, image, classes, cview, lea
         outcome = drafting.fill_from_scribbles(project, view, fill)
     else:
         outcome = folding.scribble(project, view, hit, cls_id, cview, fill, live=pen.live)
-    return outcome, note[0] if note else None
+    return outcome, " ".join(note) or None
+
+
+def _names(classes) -> list[str]:
+    return [md_name(c.name) for c in classes]
 
 
 def follow_classes(project, view: drafting.View) -> str | None:

@@ -120,6 +120,15 @@ def load_predictor(project_path: str, run_id: str):
     return Predictor.from_run(Project(project_path), run_id)
 
 
+@st.cache_resource(max_entries=4, show_spinner="Asking the model...")
+def cached_prior(project_path: str, run_id: str, image_sha: str, class_names: tuple, _image):
+    """The run's probabilities on an image and its trust per class, kept while the image is annotated (each
+    stroke reruns the page)."""
+    from seg_core.services.priors import model_prior
+
+    return model_prior(Project(project_path), load_predictor(project_path, run_id), _image)
+
+
 def annotate_changed(image_id: int, message: str | None = None) -> None:
     """After the mask or draft of `image_id` changed outside the canvas: a fresh canvas and, optionally, a note
     (shown above the canvas, in a slot of fixed height, until painting resumes)."""
