@@ -239,7 +239,7 @@ with actions:
     # The last note (saved, filled, discarded...) in a slot of fixed height: a message that came and went above
     # the canvas would move it under the pen. It stays until painting resumes or another note replaces it.
     flash = ss.get("annotate_flash")
-    with st.container(height=36, border=False, key="annotate_note"):
+    with st.container(height=64, border=False, key="annotate_note"):   # two lines
         if flash and flash[1] == rec.id:
             st.markdown(f":green[:material/check_circle:] {flash[0]}")
     if view.conflict is not None:

@@ -60,8 +60,28 @@
   const picked = () => PENS.map(checked).join('|');
   const shown = () => document.querySelector('[data-segstudio-pen]')?.dataset.segstudioPen;
   const tool = () => option('annotate_tool', checked('annotate_tool'))?.closest('label')?.innerText.trim();
-  // What the page is catching up with: a pen picked (until the canvas shows it), a click elsewhere or a stroke of a
-  // tool whose run empties the canvas (until a run has come and gone). Each is waited for on its own.
+  // The marker beside the canvas is written in the same page update as the canvas's new pen, but the canvas takes
+  // it up a moment later (after the page has drawn): the marker counts once two frames have passed since it changed.
+  let frames = 0, lastShown = null, shownAt = 0;
+  const tick = () => { frames += 1; requestAnimationFrame(tick); };
+  requestAnimationFrame(tick);
+  const penReady = () => {
+    const now = shown();
+    if (now !== lastShown) { lastShown = now; shownAt = frames; }
+    return picked() === now && frames - shownAt >= 2;
+  };
+  // Whether the canvas holds no strokes: what a run of a tool that empties it leaves. Its strokes are drawn on the
+  // lower layer (the photo lies on a canvas of its own), so that layer is blank then.
+  const blank = () => {
+    const top = currentCanvas(), lower = top?.parentElement?.querySelector('canvas.lower-canvas');
+    if (!lower || !lower.width || !lower.height) return true;
+    const data = lower.getContext('2d', {willReadFrequently: true}).getImageData(0, 0, lower.width, lower.height).data;
+    for (let i = 3; i < data.length; i += 4) if (data[i]) return false;
+    return true;
+  };
+  // What the page is catching up with: a pen picked (until the canvas has it), a click elsewhere (until a run has
+  // come and gone) or a stroke of a tool whose run empties the canvas (until that run emptied it: a run of a click
+  // elsewhere can come and go before it, and a stroke drawn then would be emptied away with the tool's own).
   let waits = [];
   const waiting = () => {
     const now = performance.now(), idle = !busy();
@@ -69,12 +89,12 @@
       if (now < w.from || !idle) return true;
       const since = now - w.from, ran = runStart >= w.from && runEnd > runStart;
       // (A radio shows its new pen a moment after the click: until then it proves nothing.)
-      if (w.pen ? picked() === shown() && since > PICK_MS : ran) return false;
-      return since <= (ran || w.pen ? GIVE_UP_MS : NO_RUN_MS);
+      if (w.kind === 'pen' ? penReady() && since > PICK_MS : ran && (w.kind !== 'empties' || blank())) return false;
+      return since <= (ran || w.kind === 'pen' ? GIVE_UP_MS : NO_RUN_MS);
     });
     return waits.length > 0;
   };
-  const wait = (lag, pen = false) => { waits.push({from: performance.now() + lag, pen}); };
+  const wait = (lag, kind = 'run') => { waits.push({from: performance.now() + lag, kind}); };
   const dispatch = (canvas, e) => {
     replaying = true;
     try {
@@ -97,7 +117,7 @@
         setTimeout(() => dispatch(canvas, e), at);
       });
       busyUntil = performance.now() + at + 5;
-      if (EMPTIES.includes(tool())) wait(at + LAG_MS);   // drawn with the pen shown now, which empties the canvas
+      if (EMPTIES.includes(tool())) wait(at + LAG_MS, 'empties');   // drawn with the pen shown now
     }
     timer = setTimeout(next, 30);
   };
@@ -116,7 +136,7 @@
     if (replaying) return;
     const canvas = canvasOf(ev);
     if (!canvas) {
-      if (onPen(ev)) wait(0, true);
+      if (onPen(ev)) wait(0, 'pen');
       else if (ev.target.closest?.('button, label, input, [role="slider"], [role="option"], '
                                             + '[data-baseweb="select"]')) wait(0);
       return;
@@ -136,7 +156,7 @@
       if (last?.open) return hold(ev, last);
       if (performance.now() < busyUntil && (type === 'mousemove' || canvasOf(ev))) return stop(ev);   // mid-replay
       if (type === 'mouseup' && gestureTool !== null) {
-        if (EMPTIES.includes(gestureTool)) wait(LAG_MS);   // its run empties the canvas: hold the next stroke
+        if (EMPTIES.includes(gestureTool)) wait(LAG_MS, 'empties');   // its run empties the canvas: hold the next stroke
         gestureTool = null;
       }
     }, true);

@@ -149,6 +149,13 @@ def test_every_stroke_lands_with_the_pen_just_picked(app_server, page, workspace
         else:
             page.mouse.click(*at((x0 + x1) / 2, (y0 + y1) / 2))
         # The whole square; a Smart fill stroke of one class only is kept as a stroke (a zigzag over it).
-        wait_until(page, lambda: share(k, cls) > (0.2 if tool == "Smart fill" else 0.9), f"{tool} with {cls} on square {k}")
+        try:
+            wait_until(page, lambda: share(k, cls) > (0.2 if tool == "Smart fill" else 0.9),
+                       f"{tool} with {cls} on square {k}")
+        except AssertionError as exc:   # what the squares hold and what the page said tell which pen it landed with
+            shot(page, "pen_timing_acting_tools_failed")
+            held = {j: {c: round(share(j, c), 2) for c in CLASSES} for j in range(len(SQ_X0))}
+            note = page.locator(".st-key-annotate_note").inner_text()
+            raise AssertionError(f"{exc}; squares hold {held}; the page says {note!r}") from None
     shot(page, "pen_timing_acting_tools")
     settle(page)
