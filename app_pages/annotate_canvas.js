@@ -156,7 +156,7 @@
       if (last?.open) return hold(ev, last);
       if (performance.now() < busyUntil && (type === 'mousemove' || canvasOf(ev))) return stop(ev);   // mid-replay
       if (type === 'mouseup' && gestureTool !== null) {
-        if (EMPTIES.includes(gestureTool)) wait(LAG_MS, 'empties');   // its run empties the canvas: hold the next stroke
+        if (EMPTIES.includes(gestureTool)) wait(LAG_MS, 'empties');   // its run empties the canvas: hold what follows
         gestureTool = null;
       }
     }, true);

@@ -10,6 +10,11 @@ one feature that separates the strokes best, generalise further from them (membr
 0.653, demo scenes with 2 0.852 -> 0.857, CamVid with 2 0.319 -> 0.363); the other third choose among sqrt(F)
 features as usual, which separating three classes by colour needs (3-class scenes with 2: 0.799 with choosing trees
 alone, 0.784 mixed; 0.758 on a 10-image sample with random-feature trees alone).
+
+With the project's trained model, its class probabilities (times the trust in each class) are features too, and
+the answer is a blend of the trees' and the model's probabilities among the classes stroked, the model's share
+PRIOR_BLEND at full trust: the trees learn where the strokes say the model is right, the blend carries the model
+where a few strokes say nothing.
 """
 
 from __future__ import annotations
@@ -175,7 +180,8 @@ def scribble_fill(image, scribbles, num_classes: int | None = None, learn_from=N
     else:
         forest = _Forests(seed).fit(x, y)
         probs = forest.predict_proba(feats.reshape(-1, feats.shape[2])).reshape(size[1], size[0], -1)
-        if p_small is not None and forest.classes_.max() < p_small.shape[2]:   # the model's say among the classes stroked, as far as it is trusted
+        if p_small is not None and forest.classes_.max() < p_small.shape[2]:
+            # the model's say among the classes stroked, as far as it is trusted
             own = p_small[..., forest.classes_]
             own = own / np.maximum(own.sum(axis=2, keepdims=True), 1e-6)
             share = PRIOR_BLEND * weights[forest.classes_]
