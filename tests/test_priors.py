@@ -63,6 +63,16 @@ def test_smart_fill_follows_a_trusted_model_where_the_strokes_cannot_tell():
     assert (guided[marks == 1] == 1).all() and (guided[marks == 0] == 0).all()   # the strokes still win
 
 
+def test_smart_fill_takes_a_model_of_many_classes():
+    image, disc, _ = disc_with_patch()
+    marks = strokes(H, W, [(1, slice(78, 82), slice(80, 100)), (0, slice(10, 14), slice(150, 190))])
+    probs = np.full((H, W, 7), 0.1 / 6, np.float32)
+    probs[..., 1] = np.where(disc, 0.9, 0.0)
+    probs[..., 0] = np.where(disc, 0.1 / 6, 0.9)
+    ids = assist.scribble_fill(image, marks, 7, prior=probs, trust=[1.0] * 7)
+    assert iou(ids == 1, disc) > 0.9
+
+
 @pytest.mark.parametrize("call, words", [
     (lambda im: assist.box_fill(im, (20, 20, 150, 140), prior=np.zeros((5, 5)), trust=1.0), "size"),
     (lambda im: assist.scribble_fill(im, strokes(H, W, [(1, slice(0, 5), slice(0, 5)), (0, slice(9, 12), slice(0, 5))]),

@@ -93,8 +93,10 @@ def _prior(prior, trust, size: tuple[int, int], h: int, w: int) -> tuple[np.ndar
     weights = np.clip(np.asarray(trust, np.float32).reshape(-1), 0.0, 1.0)
     if weights.shape != (probs.shape[2],):
         raise AssistError("The model's trust needs one number per class.")
-    small = cv2.resize(probs, size, interpolation=cv2.INTER_AREA)
-    return (small if small.ndim == 3 else small[..., None]), weights
+    # OpenCV shrinks by area at most 4 channels at a time
+    parts = [cv2.resize(np.ascontiguousarray(probs[..., i:i + 4]), size, interpolation=cv2.INTER_AREA)
+             for i in range(0, probs.shape[2], 4)]
+    return np.concatenate([p if p.ndim == 3 else p[..., None] for p in parts], axis=2), weights
 
 
 class _Forests:
