@@ -40,6 +40,7 @@ def test_what_the_pages_load_first_needs_no_tensorflow():
     code = ("import sys, seg_core\n"
             "from seg_core import Project, project_entries, jobs, planning, gallery, importing, exporting, splits, demo\n"
             "from seg_core.ml.config import PRESETS\n"
+            "from seg_core.services import boxing, folding, pens, priors\n"
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
