@@ -16,6 +16,7 @@ from seg_core.errors import DraftConflictError, MaskConflictError, SegError
 from seg_core.text import md_name
 
 ss = st.session_state
+UNDO_LABELS = {"smart fill": "Undo fill", "box fill": "Undo box", "box click": "Undo click", "magic wand": "Undo wand"}
 
 st.title("Annotate")
 project = require_project()
@@ -211,7 +212,7 @@ with actions:
     a1.button("Save", type="primary", disabled=not dirty or view.conflict is not None, on_click=_save,
               width="stretch", key="annotate_save")
     last = view.undo[-1].what if view.undo else ""
-    u1.button("Undo fill" if last in drafting.ASSISTS else "Undo", on_click=_undo, disabled=not view.undo,
+    u1.button(UNDO_LABELS.get(last, "Undo"), on_click=_undo, disabled=not view.undo,
               width="stretch", key="annotate_undo",
               help=f"Take back the last {view.undo[-1].what}, whole." if view.undo else "Nothing to undo.")
     u2.button("Redo", on_click=_redo, disabled=not view.redo, width="stretch", key="annotate_redo",

@@ -367,6 +367,7 @@ def test_assist_tools_smart_fill_box_and_wand(workspace, monkeypatch):
     assert (boxed[ys.min() - 4:ys.min() - 1, xs.min() - 4:xs.min() - 1] == 0).all()
     assert any("object in the box" in t.value for t in at.markdown)
     assert at.session_state["annotate_view"].token != token              # the canvas is emptied of the frame
+    assert button(at, "annotate_undo").label == "Undo box"
 
     # A click right after the box corrects it: in the rectangle tool a click is a rectangle as wide as its line.
     # On the object it says "this is not the object": the pixels under it leave the class.
@@ -376,7 +377,7 @@ def test_assist_tools_smart_fill_box_and_wand(workspace, monkeypatch):
     clicked = p.drafts.get(1).ids
     assert clicked[cy, cx] == 0 and iou(clicked) > 0.6 and (clicked[:4, :4] == 1).all()
     assert any("Corrected with 1 click" in t.value for t in at.markdown)
-    assert button(at, "annotate_undo").label == "Undo fill"
+    assert button(at, "annotate_undo").label == "Undo click"
     button(at, "annotate_undo").click().run()                            # takes back the click alone
     np.testing.assert_array_equal(p.drafts.get(1).ids, boxed)
     # After another edit (here that Undo) a click has no box to correct: it asks for one and changes nothing.

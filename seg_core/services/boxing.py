@@ -69,7 +69,7 @@ def apply(project, view: View, objects: Sequence[dict], cls_id: int, canvas_view
     if last is None:
         return out
     out.changed = int((ids != view.base_ids).sum())
-    out.result = change(project, view, ids, "box fill")
+    out.result = change(project, view, ids, "box fill" if out.boxes else "box click")
     last.version = view.version
     view.last_box = last
     return out

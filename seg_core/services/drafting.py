@@ -23,7 +23,7 @@ from seg_core.store.records import ImageRecord
 
 OTHER_TAB = "other_tab"      # another tab wrote this image's draft since this tab last saw it
 STALE = "stale"              # the mask was saved again after this tab opened the version it shows
-ASSISTS = ("smart fill", "box fill", "magic wand")   # edits that make a saved mask's source "assisted"
+ASSISTS = ("smart fill", "box fill", "box click", "magic wand")   # edits that make a saved mask's source "assisted"
 NO_SCRIBBLE = 255    # a pixel of the scribble layer that no Smart fill stroke touched
 
 
