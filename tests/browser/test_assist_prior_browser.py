@@ -13,7 +13,7 @@ from seg_core.store.workspace import new_project
 from test_assist import H, W, disc_with_patch
 
 LABELED = 10
-EPOCHS = 6         # enough for the small U-Net to tell the disc from the patch on images it did not learn from
+EPOCHS = 4         # enough for the small U-Net to tell the disc from the patch on images it did not learn from
 
 
 def _trained_project(workspace):
