@@ -11,7 +11,6 @@ from app_pages.annotate_conflict import STATUS, STATUS_HELP, conflict_panel
 from app_pages.widgets import (annotate_changed, cached_image, cached_prior, current_user, load_predictor,
                                require_project, show_error)
 from seg_core import drafting, editing
-from seg_core.services import priors
 from seg_core.errors import DraftConflictError, MaskConflictError, SegError
 from seg_core.text import md_name
 
@@ -65,7 +64,7 @@ best = project.runs.best()
 
 with st.sidebar:
     pen = tools.tool_panel(classes, project.count_images(status="labeled") - (rec.status == "labeled"),
-                           priors.run_name(best.id) if best is not None else None)
+                           best.when if best is not None else None)
     cls_id = pen.cls_id
     opacity = st.slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key="annotate_opacity")
     show_mask = st.toggle("Show mask", True, key="annotate_show_mask")
@@ -111,7 +110,7 @@ def _model_prior():
     try:
         return cached_prior(str(project.path), best.id, rec.sha256, tuple(c.name for c in classes), image)
     except SegError as exc:
-        _note(f"The model from run {priors.run_name(best.id)} could not be used: {exc}")
+        _note(f"The model from run {best.when} could not be used: {exc}")
         return None
 
 

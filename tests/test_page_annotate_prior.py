@@ -35,7 +35,7 @@ def _page_with_a_model(workspace, monkeypatch, quality: float):
     def stand_in(project_path, run_id, image_sha, class_names, _image):
         asked.append(run_id)
         return priors.ModelPrior(run_id, np.stack([sure(~disc), sure(disc)], axis=2).astype(np.float32),
-                                 (1.0, priors.trust(quality)), (0.97, quality))
+                                 (1.0, priors.trust(quality)), (0.97, quality), run.when)
 
     monkeypatch.setattr(widgets, "cached_prior", stand_in)
     monkeypatch.chdir(ROOT)
@@ -70,12 +70,12 @@ def _said(at) -> str:
 def test_a_box_follows_a_good_model_and_the_page_names_its_run(workspace, monkeypatch):
     p, at, run, disc, patch, asked = _page_with_a_model(workspace, monkeypatch, quality=0.95)
     toggle = at.sidebar.toggle(key="annotate_use_model")
-    assert toggle.value and toggle.label == f"Use the model from run {priors.run_name(run.id)}"
+    assert toggle.value and toggle.label == f"Use the model from run {run.when}"
     assert asked == []                                   # nothing asks the model before a box needs it
     found = _box(at, p, disc, patch)
     assert asked == [run.id]
     assert (found & patch).sum() < 0.1 * patch.sum() and (found & disc).sum() > 0.9 * disc.sum()
-    assert f"Using the model from run {priors.run_name(run.id)} for object." in _said(at)
+    assert f"Using the model from run {run.when} for object." in _said(at)
 
 
 def test_with_the_model_turned_off_the_box_follows_the_photo_alone(workspace, monkeypatch):

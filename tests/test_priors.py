@@ -96,7 +96,7 @@ def test_trust_grows_with_validation_quality_from_nothing_to_full():
 
 def test_the_page_sentence_names_the_run_and_why_a_class_was_left_out():
     prior = priors.ModelPrior("20261207-163936-678c", np.zeros((4, 4, 3), np.float32), (1.0, 0.8, 0.0),
-                              (0.95, 0.85, 0.31))
+                              (0.95, 0.85, 0.31), "07 Dec 16:39")
     said = priors.describe(prior, [1, 2], ["background", "person", "bag"])
     assert "Using the model from run 07 Dec 16:39 for person." in said
     assert "left out for bag (bag: validation IoU 0.31" in said

@@ -27,6 +27,7 @@ class ModelPrior:
     probs: np.ndarray          # (H, W, C) class probabilities, in the project's class numbering
     trust: tuple[float, ...]   # per class, 0 (not used) .. 1
     quality: tuple[float | None, ...]   # per class validation IoU (None: not measured)
+    run_name: str = ""         # as the pages name the run (RunRecord.when)
 
     def of(self, class_id: int) -> tuple[np.ndarray | None, float]:
         """(H, W) probability of `class_id` and its trust; (None, 0) when the model is not to be used for it."""
@@ -71,22 +72,13 @@ def model_prior(project: Project, predictor: Predictor, image: np.ndarray) -> Mo
     predictor = for_project(project, predictor)
     quality = class_quality(project, predictor)
     probs = predictor.probabilities([image])[0]
-    return ModelPrior(predictor.run_id, probs, tuple(trust(q) for q in quality), quality)
-
-
-def run_name(run_id: str) -> str:
-    """A run as the page names it: its date and time (the id starts with them), else the id."""
-    import time
-
-    try:
-        return time.strftime("%d %b %H:%M", time.strptime(run_id[:15], "%Y%m%d-%H%M%S"))
-    except ValueError:
-        return run_id
+    return ModelPrior(predictor.run_id, probs, tuple(trust(q) for q in quality), quality,
+                      project.runs.get(predictor.run_id).when)
 
 
 def describe(prior: ModelPrior, class_ids, names) -> str:
     """What the model did for these classes, in a sentence for the page (names: the classes' names by id)."""
-    run = run_name(prior.run_id)
+    run = prior.run_name or prior.run_id
     used = [names[c] for c in class_ids if prior.helps(c)]
     left = [(names[c], prior.quality[c]) for c in class_ids if not prior.helps(c) and 0 <= c < len(prior.trust)]
     parts = []

@@ -26,7 +26,7 @@ FEW_IMAGES = 5   # below this, one image more or less right moves every figure a
 
 # ----- runs ------------------------------------------------------------------------------------
 def run_label(run: RunRecord) -> str:
-    when = time.strftime("%d %b %H:%M", time.localtime(run.created_at))
+    when = run.when
     score = "no validation score" if run.best_score is None else f"validation dice {run.best_score:.3f}"
     kind = run.config.preset or run.config.model
     return f"{when} · {kind} · {score} · {run.status} ({run.id})"

@@ -102,6 +102,11 @@ class RunRecord:
         return self.status.active
 
     @property
+    def when(self) -> str:
+        """When the run was started, as the pages name a run: '07 Dec 16:39'."""
+        return time.strftime("%d %b %H:%M", time.localtime(self.created_at))
+
+    @property
     def preset_name(self) -> str:
         return self.config.preset or "custom"
 

@@ -40,8 +40,6 @@ def _trained_project(workspace):
 
 
 def test_a_box_follows_the_projects_model_and_the_page_names_its_run(app_server, page, workspace):
-    from seg_core.services import priors
-
     project, image_id, disc, patch = _trained_project(workspace)
     run = project.runs.best()
     page.goto(f"{app_server.url}/annotate?project=guided&image={image_id}")
@@ -57,10 +55,10 @@ def test_a_box_follows_the_projects_model_and_the_page_names_its_run(app_server,
 
     choose(page, "annotate_class", "object")
     choose(page, "annotate_tool", "Box → object")
-    wait_text(page, f"Use the model from run {priors.run_name(run.id)}")
+    wait_text(page, f"Use the model from run {run.when}")
     ys, xs = np.nonzero(disc | patch)
     drag(page, [at(xs.min() - 6, ys.min() - 6), at(xs.max() + 6, ys.max() + 6)])
     wait_until(page, lambda: found().sum() > 0.9 * disc.sum(), "Box -> object to find the disc")
-    wait_text(page, f"Using the model from run {priors.run_name(run.id)} for object.")
+    wait_text(page, f"Using the model from run {run.when} for object.")
     shot(page, "assist_prior_box")
     assert (found() & patch).sum() < 0.2 * patch.sum(), "the model should have kept the blue patch out"
