@@ -106,7 +106,8 @@ def _learn_from():
 
 
 def _model_prior():
-    """The best run's probabilities on this image, for the assists; None (and a note) when it cannot be used."""
+    """The best run's probabilities on this image, for the assists (asked only with the pen's "Use the model",
+    which the page offers only when there is a best run); None (and a note) when it cannot be used."""
     try:
         return cached_prior(str(project.path), best.id, rec.sha256, tuple(c.name for c in classes), image)
     except SegError as exc:
@@ -116,8 +117,7 @@ def _model_prior():
 
 try:   # each new object on the canvas is folded in as the pen that drew it (pens.py)
     with st.sidebar, st.spinner("Filling...", show_time=True) if pen.tool in tools.ASSIST_TOOLS else nullcontext():
-        outcome, note = tools.apply(project, view, drawing, pen, image, classes, cview, _learn_from,
-                                    _model_prior if best is not None else lambda: None)
+        outcome, note = tools.apply(project, view, drawing, pen, image, classes, cview, _learn_from, _model_prior)
     if note:
         _note(note)
 except SegError as exc:
