@@ -6,7 +6,7 @@ import streamlit as st
 from app_pages.model_download import model_download
 from app_pages.train_weights import lite0_choice, pretrained_choice
 from app_pages.widgets import require_project, show_error
-from seg_core import RunStatus, estimating, jobs, planning, splits, text
+from seg_core import RunStatus, estimating, jobs, planning, provenance, splits, text
 from seg_core.errors import SegError
 from seg_core.ml import precision, weights
 from seg_core.ml.config import LOSS_CHOICES, MODEL_NAMES, PRESET_NOTES, PRESETS, RESIZE_MODES
@@ -91,6 +91,7 @@ def _run_panel(run_id: str, live: bool) -> None:
                 f" · **{STATUS_WORDS[run.status]}**{best}")
     if run.split is not None:
         st.caption(f"This run {run.split.note}.")
+        _lineage(run)
     if run.active:
         st.progress(status.fraction, text=status.label)
         st.button("Stop", key="train_stop", on_click=jobs.stop, args=(project, run.id), disabled=run.stop_requested,
@@ -112,6 +113,17 @@ def _run_panel(run_id: str, live: bool) -> None:
                 show_error(exc)
     _curves(run.id)
     _preview(run.id)
+
+
+def _lineage(run) -> None:
+    """Which masks the run learned from, and how many changed since: whether training again would learn more."""
+    if not run.active:
+        found = provenance.changes(project, run)
+        (st.info if found and found.count else st.caption)(provenance.since(project, run))
+    rows = provenance.image_rows(project, run)
+    if rows:
+        with st.expander(f"The {len(rows)} images this run learned from and checked on"):
+            st.dataframe(rows, hide_index=True, width="stretch")
 
 
 def _history(runs: list) -> None:

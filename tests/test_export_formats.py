@@ -99,7 +99,7 @@ def test_coco_export_is_read_by_pycocotools(source, tmp_path):
                 mask[region] = ann["category_id"]
             by_file[img["file_name"]] = mask
     assert len(by_file) == 5
-    for rec, stem in exporting._named(source):
+    for rec, stem in exporting._named(source.list_images()):
         ids = source.masks.load(rec)
         ids = np.zeros((H, W), np.uint8) if ids is None else np.where(ids == 255, 0, ids)  # COCO has no 'ignore'
         assert np.array_equal(by_file[f"{stem}.png"], ids)
@@ -112,7 +112,7 @@ def test_voc_export_has_palette_masks_split_lists_and_a_cvat_labelmap(source, tm
     assert zf.read("labelmap.txt").decode() == ("# label:color_rgb:parts:actions\nbackground:0,0,0::\n"
                                                 "leaf:0,200,0::\nspot:200,0,0::\n")
     lists = {s: zf.read(f"ImageSets/Segmentation/{s}.txt").decode().split() for s in ("train", "val", "test")}
-    named = dict((rec.id, stem) for rec, stem in exporting._named(source))
+    named = dict((rec.id, stem) for rec, stem in exporting._named(source.list_images()))
     assert lists == {"train": [named[1], named[2]], "val": [named[3]], "test": [named[4]]}
     for rec in source.list_images():
         stem = named[rec.id]
@@ -129,7 +129,7 @@ def test_voc_export_has_palette_masks_split_lists_and_a_cvat_labelmap(source, tm
 def test_class_id_export_is_greyscale_ids_with_a_classes_csv(source, tmp_path):
     _, zf = _export(source, tmp_path, "ids")
     assert zf.read("classes.csv").decode() == "id,name,r,g,b\n0,background,0,0,0\n1,leaf,0,200,0\n2,spot,200,0,0\n"
-    for rec, stem in exporting._named(source):
+    for rec, stem in exporting._named(source.list_images()):
         ids = source.masks.load(rec)
         if ids is not None:
             im = Image.open(io.BytesIO(zf.read(f"masks/{stem}.png")))

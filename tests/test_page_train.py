@@ -142,7 +142,7 @@ def test_history_lists_the_finished_run_and_overlays_chosen_curves(trained_proje
     dice = chart_titled(at, "Dice")
     assert {r["series"] for r in dice} == {"train", "validation"} and {r["epoch"] for r in dice} == {1, 2}
     assert preview_captions(at) == ["After epoch 2, on validation images: photo · your mask · the model's mask"]
-    table = at.dataframe[0].value
+    table = history_table(at)
     assert list(table["run"]) == [run.id] and list(table["status"]) == ["completed"]
     [happened] = list(table["what happened"])
     assert happened.startswith("2 of 2 epochs in ") and ", all done; ~" in happened and happened.endswith(" an epoch")
@@ -153,6 +153,31 @@ def test_history_lists_the_finished_run_and_overlays_chosen_curves(trained_proje
     assert [r["epoch"] for r in overlay] == [1, 2] and len({r["run"] for r in overlay}) == 1
 
 
+def history_table(at: AppTest):
+    [table] = [d.value for d in at.dataframe if "run" in d.value.columns]
+    return table
+
+
+def test_the_latest_run_says_which_masks_changed_since_and_lists_its_images(trained_project, monkeypatch):
+    run = trained_project.runs.list()[0]
+    at = open_train(trained_project, monkeypatch)
+    assert "No mask has changed since this run." in [c.value for c in at.caption]
+    assert not at.info or "changed or added" not in " ".join(i.value for i in at.info)
+    [images] = [d.value for d in at.dataframe if "mask now" in d.value.columns]
+    assert len(images) == len(run.split.train_ids) + len(run.split.val_ids)
+    assert set(images["mask now"]) == {"the same"} and sorted(set(images["used for"])) == ["training", "validation"]
+    assert "The 6 images this run learned from and checked on" in [e.label for e in at.expander]
+
+    changed = trained_project.image(run.split.val_ids[0])   # another tab saves a mask: a rerun shows it
+    trained_project.masks.save(changed.id, 1 - trained_project.masks.load(changed), changed.mask_version)
+    at.run()
+    assert ("1 mask changed or added since this run (1 changed). Train again to learn from them."
+            in [i.value for i in at.info])
+    [images] = [d.value for d in at.dataframe if "mask now" in d.value.columns]
+    row = images[images["image"] == changed.filename].iloc[0]
+    assert (row["used for"], row["mask now"]) == ("validation", "changed (version 2 now)")
+
+
 def test_a_failed_run_shows_its_error_and_the_worker_log(trained_project, monkeypatch):
     run = trained_project.runs.create(TrainConfig())
     trained_project.runs.update(run.id, status="failed", error="Training ran out of memory. Use a smaller image size.")
@@ -161,7 +186,7 @@ def test_a_failed_run_shows_its_error_and_the_worker_log(trained_project, monkey
     assert "This run failed: Training ran out of memory" in texts(at)
     assert "ResourceExhaustedError OOM" in at.code[0].value
     assert not has_button(at, "train_resume")  # no finished epoch to go on from
-    table = at.dataframe[0].value
+    table = history_table(at)
     assert list(table[table["run"] == run.id]["error"]) == ["Training ran out of memory. Use a smaller image size."]
 
 
@@ -197,7 +222,7 @@ def test_start_a_tiny_run_from_the_page_and_watch_it_finish(trained_project, mon
     loss = chart_titled(at, "Loss")
     assert {r["epoch"] for r in loss} == {1, 2} and {r["series"] for r in loss} == {"train", "validation"}
     assert preview_captions(at)[0].startswith("After epoch 2")
-    assert list(at.dataframe[0].value["status"]) == ["completed", "completed"]
+    assert list(history_table(at)["status"]) == ["completed", "completed"]
 
 
 def test_stop_then_resume_a_real_run_seen_from_a_fresh_session(trained_project, monkeypatch):

@@ -131,9 +131,13 @@ def test_resume_continues_from_last_checkpoint(binary):
     first = tiny(epochs=1)
     run = run_inline(binary, first)
     before = binary.runs.epoch_metrics(run.id)
+    learned = run.split.masks
+    repainted = binary.image(run.split.train_ids[0])   # saved between the two: the resumed run keeps its versions
+    binary.masks.save(repainted.id, 1 - binary.masks.load(repainted), repainted.mask_version)
     longer = tiny(epochs=3)
     binary.runs.update(run.id, config=longer)
     run = run_inline(binary, longer, resume=True, run_id=run.id)
+    assert run.split.masks == learned
     after = binary.runs.epoch_metrics(run.id)
     assert [m["epoch"] for m in after] == [0, 1, 2]
     assert after[0] == before[0], "the first epoch is kept, not redone"

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="zip file to write")
     p.add_argument("--format", choices=list(exporting.EXPORT_FORMATS), default="seg",
                    help="; ".join(f"{k}: {v}" for k, v in exporting.EXPORT_FORMATS.items()) + " (default: seg)")
+    p.add_argument("--run", help="export only what this run learned from: its images, its masks as they were then "
+                                 "and its train/validation split (run ids: segstudio runs)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("check", help="check that a project holds together: every image and mask file whole and "

@@ -11,7 +11,7 @@ from typing import Sequence
 from seg_core.classes import parse_class_args
 from seg_core.errors import SegError, StorageError
 from seg_core.formats import masks
-from seg_core.services import exporting, importing
+from seg_core.services import exporting, importing, provenance
 from seg_core.store import splits, workspace
 from seg_core.store.layout import workspace_dir
 from seg_core.store.project import Project, is_project
@@ -91,9 +91,18 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     project = Project(resolve_project_path(args.project))
+    what = exporting.EXPORT_FORMATS[args.format].split(":")[0]
+    if args.run:
+        data = provenance.run_data(project, args.run)
+        out = exporting.export_zip(project, Path(args.out), fmt=args.format, run_id=args.run)
+        val = sum(r.split == "val" for r in data.records)
+        print(f"exported the {len(data.records)} images run {args.run} learned from ({len(data.records) - val} "
+              f"training, {val} validation), with their masks as the run saw them, as {what} to {out}")
+        if data.deleted:
+            print(f"{data.deleted} more images it used were deleted from the project since; they are not in the zip")
+        return 0
     out = exporting.export_zip(project, Path(args.out), fmt=args.format)
     s = project.stats()
-    what = exporting.EXPORT_FORMATS[args.format].split(":")[0]
     print(f"exported {s['images']} images ({s['labeled']} with masks) and {s['num_classes']} classes as {what} to {out}")
     return 0
 

@@ -149,19 +149,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from seg_core.services import jobs
+    from seg_core.services import jobs, provenance
 
     project = Project(resolve_project_path(args.project))
     runs = jobs.refresh(project)
     rows = []
     for r in runs:
         epochs = project.runs.epoch_metrics(r.id)
+        since = provenance.changes(project, r)
         rows.append({"id": r.id, "status": r.status.value, "preset": r.config.preset, "model": r.config.model,
                      "image_size": r.config.image_size, "epochs_done": len(epochs),
                      "epochs": r.config.epochs, "best_val_dice": r.best_score,
                      "best_epoch": None if r.best_epoch is None else r.best_epoch + 1,
                      "duration_s": (epochs[-1]["elapsed_s"] if epochs else None), "devices": r.devices,
-                     "error": r.error})
+                     "masks_changed_since": None if since is None else since.count, "error": r.error})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -170,7 +171,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for r in rows:
         dice = "-" if r["best_val_dice"] is None else f"{r['best_val_dice']:.4f}"
         print(f"{r['id']}  {r['status']:<9} {str(r['preset'] or ''):<9} {r['model']:<6} {r['image_size']:>4}px  "
-              f"epochs {r['epochs_done']}/{r['epochs']}  best val dice {dice}  on {r['devices'] or '-'}" + (f"  error: {r['error']}" if r["error"] else ""))
+              f"epochs {r['epochs_done']}/{r['epochs']}  best val dice {dice}  on {r['devices'] or '-'}"
+              + ("" if r["masks_changed_since"] is None else f"  {r['masks_changed_since']} masks changed since")
+              + (f"  error: {r['error']}" if r["error"] else ""))
     return 0
 
 

@@ -24,6 +24,7 @@ from seg_core.formats.masks import load_png
 from seg_core.ml.augment import AugmentConfig, augment_pair
 from seg_core.ml.config import RESIZE_MODES
 from seg_core.store.project import Project
+from seg_core.store.runs import RunSplit
 
 # Resized examples are kept in memory only while they fit in this budget...
 DEFAULT_CACHE_BYTES = 1 * 1024**3
@@ -44,6 +45,22 @@ def examples(project: Project, image_ids: Sequence[int]) -> list[Example]:
     return [Example(str(project.image_path(r)), str(project.masks.path(r.id)),
                     f"{r.sha256[:20]}-{(r.mask_sha256 or f'v{r.mask_version}')[:20]}")
             for r in project.list_images(status="labeled") if r.id in wanted]
+
+
+def run_examples(project: Project, run_id: str, split: RunSplit) -> tuple[list[Example], list[Example]]:
+    """A run's (train, validation) examples: its images with the mask versions it linked when it started
+    (store/lineage.py), so a mask saved while it trains reaches the next run, not this one halfway."""
+    if split.masks is None:
+        return examples(project, split.train_ids), examples(project, split.val_ids)
+    records = {r.id: r for r in project.list_images()}
+    files = project.layout.run(run_id)
+    used = {m.image_id: m for m in split.masks if m.image_id in records}
+
+    def of(ids: Sequence[int]) -> list[Example]:
+        return [Example(str(project.image_path(records[i])), str(files.mask(i)),
+                        f"{records[i].sha256[:20]}-{used[i].sha256[:20]}") for i in sorted(set(ids) & used.keys())]
+
+    return of(split.train_ids), of(split.val_ids)
 
 
 def image_shape(example: Example) -> tuple[int, int]:

@@ -20,7 +20,7 @@ from seg_core.ml import dataset, distribute, losses, models
 from seg_core.ml.callbacks import RunMonitor, RunState, schedule
 from seg_core.ml.config import FINE_TUNE_LR_SCALE, FROZEN_BUDGET_SHARE, PREVIEW_COUNT, TrainConfig
 from seg_core.ml.distribute import Plan
-from seg_core.store import class_scheme, splits
+from seg_core.store import class_scheme, lineage, splits
 from seg_core.store.project import Project
 from seg_core.store.runs import RunSplit, RunStatus
 
@@ -52,6 +52,8 @@ def run_split(project: Project, run_id: str, config: TrainConfig, resume: bool, 
     if not split.train_ids or not split.val_ids:
         raise TrainingError("Training needs labeled images in both the train and the validation split; "
                             "change the split on the Data page.")
+    if split.masks is None or not lineage.kept(project, run_id, split.masks):   # a resumed run keeps its masks
+        split = dataclasses.replace(split, masks=lineage.keep(project, run_id, split.train_ids + split.val_ids))
     project.runs.update(run_id, split=split)
     return split
 
@@ -133,7 +135,7 @@ def _train(project: Project, run_id: str, config: TrainConfig, resume: bool, sta
     strategy = plan.make_strategy()   # before any other TensorFlow work, as MultiWorkerMirroredStrategy needs
     _configure(config, plan)
     xla = plan.xla(config.xla)
-    train_items, val_items = dataset.examples(project, split.train_ids), dataset.examples(project, split.val_ids)
+    train_items, val_items = dataset.run_examples(project, run_id, split)
     channels = 3 if spec.pretrained else dataset.project_channels(project)
     asked = config.batch_size
     config = for_devices(config, plan, channels, num_classes, len(train_items))

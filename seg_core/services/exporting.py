@@ -17,6 +17,7 @@ from seg_core import faults
 from seg_core.files import commit_temp, leftover_temps, storage_guard, sync_file, write_temp
 from seg_core.formats import class_files, coco, masks, voc
 from seg_core.formats.layouts import EXPORT_FORMAT
+from seg_core.services import provenance
 from seg_core.store.project import Project
 from seg_core.store.records import ImageRecord
 
@@ -32,9 +33,8 @@ EXPORT_FORMATS = {
 }
 
 
-def _named(project: Project) -> Iterator[tuple[ImageRecord, str]]:
+def _named(records: list[ImageRecord]) -> Iterator[tuple[ImageRecord, str]]:
     """Each image with an export base name of its own: masks pair with images by base name in every format."""
-    records = project.list_images()
     used = Counter(rec.stem or f"image_{rec.id}" for rec in records)
     taken: set[str] = set()
     for rec in records:
@@ -133,13 +133,20 @@ class _Ids:
 _WRITERS = {"seg": _Seg, "coco": _Coco, "voc": _Voc, "ids": _Ids}
 
 
-def export_zip(project: Project, out: str | Path, progress: Progress | None = None, fmt: str = "seg") -> Path:
-    """Write the project to a zip in format `fmt` (EXPORT_FORMATS); the zip appears whole or not at all."""
+def export_zip(project: Project, out: str | Path, progress: Progress | None = None, fmt: str = "seg",
+               run_id: str | None = None) -> Path:
+    """Write the project to a zip in format `fmt` (EXPORT_FORMATS); the zip appears whole or not at all.
+    run_id: only what that run learned from, its masks as they were then and its train/validation split."""
     if fmt not in _WRITERS:
         raise ProjectError(f"There is no export format '{fmt}'; choose one of {', '.join(EXPORT_FORMATS)}.")
     out = Path(out)
     writer = _WRITERS[fmt](project)
-    total = project.count_images()
+    if run_id is None:
+        records, load = project.list_images(), project.masks.load
+    else:
+        data = provenance.run_data(project, run_id)
+        records, load = list(data.records), (lambda rec: data.load(rec.id))
+    total = len(records)
     with storage_guard(f"the export {out.name} was not written (nothing in the project changed)"):
         for tmp, name in leftover_temps(out.parent):   # an export of this name that was stopped half-way
             if name == out.name:
@@ -147,9 +154,9 @@ def export_zip(project: Project, out: str | Path, progress: Progress | None = No
         buf_path = write_temp(out, b"")
         try:
             with zipfile.ZipFile(buf_path, "w", compression=zipfile.ZIP_STORED) as zf:
-                for i, (rec, stem) in enumerate(_named(project), 1):
+                for i, (rec, stem) in enumerate(_named(records), 1):
                     faults.point("write", buf_path)
-                    writer.add(zf, rec, stem, project.masks.load(rec))
+                    writer.add(zf, rec, stem, load(rec))
                     if progress:
                         progress(i, total, rec.filename)
                 writer.finish(zf)

@@ -145,6 +145,11 @@ def _runs(project: Project, models: bool) -> list[Problem]:
         if not files.dir.is_dir():
             out.append(Problem(f"runs/{run.id}", "the run's folder is missing"))
             continue
+        used = (run.split.masks if run.split else None) or ()
+        lost = [m.image_id for m in used if not files.mask(m.image_id).exists()]
+        if lost:
+            out.append(Problem(f"runs/{run.id}/masks", f"{len(lost)} of the masks the run learned from are missing "
+                                                       "(it cannot be resumed or exported as it learned)"))
         for which in CHECKPOINTS:
             file = files.checkpoint(which)
             if models and file.exists():

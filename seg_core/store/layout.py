@@ -36,7 +36,7 @@ def weights_dir() -> Path:
 
 @dataclass(frozen=True)
 class RunLayout:
-    """A training run's folder: runs/<id>/ with config.json, best.keras, last.keras, state.json, previews/."""
+    """A training run's folder: runs/<id>/ with config.json, best.keras, last.keras, state.json, previews/, masks/."""
 
     dir: Path
 
@@ -64,6 +64,14 @@ class RunLayout:
     def preview(self, epoch: int) -> Path:
         """The picture after `epoch` (counted from 1)."""
         return self.previews_dir / f"epoch_{epoch:04d}.png"
+
+    @property
+    def masks_dir(self) -> Path:
+        """The masks the run learned from, linked as they were when it started (store/lineage.py)."""
+        return self.dir / "masks"
+
+    def mask(self, image_id: int) -> Path:
+        return self.masks_dir / f"{image_id}.png"
 
     def previews(self) -> list[Path]:
         """The per-epoch preview pictures, oldest first."""

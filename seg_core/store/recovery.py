@@ -47,7 +47,7 @@ def tidy(project: "Project") -> list[str]:
     folders = [layout.root, layout.images_dir, layout.drafts_dir, layout.predictions_dir,
                layout.thumbnail("x").parent, layout.review_cache("x").parent, layout.cache_dir / "train"]
     runs = [p for p in layout.runs_dir.iterdir() if p.is_dir()] if layout.runs_dir.is_dir() else []
-    folders += runs + [p / "previews" for p in runs]
+    folders += runs + [p / "previews" for p in runs] + [p / "masks" for p in runs]
     for folder in folders:
         done += [_remove(tmp) for tmp, _ in leftover_temps(folder)]
     done += _strays(project)

@@ -14,6 +14,7 @@ from seg_core.errors import NotFoundError, RunBusyError
 from seg_core.files import storage_guard
 from seg_core.ml.config import TrainConfig
 from seg_core.store import db
+from seg_core.store.lineage import MaskUse
 
 if TYPE_CHECKING:
     from seg_core.store.project import Project
@@ -53,6 +54,7 @@ class RunSplit:
     source: str
     train_ids: tuple[int, ...]
     val_ids: tuple[int, ...]
+    masks: tuple[MaskUse, ...] | None = None   # the mask versions it used (store/lineage.py); None: not recorded
 
     @property
     def note(self) -> str:
@@ -63,14 +65,19 @@ class RunSplit:
                 "validation images; its split was left as it was)")
 
     def to_json(self) -> str:
-        return json.dumps({"source": self.source, "train_ids": list(self.train_ids), "val_ids": list(self.val_ids)})
+        d = {"source": self.source, "train_ids": list(self.train_ids), "val_ids": list(self.val_ids)}
+        if self.masks is not None:
+            d["masks"] = [[m.image_id, m.version, m.sha256] for m in self.masks]
+        return json.dumps(d)
 
     @classmethod
     def from_json(cls, text: str | None) -> "RunSplit | None":
         if not text:
             return None
         d = json.loads(text)
-        return cls(d["source"], tuple(d["train_ids"]), tuple(d["val_ids"]))
+        masks = d.get("masks")
+        return cls(d["source"], tuple(d["train_ids"]), tuple(d["val_ids"]),
+                   None if masks is None else tuple(MaskUse(int(i), int(v), str(h)) for i, v, h in masks))
 
 
 @dataclass(frozen=True)
