@@ -10,7 +10,7 @@ from app_pages import annotate_tools as tools
 from app_pages.annotate_conflict import STATUS, STATUS_HELP, conflict_panel
 from app_pages.widgets import (annotate_changed, cached_image, cached_prior, current_user, load_predictor,
                                require_project, show_error)
-from seg_core import drafting, editing
+from seg_core import drafting, editing, keep_learning
 from seg_core.errors import DraftConflictError, MaskConflictError, SegError
 from seg_core.text import md_name
 
@@ -151,7 +151,8 @@ actions = st.container()  # above the canvas; filled once the callbacks below ar
 
 
 def _after_change(message: str) -> None:
-    annotate_changed(rec.id, message)
+    started = keep_learning.after_save(project)   # a short run, where the project keeps learning and one is due
+    annotate_changed(rec.id, f"{message} {started}" if started else message)
 
 
 def _save() -> None:

@@ -19,6 +19,7 @@ _MODULES = {
     "editing": "seg_core.services.editing", "drafting": "seg_core.services.drafting", "gallery": "seg_core.services.gallery", "demo": "seg_core.services.demo",
     "importing": "seg_core.services.importing", "exporting": "seg_core.services.exporting",
     "conflicts": "seg_core.services.conflicts", "provenance": "seg_core.services.provenance",
+    "keep_learning": "seg_core.services.keep_learning",
     "splits": "seg_core.store.splits", "viz": "seg_core.viz", "classes": "seg_core.classes",
     "images": "seg_core.formats.images", "masks": "seg_core.formats.masks",
 }

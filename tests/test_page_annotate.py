@@ -392,3 +392,21 @@ def test_assist_tools_smart_fill_box_and_wand(workspace, monkeypatch):
     click = {"type": "circle", "left": 72 * sx - 4, "top": 60 * sy, "radius": 3, "strokeWidth": 1}
     canvas(None, None, 1, [click])
     assert iou(p.drafts.get(1).ids) > 0.8
+
+
+def test_a_save_that_makes_keep_learning_due_starts_its_run_and_says_so(trained_project, monkeypatch):
+    from seg_core.services import jobs, keep_learning
+
+    keep_learning.change(trained_project, on=True, every=1, minutes=0.5)
+    unlabeled = trained_project.image_ids(status="unlabeled")[0]
+    at = open_annotate(trained_project, monkeypatch, image_id=unlabeled)
+    w, h = key_size(at)
+    paint(at, 1, slice(0, h // 2), slice(0, w // 2))
+    button(at, "annotate_save").click().run()
+    try:
+        run = trained_project.runs.list()[0]
+        assert run.active and run.config.keep_learning
+        assert any("Keep learning started a 0.5-minute run (from the current model) on 1 changed or new mask;"
+                   in s.value for s in at.markdown)
+    finally:
+        jobs.stop(trained_project, trained_project.runs.list()[0].id, wait_s=60)

@@ -250,3 +250,22 @@ def test_stop_then_resume_a_real_run_seen_from_a_fresh_session(trained_project, 
     finally:
         jobs.stop(trained_project, run.id, wait_s=60)
     assert not jobs.refresh_run(trained_project, run.id).active
+
+
+def test_keep_learning_is_turned_on_and_set_on_the_page(trained_project, monkeypatch):
+    from seg_core.services import keep_learning
+
+    at = open_train(trained_project, monkeypatch)
+    assert "Keep learning is off." in [c.value for c in at.caption]
+    [toggle] = [t for t in at.toggle if t.label.startswith("Train again by itself")]
+    toggle.set_value(True).run()
+    assert keep_learning.setting(trained_project).on
+    assert any(c.value.startswith("Keep learning is on: 0 of 5 changed or new masks") for c in at.caption)
+    [every] = [n for n in at.number_input if n.label == "After this many saved masks"]
+    every.set_value(3).run()
+    assert keep_learning.setting(trained_project) == keep_learning.Setting(True, 3, 2.0)
+    assert any(c.value.startswith("Keep learning is on: 0 of 3") for c in at.caption)
+    keep_learning.change(trained_project, on=False)   # another tab turns it off: this one shows it on its next run
+    at.run()
+    assert "Keep learning is off." in [c.value for c in at.caption]
+    assert [t.value for t in at.toggle if t.label.startswith("Train again by itself")] == [False]

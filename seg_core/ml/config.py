@@ -88,6 +88,8 @@ class TrainConfig:
     freeze_encoder_epochs: int = 0
     steps_per_epoch: int | None = None     # default: one pass over the training images (steps_for)
     preset: str | None = None
+    warm_start: str | None = None          # the run whose best model this one starts from (ml/warm.py)
+    keep_learning: bool = False            # started by keep learning (services/keep_learning.py), not by a person
     # Several machines: "host:port,host:port" (MultiWorkerMirroredStrategy; the first is the chief), else None.
     cluster: str | None = None
 

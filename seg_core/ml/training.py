@@ -16,8 +16,8 @@ import keras
 
 from seg_core.errors import TrainingError
 from seg_core.files import atomic_write
-from seg_core.ml import dataset, distribute, losses, models
-from seg_core.ml.callbacks import RunMonitor, RunState, schedule
+from seg_core.ml import dataset, distribute, losses, models, warm
+from seg_core.ml.callbacks import MONITOR, RunMonitor, RunState, schedule
 from seg_core.ml.config import FINE_TUNE_LR_SCALE, FROZEN_BUDGET_SHARE, PREVIEW_COUNT, TrainConfig
 from seg_core.ml.distribute import Plan
 from seg_core.store import class_scheme, lineage, splits
@@ -175,6 +175,8 @@ def _train(project: Project, run_id: str, config: TrainConfig, resume: bool, sta
                 project.runs.delete_metrics_from(run_id, state.epoch)
         else:
             model = models.build(config, channels, num_classes)
+            if config.warm_start:
+                warm.start_from(model, project, config.warm_start, [c.name for c in classes])
             _compile(model, config, num_classes, config.learning_rate, xla)
     if plan.chief:
         atomic_write(files.config, json.dumps({
@@ -208,6 +210,12 @@ def _train(project: Project, run_id: str, config: TrainConfig, resume: bool, sta
     freeze = config.freeze_encoder_epochs if spec.pretrained and config.pretrained else 0
     if freeze:
         monitor.lr_scale = FINE_TUNE_LR_SCALE    # a resumed run past its frozen epochs goes on fine-tuning
+    if config.warm_start and not resume:
+        # What the starting model already does on this run's validation images: the run is used only if it beats it.
+        # Every worker of a cluster evaluates, as its steps are collective.
+        scores = model.evaluate(val_ds, steps=val_steps, return_dict=True, verbose=0)
+        if plan.chief:
+            project.runs.update(run_id, start_score=float(scores[MONITOR.removeprefix("val_")]))
     try:
         if freeze and state.epoch < min(freeze, config.epochs):
             monitor.lr_scale = 1.0

@@ -216,6 +216,17 @@ def describe(config: TrainConfig) -> str:
     return f"{config.model} {config.base_filters} filters, depth {config.depth}, {config.image_size} px{crop}"
 
 
+def warm_outcome(run: RunRecord) -> str | None:
+    """What a run started from another's model did to the model in use, for its line in the history."""
+    if run.config.warm_start is None or run.improved is None:
+        return None
+    if run.improved:
+        return (f"better than the model it started from on the same images ({run.start_score:.3f} -> "
+                f"{run.best_score:.3f}): used from now on")
+    return (f"not better than the model it started from ({run.start_score:.3f} -> {run.best_score:.3f}): kept in "
+            "the history, not used")
+
+
 def history_rows(project: Project, runs: list[RunRecord]) -> list[dict]:
     """The run history table: when, what, how it went, what happened (outcome)."""
     out = []
@@ -229,11 +240,12 @@ def history_rows(project: Project, runs: list[RunRecord]) -> list[dict]:
         out.append({
             "run": run.id,
             "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started_at or run.created_at)),
-            "preset": run.preset_name + (f", {budget:g} min budget" if budget else ""),
+            "preset": ("keep learning: " if run.config.keep_learning else "") + run.preset_name
+                      + (f", {budget:g} min budget" if budget else ""),
             "model": describe(run.config),
             "status": run.status.value,
             "best val dice": None if run.best_score is None else round(run.best_score, 4),
-            "what happened": outcome(run, rows, elapsed),
+            "what happened": "; ".join(filter(None, (outcome(run, rows, elapsed), warm_outcome(run)))),
             "error": run.error or "",
         })
     return out

@@ -107,6 +107,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN devices TEXT;
     """,
+    # 5: a run started from another run's model scores that model on its own validation images first, so whether it
+    # learned anything is told on the same images.
+    """
+    ALTER TABLE runs ADD COLUMN start_score REAL;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -96,13 +96,14 @@ class RunRecord:
     best_score: float | None
     split: RunSplit | None = None
     devices: str | None = None          # what the run trained on (ml/distribute.py: Plan.describe)
+    start_score: float | None = None    # a warm start: the model it started from, scored on its validation images
 
     @classmethod
     def from_row(cls, row) -> "RunRecord":
         return cls(row["id"], RunStatus(row["status"]), TrainConfig.from_dict(json.loads(row["config"])),
                    row["created_at"], row["started_at"], row["ended_at"], row["pid"], row["heartbeat_at"],
                    bool(row["stop_requested"]), row["error"], row["best_epoch"], row["best_score"],
-                   RunSplit.from_json(row["split"]), row["devices"])
+                   RunSplit.from_json(row["split"]), row["devices"], row["start_score"])
 
     @property
     def active(self) -> bool:
@@ -112,6 +113,14 @@ class RunRecord:
     def when(self) -> str:
         """When the run was started, as the pages name a run: '07 Dec 16:39'."""
         return time.strftime("%d %b %H:%M", time.localtime(self.created_at))
+
+    @property
+    def improved(self) -> bool | None:
+        """A run started from another's model: whether it ended better than that model on the same validation
+        images (None for a run that started from scratch, or has no score yet)."""
+        if self.config.warm_start is None or self.start_score is None or self.best_score is None:
+            return None
+        return self.best_score > self.start_score
 
     @property
     def preset_name(self) -> str:
@@ -125,7 +134,7 @@ class RunRecord:
 
 
 _UPDATABLE = {"status", "config", "started_at", "ended_at", "pid", "heartbeat_at", "stop_requested", "error",
-              "best_epoch", "best_score", "split", "devices"}
+              "best_epoch", "best_score", "split", "devices", "start_score"}
 
 
 class Runs:
@@ -195,9 +204,13 @@ class Runs:
         return bool(row and row[0])
 
     def best(self) -> RunRecord | None:
-        """The finished run with the best validation score that still has its best checkpoint."""
-        candidates = [r for r in self.list() if r.best_score is not None and r.status.finished
-                      and self._project.layout.run(r.id).checkpoint("best").exists()]
+        """The finished run with the best validation score that still has its best checkpoint. A run started from
+        another's model stands in for that model where it ended better than it on the same images, and is never
+        used where it ended worse."""
+        finished = [r for r in self.list() if r.best_score is not None and r.status.finished
+                    and self._project.layout.run(r.id).checkpoint("best").exists()]
+        superseded = {r.config.warm_start for r in finished if r.improved}
+        candidates = [r for r in finished if r.improved is not False and r.id not in superseded]
         return max(candidates, key=lambda r: (r.best_score, r.created_at)) if candidates else None
 
     def usable(self) -> list[RunRecord]:
