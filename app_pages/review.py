@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app_pages.model_download import model_download
+from app_pages.review_queue import queue_panel
 from app_pages.widgets import cached_image, load_predictor, open_in_annotate, require_project, show_error
 from seg_core import SPLITS, editing, masks, review, viz
 from seg_core.formats.images import IMAGE_EXTENSIONS
@@ -228,11 +229,12 @@ def _fix_next() -> None:
         _predict_all(review.predict_labeled, "labeled images")
     if ss.get("review_flash"):
         st.success(ss.pop("review_flash"))
+    queue_panel(project, run_id, _correct)
     left, right = st.columns(2, gap="large")
     with left:
         st.subheader("Annotate next")
-        st.caption("Unlabeled images, the ones the model is least sure about first: labeling these teaches it most. "
-                   "Uncertainty 0 means sure of every pixel, 1 a coin flip.")
+        st.caption("The unlabeled images, the ones the model is least sure about first (the queue's order): labeling "
+                   "these teaches it most. Uncertainty 0 means sure of every pixel, 1 a coin flip.")
         _ranked_rows(review.annotate_next(project, run_id), "uncertainty",
                      "Press 'Predict all unlabeled images' to rank them." if unlabeled else "Every image is labeled.")
     with right:

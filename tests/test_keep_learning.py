@@ -99,7 +99,7 @@ def test_after_every_few_saved_masks_a_short_run_starts_from_the_current_model(t
         assert keep_learning.after_save(trained_project) is None, "never two runs at once"
         assert keep_learning.describe(trained_project) == "Keep learning is on, and training now."
     finally:
-        jobs.stop(trained_project, trained_project.runs.list()[0].id, wait_s=60)
+        jobs.stop(trained_project, trained_project.runs.list()[0].id, wait_s=1)   # ended at once
 
 
 def test_a_failed_keep_learning_run_pauses_it_until_a_person_starts_one(trained_project):

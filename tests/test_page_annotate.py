@@ -409,4 +409,4 @@ def test_a_save_that_makes_keep_learning_due_starts_its_run_and_says_so(trained_
         assert any("Keep learning started a 0.5-minute run (from the current model) on 1 changed or new mask;"
                    in s.value for s in at.markdown)
     finally:
-        jobs.stop(trained_project, trained_project.runs.list()[0].id, wait_s=60)
+        jobs.stop(trained_project, trained_project.runs.list()[0].id, wait_s=1)   # ended at once

@@ -276,3 +276,52 @@ def test_the_image_named_in_the_address_opens(trained_project, monkeypatch):
     ok(at.run())
     assert at.selectbox(key="review_image_id").value == target
     assert image_by_caption(at, f"{trained_project.image(target).filename}: the model's mask")
+
+
+def _queue_head(at: AppTest) -> str:
+    [caption] = [c for img in at.get("image") for c in img.captions if c.endswith(": the model's proposal")]
+    return caption.rsplit(":", 1)[0]
+
+
+def test_the_review_queue_accepts_skips_and_fixes_one_proposal_at_a_time(trained_project, monkeypatch):
+    run = trained_project.runs.best().id
+    review.predict_unlabeled(trained_project, Predictor.from_run(trained_project))
+    order = [r.image_id for r in review.annotate_next(trained_project, run)]
+    names = [trained_project.image(i).filename for i in order]
+    at = open_review(trained_project, monkeypatch, review_section=FIX)
+    assert _queue_head(at) == names[0] and "2 in the queue" in " ".join(m.value for m in at.markdown)
+    assert "No proposal of this model has been accepted or fixed yet." in [c.value for c in at.caption]
+
+    ok(at.button(key="review_queue_skip").click().run())
+    assert _queue_head(at) == names[1], "skipped: the next one at once"
+    ok(at.button(key="review_queue_back").click().run())
+    assert _queue_head(at) == names[0], "Previous shows the skipped one again"
+    ok(at.button(key="review_queue_accept").click().run())
+    rec = trained_project.image(order[0])
+    assert (rec.status, rec.mask_source) == ("labeled", "accepted")
+    assert np.array_equal(trained_project.masks.load(rec), trained_project.predictions.get(rec.id).ids)
+    assert f"Accepted the proposal as the mask of {names[0]} (version 1)." in [s.value for s in at.success]
+    assert _queue_head(at) == names[1] and "1 in the queue" in " ".join(m.value for m in at.markdown)
+    assert "This model's proposals accepted as they were: 1 of 1 (100%); 0 opened to fix." in \
+        [c.value for c in at.caption]
+
+    ok(at.button(key="review_queue_fix").click().run())
+    assert at.title[0].value == "Annotate" and at.session_state["annotate_image_id"] == order[1]
+    assert trained_project.drafts.get(order[1]).source == "prediction"
+    tally = trained_project.outcomes.tally(run)
+    assert (tally.accepted, tally.fixed, tally.skipped) == (1, 1, 1)
+
+
+def test_accepting_an_image_another_tab_labeled_keeps_theirs_and_says_so(trained_project, monkeypatch):
+    run = trained_project.runs.best().id
+    review.predict_unlabeled(trained_project, Predictor.from_run(trained_project))
+    head = review.annotate_next(trained_project, run)[0].image_id
+    at = open_review(trained_project, monkeypatch, review_section=FIX)
+    rec = trained_project.image(head)
+    theirs = np.zeros((rec.height, rec.width), np.uint8)
+    trained_project.masks.save(head, theirs, 0, author="bob")   # in another tab, after this one drew the queue
+    ok(at.button(key="review_queue_accept").click().run())
+    assert any("was labeled by bob since this queue showed it" in e.value for e in at.error)
+    assert np.array_equal(trained_project.masks.load(head), theirs)
+    assert trained_project.image(head).mask_source == "painted"
+    assert _queue_head(at) != rec.filename

@@ -112,6 +112,16 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN start_score REAL;
     """,
+    # 6: what a person did with each model proposal in the review queue, for the share accepted as it was.
+    """
+    CREATE TABLE proposal_outcomes (
+        run_id TEXT NOT NULL,
+        image_id INTEGER NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ('accepted', 'fixed', 'skipped')),
+        at REAL NOT NULL
+    );
+    CREATE INDEX proposal_outcomes_run ON proposal_outcomes (run_id, outcome);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,5 +1,5 @@
-"""Project: a folder with project.db; its identity, classes, images and settings. Masks, drafts, predictions and
-runs hang off it as `project.masks`, `.drafts`, `.predictions` and `.runs`."""
+"""Project: a folder with project.db; its identity, classes, images and settings. Masks, drafts, predictions, runs
+and review outcomes hang off it as `project.masks`, `.drafts`, `.predictions`, `.runs` and `.outcomes`."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from seg_core.formats import images
 from seg_core.store import annotations, db, recovery
 from seg_core.store.layout import DB_NAME, ProjectLayout
 from seg_core.store.records import STATUSES, AddResult, ImageRecord
+from seg_core.store.outcomes import Outcomes
 from seg_core.store.runs import Runs
 from seg_core.store.splits import SPLITS, check_split
 
@@ -49,6 +50,7 @@ class Project:
         self.drafts = annotations.Drafts(self)
         self.predictions = annotations.Predictions(self)
         self.runs = Runs(self)
+        self.outcomes = Outcomes(self)
 
     @classmethod
     def create(cls, path: str | Path, name: str | None = None, classes: Sequence[ClassSpec] | None = None,

@@ -56,7 +56,7 @@ def test_train_watch_review_and_send_to_annotate(app_server, page, workspace):
     shot(page, "train_3_finished")
     history = page.get_by_role("heading", name="Run history")
     history.scroll_into_view_if_needed()
-    expect(page.locator("[data-testid='stDataFrame']")).to_be_visible()
+    expect(page.locator("[data-testid='stDataFrame']").last).to_be_visible()   # the history, under the run's images
     shot(page, "train_4_history")
 
     page.locator("[data-testid='stSidebarNav']").get_by_text("Predict & review", exact=True).click()
