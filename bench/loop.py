@@ -53,9 +53,11 @@ def read_truth(data: Path, binary: bool, workspace: Path):
     from seg_core.store.project import Project
 
     path = workspace / "truth"
-    args = ["import", "--project", str(path), "--folder", str(data)]
-    if binary:
-        args += ["--mask-format", "nonzero", "--classes", "background", "object"]
+    if binary:   # the masks' values only: a class-names file beside them would name classes the project lacks
+        args = ["import", "--project", str(path), "--images", str(data / "images"), "--masks", str(data / "masks"),
+                "--mask-format", "nonzero", "--classes", "background", "object"]
+    else:
+        args = ["import", "--project", str(path), "--folder", str(data)]
     if cli(args) != 0:
         sys.exit(f"{data} did not import cleanly (see the report above); the loop needs every image with its mask")
     project = Project(path)

@@ -358,3 +358,25 @@ def test_import_images_and_masks_folders_reads_a_class_file_as_folder_does(where
     assert [(c.name, c.color) for c in p.classes] == [("background", (0, 0, 0)), ("road", (10, 10, 10)),
                                                        ("car", (20, 20, 20))]
     assert np.array_equal(_mask_of(p, "a.png"), ids)
+
+
+def test_nonzero_asked_for_makes_any_named_class_the_object(workspace, tmp_path, capsys):
+    """`--mask-format nonzero` with a classes.csv beside the masks: person vs background from 7 named classes, as
+    asked, instead of a refusal naming classes the new project was not given."""
+    from seg_core.cli import main
+    from seg_core.store.project import Project
+
+    ids = np.zeros((H, W), np.uint8)
+    ids[2:6, 2:6], ids[10:20, 10:20] = 1, 2
+    (tmp_path / "pics").mkdir()
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "pics" / "a.png").write_bytes(png_bytes(photo(H, W)))
+    (tmp_path / "labels" / "a.png").write_bytes(png_bytes(ids))
+    (tmp_path / "labels" / "classes.csv").write_bytes(CLASS_FILES["classes.csv"])
+    assert main(["import", "--project", "person", "--images", str(tmp_path / "pics"), "--masks",
+                 str(tmp_path / "labels"), "--mask-format", "nonzero", "--classes", "background", "person"]) == 0
+    said = capsys.readouterr().out
+    assert "names the masks' classes; as asked, any of them is the object" in said
+    p = Project(workspace / "person")
+    assert [c.name for c in p.classes] == ["background", "person"]
+    assert np.array_equal(_mask_of(p, "a.png"), (ids > 0).astype(np.uint8))

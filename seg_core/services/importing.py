@@ -139,10 +139,13 @@ def import_layout(project: Project, layout: Layout, *, mask_kind: str = "auto", 
     if existing_masks not in EXISTING_MASKS:
         raise ProjectError(f"existing_masks must be one of {', '.join(EXISTING_MASKS)}, not '{existing_masks}'.")
     report = ImportReport(layout=layout.kind, format=layout.format or layout.kind, notes=list(layout.notes))
-    used = _check_declared(layout, value_map, report) if layout.declared else None
+    declared = layout.declared and mask_kind != "nonzero"   # asked for: any non-zero value is the object, named or not
+    if layout.declared and not declared:
+        report.notes.append(f"{layout.classes_source} names the masks' classes; as asked, any of them is the object.")
+    used = _check_declared(layout, value_map, report) if declared else None
     rules = MaskRules(mask_kind, trimap_border, value_map or None, existing_masks)
     try:
-        if infer_classes and not value_map and (mask_kind != "nonzero" or layout.declared):  # a mapping speaks
+        if infer_classes and not value_map and (mask_kind != "nonzero" or declared):  # a mapping speaks
             with storage_guard("nothing was imported"):                         # of the project's classes
                 report.classes = _infer_classes_for(project, layout, mask_kind)
         classes = project.classes
