@@ -222,9 +222,14 @@ def main() -> None:
 
     workspace = args.workspace or Path(tempfile.mkdtemp(prefix="loop-"))
     os.environ["SEG_WORKSPACE"] = str(workspace)
+    import tensorflow as tf
+
+    from train_speed import matmul_peak
+
     flags = " ".join(x for x in sorted(cpu_flags()) if x.startswith(("avx", "amx", "fma")))
-    print(f"{os.cpu_count()} cores, CPU flags: {flags or 'none of avx/amx/fma'}; costs {COSTS} s; an image ends at "
-          f"IoU {GOAL_IOU} or {MAX_INTERACTIONS} interactions")
+    print(f"{os.cpu_count()} cores, CPU flags: {flags or 'none of avx/amx/fma'}, fp32 matmul peak "
+          f"{matmul_peak(tf):.0f} GFLOP/s (training minutes buy more on a faster machine); costs {COSTS} s; an image "
+          f"ends at IoU {GOAL_IOU} or {MAX_INTERACTIONS} interactions")
     classes, items = read_truth(args.data, args.binary, workspace)
     items = items[:args.limit] if args.limit else items
     pool, heldout = split(items, args.seed)

@@ -337,6 +337,18 @@ def test_cli_import_names_the_format_and_a_refused_one_leaves_no_project(workspa
     assert not (workspace / "refused").exists()
 
 
+def _pairs_with_class_file(tmp_path, class_file_in: str) -> np.ndarray:
+    """pics/a.png and labels/a.png (class ids 1 and 2), classes.csv in tmp_path / class_file_in; the ids."""
+    ids = np.zeros((H, W), np.uint8)
+    ids[2:6, 2:6], ids[10:20, 10:20] = 1, 2
+    (tmp_path / "pics").mkdir()
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "pics" / "a.png").write_bytes(png_bytes(photo(H, W)))
+    (tmp_path / "labels" / "a.png").write_bytes(png_bytes(ids))
+    (tmp_path / class_file_in / "classes.csv").write_bytes(CLASS_FILES["classes.csv"])
+    return ids
+
+
 @pytest.mark.parametrize("where", ["masks", "both"])
 def test_import_images_and_masks_folders_reads_a_class_file_as_folder_does(where, workspace, tmp_path, capsys):
     """`segstudio import --images X --masks Y` reads classes.csv in Y (or in the folder holding X and Y), as --folder
@@ -344,13 +356,7 @@ def test_import_images_and_masks_folders_reads_a_class_file_as_folder_does(where
     from seg_core.cli import main
     from seg_core.store.project import Project
 
-    ids = np.zeros((H, W), np.uint8)
-    ids[2:6, 2:6], ids[10:20, 10:20] = 1, 2
-    (tmp_path / "pics").mkdir()
-    (tmp_path / "labels").mkdir()
-    (tmp_path / "pics" / "a.png").write_bytes(png_bytes(photo(H, W)))
-    (tmp_path / "labels" / "a.png").write_bytes(png_bytes(ids))
-    (tmp_path / ("labels" if where == "masks" else ".") / "classes.csv").write_bytes(CLASS_FILES["classes.csv"])
+    ids = _pairs_with_class_file(tmp_path, "labels" if where == "masks" else ".")
     assert main(["import", "--project", "pairs", "--images", str(tmp_path / "pics"),
                  "--masks", str(tmp_path / "labels")]) == 0
     assert "format: class-id masks with classes.csv" in capsys.readouterr().out
@@ -366,13 +372,7 @@ def test_nonzero_asked_for_makes_any_named_class_the_object(workspace, tmp_path,
     from seg_core.cli import main
     from seg_core.store.project import Project
 
-    ids = np.zeros((H, W), np.uint8)
-    ids[2:6, 2:6], ids[10:20, 10:20] = 1, 2
-    (tmp_path / "pics").mkdir()
-    (tmp_path / "labels").mkdir()
-    (tmp_path / "pics" / "a.png").write_bytes(png_bytes(photo(H, W)))
-    (tmp_path / "labels" / "a.png").write_bytes(png_bytes(ids))
-    (tmp_path / "labels" / "classes.csv").write_bytes(CLASS_FILES["classes.csv"])
+    ids = _pairs_with_class_file(tmp_path, "labels")
     assert main(["import", "--project", "person", "--images", str(tmp_path / "pics"), "--masks",
                  str(tmp_path / "labels"), "--mask-format", "nonzero", "--classes", "background", "person"]) == 0
     said = capsys.readouterr().out
