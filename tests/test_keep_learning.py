@@ -4,6 +4,7 @@ setting that starts a short run after every few saved masks."""
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import numpy as np
 import pytest
@@ -115,3 +116,17 @@ def test_a_failed_keep_learning_run_pauses_it_until_a_person_starts_one(trained_
     mine = trained_project.runs.create(best.config)   # a person's run, finished: keep learning goes on
     trained_project.runs.update(mine.id, status="stopped")
     assert keep_learning.describe(trained_project).startswith("Keep learning is on: ")
+
+
+def test_a_chain_of_keep_learning_runs_keeps_the_gentler_rate_without_compounding_it(trained_project):
+    first = trained_project.runs.best()
+    config = keep_learning._config(trained_project, trained_project.runs.list(), 1.0)
+    assert config.learning_rate == pytest.approx(first.config.learning_rate * keep_learning.FINE_TUNE_LR)
+    warm_run = trained_project.runs.create(config)
+    trained_project.runs.update(warm_run.id, status="completed", best_score=first.best_score + 0.01,
+                                start_score=first.best_score, best_epoch=0)
+    files = trained_project.layout.run
+    shutil.copy(files(first.id).checkpoint("best"), files(warm_run.id).checkpoint("best"))
+    assert trained_project.runs.best().id == warm_run.id
+    again = keep_learning._config(trained_project, trained_project.runs.list(), 1.0)
+    assert again.warm_start == warm_run.id and again.learning_rate == pytest.approx(config.learning_rate)
