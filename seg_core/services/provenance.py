@@ -27,21 +27,34 @@ def changes(project: Project, run: RunRecord) -> lineage.Changes | None:
     return lineage.changes(project, run.split.masks)
 
 
-def since(project: Project, run: RunRecord) -> str:
-    """The sentence under a finished run: how many masks changed or were added since it learned."""
+@dataclass(frozen=True)
+class Report:
+    """What the Train page says under a run, worked out once: the changes since, their sentence, the run's images."""
+
+    changes: lineage.Changes | None
+    sentence: str
+    rows: list[dict]
+
+
+def report(project: Project, run: RunRecord) -> Report:
     found = changes(project, run)
     if found is None:
-        return f"This run {NOT_RECORDED}."
-    if found.count:
-        return f"{found.sentence} Train again to learn from them."
-    return found.sentence
+        return Report(None, f"This run {NOT_RECORDED}.", [])
+    sentence = f"{found.sentence} Train again to learn from them." if found.count else found.sentence
+    return Report(found, sentence, _rows(project, run, found))
+
+
+def since(project: Project, run: RunRecord) -> str:
+    """The sentence under a finished run: how many masks changed or were added since it learned."""
+    return report(project, run).sentence
 
 
 def image_rows(project: Project, run: RunRecord) -> list[dict]:
     """One row per image the run used: its name, what for, the mask version it learned, and that mask now."""
-    if run.split is None or run.split.masks is None:
-        return []
-    found = lineage.changes(project, run.split.masks)
+    return report(project, run).rows
+
+
+def _rows(project: Project, run: RunRecord, found: lineage.Changes) -> list[dict]:
     records = {r.id: r for r in project.list_images()}
     val = set(run.split.val_ids)
     rows = []
