@@ -4,9 +4,10 @@ import altair as alt
 import streamlit as st
 
 from app_pages.model_download import model_download
+from app_pages.train_keep import keep_learning_panel
 from app_pages.train_weights import lite0_choice, pretrained_choice
 from app_pages.widgets import require_project, show_error
-from seg_core import RunStatus, estimating, jobs, keep_learning, planning, provenance, splits, text
+from seg_core import RunStatus, estimating, jobs, planning, provenance, splits, text
 from seg_core.errors import SegError
 from seg_core.ml import precision, weights
 from seg_core.ml.config import LOSS_CHOICES, MODEL_NAMES, PRESET_NOTES, PRESETS, RESIZE_MODES
@@ -117,41 +118,12 @@ def _run_panel(run_id: str, live: bool) -> None:
 
 def _lineage(run) -> None:
     """Which masks the run learned from, and how many changed since: whether training again would learn more."""
+    said = provenance.report(project, run)
     if not run.active:
-        found = provenance.changes(project, run)
-        (st.info if found and found.count else st.caption)(provenance.since(project, run))
-    rows = provenance.image_rows(project, run)
-    if rows:
-        with st.expander(f"The {len(rows)} images this run learned from and checked on"):
-            st.dataframe(rows, hide_index=True, width="stretch")
-
-
-def _set_keep_learning(**change) -> None:
-    try:
-        keep_learning.change(project, **change)
-    except SegError as exc:
-        ss["train_keep_error"] = exc
-
-
-def _keep_learning() -> None:
-    """The project setting: short runs from the current model after every few saved masks."""
-    now = keep_learning.setting(project)
-    st.subheader("Keep learning")
-    # Keyed by the saved value, so a change made in another tab shows here on the next redraw.
-    st.toggle("Train again by itself after every few saved masks", value=now.on, key=f"train_keep_on_{now.on}",
-              on_change=lambda: _set_keep_learning(on=not now.on),
-              help="A short run starts from the current model once enough masks changed. It is used only if it ends "
-                   "better than that model on the same validation images.")
-    c = st.columns(2)
-    every = c[0].number_input("After this many saved masks", 1, 100, now.every, key=f"train_keep_every_{now.every}")
-    minutes = c[1].number_input("Minutes a run", 0.2, 60.0, now.minutes, step=0.5,
-                                key=f"train_keep_minutes_{now.minutes}")
-    if (every, minutes) != (now.every, now.minutes):
-        _set_keep_learning(every=every, minutes=minutes)
-        st.rerun()
-    if "train_keep_error" in ss:
-        show_error(ss.pop("train_keep_error"))
-    st.caption(keep_learning.describe(project))
+        (st.info if said.changes and said.changes.count else st.caption)(said.sentence)
+    if said.rows:
+        with st.expander(f"The {len(said.rows)} images this run learned from and checked on"):
+            st.dataframe(said.rows, hide_index=True, width="stretch")
 
 
 def _history(runs: list) -> None:
@@ -308,11 +280,11 @@ if active:
         st.warning(f"Run {active.id} started just before your Start, so yours did not: one run at a time per project.")
     st.caption("You can leave this page or close the tab: training goes on, and this page shows it again.")
     st.fragment(run_every=2)(_live)(active.id)
-    _keep_learning()
+    keep_learning_panel(project)
 else:
     if runs:
         st.subheader("Latest run")
         _run_panel(runs[0].id, live=False)
     _new_run()
-    _keep_learning()
+    keep_learning_panel(project)
     _history(runs)
