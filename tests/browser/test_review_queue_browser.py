@@ -3,6 +3,8 @@ accepts (the next proposal shows at once), f opens the proposal on the Annotate 
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import expect
 
 from browser_helpers import shot, wait_idle, wait_until
@@ -29,8 +31,12 @@ def test_the_queue_is_worked_with_its_keys(app_server, page, trained_project):
 
     page.keyboard.press("s")
     expect(_head(page, second)).to_be_visible()
+    # A key works on a button a person can see enabled: the picture can arrive before the buttons are redrawn.
+    expect(page.get_by_role("button", name=re.compile("^Previous"))).to_be_enabled()
+    wait_idle(page)
     page.keyboard.press("ArrowLeft")
     expect(_head(page, first)).to_be_visible()
+    wait_idle(page)
     page.keyboard.press("a")
     expect(page.get_by_text(f"Accepted the proposal as the mask of {first} (version 1).")).to_be_visible()
     expect(_head(page, second)).to_be_visible()
