@@ -8,7 +8,7 @@ import streamlit as st
 from app_pages.widgets import current_user, show_error
 from seg_core import review
 from seg_core.errors import SegError
-from seg_core.services import review_queue
+from seg_core.services import review_queue, snapping
 from seg_core.store.project import Project
 from seg_core.text import md_name
 
@@ -96,5 +96,8 @@ def queue_panel(project: Project, run_id: str, fix: Callable[[int], None]) -> No
         b2.button("Next", key="review_queue_next", shortcut="Right", width="stretch", on_click=_next,
                   args=(run_id, head.image_id), disabled=len(items) < 2, icon=":material/arrow_forward:")
         st.caption(sentence)
+        snapped = snapping.kept_verdict(project, run_id)
+        if snapped is not None:
+            st.caption(snapped.sentence)
     if len(items) > 1:   # ready before it is asked for: the next one shows at once
         review.prediction_thumbnail(project, items[1], SIDE)

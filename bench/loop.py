@@ -100,10 +100,11 @@ class Loop:
         from seg_core.services import review
 
         left = self.project.image_ids(status="unlabeled")
+        if predictor is not None and (self.cond["proposals"] or self.cond["order"] == "app"):
+            review.predict_unlabeled(self.project, predictor)   # the proposals, as Predict & review makes them
         if self.cond["order"] == "random":
             return list(self.rng.permutation(left))
         if self.cond["order"] == "app" and predictor is not None:
-            review.predict_unlabeled(self.project, predictor)
             return [r.image_id for r in review.annotate_next(self.project, predictor.run_id)]
         return left
 

@@ -5,8 +5,8 @@ MAX_INTERACTIONS interactions:
 1. Where the project has a model and the condition allows it: a look at the model's proposal (the stored
    prediction, as "Start from the model's proposal" loads it). Good enough: accepted as it is.
 2. Otherwise the assists (seg_core.assist), with the model as their prior where there is one
-   (seg_core.services.priors): two classes: Box -> object around each object (jittered boxes, bench/annotator.py),
-   largest first; more classes: Smart fill with one stroke a class present. A proposal that was not good enough is
+   (seg_core.services.priors): two classes and a few objects: Box -> object around each object (jittered boxes,
+   bench/annotator.py), largest first; more classes or many objects: Smart fill with one stroke a class present. A proposal that was not good enough is
    still the start where it is better than what the assists give.
 3. Corrections, always in the largest wrong region: after boxes, refine clicks on the object there (Box -> object
    again with every click so far); after Smart fill, one more stroke of the true class there (the fill again); when
@@ -29,6 +29,7 @@ from annotator import Annotator, correction_click
 
 GOAL_IOU = 0.90
 MAX_INTERACTIONS = 20
+MAX_BOXES = 8          # more objects than this (cells): Smart fill, as a person would rather than box each
 MAX_CLICKS = 3          # refine clicks tried on an image before the brush
 BRUSH_SIDE = 0.04       # the widest brush, as a share of the image's longer side (radius)
 STROKE_REACH = 0.12     # how far one stroke reaches from where it starts, as a share of the longer side
@@ -48,7 +49,9 @@ class Tally:
 
     @property
     def interactions(self) -> int:
-        return self.boxes + self.strokes + self.clicks + self.looks
+        """Boxes, strokes and clicks: what the person does to the mask. A look at a proposal is not one; it is in
+        person_seconds."""
+        return self.boxes + self.strokes + self.clicks
 
     @property
     def person_seconds(self) -> float:
@@ -144,7 +147,7 @@ class Person:
     def _assist(self, image, truth, start: np.ndarray, prior, tally: Tally) -> np.ndarray:
         """The assists' mask with their corrections, or `start` (the proposal) where that stays better."""
         base = score(start, truth, self.num_classes, self.ignore) if tally.looks else -1.0
-        if self.num_classes == 2:
+        if self.num_classes == 2 and len(Annotator(truth, self.seed, self.ignore).objects(0)) <= MAX_BOXES:
             ids = self._boxes(image, truth, prior, tally)
         else:
             ids = self._fill(image, truth, prior, tally)

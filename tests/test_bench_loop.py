@@ -53,12 +53,25 @@ def test_a_good_proposal_is_accepted_with_one_look_and_a_poor_one_is_worked_on()
     image, truth = _scene()
     person = Person(2)
     ids, tally = person.label(image, truth, proposal=truth.copy())
-    assert tally.accepted and tally.interactions == tally.looks == 1 and np.array_equal(ids, truth)
+    assert tally.accepted and tally.looks == 1 and tally.interactions == 0 and np.array_equal(ids, truth)
     poor = np.zeros_like(truth)
     poor[:, :40] = 1
     ids, tally = person.label(image, truth, proposal=poor)
     assert not tally.accepted and tally.looks == 1 and tally.boxes == 2, "one box per disc after the look"
     assert tally.iou >= GOAL_IOU and score(ids, truth, 2) == tally.iou
+
+
+def test_many_objects_are_smart_filled_rather_than_boxed_one_by_one():
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:120, :160]
+    truth = np.zeros((120, 160), np.uint8)
+    for cy in (20, 60, 100):
+        for cx in (20, 60, 100, 140):
+            truth[(yy - cy) ** 2 + (xx - cx) ** 2 <= 12 ** 2] = 1
+    image = np.where(truth[..., None] == 1, [200, 60, 50], [40, 110, 170]) + rng.normal(0, 12, (120, 160, 3))
+    ids, tally = Person(2).label(np.clip(image, 0, 255).astype(np.uint8), truth)
+    assert tally.boxes == 0 and tally.strokes >= 2, "twelve cells: a stroke in each class, not twelve boxes"
+    assert tally.iou == score(ids, truth, 2)
 
 
 def test_several_classes_start_with_smart_fill_strokes():

@@ -1,0 +1,129 @@
+"""Proposals with their edges snapped to the photo: for an object-vs-background project, each object the model found
+is cut out again by Box -> object (GrabCut) inside the object's own bounding box, with the model's probabilities as
+its prior. A small network at a reduced size draws soft, blocky edges; the photo's colours put them back where
+the object ends, which is what decides whether a person can accept a proposal as it is.
+
+Used only if better: once per run (and per state of its validation masks), the run's validation images are
+scored both ways; proposals are snapped only where that beats the model's own masks on images it did not learn
+from. The ranking (least sure first) stays the model's own uncertainty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import ndimage
+
+from seg_core.classes import IGNORE_ID as IGNORE
+from seg_core.files import atomic_write
+
+if TYPE_CHECKING:
+    from seg_core.ml.inference import Predictor
+    from seg_core.store.project import Project
+
+MAX_OBJECTS = 8      # more objects than this (cells, grains): one cut each is slow and a box per object is no help
+MIN_SHARE = 0.05     # a part this much smaller than the largest object is a speck: left out of the proposal
+CHECK_IMAGES = 8     # validation images scored both ways, at most: enough to see a difference, quick to do
+
+
+def snap(image: np.ndarray, probs: np.ndarray, trust: float) -> np.ndarray | None:
+    """(H, W) uint8 class ids: the model's object cut out again inside each object's bounding box; None where the
+    proposal is not one to snap (more than two classes, or too many objects)."""
+    from seg_core import assist
+
+    if probs.shape[-1] != 2:
+        return None
+    found = probs[..., 1] > 0.5
+    labels, n = ndimage.label(found)
+    if n == 0:
+        return found.astype(np.uint8)
+    sizes = np.bincount(labels.ravel())[1:]
+    keep = np.flatnonzero(sizes >= MIN_SHARE * sizes.max()) + 1
+    if len(keep) > MAX_OBJECTS:
+        return None
+    out, where = np.zeros(found.shape, bool), ndimage.find_objects(labels)
+    for k in keep:
+        ys, xs = where[k - 1]
+        box = (xs.start, ys.start, xs.stop, ys.stop)
+        if xs.stop - xs.start < 2 or ys.stop - ys.start < 2:   # too thin to cut: kept as the model drew it
+            out |= labels == k
+            continue
+        out |= assist.box_fill(image, box, prior=probs[..., 1], trust=trust)
+    return out.astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    used: bool
+    images: int                  # validation images scored both ways
+    model_iou: float | None      # their mean object IoU, the model's own masks
+    snapped_iou: float | None    # ... snapped
+
+    @property
+    def sentence(self) -> str:
+        if self.images == 0:
+            return ("Proposals are the model's own masks (no validation image it did not learn from, to check "
+                    "whether snapping their edges to the photo helps).")
+        both = f"object IoU on {self.images} validation image{'' if self.images == 1 else 's'}: " \
+               f"{self.model_iou:.3f} as the model drew them, {self.snapped_iou:.3f} snapped"
+        if self.used:
+            return f"Proposals have their edges snapped to the photo ({both})."
+        return f"Proposals are the model's own masks: snapping their edges to the photo did not help ({both})."
+
+
+def verdict(project: Project, predictor: Predictor) -> Verdict:
+    """Whether this run's proposals are snapped, from its validation images; kept on disk until a mask changes."""
+    from seg_core.services import priors, review
+
+    if len(project.classes) != 2:
+        return Verdict(False, 0, None, None)
+    kept = kept_verdict(project, predictor.run_id)
+    if kept is not None:
+        return kept
+    path, ids = _kept_at(project, predictor.run_id)
+    trust = priors.trust(priors.class_quality(project, predictor)[1]) if ids else 0.0
+    model, snapped = [], []
+    for item in review.labeled_items(project, ids):
+        probs = predictor.probabilities([item.image])[0]
+        cut = snap(item.image, probs, trust)
+        if cut is None:
+            continue
+        valid = item.truth != IGNORE
+        model.append(_iou(probs[..., 1] > 0.5, item.truth == 1, valid))
+        snapped.append(_iou(cut == 1, item.truth == 1, valid))
+    result = Verdict(bool(model) and float(np.mean(snapped)) > float(np.mean(model)), len(model),
+                     float(np.mean(model)) if model else None, float(np.mean(snapped)) if model else None)
+    try:
+        atomic_write(path, json.dumps(asdict(result)).encode())
+    except OSError:
+        pass   # a full or read-only disk: checked again next time
+    return result
+
+
+def kept_verdict(project: Project, run_id: str) -> Verdict | None:
+    """The verdict worked out earlier for this run and these masks, or None (nothing loads the model here)."""
+    try:
+        return Verdict(**json.loads(_kept_at(project, run_id)[0].read_text()))
+    except (FileNotFoundError, ValueError, TypeError):
+        return None
+
+
+def _kept_at(project: Project, run_id: str):
+    """Where the verdict for this run and the present state of its validation masks is kept, and those images."""
+    from seg_core.services import review
+
+    ids, scope = review.validation_images(project, run_id)
+    ids = ids[:CHECK_IMAGES] if scope != "labeled" else []
+    recs = [project.image(i) for i in ids]
+    key = json.dumps([run_id, [c.name for c in project.classes], [(r.id, r.mask_version, r.mask_sha256) for r in recs]])
+    return project.layout.review_cache(f"snap-{run_id}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"), ids
+
+
+def _iou(a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> float:
+    a, b = a & valid, b & valid
+    union = (a | b).sum()
+    return 1.0 if union == 0 else float((a & b).sum() / union)
