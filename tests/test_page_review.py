@@ -13,7 +13,7 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from helpers import ROOT, photo, png_bytes
-from seg_core.services import demo, review
+from seg_core.services import demo, review, snapping
 from seg_core import viz
 from seg_core.ml import losses as L
 from seg_core.ml.config import TrainConfig
@@ -291,6 +291,8 @@ def test_the_review_queue_accepts_skips_and_fixes_one_proposal_at_a_time(trained
     at = open_review(trained_project, monkeypatch, review_section=FIX)
     assert _queue_head(at) == names[0] and "2 in the queue" in " ".join(m.value for m in at.markdown)
     assert "No proposal of this model has been accepted or fixed yet." in [c.value for c in at.caption]
+    snapped = snapping.kept_verdict(trained_project, run)
+    assert snapped is not None and snapped.sentence in [c.value for c in at.caption], "whether edges were snapped"
 
     ok(at.button(key="review_queue_skip").click().run())
     assert _queue_head(at) == names[1], "skipped: the next one at once"

@@ -152,12 +152,3 @@ def for_project(project: Project, predictor: Predictor) -> Predictor:
     mapped = copy.copy(predictor)
     mapped.class_map = None if mapping.identity else mapping
     return mapped
-
-
-def predict_project_image(project: Project, image_id: int, predictor: Predictor):
-    """Predict one of the project's images and keep it as that image's stored prediction."""
-    predictor = for_project(project, predictor)
-    rec = project.image(image_id)
-    pred = predictor.predict_one(project.load_image(rec))
-    project.predictions.save(rec.id, predictor.run_id, pred.ids, pred.uncertainty)
-    return project.predictions.get(rec.id)
