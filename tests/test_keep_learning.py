@@ -130,3 +130,17 @@ def test_a_chain_of_keep_learning_runs_keeps_the_gentler_rate_without_compoundin
     assert trained_project.runs.best().id == warm_run.id
     again = keep_learning._config(trained_project, trained_project.runs.list(), 1.0)
     assert again.warm_start == warm_run.id and again.learning_rate == pytest.approx(config.learning_rate)
+
+
+def test_keep_learnings_own_first_model_is_fine_tuned_at_the_gentler_rate(trained_project):
+    first = trained_project.runs.best()
+    cold = dataclasses.replace(first.config, keep_learning=True, warm_start=None)   # as keep learning starts one
+    own = trained_project.runs.create(cold)
+    trained_project.runs.update(own.id, status="completed", best_score=first.best_score + 0.01, best_epoch=0)
+    files = trained_project.layout.run
+    shutil.copy(files(first.id).checkpoint("best"), files(own.id).checkpoint("best"))
+    assert trained_project.runs.best().id == own.id
+    config = keep_learning._config(trained_project, trained_project.runs.list(), 1.0)
+    assert config.warm_start == own.id
+    assert config.learning_rate == pytest.approx(cold.learning_rate * keep_learning.FINE_TUNE_LR), \
+        "trained from scratch at the preset's rate: its fine-tuning takes the gentler one"

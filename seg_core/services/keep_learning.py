@@ -75,8 +75,9 @@ def _config(project: Project, runs: list[RunRecord], minutes: float) -> TrainCon
         base = next((r.config for r in runs if not r.config.keep_learning), None) or planning.app_preset(
             FIRST_PRESET, stats["channels"] == 3, stats["num_classes"])
         return dataclasses.replace(base, keep_learning=True, warm_start=None, time_budget_minutes=minutes)
-    # A model from keep learning already trained at the gentler rate: scaled once, not again at every run.
-    rate = best.config.learning_rate * (1.0 if best.config.keep_learning else FINE_TUNE_LR)
+    # A warm-started model already trained at the gentler rate: scaled once, not again at every run. Keep
+    # learning's own first model trained from scratch at the preset's rate, so the run after it is scaled.
+    rate = best.config.learning_rate * (1.0 if best.config.warm_start else FINE_TUNE_LR)
     return dataclasses.replace(best.config, keep_learning=True, warm_start=best.id, time_budget_minutes=minutes,
                                learning_rate=rate, pretrained=False, freeze_encoder_epochs=0, cluster=None)
 
