@@ -202,6 +202,28 @@ def test_worker_killed_mid_run_is_marked_failed_and_resumes(binary):
     assert epochs == [0, 1, 2, 3] and done_before >= 1
 
 
+def test_a_worker_just_started_is_alive_before_its_command_line_is_readable(monkeypatch):
+    """Between fork and exec a new process's command line reads empty for a few milliseconds: a run checked right
+    after it started (keep learning's, by the save after it) must not be marked failed for that."""
+    import subprocess
+    import sys
+
+    me = os.getpid()   # a live process that is not a zombie
+    monkeypatch.setattr(jobs, "_command_line", lambda pid: "")
+    assert jobs._alive(me, "run-x"), "a starting worker is alive"
+    monkeypatch.setattr(jobs, "_command_line", lambda pid: f"python -m {jobs.WORKER_MODULE} --run run-x")
+    assert jobs._alive(me, "run-x") and not jobs._alive(me, "run-y"), "the worker of this run, not another's"
+    monkeypatch.undo()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)", "another-program"],
+                             stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: b"another-program" in Path(f"/proc/{other.pid}/cmdline").read_bytes(), "its command line")
+        assert not jobs._alive(other.pid, "run-x"), "a pid reused by another program is no worker"
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_stop_request_reaches_the_worker(binary, monkeypatch):
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     run = jobs.start(binary, tiny(epochs=200, steps_per_epoch=2))

@@ -127,16 +127,26 @@ def _alive(pid: int, run_id: str | None = None) -> bool:
         return False
     if not process_alive(pid):
         return False
-    proc = Path(f"/proc/{pid}")
-    if proc.exists():
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            return False
-        # A reused pid belongs to another program: that is a dead worker too.
-        if WORKER_MODULE not in cmdline or (run_id and run_id not in cmdline):
-            return False
+    cmdline = _command_line(pid)
+    if cmdline is None:
+        return False
+    # A reused pid belongs to another program: that is a dead worker too. An empty command line is a worker still
+    # between fork and exec, for a few milliseconds after it was started (were it anything else, the start's grace
+    # period and the heartbeat still end it).
+    if cmdline.strip() and (WORKER_MODULE not in cmdline or (run_id and run_id not in cmdline)):
+        return False
     return True
+
+
+def _command_line(pid: int) -> str | None:
+    """The process's command line; "" where the system does not show it (no /proc), None where it cannot be read."""
+    proc = Path(f"/proc/{pid}")
+    if not proc.exists():
+        return ""
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
 
 
 def refresh_run(project: Project, run_id: str) -> RunRecord:
