@@ -256,7 +256,8 @@ def main() -> None:
                                      "pool": len(pool), "heldout": len(heldout), "rounds": main_rounds,
                                      "conditions": results}, indent=2))
     png = args.png or args.json.with_suffix(".png")
-    plot(results, png, f"{args.data.name}: {len(pool)} images labeled from zero, {len(heldout)} held out")
+    what = f"{args.data.name}, any class as the object" if args.binary else f"{args.data.name}, {len(classes)} classes"
+    plot(results, png, f"{what}: {len(pool)} images labeled from zero, {len(heldout)} held out")
     print(f"wrote {args.json} and {png}")
 
 
