@@ -10,7 +10,7 @@ from app_pages import annotate_tools as tools
 from app_pages.annotate_conflict import STATUS, STATUS_HELP, conflict_panel
 from app_pages.widgets import (annotate_changed, cached_image, cached_prior, current_user, load_predictor,
                                require_project, show_error)
-from seg_core import drafting, editing, keep_learning
+from seg_core import drafting, editing, keep_learning, snapping
 from seg_core.errors import DraftConflictError, MaskConflictError, SegError
 from seg_core.text import md_name
 
@@ -200,7 +200,13 @@ def _undo_discard() -> None:
 
 def _from_prediction(run_id: str) -> None:
     try:
-        _after_change(editing.start_from_prediction(project, rec.id, load_predictor(str(project.path), run_id)))
+        predictor = load_predictor(str(project.path), run_id)
+        stored = project.predictions.get(rec.id)
+        if rec.status != "labeled" and (stored is None or stored.run_id != run_id):
+            # The proposal as the review queue shows it; a labeled image's stays the model's own, which the review
+            # scores against the mask.
+            snapping.predict_proposals(project, predictor, [rec.id])
+        _after_change(editing.start_from_prediction(project, rec.id, predictor))
     except Exception as exc:
         ss["annotate_error"] = exc
 

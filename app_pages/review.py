@@ -5,7 +5,7 @@ import streamlit as st
 from app_pages.model_download import model_download
 from app_pages.review_queue import queue_panel
 from app_pages.widgets import cached_image, load_predictor, open_in_annotate, require_project, show_error
-from seg_core import SPLITS, editing, masks, review, viz
+from seg_core import SPLITS, editing, masks, review, snapping, viz
 from seg_core.formats.images import IMAGE_EXTENSIONS
 from seg_core.ml.inference import for_project
 from seg_core.text import md_escape, md_name, shorten
@@ -223,7 +223,7 @@ def _fix_next() -> None:
         c1.caption("Every image is labeled: there is nothing unlabeled to predict.")
     elif c1.button(f"Predict all {unlabeled} unlabeled images", type="primary", key="review_predict_unlabeled",
                    width="stretch"):
-        _predict_all(review.predict_unlabeled, "unlabeled images")
+        _predict_all(snapping.predict_unlabeled, "unlabeled images")
     if c2.button(f"Compare the model with the {labeled} labeled images", disabled=not labeled,
                  key="review_predict_labeled", width="stretch"):
         _predict_all(review.predict_labeled, "labeled images")

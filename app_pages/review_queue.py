@@ -6,9 +6,9 @@ from typing import Callable
 import streamlit as st
 
 from app_pages.widgets import current_user, show_error
-from seg_core import review
+from seg_core import review, snapping
 from seg_core.errors import SegError
-from seg_core.services import review_queue, snapping
+from seg_core.services import review_queue
 from seg_core.store.project import Project
 from seg_core.text import md_name
 

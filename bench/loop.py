@@ -97,11 +97,11 @@ class Loop:
         self.server = 0.0
 
     def order(self, predictor) -> list[int]:
-        from seg_core.services import review
+        from seg_core.services import review, snapping
 
         left = self.project.image_ids(status="unlabeled")
         if predictor is not None and (self.cond["proposals"] or self.cond["order"] == "app"):
-            review.predict_unlabeled(self.project, predictor)   # the proposals, as Predict & review makes them
+            snapping.predict_unlabeled(self.project, predictor)   # the proposals, as Predict & review makes them
         if self.cond["order"] == "random":
             return list(self.rng.permutation(left))
         if self.cond["order"] == "app" and predictor is not None:

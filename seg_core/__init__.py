@@ -15,7 +15,7 @@ from seg_core.errors import SegError  # noqa: E402
 
 _MODULES = {
     "jobs": "seg_core.services.jobs", "planning": "seg_core.services.planning", "estimating": "seg_core.services.estimating",
-    "review": "seg_core.services.review",
+    "review": "seg_core.services.review", "snapping": "seg_core.services.snapping",
     "editing": "seg_core.services.editing", "drafting": "seg_core.services.drafting", "gallery": "seg_core.services.gallery", "demo": "seg_core.services.demo",
     "importing": "seg_core.services.importing", "exporting": "seg_core.services.exporting",
     "conflicts": "seg_core.services.conflicts", "provenance": "seg_core.services.provenance",

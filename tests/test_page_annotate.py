@@ -235,6 +235,8 @@ def test_start_from_model_prediction_then_save_as_corrected(workspace, monkeypat
     assert not at.exception, at.exception
     d = p.drafts.get(unlabeled)
     assert d is not None and d.source == "prediction" and p.predictions.get(unlabeled).run_id == run.id
+    from seg_core.services import snapping
+    assert snapping.kept_verdict(p, run.id) is not None, "an unlabeled image's proposal, as the queue makes it"
     assert any("Loaded the prediction of run" in s.value for s in at.markdown)
     button(at, "annotate_save").click().run()
     rec = p.image(unlabeled)

@@ -190,7 +190,7 @@ def test_predict_all_then_both_ranked_lists_and_correct_in_annotate(trained_proj
 
 def test_view_opens_a_ranked_image_in_the_viewer(trained_project, monkeypatch):
     run = trained_project.runs.best().id
-    review.predict_unlabeled(trained_project, Predictor.from_run(trained_project))
+    snapping.predict_unlabeled(trained_project, Predictor.from_run(trained_project))
     target = review.annotate_next(trained_project, run)[-1].image_id
     at = open_review(trained_project, monkeypatch, review_section=FIX)
     ok(at.button(key=f"review_view_{target}").click().run())
@@ -285,7 +285,7 @@ def _queue_head(at: AppTest) -> str:
 
 def test_the_review_queue_accepts_skips_and_fixes_one_proposal_at_a_time(trained_project, monkeypatch):
     run = trained_project.runs.best().id
-    review.predict_unlabeled(trained_project, Predictor.from_run(trained_project))
+    snapping.predict_unlabeled(trained_project, Predictor.from_run(trained_project))
     order = [r.image_id for r in review.annotate_next(trained_project, run)]
     names = [trained_project.image(i).filename for i in order]
     at = open_review(trained_project, monkeypatch, review_section=FIX)
@@ -316,7 +316,7 @@ def test_the_review_queue_accepts_skips_and_fixes_one_proposal_at_a_time(trained
 
 def test_accepting_an_image_another_tab_labeled_keeps_theirs_and_says_so(trained_project, monkeypatch):
     run = trained_project.runs.best().id
-    review.predict_unlabeled(trained_project, Predictor.from_run(trained_project))
+    snapping.predict_unlabeled(trained_project, Predictor.from_run(trained_project))
     head = review.annotate_next(trained_project, run)[0].image_id
     at = open_review(trained_project, monkeypatch, review_section=FIX)
     rec = trained_project.image(head)

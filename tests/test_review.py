@@ -11,7 +11,7 @@ from PIL import Image
 
 from helpers import box_mask, photo, png_bytes
 from seg_core.ml import losses as L
-from seg_core.services import editing, review, snapping
+from seg_core.services import editing, review
 from seg_core.classes import IGNORE_ID, default_classes
 from seg_core.errors import InvalidImageError, TrainingError
 from seg_core.ml import evaluation
@@ -76,9 +76,7 @@ def test_threshold_and_heat_values_come_from_the_probabilities():
     assert review.mask(three).tolist() == [[1, 2]]
 
 
-def test_predict_unlabeled_stores_one_prediction_per_image_and_reports_each(trained_project, predictor, monkeypatch):
-    # The model's own masks here; snapping them to the photo has its own tests (test_snapping.py).
-    monkeypatch.setattr(snapping, "verdict", lambda project, p: snapping.Verdict(False, 0, None, None))
+def test_predict_unlabeled_stores_one_prediction_per_image_and_reports_each(trained_project, predictor):
     unlabeled = trained_project.image_ids(status="unlabeled")
     assert len(unlabeled) == 2 and not trained_project.predictions.image_ids()
     calls = []

@@ -8,12 +8,12 @@ import pytest
 
 from seg_core.errors import DraftConflictError, MaskConflictError, NotFoundError
 from seg_core.ml.inference import Predictor
-from seg_core.services import review, review_queue
+from seg_core.services import review, review_queue, snapping
 
 
 @pytest.fixture
 def predicted(trained_project):
-    review.predict_unlabeled(trained_project, Predictor.from_run(trained_project))
+    snapping.predict_unlabeled(trained_project, Predictor.from_run(trained_project))
     return trained_project
 
 

@@ -74,7 +74,7 @@ def test_proposals_are_snapped_only_where_the_verdict_says_so(trained_project, p
         return np.ones(probs.shape[:2], np.uint8)
 
     monkeypatch.setattr(snapping, "snap", snap)
-    review.predict_unlabeled(trained_project, predictor)
+    snapping.predict_unlabeled(trained_project, predictor)
     unlabeled = trained_project.image_ids(status="unlabeled")
     for image_id in unlabeled:
         stored = trained_project.predictions.get(image_id).ids
@@ -83,7 +83,8 @@ def test_proposals_are_snapped_only_where_the_verdict_says_so(trained_project, p
     assert len(cuts) == (len(unlabeled) if used else 0) and all(0.0 <= t <= 1.0 for t in cuts)
     cuts.clear()
     review.predict_labeled(trained_project, predictor)
-    assert not cuts, "predictions of labeled images are the model's own: they score the model"
+    review.predict_unlabeled(trained_project, predictor)
+    assert not cuts, "the review's predictions are the model's own: they score the model"
 
 
 def test_the_verdict_compares_both_on_validation_images_and_is_kept_until_a_mask_changes(trained_project, predictor,

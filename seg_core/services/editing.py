@@ -292,15 +292,13 @@ def start_from_prediction(project, image_id: int, predictor) -> str:
     Uses the stored prediction when it came from the same run; returns a sentence saying what was done.
     """
     from seg_core.ml.inference import for_project
-    from seg_core.services import review
 
     predictor = for_project(project, predictor)   # first: a model that no longer fits the classes changes nothing
     rec = project.image(image_id)
     stored = project.predictions.get(rec.id)
     if stored is None or stored.run_id != predictor.run_id:
-        # An unlabeled image's is a proposal, as the queue shows it; a labeled image's stays the model's own, which
-        # the review scores against the mask.
-        review.predict_images(project, predictor, [rec.id], snap=rec.status != "labeled")
+        pred = predictor.predict_one(project.load_image(rec))
+        project.predictions.save(rec.id, predictor.run_id, pred.ids, pred.uncertainty)
         stored = project.predictions.get(rec.id)
     project.drafts.save(rec.id, stored.ids, rec.mask_version, source="prediction")
     return (f"Loaded the prediction of run {stored.run_id}: correct it, then Save to make it this image's mask."

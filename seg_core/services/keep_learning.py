@@ -97,7 +97,7 @@ def after_save(project: Project) -> str | None:
     if not planning.readiness(project, config).ready:
         return None
     try:
-        run = jobs.start(project, config)
+        jobs.start(project, config)
     except RunBusyError:   # another tab's save started one first
         return None
     start = "from the current model" if config.warm_start else "its first model"

@@ -16,7 +16,7 @@ from seg_core.files import atomic_write
 from seg_core.formats import images
 from seg_core.ml.evaluation import Evaluation, Labeled, evaluate, image_score
 from seg_core.ml.inference import Predictor, for_project, ids_from_probabilities
-from seg_core.services import editing, gallery, priors, snapping
+from seg_core.services import editing, gallery
 from seg_core.store.project import Project
 from seg_core.store.runs import RunRecord
 
@@ -71,14 +71,12 @@ class PredictReport:
 
 
 def predict_images(project: Project, predictor: Predictor, image_ids: Sequence[int], progress: Progress | None = None,
-                   threshold: float = 0.5, batch_size: int = 4, snap: bool = False) -> PredictReport:
+                   threshold: float = 0.5, batch_size: int = 4,
+                   refine: Callable[[np.ndarray, np.ndarray], np.ndarray | None] | None = None) -> PredictReport:
     """Predict the images in batches and store each prediction with its uncertainty; progress once per image.
-    snap: proposals for a person to accept, their edges snapped to the photo where that is better for this run
-    (services/snapping.py)."""
+    refine(image, probabilities): the class ids to store instead of the model's own, or None to keep them (the
+    proposals of services/snapping.py)."""
     predictor = for_project(project, predictor)
-    trust = None
-    if snap and threshold == 0.5 and snapping.verdict(project, predictor).used:
-        trust = priors.trust(priors.class_quality(project, predictor)[1])
     start, done, skipped, total = time.perf_counter(), 0, 0, len(image_ids)
     for at in range(0, total, batch_size):
         recs, pictures = [], []
@@ -90,8 +88,8 @@ def predict_images(project: Project, predictor: Predictor, image_ids: Sequence[i
             except (NotFoundError, OSError):  # deleted meanwhile (e.g. from the Data page in another tab)
                 skipped += 1
         for rec, picture, pred in zip(recs, pictures, predictor.predict(pictures, threshold) if pictures else []):
-            snapped = snapping.snap(picture, pred.probabilities, trust) if trust is not None else None
-            ids = pred.ids if snapped is None else snapped
+            better = refine(picture, pred.probabilities) if refine is not None else None
+            ids = pred.ids if better is None else better
             project.predictions.save(rec.id, predictor.run_id, ids, pred.uncertainty)
             done += 1
             if progress:
@@ -101,8 +99,7 @@ def predict_images(project: Project, predictor: Predictor, image_ids: Sequence[i
 
 def predict_unlabeled(project: Project, predictor: Predictor, progress: Progress | None = None,
                       threshold: float = 0.5) -> PredictReport:
-    """The proposals a person accepts, fixes or skips (snapped where that is better)."""
-    return predict_images(project, predictor, project.image_ids(status="unlabeled"), progress, threshold, snap=True)
+    return predict_images(project, predictor, project.image_ids(status="unlabeled"), progress, threshold)
 
 
 def predict_labeled(project: Project, predictor: Predictor, progress: Progress | None = None,

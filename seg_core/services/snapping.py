@@ -13,13 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 from scipy import ndimage
 
 from seg_core.classes import IGNORE_ID as IGNORE
 from seg_core.files import atomic_write
+
+from seg_core.services import priors, review
 
 if TYPE_CHECKING:
     from seg_core.ml.inference import Predictor
@@ -28,6 +30,30 @@ if TYPE_CHECKING:
 MAX_OBJECTS = 8      # more objects than this (cells, grains): one cut each is slow and a box per object is no help
 MIN_SHARE = 0.05     # a part this much smaller than the largest object is a speck: left out of the proposal
 CHECK_IMAGES = 8     # validation images scored both ways, at most: enough to see a difference, quick to do
+
+
+def predict_unlabeled(project: Project, predictor: Predictor, progress: review.Progress | None = None,
+                      threshold: float = 0.5) -> review.PredictReport:
+    """The proposals a person accepts, fixes or skips: every unlabeled image, snapped where that is better."""
+    return predict_proposals(project, predictor, project.image_ids(status="unlabeled"), progress, threshold)
+
+
+def predict_proposals(project: Project, predictor: Predictor, image_ids: Sequence[int],
+                      progress: review.Progress | None = None, threshold: float = 0.5) -> review.PredictReport:
+    """Predict these images as proposals (stored like any prediction), their edges snapped where this run's
+    verdict says so; at another threshold than the model's own, as the model drew them."""
+    return review.predict_images(project, predictor, image_ids, progress, threshold,
+                                 refine=_snapper(project, predictor) if threshold == 0.5 else None)
+
+
+def _snapper(project: Project, predictor: Predictor) -> Callable[[np.ndarray, np.ndarray], np.ndarray | None] | None:
+    from seg_core.ml.inference import for_project
+
+    predictor = for_project(project, predictor)
+    if not verdict(project, predictor).used:
+        return None
+    trust = priors.trust(priors.class_quality(project, predictor)[1])
+    return lambda image, probs: snap(image, probs, trust)
 
 
 def snap(image: np.ndarray, probs: np.ndarray, trust: float) -> np.ndarray | None:
@@ -77,8 +103,6 @@ class Verdict:
 
 def verdict(project: Project, predictor: Predictor) -> Verdict:
     """Whether this run's proposals are snapped, from its validation images; kept on disk until a mask changes."""
-    from seg_core.services import priors, review
-
     if len(project.classes) != 2:
         return Verdict(False, 0, None, None)
     kept = kept_verdict(project, predictor.run_id)
@@ -114,8 +138,6 @@ def kept_verdict(project: Project, run_id: str) -> Verdict | None:
 
 def _kept_at(project: Project, run_id: str):
     """Where the verdict for this run and the present state of its validation masks is kept, and those images."""
-    from seg_core.services import review
-
     ids, scope = review.validation_images(project, run_id)
     ids = ids[:CHECK_IMAGES] if scope != "labeled" else []
     recs = [project.image(i) for i in ids]

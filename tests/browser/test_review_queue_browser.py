@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from browser_helpers import shot, wait_idle, wait_until
 from seg_core.ml.inference import Predictor
-from seg_core.services import review
+from seg_core.services import review, snapping
 
 
 def _head(page, name: str):
@@ -18,7 +18,7 @@ def _head(page, name: str):
 
 def test_the_queue_is_worked_with_its_keys(app_server, page, trained_project):
     run = trained_project.runs.best().id
-    review.predict_unlabeled(trained_project, Predictor.from_run(trained_project))
+    snapping.predict_unlabeled(trained_project, Predictor.from_run(trained_project))
     order = [r.image_id for r in review.annotate_next(trained_project, run)]
     first, second = (trained_project.image(i).filename for i in order)
     page.goto(f"{app_server.url}/review?project={trained_project.path.name}")
