@@ -10,7 +10,7 @@ from app_pages import annotate_tools as tools
 from app_pages.annotate_conflict import STATUS, STATUS_HELP, conflict_panel
 from app_pages.widgets import (annotate_changed, cached_image, cached_prior, current_user, load_predictor,
                                require_project, show_error)
-from seg_core import drafting, editing, keep_learning, snapping
+from seg_core import drafting, editing, keep_learning
 from seg_core.errors import DraftConflictError, MaskConflictError, SegError
 from seg_core.text import md_name
 
@@ -199,6 +199,8 @@ def _undo_discard() -> None:
 
 
 def _from_prediction(run_id: str) -> None:
+    from seg_core import snapping   # loads TensorFlow: only when a model is asked for, never for the page itself
+
     try:
         predictor = load_predictor(str(project.path), run_id)
         stored = project.predictions.get(rec.id)
