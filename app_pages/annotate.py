@@ -202,13 +202,7 @@ def _from_prediction(run_id: str) -> None:
     from seg_core import snapping   # loads TensorFlow: only when a model is asked for, never for the page itself
 
     try:
-        predictor = load_predictor(str(project.path), run_id)
-        stored = project.predictions.get(rec.id)
-        if rec.status != "labeled" and (stored is None or stored.run_id != run_id):
-            # The proposal as the review queue shows it; a labeled image's stays the model's own, which the review
-            # scores against the mask.
-            snapping.predict_proposals(project, predictor, [rec.id])
-        _after_change(editing.start_from_prediction(project, rec.id, predictor))
+        _after_change(snapping.start_from_proposal(project, rec.id, load_predictor(str(project.path), run_id)))
     except Exception as exc:
         ss["annotate_error"] = exc
 

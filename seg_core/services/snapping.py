@@ -18,10 +18,9 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 from scipy import ndimage
 
-from seg_core.classes import IGNORE_ID as IGNORE
 from seg_core.files import atomic_write
-
-from seg_core.services import priors, review
+from seg_core.ml.evaluation import image_score
+from seg_core.services import editing, priors, review
 
 if TYPE_CHECKING:
     from seg_core.ml.inference import Predictor
@@ -46,6 +45,16 @@ def predict_proposals(project: Project, predictor: Predictor, image_ids: Sequenc
                                  refine=_snapper(project, predictor) if threshold == 0.5 else None)
 
 
+def start_from_proposal(project: Project, image_id: int, predictor: Predictor) -> str:
+    """Annotate's "Start from prediction": an unlabeled image starts from its proposal as the review queue makes
+    it; a labeled image's prediction stays the model's own, which the review scores against the mask."""
+    rec = project.image(image_id)
+    stored = project.predictions.get(rec.id)
+    if rec.status != "labeled" and (stored is None or stored.run_id != predictor.run_id):
+        predict_proposals(project, predictor, [rec.id])
+    return editing.start_from_prediction(project, rec.id, predictor)
+
+
 def _snapper(project: Project, predictor: Predictor) -> Callable[[np.ndarray, np.ndarray], np.ndarray | None] | None:
     from seg_core.ml.inference import for_project
 
@@ -60,10 +69,11 @@ def snap(image: np.ndarray, probs: np.ndarray, trust: float) -> np.ndarray | Non
     """(H, W) uint8 class ids: the model's object cut out again inside each object's bounding box; None where the
     proposal is not one to snap (more than two classes, or too many objects)."""
     from seg_core import assist
+    from seg_core.ml.inference import ids_from_probabilities
 
     if probs.shape[-1] != 2:
         return None
-    found = probs[..., 1] > 0.5
+    found = ids_from_probabilities(probs) == 1
     labels, n = ndimage.label(found)
     if n == 0:
         return found.astype(np.uint8)
@@ -116,9 +126,8 @@ def verdict(project: Project, predictor: Predictor) -> Verdict:
         cut = snap(item.image, probs, trust)
         if cut is None:
             continue
-        valid = item.truth != IGNORE
-        model.append(_iou(probs[..., 1] > 0.5, item.truth == 1, valid))
-        snapped.append(_iou(cut == 1, item.truth == 1, valid))
+        model.append(image_score(item.truth, review.mask(probs), 2).iou)
+        snapped.append(image_score(item.truth, cut, 2).iou)
     result = Verdict(bool(model) and float(np.mean(snapped)) > float(np.mean(model)), len(model),
                      float(np.mean(model)) if model else None, float(np.mean(snapped)) if model else None)
     try:
@@ -143,9 +152,3 @@ def _kept_at(project: Project, run_id: str):
     recs = [project.image(i) for i in ids]
     key = json.dumps([run_id, [c.name for c in project.classes], [(r.id, r.mask_version, r.mask_sha256) for r in recs]])
     return project.layout.review_cache(f"snap-{run_id}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"), ids
-
-
-def _iou(a: np.ndarray, b: np.ndarray, valid: np.ndarray) -> float:
-    a, b = a & valid, b & valid
-    union = (a | b).sum()
-    return 1.0 if union == 0 else float((a & b).sum() / union)
