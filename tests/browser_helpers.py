@@ -150,6 +150,16 @@ def settle_canvas(page):
     return wait_until(page, steady, "the canvas to stop moving", timeout_ms=60_000)
 
 
+def canvas_box(page) -> dict:
+    """Where the canvas is now. A rerun can replace the element between finding it and measuring it (the box reads
+    None then): it is looked up again until one stays long enough to be measured."""
+    def measured():
+        expect(page.locator(CANVAS).first).to_be_visible()
+        return page.locator(CANVAS).first.bounding_box()
+
+    return wait_until(page, measured, "the canvas to be measurable")
+
+
 def choose(page, group: str, label: str, exact: bool = True) -> None:
     """Pick a radio option; the canvas gets its new tool or colour a moment after the rerun ends."""
     page.locator(f".st-key-{group}").get_by_text(label, exact=exact).click()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from playwright.sync_api import expect
 
-from browser_helpers import (CANVAS, canvas_pixels, choose, create_project, drag, open_page, settle, settle_canvas,
+from browser_helpers import (canvas_box, canvas_pixels, choose, create_project, drag, open_page, settle, settle_canvas,
                              shot, wait_idle, wait_text, wait_until)
 from helpers import png_bytes
 from seg_core.classes import default_classes
@@ -101,7 +101,7 @@ def test_shapes_two_classes_erase_and_zoom_on_a_large_photo(app_server, page, wo
     # Erase a band through the rectangle with the background brush.
     choose(page, "annotate_class", "background", exact=False)
     choose(page, "annotate_tool", "Brush")
-    box = page.locator(CANVAS).first.bounding_box()
+    box = canvas_box(page)
     x, y, w, h = box["x"], box["y"], box["width"], box["height"]
     drag(page, [(x + 0.05 * w, y + 0.5 * h), (x + 0.5 * w, y + 0.5 * h)])
 

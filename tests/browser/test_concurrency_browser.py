@@ -8,7 +8,7 @@ import re
 import numpy as np
 from playwright.sync_api import expect
 
-from browser_helpers import CANVAS, choose, drag, pick, settle, settle_canvas, shot, wait_idle, wait_until
+from browser_helpers import canvas_box, choose, drag, pick, settle, settle_canvas, shot, wait_idle, wait_until
 from helpers import png_bytes
 from seg_core.classes import default_classes
 from seg_core.services import demo, jobs
@@ -18,7 +18,7 @@ W, H = 320, 240
 
 
 def stripe(page, fy: float) -> None:
-    box = page.locator(CANVAS).first.bounding_box()
+    box = canvas_box(page)
     drag(page, [(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy) for fx in (0.15, 0.4, 0.6, 0.85)])
 
 

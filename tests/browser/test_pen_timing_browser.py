@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from playwright.sync_api import expect
 
-from browser_helpers import CANVAS, canvas_pixels, drag, settle, settle_canvas, shot, wait_idle, wait_until
+from browser_helpers import canvas_box, canvas_pixels, drag, settle, settle_canvas, shot, wait_idle, wait_until
 from helpers import png_bytes
 from seg_core.classes import default_classes
 from seg_core.store.workspace import new_project
@@ -49,9 +49,7 @@ def test_every_stroke_lands_with_the_pen_just_picked(app_server, page, workspace
     names = {c.name: c.id for c in classes}
 
     def at(fx: float, fy: float) -> tuple[float, float]:   # measured each time: the page may have scrolled
-        canvas = page.locator(CANVAS).first
-        expect(canvas).to_be_visible()
-        b = canvas.bounding_box()
+        b = canvas_box(page)
         return b["x"] + fx * b["width"], b["y"] + fy * b["height"]
 
     def cell(i: int) -> tuple[float, float, float, float]:
