@@ -1,4 +1,4 @@
-# Seg Studio: `make run` installs and starts the app with the demo project; `make test` installs and runs every test.
+# Maskloop: `make run` installs and starts the app with the demo project; `make test` installs and runs every test.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(BIN)/segstudio demo
+	$(BIN)/maskloop demo
 
 run: demo
 	$(BIN)/streamlit run app.py --server.port $(PORT)

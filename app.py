@@ -1,11 +1,11 @@
-"""Seg Studio's entry point: page config, the sign-in gate, navigation over app_pages/, and the sidebar project picker."""
+"""Maskloop's entry point: page config, the sign-in gate, navigation over app_pages/, and the sidebar project picker."""
 
 import streamlit as st
 
 from app_pages import signin
 from app_pages.widgets import project_picker
 
-st.set_page_config(page_title="Seg Studio", page_icon="🎨", layout="wide")
+st.set_page_config(page_title="Maskloop", page_icon="🎨", layout="wide")
 
 PAGES = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),

@@ -256,7 +256,7 @@ st_canvas(
     stroke_width=pen.brush if pen.mode in ("freedraw", "line") else (2 if pen.tool == "Box → object" else 1),
     background_image=_background(),
     update_streamlit=True, height=cview.canvas_h, width=cview.canvas_w, drawing_mode=pen.mode,
-    initial_drawing={"objects": [], "segstudio": view.token},   # a new token empties the canvas
+    initial_drawing={"objects": [], "maskloop": view.token},   # a new token empties the canvas
     point_display_radius=3, return_image_data=True, key=canvas_key,
 )
 st.html(tools.CANVAS_SCRIPTS + tools.pen_marker(pen, classes), unsafe_allow_javascript=True)

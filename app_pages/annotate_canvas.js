@@ -1,13 +1,13 @@
 // The canvas's own toolbar (undo history of its strokes, moving them, sending by hand) does not apply here: every
 // stroke lands in the mask at once, and the page's Undo takes back whole strokes, shapes and fills.
 (() => {
-  if (window.segstudioCanvasToolbar) return;
-  window.segstudioCanvasToolbar = true;
+  if (window.maskloopCanvasToolbar) return;
+  window.maskloopCanvasToolbar = true;
   const hide = () => document.querySelectorAll('[class*="st-key-annotate_canvas"] *').forEach((el) => {
     const root = el.shadowRoot;
-    if (root && !root.querySelector('style[data-segstudio]')) {
+    if (root && !root.querySelector('style[data-maskloop]')) {
       const style = document.createElement('style');
-      style.dataset.segstudio = '1';
+      style.dataset.maskloop = '1';
       style.textContent = '.dc-toolbar { display: none !important; }';
       root.appendChild(style);
     }
@@ -23,8 +23,8 @@
 // with a tool that empties the canvas after it acts is held, and drawn the moment the page is ready: it then lands
 // with the pen the person picked, and an emptying of the canvas cannot cut it short.
 (() => {
-  if (window.segstudioStrokeHold) return;
-  window.segstudioStrokeHold = true;
+  if (window.maskloopStrokeHold) return;
+  window.maskloopStrokeHold = true;
   const EMPTIES = __EMPTIES_CANVAS__;
   const PENS = ['annotate_tool', 'annotate_class'];
   const LAG_MS = 200;          // the canvas sends a stroke this long after the mouse is released, not sooner
@@ -58,7 +58,7 @@
   // The pen the person picked (the radios change at once) against the one the canvas has (the page writes it
   // beside the canvas once the canvas has it).
   const picked = () => PENS.map(checked).join('|');
-  const shown = () => document.querySelector('[data-segstudio-pen]')?.dataset.segstudioPen;
+  const shown = () => document.querySelector('[data-maskloop-pen]')?.dataset.maskloopPen;
   const tool = () => option('annotate_tool', checked('annotate_tool'))?.closest('label')?.innerText.trim();
   // The marker beside the canvas is written in the same page update as the canvas's new pen, but the canvas takes
   // it up a moment later (after the page has drawn): the marker counts once two frames have passed since it changed.

@@ -48,7 +48,7 @@ CANVAS_SCRIPTS = "<script>\n" + (Path(__file__).with_name("annotate_canvas.js").
 def pen_marker(pen: "Pen", classes) -> str:
     """Written beside the canvas, after it: the page's scripts know the canvas has the pen the radios show."""
     position = [c.id for c in classes].index(pen.cls_id)
-    return f'<span hidden data-segstudio-pen="{TAGS[pen.tool]}|{position}"></span>'
+    return f'<span hidden data-maskloop-pen="{TAGS[pen.tool]}|{position}"></span>'
 
 
 @dataclass

@@ -139,7 +139,7 @@ def add_images_tab(project: Project) -> None:
              "(`cat_01.png` or `cat_01_mask.png` for `cat_01.jpg`). A zip may hold "
              "`images/` + `masks/` folders (with a `classes.csv` or `classes.txt` naming the classes), COCO JSON, Pascal "
              "VOC or CVAT's Segmentation mask with `labelmap.txt`, the keras_segmentation or Oxford-pets layout, or a "
-             "Seg Studio export.")
+             "Maskloop export.")
     n = ss.get("data_upload_round", 0)
     imgs = st.file_uploader("Images", type=IMAGE_TYPES, accept_multiple_files=True, key=f"data_images_{n}")
     msks = st.file_uploader("Masks (optional)", type=IMAGE_TYPES, accept_multiple_files=True, key=f"data_masks_{n}")

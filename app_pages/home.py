@@ -7,7 +7,7 @@ from seg_core import delete_project, demo, list_projects, new_project, viz, work
 from seg_core.classes import ClassSpec, default_color, parse_color
 from seg_core.text import md_name
 
-st.title("Seg Studio")
+st.title("Maskloop")
 st.write("Turn a folder of photos into a segmentation model you trust: upload images, paint masks, "
          "train a U-Net while watching it learn, then correct its worst predictions and train again.")
 

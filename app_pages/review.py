@@ -298,5 +298,5 @@ if from_url != ss.get("review_url_image"):   # a link, a reload or another page 
         _view(int(from_url))
 section = st.radio("Section", SECTIONS, horizontal=True, key="review_section", label_visibility="collapsed")
 {SECTIONS[0]: _look, SECTIONS[1]: _fix_next, SECTIONS[2]: _quality}[section]()
-with st.expander("Download this model (the one chosen above) to use outside Seg Studio"):
+with st.expander("Download this model (the one chosen above) to use outside Maskloop"):
     model_download(project, [by_run[run_id]], "review_export")

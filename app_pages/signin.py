@@ -1,5 +1,5 @@
 """The sign-in gate app.py puts before every page: while the app is shared beyond this machine (or told to ask), a
-person sees only this form until they sign in, with a password (`segstudio set-password`) or an OIDC provider."""
+person sees only this form until they sign in, with a password (`maskloop set-password`) or an OIDC provider."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from seg_core.services import signin
 
 REFUSAL_KEY = "signin_refusal"
 NOTHING_SET_UP = (
-    "Nobody can sign in yet. Seg Studio asks everyone to sign in here, because it is reachable from the network "
-    "(or SEGSTUDIO_REQUIRE_SIGNIN is set), and no password or sign-in provider is set up. On the machine that runs "
-    f"it, run `{signin.SET_PASSWORD_COMMAND}` (with the same SEG_WORKSPACE as the app), then reload this page.")
+    "Nobody can sign in yet. Maskloop asks everyone to sign in here, because it is reachable from the network "
+    "(or MASKLOOP_REQUIRE_SIGNIN is set), and no password or sign-in provider is set up. On the machine that runs "
+    f"it, run `{signin.SET_PASSWORD_COMMAND}` (with the same MASKLOOP_WORKSPACE as the app), then reload this page.")
 
 
 def required() -> bool:
@@ -46,7 +46,7 @@ def _label(section) -> str:
 
 def signed_in() -> bool:
     """May this browser session see the pages? Always, where sign-in is not required. A name whose password was
-    removed (`segstudio set-password --remove`) is signed out at its next click."""
+    removed (`maskloop set-password --remove`) is signed out at its next click."""
     if not required():
         return True
     name = st.session_state.get(SIGNED_IN_KEY)
@@ -82,7 +82,7 @@ def sign_in_form() -> None:
 
 
 def _form() -> None:
-    st.title("Sign in to Seg Studio")
+    st.title("Sign in to Maskloop")
     oidc = providers()
     store = signin.PasswordStore()
     try:

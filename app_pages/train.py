@@ -144,7 +144,7 @@ def _history(runs: list) -> None:
             _chart(planning.overlay_rows(project, picked, "val_dice"), "Validation dice", "run", zero_one=True)
         with c[1]:
             _chart(planning.overlay_rows(project, picked, "val_loss"), "Validation loss", "run")
-    with st.expander("Download a model to use outside Seg Studio"):
+    with st.expander("Download a model to use outside Maskloop"):
         model_download(project, project.runs.usable(), "train_export")
 
 

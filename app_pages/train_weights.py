@@ -1,5 +1,5 @@
 """The Train page's ImageNet start for a pretrained encoder: the checkbox, and adding the weights file it needs
-(EfficientNet-Lite0's come with Seg Studio: nothing to add)."""
+(EfficientNet-Lite0's come with Maskloop: nothing to add)."""
 
 import streamlit as st
 
@@ -20,7 +20,7 @@ def pretrained_choice(encoder: str, key: str) -> bool:
         use = st.checkbox(f"Start the {spec.label} encoder from ImageNet weights", key=key,
                           disabled=info is None, persist_state="session",
                           help="Features learned from a million photos: a better start when you have few labeled "
-                               "photos. Seg Studio never downloads them; add the file below.")
+                               "photos. Maskloop never downloads them; add the file below.")
         if info is None:
             st.caption(f"No ImageNet weights for {spec.label} on this machine yet, so it starts from random weights. "
                        f"Add Keras' file `{spec.keras_file}` below.")
@@ -35,7 +35,7 @@ def lite0_choice(key: str, default: bool) -> bool:
     info = weights.packaged_weights()
     if info is None or key not in ss:
         ss[key] = default and info is not None
-    use = st.checkbox(f"Start from ImageNet weights ({weights.LITE0_LABEL}, installed with Seg Studio)", key=key,
+    use = st.checkbox(f"Start from ImageNet weights ({weights.LITE0_LABEL}, installed with Maskloop)", key=key,
                       disabled=info is None, persist_state="session",
                       help="Features learned from a million photos: a much better start when you have few labeled "
                            "photos. Untick to train every layer from scratch.")

@@ -92,7 +92,7 @@ def show_error(exc: Exception) -> None:
     if isinstance(exc, SegError):
         st.error(md_escape(exc), icon="⚠️")   # it may quote a name someone typed: shown as typed, never as Markdown
     else:
-        st.error(f"Something went wrong inside Seg Studio ({type(exc).__name__}: {md_escape(exc)}). "
+        st.error(f"Something went wrong inside Maskloop ({type(exc).__name__}: {md_escape(exc)}). "
                  "Your saved work is safe; please report this.", icon="🐞")
 
 

@@ -2,7 +2,7 @@
 plain methods and the model alone, on photos the model never saw.
 
 A project is made of the first half of ../shared/data/ccp (photos 1-20, sorted by name) and a model trained on it
-with `segstudio train` (the photo preset, --minutes each); the assists are then scored on photos 21-40 with the
+with `maskloop train` (the photo preset, --minutes each); the assists are then scored on photos 21-40 with the
 simulated annotator of bench/assist_quality.py (jittered boxes, skeleton-following strokes). "ccp-person" is the
 person vs background (the preset's model is good there), "ccp" the 7 classes (in the preset's minutes the model
 is poor there: the prior must not hurt). The trust in each class comes from the model's validation IoU

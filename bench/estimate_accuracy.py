@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("--quality-short", type=int, default=2, help="epochs of the quality run")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ["SEG_WORKSPACE"] = tmp
+        os.environ["MASKLOOP_WORKSPACE"] = tmp
         from seg_core.services import demo, estimating, planning
 
         project = demo.create_demo_project(Path(tmp) / "demo")

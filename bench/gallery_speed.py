@@ -64,7 +64,7 @@ def main() -> None:
             ("labeled, name contains 'dog'", lambda: ours_page(0, "labeled", "dog"), lambda: naive_page(0, "labeled", "dog")),
             ("stats() for the summary line", lambda: project.stats(), lambda: project.stats()),
         ]
-        print(f"{'':34}{'Seg Studio ms':>14}{'reference ms':>14}")
+        print(f"{'':34}{'Maskloop ms':>14}{'reference ms':>14}")
         for name, ours, ref in rows:
             print(f"{name:34}{ms(ours):>14.1f}{ms(ref):>14.1f}")
 

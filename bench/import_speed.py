@@ -1,4 +1,4 @@
-"""Import/export throughput of Seg Studio against a plain reference (decode + copy), on the same files.
+"""Import/export throughput of Maskloop against a plain reference (decode + copy), on the same files.
 
 Prints images/s for both, the ratio, and peak RSS. Uses ../shared/data/membrane when present (each pair
 re-encoded with a tiny change so none is a duplicate), else synthetic 512x512 pairs.
@@ -92,7 +92,7 @@ def main() -> None:
     print(f"{'reference (decode+copy)':24}{n / t_ref:>10.1f}{t_ref:>10.2f}")
     print(f"{'seg studio import':24}{n / t_seg:>10.1f}{t_seg:>10.2f}")
     print(f"{'seg studio export':24}{n / t_exp:>10.1f}{t_exp:>10.2f}")
-    print(f"import ratio seg/ref: {t_ref / t_seg:.2f} (1.0 = as fast as a bare copy; Seg Studio also validates,")
+    print(f"import ratio seg/ref: {t_ref / t_seg:.2f} (1.0 = as fast as a bare copy; Maskloop also validates,")
     print("  detects the mask format, fsyncs every file and writes the database)")
     print(f"stats() over {n} images: {1000 * t_stats:.1f} ms")
     print(f"peak RSS: {rss:.0f} MiB")

@@ -1,10 +1,10 @@
-"""Seg Studio at its limits (issue 14): what happens to an oversized upload, 5,000 files in one import, a
+"""Maskloop at its limits (issue 14): what happens to an oversized upload, 5,000 files in one import, a
 50-megapixel photo, a 20000x20000 image, a mask with 256 values and a project with 256 classes.
 
 Each case runs in its own child process and reports its own peak RSS (VmHWM: a child's ru_maxrss, from wait4 or
 RUSAGE_CHILDREN, starts from its parent's peak when it is started with vfork, as subprocess does); the table prints what
 happened (accepted or refused, with the sentence), the seconds it took and the peak RSS beside a reference: the
-child that only imports Seg Studio, and plain Pillow decoding the same file.
+child that only imports Maskloop, and plain Pillow decoding the same file.
 
     .venv/bin/python bench/limits.py            # every case
     .venv/bin/python bench/limits.py --files 500 --skip mp50_png
@@ -159,7 +159,7 @@ def pil_reference(name: str):
 
 
 CASES = {
-    "baseline": (case_baseline, "a child importing Seg Studio"),
+    "baseline": (case_baseline, "a child importing Maskloop"),
     "upload_300mb": (case_upload_300mb, "a 300 MB image upload (file limit 256 MB)"),
     "files_uploads": (case_files_uploads, "{files} tiny PNGs as one browser upload"),
     "files_zip": (case_files_zip, "{files} tiny PNGs in one zip"),

@@ -2,7 +2,7 @@
 learning, and a held-out part that is never labeled scores the model after each round.
 
 DIR holds images/ and masks/ (matched by base name; + classes.csv where the masks are class ids with names). It is
-read by the app's own import (`segstudio import --folder`), so it runs on any folder the app imports; --binary reads
+read by the app's own import (`maskloop import --folder`), so it runs on any folder the app imports; --binary reads
 any non-zero mask value as the object. A seeded HELDOUT share of the images (at least 2) is held out; the rest is
 the pool the person labels, one image at a time (bench/loop_person.py: proposals, Box -> object, refine clicks,
 Smart fill and brush strokes, each image until IoU 0.90 with the truth or 20 interactions).
@@ -222,7 +222,7 @@ def main() -> None:
     from seg_core.ml.cpu import cpu_flags
 
     workspace = args.workspace or Path(tempfile.mkdtemp(prefix="loop-"))
-    os.environ["SEG_WORKSPACE"] = str(workspace)
+    os.environ["MASKLOOP_WORKSPACE"] = str(workspace)
     import tensorflow as tf
 
     from train_speed import matmul_peak

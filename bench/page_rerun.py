@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=30)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ["SEG_WORKSPACE"] = tmp
+        os.environ["MASKLOOP_WORKSPACE"] = tmp
         import io
 
         import numpy as np

@@ -1,7 +1,7 @@
 """Predict & review on a large photo: the server time to draw one image's results, beside the naive way.
 
 The naive page blends the mask over the full-size photo in floats, encodes the full-size overlay for its download
-button on every rerun, and hands st.image the full-size picture (Streamlit encodes it for the browser). Seg Studio
+button on every rerun, and hands st.image the full-size picture (Streamlit encodes it for the browser). Maskloop
 blends with integer tables on a copy no larger than 1600 px (a browser shows it in a ~700 px column anyway), and
 encodes the full-size overlay only when its download button is pressed. The model's own time is left out (same
 for both). Prints median seconds per step and in all, side by side, with a matmul peak for scale.
@@ -30,7 +30,7 @@ def _jpeg(rgb: np.ndarray) -> bytes:   # what st.image does with an array before
     return buf.getvalue()
 
 
-def _float_overlay(image, ids, colors, alpha=0.45):   # the blend Seg Studio used before
+def _float_overlay(image, ids, colors, alpha=0.45):   # the blend Maskloop used before
     rgb = image.astype(np.float32)
     a = np.where(ids > 0, alpha, 0.0)[..., None]
     return (rgb * (1 - a) + colors[ids].astype(np.float32) * a).round().astype(np.uint8)
@@ -76,7 +76,7 @@ def main() -> None:
         ("overlay: integer tables, full size", lambda: viz.overlay(image, ids, classes, 0.45)),
         ("overlay: 1600 px copy (ours)", lambda: viz.overlay(*viz.fit_for_display(image, ids), classes, 0.45)),
         ("one image's results drawn, naive", naive),
-        ("one image's results drawn, Seg Studio", ours),
+        ("one image's results drawn, Maskloop", ours),
     ]
     results = {}
     for label, fn in rows:

@@ -1,6 +1,6 @@
 """Training speed on one process vs two workers (MultiWorkerMirroredStrategy on 127.0.0.1), same global batch.
 
-Both go through `segstudio train` as a person would (the two workers: --cluster 127.0.0.1:P0,127.0.0.1:P1 with
+Both go through `maskloop train` as a person would (the two workers: --cluster 127.0.0.1:P0,127.0.0.1:P1 with
 --task 0 and --task 1, each with half the batch, so a step sees the same number of images). The speed is the
 median of the runs' recorded epoch images/s after their first epoch (tracing excluded), printed beside this
 machine's fp32 matmul peak (bench/train_speed.py's measure). On one 2-core machine the two workers share the
@@ -33,7 +33,7 @@ def _train(project: Path, workspace: Path, args, batch: int, cluster: str | None
         cmd.append("--no-xla")
     if cluster:
         cmd += ["--cluster", cluster, "--task", str(task)]
-    env = {**os.environ, "SEG_WORKSPACE": str(workspace)}
+    env = {**os.environ, "MASKLOOP_WORKSPACE": str(workspace)}
     env.pop("TF_CONFIG", None)
     out = open(log or os.devnull, "ab")
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)

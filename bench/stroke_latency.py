@@ -1,7 +1,7 @@
 """Server-side work per brush stroke on the Annotate page, for a 2000x1500 photo, against the naive page.
 
 Each stroke reruns the page: it rebuilds the canvas background, applies the canvas's strokes to the mask,
-writes the draft (so a killed server loses nothing) and reads it back. Seg Studio sends the canvas a JPEG
+writes the draft (so a killed server loses nothing) and reads it back. Maskloop sends the canvas a JPEG
 of the viewed region at canvas size; the naive page hands st_canvas the full-size overlay as a PIL image,
 which the component PNG-encodes and sends on every rerun (shared/CANVAS.md). Prints median milliseconds
 and the bytes sent to the browser per rerun, side by side, at zoom 1 and zoom 8.
@@ -58,7 +58,7 @@ def main() -> None:
         Image.fromarray(image).save(buf, format="PNG")
         project.add_image(buf.getvalue(), "photo.png")
         print(f"{args.width}x{args.height} photo, {args.reps} repeats, median ms: the picture under the canvas "
-              "(a JPEG of the viewed region in Seg Studio), applying the strokes, writing + reading the draft, "
+              "(a JPEG of the viewed region in Maskloop), applying the strokes, writing + reading the draft, "
               "the total")
         print(f"{'':34}{'background':>11}{'strokes':>9}{'draft':>7}{'stroke':>7}{'sent':>10}")
         for zoom in (1, 8):
@@ -90,15 +90,15 @@ def main() -> None:
 
             rows = []
             for label, fns, sent in (
-                (f"Seg Studio, zoom {zoom}", (ours_bg, ours_strokes, ours_draft), lambda: len(holder["bg"])),
+                (f"Maskloop, zoom {zoom}", (ours_bg, ours_strokes, ours_draft), lambda: len(holder["bg"])),
                 (f"naive page (full PNG), zoom {zoom}", (naive_bg, naive_strokes, ours_draft),
                  lambda: len(holder["naive_bg"])),
             ):
                 holder["ids"] = base
                 ms = [median_ms(f, args.reps) for f in fns]
                 rows.append((label, ms, sent()))
-            # Both redraw the picture under the canvas on every stroke (Seg Studio's shows the mask as it is, with
-            # the stroke folded in): Seg Studio a JPEG of the viewed region, the naive page the full-size PNG.
+            # Both redraw the picture under the canvas on every stroke (Maskloop's shows the mask as it is, with
+            # the stroke folded in): Maskloop a JPEG of the viewed region, the naive page the full-size PNG.
             per_stroke = [sum(rows[0][1]), sum(rows[1][1])]
             for (label, ms, sent), total in zip(rows, per_stroke):
                 print(f"{label:34}{ms[0]:>11.1f}{ms[1]:>9.1f}{ms[2]:>7.1f}{total:>7.1f}{sent / 1e6:>8.2f} MB")

@@ -1,4 +1,4 @@
-"""Time to quality: Seg Studio's presets as the Train page runs them, on membrane, the demo scenes and CamVid.
+"""Time to quality: Maskloop's presets as the Train page runs them, on membrane, the demo scenes and CamVid.
 
 Data sets (held-out images are never trained or validated on; scores at each image's own size):
 - membrane (../shared/data/membrane, 512x512 grey EM): 15 pairs train (12 learn, 3 validate), 5 held out.

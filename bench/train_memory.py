@@ -1,7 +1,7 @@
 """Training memory on a large project: peak RSS of the training worker vs the tutorial reference.
 
 Makes a demo project of --images photo-like scenes (320x240 and others, all labelled), then
-- Seg Studio: starts a real training worker (as the Train page does) with the page's `fast` preset for
+- Maskloop: starts a real training worker (as the Train page does) with the page's `fast` preset for
   --epochs epochs of one pass each over the training images, and follows the worker's peak resident memory
   (VmHWM in /proc) until it ends;
 - reference: the tutorial way in a child process: every image and mask resized to 256x256 float32 numpy
@@ -39,7 +39,7 @@ def peak_rss(pid: int) -> int | None:
     return None
 
 
-def seg_studio(project, epochs: int) -> dict:
+def maskloop(project, epochs: int) -> dict:
     from seg_core.services import jobs, planning
 
     config = planning.build_config("fast", {"epochs": epochs, "time_budget_minutes": None}, photos=True)
@@ -103,7 +103,7 @@ def main() -> None:
         t0 = time.perf_counter()
         project = create_demo_project(Path(tmp) / "large", count=args.images, unlabeled=0)
         made = time.perf_counter() - t0
-        ours = seg_studio(project, args.epochs)
+        ours = maskloop(project, args.epochs)
         child = subprocess.run([sys.executable, __file__, "--reference-child", str(project.path)],
                                capture_output=True, text=True)
         if child.returncode:
@@ -114,10 +114,10 @@ def main() -> None:
     print(f"{args.images} labelled demo scenes (made in {made:.0f} s); RSS limit in the goal: 1.50 GiB")
     print(f"input cache: {cache / GIB:.2f} GiB of uint8 examples at {size} px "
           f"({'in memory' if dataset.fits_in_memory(args.images, (size, size), 3) else 'on disk'})")
-    print(f"Seg Studio worker, fast preset, {ours['epochs']} epochs of {ours['steps']} batches "
+    print(f"Maskloop worker, fast preset, {ours['epochs']} epochs of {ours['steps']} batches "
           f"in {ours['wall']:.0f} s: peak RSS {ours['peak'] / GIB:.2f} GiB")
     print(f"reference (float32 numpy arrays, one epoch): peak RSS {ref_peak / GIB:.2f} GiB")
-    print(f"ratio Seg Studio / reference: {ours['peak'] / ref_peak:.2f}")
+    print(f"ratio Maskloop / reference: {ours['peak'] / ref_peak:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
-"""Training throughput: the tutorial-style reference vs Seg Studio's pipeline, same images, size and filters.
+"""Training throughput: the tutorial-style reference vs Maskloop's pipeline, same images, size and filters.
 
 Reference: the keras-io / zhixuhao style U-Net (two 3x3 convs per level, max-pool, transposed conv,
-no batch norm, fp32, batch 8), `fit` on an in-memory numpy array. Seg Studio: build_unet + the tf.data
+no batch norm, fp32, batch 8), `fit` on an in-memory numpy array. Maskloop: build_unet + the tf.data
 pipeline streaming from disk (the memory cache off: resized examples read from the on-disk cache, then
 flips and quarter turns), compiled as a training run compiles it (bce+dice loss, epoch metrics, the step
 compiled by XLA or TensorFlow's own oneDNN kernels); without and with batch norm, each step kind (the one runs
@@ -78,7 +78,7 @@ def main() -> None:
     ap.add_argument("--lite0", action="store_true",
                     help="also the EfficientNet-Lite0 U-Net (RGB, --size must divide by 32) with each step kind")
     ap.add_argument("--precisions", default="float32,mixed_bfloat16",
-                    help="Seg Studio's contenders in each of these Keras policies (comma-separated)")
+                    help="Maskloop's contenders in each of these Keras policies (comma-separated)")
     args = ap.parse_args()
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
 

@@ -1,4 +1,4 @@
-"""Seg Studio's engine: projects, images, masks, import/export, training and inference.
+"""Maskloop's engine: projects, images, masks, import/export, training and inference.
 
 Four layers, each a subpackage (README "Layout"): `store` (a project on disk), `formats` (image, mask and dataset
 files), `ml` (networks, training, prediction, evaluation) and `services` (what the pages and the CLI call).

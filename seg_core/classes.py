@@ -178,7 +178,7 @@ def fit_colors(names: Sequence[str], wanted: Sequence[Sequence[int] | None]) -> 
                 k += 1
             if color is not None:
                 notes.append(f"'{name}' is shown in {color_to_hex(default_color(k))}: its colour "
-                             f"{color_to_hex(color)} is " + ("Seg Studio's grey for ignored pixels" if color ==
+                             f"{color_to_hex(color)} is " + ("Maskloop's grey for ignored pixels" if color ==
                                                             IGNORE_COLOR else "already another class's"))
             color = default_color(k)
         taken.add(color)  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ class SegError(Exception):
 
 
 class InvalidImageError(SegError):
-    """The file is not an image Seg Studio can use."""
+    """The file is not an image Maskloop can use."""
 
 
 class InvalidMaskError(SegError):
@@ -81,7 +81,7 @@ class StorageError(SegError):
 
 _FULL = "The disk is full"
 _READ_ONLY = "The workspace is on a read-only disk"
-_DENIED = "Seg Studio is not allowed to write in the workspace"
+_DENIED = "Maskloop is not allowed to write in the workspace"
 _REASONS = {errno.ENOSPC: _FULL, errno.EDQUOT: "The disk quota is used up", errno.EROFS: _READ_ONLY,
             errno.EACCES: _DENIED, errno.EPERM: _DENIED}
 _SQLITE_REASONS = {"disk is full": _FULL, "readonly database": _READ_ONLY, "read-only file system": _READ_ONLY}

@@ -1,9 +1,9 @@
-"""Fault injection at the write points (temp writes, fsyncs, renames, database commits), off unless SEGSTUDIO_FAULT says.
+"""Fault injection at the write points (temp writes, fsyncs, renames, database commits), off unless MASKLOOP_FAULT says.
 
-SEGSTUDIO_FAULT="<action>:<op>:<n>[:<glob>]" acts at the n-th `op` of this process (op: write, fsync, rename,
+MASKLOOP_FAULT="<action>:<op>:<n>[:<glob>]" acts at the n-th `op` of this process (op: write, fsync, rename,
 commit, or any; glob: only ops on file names that match, or on paths where the glob has a "/"). Actions: kill (SIGKILL this process there), enospc,
 erofs, eacces (raise that OSError there and at every later matching op, as a full or read-only disk would).
-SEGSTUDIO_FAULT="count:<file>" appends one "op<TAB>path" line per op to <file>, for a harness to learn how many
+MASKLOOP_FAULT="count:<file>" appends one "op<TAB>path" line per op to <file>, for a harness to learn how many
 points a write path has. The variable is read at every call, so a test can set it with monkeypatch.setenv.
 """
 
@@ -15,7 +15,9 @@ import os
 import signal
 from pathlib import Path
 
-ENV = "SEGSTUDIO_FAULT"
+from seg_core import environment
+
+ENV = environment.name(environment.FAULT)
 OPS = ("write", "fsync", "rename", "commit")
 ERRORS = {"enospc": errno.ENOSPC, "erofs": errno.EROFS, "eacces": errno.EACCES}
 ACTIONS = ("kill", *ERRORS)
@@ -24,8 +26,8 @@ _state: dict = {"spec": None, "seen": 0}
 
 
 def point(op: str, path: str | Path = "") -> None:
-    """A write point: nothing at all unless SEGSTUDIO_FAULT is set."""
-    spec = os.environ.get(ENV)
+    """A write point: nothing at all unless MASKLOOP_FAULT is set."""
+    spec = environment.get(environment.FAULT)
     if spec:
         _act(spec, op, str(path))
 
@@ -54,7 +56,7 @@ def _matches(path: str, glob: str) -> bool:
 
 
 def parse(spec: str) -> tuple[str, str, int, str]:
-    """(action, op, n, glob) of a SEGSTUDIO_FAULT value; a malformed one is a ValueError that names it."""
+    """(action, op, n, glob) of a MASKLOOP_FAULT value; a malformed one is a ValueError that names it."""
     parts = spec.split(":", 3)
     if len(parts) < 3 or parts[0] not in ACTIONS or parts[1] not in (*OPS, "any") or not parts[2].isdigit():
         raise ValueError(f"{ENV}={spec!r}: expected <{'|'.join(ACTIONS)}>:<{'|'.join(OPS)}|any>:<n>[:<glob>] "
@@ -72,3 +74,8 @@ def counted(log: str | Path, glob: str = "") -> dict[str, int]:
             out[op] = out.get(op, 0) + 1
             out["any"] += 1
     return out
+
+
+def active() -> bool:
+    """Whether fault injection is on in this process."""
+    return bool(environment.get(environment.FAULT))

@@ -10,6 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers import SHARED_DATA, require  # noqa: E402
+from seg_core import environment  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -18,8 +19,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ws = tmp_path / "workspace"
     ws.mkdir()
-    monkeypatch.setenv("SEG_WORKSPACE", str(ws))
-    monkeypatch.delenv("SEGSTUDIO_REQUIRE_SIGNIN", raising=False)   # the sign-in tests set it themselves
+    monkeypatch.setenv(environment.name(environment.WORKSPACE), str(ws))
+    for key in (environment.WORKSPACE, environment.REQUIRE_SIGNIN):   # the sign-in tests set it themselves
+        monkeypatch.delenv(environment.FORMER_NAMES[key], raising=False)
+    monkeypatch.delenv(environment.name(environment.REQUIRE_SIGNIN), raising=False)
     return ws
 
 

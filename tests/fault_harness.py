@@ -299,7 +299,7 @@ def _own_checks(path: WritePath, case: Path, project) -> list[str]:
 # ----- running the child ---------------------------------------------------------------------------------------
 def spawn(path: WritePath, case: Path, spec: str) -> subprocess.Popen:
     env = {**os.environ, faults.ENV: spec, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3",
-           "SEG_WORKSPACE": str(case), "PYTHONHASHSEED": "0"}
+           "MASKLOOP_WORKSPACE": str(case), "PYTHONHASHSEED": "0"}
     with open(case / "stderr.txt", "w") as err:   # a file, not a pipe: children that run side by side never block
         proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), path.name, str(case)], cwd=ROOT,
                                 env=env, stdout=subprocess.DEVNULL, stderr=err)
@@ -413,7 +413,7 @@ def io_cases(path: WritePath, points: dict[str, int]) -> list[tuple[str, str, in
 
 
 def scratch(prefix: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"segstudio-{prefix}-"))
+    return Path(tempfile.mkdtemp(prefix=f"maskloop-{prefix}-"))
 
 
 def summary(name: str, kills: list[Outcome], ios: list[Outcome], seconds: float) -> dict:

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from seg_core import environment
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("SEG_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SHARED_DATA = Path(environment.get(environment.SHARED_DATA) or ROOT.parent / "shared" / "data")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ARTIFACTS = ROOT / "test-artifacts"
 

@@ -1,4 +1,4 @@
-"""The segstudio command: each subcommand, exit codes, and no traceback for a person's mistakes."""
+"""The maskloop command: each subcommand, exit codes, and no traceback for a person's mistakes."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def test_export_zip_and_reimport(capsys, tmp_path):
     code, out, _ = run(capsys, "export", "--project", tmp_path / "a", "--out", tmp_path / "a.zip")
     assert code == 0 and "exported 3 images (3 with masks)" in out
     code, out, _ = run(capsys, "import", "--project", tmp_path / "b", "--zip", tmp_path / "a.zip")
-    assert code == 0 and "Seg Studio export" in out
+    assert code == 0 and "Maskloop export" in out
     _, out, _ = run(capsys, "info", "--project", tmp_path / "b", "--json")
     assert json.loads(out)["labeled"] == 3
 
@@ -111,9 +111,9 @@ def test_demo_subcommand(capsys, workspace):
 
 
 def test_console_script_is_installed_and_runs(tmp_path):
-    exe = Path(sys.executable).with_name("segstudio")
-    assert exe.exists(), "pip install -e . must install the segstudio command"
-    env = {**os.environ, "SEG_WORKSPACE": str(tmp_path / "ws")}
+    exe = Path(sys.executable).with_name("maskloop")
+    assert exe.exists(), "pip install -e . must install the maskloop command"
+    env = {**os.environ, "MASKLOOP_WORKSPACE": str(tmp_path / "ws")}
     res = subprocess.run([str(exe), "init", "--project", "cli-proj"], capture_output=True, text=True, env=env,
                          cwd=ROOT)
     assert res.returncode == 0, res.stderr
@@ -193,5 +193,5 @@ def test_every_option_of_every_command_says_what_it_is_for():
                 if not (action.help or "").strip() or action.help == argparse.SUPPRESS:
                     missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
 
-    walk(build_parser(), "segstudio")
+    walk(build_parser(), "maskloop")
     assert seen > 60 and missing == []

@@ -1,4 +1,4 @@
-"""segstudio train / runs / predict / evaluate on a tiny project, through the real worker process."""
+"""maskloop train / runs / predict / evaluate on a tiny project, through the real worker process."""
 
 from __future__ import annotations
 

@@ -152,7 +152,7 @@ def test_the_gpu_settings_train_with_float32_outputs_and_a_grown_batch(workspace
 
 # ----- two real worker processes on this machine ---------------------------------------------------------------------
 def _start(workspace: Path, project: Project, cluster: str, task: int, log: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "SEG_WORKSPACE": str(workspace), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "MASKLOOP_WORKSPACE": str(workspace), "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("TF_CONFIG", None)
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "seg_core.cli", "train", "--project", str(project.path),

@@ -1,4 +1,4 @@
-"""One evaluation: `segstudio evaluate` and the Predict & review page give the same numbers; the CLI prints no
+"""One evaluation: `maskloop evaluate` and the Predict & review page give the same numbers; the CLI prints no
 TensorFlow noise; probabilities become class ids by one rule."""
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def test_cli_evaluate_and_predict_keep_working_after_a_class_was_added(trained_p
 
 def test_evaluate_json_leaves_stderr_empty(trained_project, tmp_path):
     images, masks = write_validation_folders(trained_project, tmp_path)
-    env = {k: v for k, v in os.environ.items() if k not in ("SEGSTUDIO_DEBUG", "TF_CPP_MIN_LOG_LEVEL")}
+    env = {k: v for k, v in os.environ.items() if k not in ("MASKLOOP_DEBUG", "TF_CPP_MIN_LOG_LEVEL")}
     done = subprocess.run([sys.executable, "-m", "seg_core.cli", "evaluate", "--project", str(trained_project.path),
                            "--images", str(images), "--masks", str(masks), "--json"],
                           cwd=ROOT, env=env, capture_output=True, timeout=600)
@@ -79,7 +79,7 @@ def test_evaluate_json_leaves_stderr_empty(trained_project, tmp_path):
 def test_a_user_error_still_reaches_stderr(workspace):
     done = subprocess.run([sys.executable, "-m", "seg_core.cli", "evaluate", "--project", str(workspace / "nope"),
                            "--images", ".", "--masks", "."], cwd=ROOT, capture_output=True, timeout=600,
-                          env={**os.environ, "SEG_WORKSPACE": str(workspace)})
+                          env={**os.environ, "MASKLOOP_WORKSPACE": str(workspace)})
     assert done.returncode == 2 and done.stderr.decode().startswith("error: There is no project")
 
 

@@ -1,4 +1,4 @@
-"""Dataset exports (Seg Studio, COCO, Pascal VOC, class-id PNGs): read by their reference readers (pycocotools,
+"""Dataset exports (Maskloop, COCO, Pascal VOC, class-id PNGs): read by their reference readers (pycocotools,
 Pillow's palette), and imported back to the same masks, class names and colours."""
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def test_cli_export_takes_a_format(source, tmp_path, capsys):
     doc = json.loads(zipfile.ZipFile(out).read("annotations/instances_val.json"))
     assert [i["file_name"] for i in doc["images"]] == ["img2.png"]
     assert main(["export", "--project", str(source.path), "--out", str(tmp_path / "d.zip")]) == 0
-    assert "classes.json" in zipfile.ZipFile(tmp_path / "d.zip").namelist()  # the default stays Seg Studio's
+    assert "classes.json" in zipfile.ZipFile(tmp_path / "d.zip").namelist()  # the default stays Maskloop's
     with pytest.raises(SystemExit):
         main(["export", "--project", str(source.path), "--out", str(out), "--format", "yolo"])
 

@@ -242,13 +242,13 @@ def test_pixel_limit_from_the_argument():
 
 def test_pixel_limit_from_the_environment(monkeypatch):
     data = png_bytes(photo(100, 100))
-    monkeypatch.setenv("SEG_MAX_PIXELS", "9999")
+    monkeypatch.setenv("MASKLOOP_MAX_PIXELS", "9999")
     assert images.max_pixels() == 9999
     with pytest.raises(InvalidImageError, match="100x100"):
         images.prepare_upload(data, "a.png")
-    monkeypatch.setenv("SEG_MAX_PIXELS", "10000")
+    monkeypatch.setenv("MASKLOOP_MAX_PIXELS", "10000")
     assert images.prepare_upload(data, "a.png").width == 100
-    monkeypatch.setenv("SEG_MAX_PIXELS", "lots")
+    monkeypatch.setenv("MASKLOOP_MAX_PIXELS", "lots")
     assert images.max_pixels() == images.DEFAULT_MAX_PIXELS
 
 

@@ -351,7 +351,7 @@ def _pairs_with_class_file(tmp_path, class_file_in: str) -> np.ndarray:
 
 @pytest.mark.parametrize("where", ["masks", "both"])
 def test_import_images_and_masks_folders_reads_a_class_file_as_folder_does(where, workspace, tmp_path, capsys):
-    """`segstudio import --images X --masks Y` reads classes.csv in Y (or in the folder holding X and Y), as --folder
+    """`maskloop import --images X --masks Y` reads classes.csv in Y (or in the folder holding X and Y), as --folder
     reads it: the classes are named and coloured from it, not inferred as 'class 2'."""
     from seg_core.cli import main
     from seg_core.store.project import Project

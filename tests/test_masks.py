@@ -223,7 +223,7 @@ def test_16bit_mask_beyond_255_is_refused():
         read(buf.getvalue(), THREE)
 
 
-@pytest.mark.parametrize("data,words", [(b"", "empty"), (b"not a picture", "not a mask Seg Studio can read")])
+@pytest.mark.parametrize("data,words", [(b"", "empty"), (b"not a picture", "not a mask Maskloop can read")])
 def test_unreadable_mask_files(data, words):
     with pytest.raises(InvalidMaskError, match=words):
         read(data)

@@ -1,5 +1,5 @@
 """Model export: each format loads in its own runtime and agrees with Predictor; predict_example.py runs alone in a
-fresh folder; model.json says what Predictor does; refusals; the zip; `segstudio export-model`.
+fresh folder; model.json says what Predictor does; refusals; the zip; `maskloop export-model`.
 
 The tiny trained runs are conftest's session template (binary and 3 classes); each (project, format) is exported
 once for the whole module and only read afterwards.
@@ -71,7 +71,7 @@ def sample_images(project: Project) -> list[np.ndarray]:
 
 
 def runtime_forward(exported: model_export.ExportedModel):
-    """The exported file in its own runtime, no Seg Studio code: batch (1, S, S, C) float32 -> probabilities."""
+    """The exported file in its own runtime, no Maskloop code: batch (1, S, S, C) float32 -> probabilities."""
     path = exported.model_path
     if exported.format == "keras":
         import keras
@@ -102,7 +102,7 @@ def runtime_forward(exported: model_export.ExportedModel):
 
 
 def with_forward(reference: Predictor, forward) -> Predictor:
-    """Seg Studio's Predictor (its resizing, cropping and class rule) around another forward pass."""
+    """Maskloop's Predictor (its resizing, cropping and class rule) around another forward pass."""
     import tensorflow as tf
 
     p = Predictor(reference.model, reference.config, reference.run_id)
@@ -143,7 +143,7 @@ def _write(path: Path, pixels: np.ndarray, mode: str | None = None, **save) -> P
 
 
 # Each format's example on another kind of file. keras, onnx and tflite run in a fresh Python process (the keras one
-# shows the .keras file loads without Seg Studio); savedmodel's runs in this process, sparing a second TensorFlow start.
+# shows the .keras file loads without Maskloop); savedmodel's runs in this process, sparing a second TensorFlow start.
 EXAMPLE_CASES = [("keras", "binary", "wide.png", True), ("savedmodel", "multiclass", "wide.jpg", False),
                  ("onnx", "binary", "transparent.png", True), ("tflite", "multiclass", "grey16.png", True)]
 

@@ -69,7 +69,7 @@ def test_upload_two_images_and_a_matching_mask(app, workspace):
 
 
 def test_first_masks_decide_the_classes_of_a_project_made_without_them(app, workspace):
-    p = new_project(workspace / "p")  # no classes named: like `segstudio import`, the masks decide
+    p = new_project(workspace / "p")  # no classes named: like `maskloop import`, the masks decide
     ids = box_mask(value=1)
     ids[16:22, 20:30] = 2
     open_data_page(app, p)

@@ -62,11 +62,11 @@ def test_required_without_any_password_says_how_and_shows_nothing_else(app, requ
     app.run()
     assert not app.exception
     assert [e.value for e in app.error] == [
-        "Nobody can sign in yet. Seg Studio asks everyone to sign in here, because it is reachable from the network "
-        "(or SEGSTUDIO_REQUIRE_SIGNIN is set), and no password or sign-in provider is set up. On the machine that "
-        "runs it, run `segstudio set-password --user NAME` (with the same SEG_WORKSPACE as the app), then reload "
+        "Nobody can sign in yet. Maskloop asks everyone to sign in here, because it is reachable from the network "
+        "(or MASKLOOP_REQUIRE_SIGNIN is set), and no password or sign-in provider is set up. On the machine that "
+        "runs it, run `maskloop set-password --user NAME` (with the same MASKLOOP_WORKSPACE as the app), then reload "
         "this page."]
-    assert [t.value for t in app.title] == ["Sign in to Seg Studio"]
+    assert [t.value for t in app.title] == ["Sign in to Maskloop"]
     assert len(app.sidebar) == 0 and len(app.text_input) == 0 and len(app.button) == 0
     assert SECRET not in everything(app)
 
@@ -90,7 +90,7 @@ def test_the_right_password_opens_the_pages_and_sign_out_closes_them(app, requir
     assert f"**{SECRET}**" in page_texts(app)                       # the Home page lists the project
     assert "Signed in as **alice**" in [c.value for c in app.sidebar.caption]
     next(b for b in app.sidebar.button if b.label == "Sign out").click().run()
-    assert [t.value for t in app.title] == ["Sign in to Seg Studio"]
+    assert [t.value for t in app.title] == ["Sign in to Maskloop"]
     assert len(app.sidebar) == 0 and SECRET not in everything(app)
     assert "signin_user" not in app.session_state and "project_path" not in app.session_state
 
@@ -101,18 +101,18 @@ def test_removing_a_password_signs_that_person_out(app, required, alice):
     assert f"**{SECRET}**" in page_texts(app)
     PasswordStore().remove("alice")
     app.run()
-    assert [t.value for t in app.title] == ["Sign in to Seg Studio"] and SECRET not in everything(app)
+    assert [t.value for t in app.title] == ["Sign in to Maskloop"] and SECRET not in everything(app)
 
 
 def test_a_damaged_password_file_lets_nobody_in_and_says_so(app, required, workspace):
-    path = workspace / ".segstudio" / "passwords.json"
+    path = workspace / ".maskloop" / "passwords.json"
     path.parent.mkdir()
     path.write_text("{half a file")
     app.run()
     assert not app.exception
     assert [e.value for e in app.error] == [
         f"The password file {path} is damaged (it is not JSON). Move it away, then set the passwords again with "
-        "`segstudio set-password --user NAME`."]
+        "`maskloop set-password --user NAME`."]
     assert not app.text_input and len(app.sidebar) == 0 and SECRET not in everything(app)
 
 
@@ -131,7 +131,7 @@ def test_a_direct_page_link_shows_the_form_and_runs_no_page(app, required, alice
     app.run()
     app.switch_page("app_pages/annotate.py").run()
     assert not app.exception
-    assert [t.value for t in app.title] == ["Sign in to Seg Studio"]
+    assert [t.value for t in app.title] == ["Sign in to Maskloop"]
     assert "orchid_007.png" not in everything(app) and len(app.sidebar) == 0
     sign_in(app, "alice", "alice's password")       # then the page asked for opens
     assert [t.value for t in app.title] == ["Annotate"]
@@ -142,7 +142,7 @@ def test_loopback_needs_no_sign_in(app, monkeypatch):
     monkeypatch.delenv(signin.REQUIRE_ENV, raising=False)
     assert st.get_option("server.address") == "127.0.0.1"   # .streamlit/config.toml
     app.run()
-    assert not app.exception and "Sign in to Seg Studio" not in everything(app)
+    assert not app.exception and "Sign in to Maskloop" not in everything(app)
     assert f"**{SECRET}**" in page_texts(app) and not app.sidebar.button
 
 
@@ -155,11 +155,11 @@ def test_a_network_address_requires_sign_in_without_the_setting(app, monkeypatch
         app.run()
     finally:
         st.config.set_option("server.address", before)
-    assert [t.value for t in app.title] == ["Sign in to Seg Studio"] and SECRET not in everything(app)
+    assert [t.value for t in app.title] == ["Sign in to Maskloop"] and SECRET not in everything(app)
 
 
 OIDC = {"auth": {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
-                 "client_id": "seg-studio", "client_secret": "s3cret",
+                 "client_id": "maskloop", "client_secret": "s3cret",
                  "server_metadata_url": "https://accounts.google.com/.well-known/openid-configuration"}}
 
 

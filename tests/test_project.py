@@ -216,7 +216,7 @@ def test_newer_schema_is_refused_and_old_one_migrated(tmp_path):
     p = Project.create(tmp_path / "p")
     with db.opened(p.layout.db) as conn:
         conn.execute(f"PRAGMA user_version = {db.SCHEMA_VERSION + 1}")
-    with pytest.raises(ProjectError, match="newer Seg Studio"):
+    with pytest.raises(ProjectError, match="newer Maskloop"):
         Project(p.path)
     fresh = tmp_path / "empty.db"
     with db.opened(fresh) as conn:

@@ -1,5 +1,5 @@
 """Sign-in for a shared app (seg_core.services.signin): loopback detection, the password file, slowed guessing, and
-`segstudio set-password`."""
+`maskloop set-password`."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_the_hash_is_salted_scrypt_with_its_parameters():
 
 
 def test_store_verifies_right_and_wrong_for_several_users(tmp_path):
-    store = PasswordStore(tmp_path / "ws" / ".segstudio" / "passwords.json")
+    store = PasswordStore(tmp_path / "ws" / ".maskloop" / "passwords.json")
     assert not store.configured() and store.users() == []
     store.set("alice", "alice's password")
     store.set("bob@lab.org", "bob's password!")
@@ -69,7 +69,7 @@ def test_store_verifies_right_and_wrong_for_several_users(tmp_path):
 def test_the_file_is_private_and_in_the_workspace(workspace):
     store = PasswordStore()
     store.set("alice", "alice's password")
-    assert store.path == workspace / ".segstudio" / "passwords.json"
+    assert store.path == workspace / ".maskloop" / "passwords.json"
     assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(store.path.parent).st_mode) == 0o700
     assert [p.name for p in store.path.parent.iterdir()] == ["passwords.json"]   # no temporary file left
@@ -93,10 +93,10 @@ def test_a_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("content, detail", [
     (b"{not json", "it is not JSON"),
-    (b'{"users": {}}', "it is not a Seg Studio password file"),
-    (b'{"format": "segstudio-passwords", "version": 7, "users": {}}', "version 7"),
-    (b'{"format": "segstudio-passwords", "version": 1, "users": {"alice": "plaintext"}}', "'alice'"),
-    (b'{"format": "segstudio-passwords", "version": 1, "users": {"a": "scrypt:3:8:1$00$00"}}', "'a'"),
+    (b'{"users": {}}', "it is not a Maskloop password file"),
+    (b'{"format": "maskloop-passwords", "version": 7, "users": {}}', "version 7"),
+    (b'{"format": "maskloop-passwords", "version": 1, "users": {"alice": "plaintext"}}', "'alice'"),
+    (b'{"format": "maskloop-passwords", "version": 1, "users": {"a": "scrypt:3:8:1$00$00"}}', "'a'"),
     (b"\xff\xfe", "it is not JSON"),
 ])
 def test_a_corrupt_file_gives_a_sentence(tmp_path, content, detail):
@@ -106,7 +106,7 @@ def test_a_corrupt_file_gives_a_sentence(tmp_path, content, detail):
         PasswordStore(path).verify("alice", "whatever1")
     message = str(err.value)
     assert message.startswith(f"The password file {path} is damaged (") and detail in message
-    assert "segstudio set-password" in message
+    assert "maskloop set-password" in message
 
 
 @pytest.mark.parametrize("name", ["", " ", "-rf", "a/b", "x" * 65, "tab\tname", "<script>"])
@@ -167,7 +167,7 @@ def run_cli(capsys, monkeypatch, stdin: str, *argv) -> tuple[int, str, str]:
 def test_set_password_from_stdin(capsys, monkeypatch, workspace):
     code, out, _ = run_cli(capsys, monkeypatch, "alice's password\n", "set-password", "--user", "alice",
                            "--password-stdin")
-    path = workspace / ".segstudio" / "passwords.json"
+    path = workspace / ".maskloop" / "passwords.json"
     assert code == 0 and out.strip() == f"set the password of 'alice' in {path} (1 name(s) can sign in)"
     code, out, _ = run_cli(capsys, monkeypatch, "bob's password\r\n", "set-password", "--user", "bob",
                            "--password-stdin")
@@ -188,7 +188,7 @@ def test_set_password_refuses_and_removes(capsys, monkeypatch, workspace, tmp_pa
     other = tmp_path / "elsewhere"
     code, out, _ = run_cli(capsys, monkeypatch, "long enough\n", "set-password", "--user", "alice",
                            "--password-stdin", "--workspace", str(other))
-    assert code == 0 and PasswordStore(other / ".segstudio" / "passwords.json").verify("alice", "long enough")
+    assert code == 0 and PasswordStore(other / ".maskloop" / "passwords.json").verify("alice", "long enough")
     code, out, _ = run_cli(capsys, monkeypatch, "", "set-password", "--user", "alice", "--remove",
                            "--workspace", str(other))
     assert code == 0 and out.startswith("removed the password of 'alice'")

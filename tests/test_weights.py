@@ -183,7 +183,7 @@ def test_without_weights_the_error_says_how_to_add_them():
     with pytest.raises(SegError) as caught:
         pretrained_unet()
     text = str(caught.value)
-    assert "cannot be downloaded" in text and "Train page" in text and "segstudio weights add FILE" in text
+    assert "cannot be downloaded" in text and "Train page" in text and "maskloop weights add FILE" in text
     assert weights.ENCODERS["mobilenetv2"].keras_file in text
 
 
@@ -216,7 +216,7 @@ def test_cli_add_list_replace_remove(files, workspace, capsys):
     assert code == 0 and listed["densenet121"] is None
     assert listed["mobilenetv2"]["path"] == str(workspace / "weights" / "mobilenetv2.h5")
     code, out, _ = run(capsys, "weights", "list")
-    assert "mobilenetv2.h5" in out and "none: segstudio weights add FILE" in out
+    assert "mobilenetv2.h5" in out and "none: maskloop weights add FILE" in out
     code, out, _ = run(capsys, "weights", "remove", "mobilenetv2")
     assert code == 0 and "removed MobileNetV2 weights" in out and stored(workspace) == []
     code, _, err = run(capsys, "weights", "remove", "mobilenetv2")
@@ -238,7 +238,7 @@ def test_cli_train_pretrained_is_checked_before_a_worker_starts(workspace, capsy
     code, _, err = run(capsys, "train", "--project", project.path, "--model", "unet", "--pretrained")
     assert code == 2 and "--pretrained needs a model with a pretrained encoder" in err
     code, _, err = run(capsys, "train", "--project", project.path, "--model", "mobilenetv2-unet", "--pretrained")
-    assert code == 2 and "segstudio weights add FILE" in err
+    assert code == 2 and "maskloop weights add FILE" in err
     assert project.runs.list() == []
 
 
@@ -276,7 +276,7 @@ def test_a_pretrained_run_trains_on_the_added_weights_frozen_then_fine_tunes_eve
 def test_the_weights_module_loads_without_tensorflow():
     code = "import sys\nfrom seg_core.ml import weights\nweights.available()\nprint('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "SEG_WORKSPACE": str(ROOT / "nonexistent-workspace")})
+                         env={**os.environ, "MASKLOOP_WORKSPACE": str(ROOT / "nonexistent-workspace")})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False"]
 

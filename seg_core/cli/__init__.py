@@ -1,4 +1,4 @@
-"""The `segstudio` command: subcommands that mirror seg_core functions (cli/data.py, cli/model.py)."""
+"""The `maskloop` command: subcommands that mirror seg_core functions (cli/data.py, cli/model.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
+from seg_core import environment
 from seg_core.cli import access
 from seg_core.cli.data import (cmd_check, cmd_delete, cmd_demo, cmd_export, cmd_import, cmd_info, cmd_init,
                                cmd_projects, cmd_split, project_arg)
@@ -23,7 +24,7 @@ from seg_core.store.splits import SPLITS
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="segstudio", description="Seg Studio: image segmentation projects from the command line.")
+    parser = argparse.ArgumentParser(prog="maskloop", description="Maskloop: image segmentation projects from the command line.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("init", help="create an empty project")
@@ -60,13 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="do not ask (for scripts)")
     p.set_defaults(func=cmd_delete)
 
-    p = sub.add_parser("export", help="export images and masks as a zip: Seg Studio's own, COCO, Pascal VOC or class ids")
+    p = sub.add_parser("export", help="export images and masks as a zip: Maskloop's own, COCO, Pascal VOC or class ids")
     project_arg(p)
     p.add_argument("--out", required=True, help="zip file to write")
     p.add_argument("--format", choices=list(exporting.EXPORT_FORMATS), default="seg",
                    help="; ".join(f"{k}: {v}" for k, v in exporting.EXPORT_FORMATS.items()) + " (default: seg)")
     p.add_argument("--run", help="export only what this run learned from: its images, its masks as they were then "
-                                 "and its train/validation split (run ids: segstudio runs)")
+                                 "and its train/validation split (run ids: maskloop runs)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("check", help="check that a project holds together: every image and mask file whole and "
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("projects", help="list the projects in the workspace")
-    p.add_argument("--workspace", help="workspace folder (default: $SEG_WORKSPACE or ./workspace)")
+    p.add_argument("--workspace", help="workspace folder (default: $MASKLOOP_WORKSPACE or ./workspace)")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
     p.set_defaults(func=cmd_projects)
 
@@ -121,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     start = p.add_mutually_exclusive_group()
     start.add_argument("--pretrained", action="store_true",
                        help="lite0-unet, mobilenetv2-unet, densenet121-unet: start the encoder from ImageNet weights "
-                            "(Lite0's come with Seg Studio; the others' see 'weights')")
+                            "(Lite0's come with Maskloop; the others' see 'weights')")
     start.add_argument("--scratch", action="store_true",
                        help="start every layer from random weights, also where the preset starts from ImageNet's")
     p.add_argument("--seed", type=int, help="the same seed and settings give the same run (default 0)")
@@ -191,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("weights", help="ImageNet weights for the pretrained encoders (never downloaded)")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     w = actions.add_parser("add", help="check a MobileNetV2 or DenseNet121 ImageNet weights file (.h5) and keep "
-                                       "it in the workspace (EfficientNet-Lite0's come with Seg Studio)")
+                                       "it in the workspace (EfficientNet-Lite0's come with Maskloop)")
     w.add_argument("file", help="e.g. mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5")
     w.add_argument("--replace", action="store_true", help="replace the file already kept for that encoder")
     w.set_defaults(func=cmd_weights_add)
@@ -210,8 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
 def native_logs_silenced():
     """TensorFlow's C++ libraries write log lines (oneDNN, cudart_stub, cuInit...) straight to file descriptor 2,
     before any Python setting can reach them. Point that descriptor at /dev/null while a command runs; our own
-    messages go to the real standard error through a copy of it. SEGSTUDIO_DEBUG=1 shows everything."""
-    if os.environ.get("SEGSTUDIO_DEBUG"):
+    messages go to the real standard error through a copy of it. MASKLOOP_DEBUG=1 shows everything."""
+    if environment.get(environment.DEBUG):
         yield
         return
     sys.stderr.flush()
@@ -257,8 +258,8 @@ def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) ->
         if storage is not None:   # a full or read-only disk reached past the functions that say what stopped
             print(f"error: {storage}", file=sys.stderr)
             return 2
-        if os.environ.get("SEGSTUDIO_DEBUG"):
+        if environment.get(environment.DEBUG):
             raise
         print(f"error: unexpected failure ({type(exc).__name__}: {exc}). "
-              "Run again with SEGSTUDIO_DEBUG=1 to see the details.", file=sys.stderr)
+              "Run again with MASKLOOP_DEBUG=1 to see the details.", file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
-"""`python -m seg_core.cli ...`: the same as the `segstudio` command."""
+"""`python -m seg_core.cli ...`: the same as the `maskloop` command."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""`segstudio set-password`: who may sign in to the app when it is shared with a team (seg_core.services.signin)."""
+"""`maskloop set-password`: who may sign in to the app when it is shared with a team (seg_core.services.signin)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
     p.add_argument("--password-stdin", action="store_true",
                    help="read the password from the first line of standard input (for scripts) instead of asking")
     p.add_argument("--remove", action="store_true", help="remove this name's password: it can no longer sign in")
-    p.add_argument("--workspace", help="workspace folder (default: $SEG_WORKSPACE or ./workspace)")
+    p.add_argument("--workspace", help="workspace folder (default: $MASKLOOP_WORKSPACE or ./workspace)")
     p.set_defaults(func=cmd_set_password)
 
 

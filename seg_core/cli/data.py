@@ -1,4 +1,4 @@
-"""`segstudio` subcommands about projects and data: init, import, delete, export, info, split, demo, projects, check."""
+"""`maskloop` subcommands about projects and data: init, import, delete, export, info, split, demo, projects, check."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from seg_core.store.workspace import CLASSES_EXPLICIT, list_projects, new_projec
 
 def project_arg(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument("--project", required=required,
-                        help="project folder; a bare name means <workspace>/<name> (workspace: $SEG_WORKSPACE or ./workspace)")
+                        help="project folder; a bare name means <workspace>/<name> (workspace: $MASKLOOP_WORKSPACE or ./workspace)")
 
 
 def create_project(path: Path, classes: Sequence[str] | None, name: str | None = None) -> Project:

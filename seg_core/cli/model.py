@@ -1,4 +1,4 @@
-"""`segstudio` subcommands about models: train, runs, predict, evaluate, export-model, weights."""
+"""`maskloop` subcommands about models: train, runs, predict, evaluate, export-model, weights."""
 
 from __future__ import annotations
 
@@ -267,7 +267,7 @@ def cmd_weights_add(args: argparse.Namespace) -> int:
     verb = {"added": "added", "replaced": "replaced the old file with", "unchanged": "already had"}[info.outcome]
     print(f"{verb} {info.label} ImageNet weights: {info.path}")
     print(f"{info.encoder}-unet can now start from them (Train page: Advanced settings; "
-          f"segstudio train --model {info.encoder}-unet --pretrained)")
+          f"maskloop train --model {info.encoder}-unet --pretrained)")
     return 0
 
 
@@ -281,7 +281,7 @@ def cmd_weights_list(args: argparse.Namespace) -> int:
     for name, info in found.items():
         if info is None:
             how = (weights.missing_message(name) if name == weights.LITE0
-                   else f"segstudio weights add FILE ({weights.ENCODERS[name].keras_file})")
+                   else f"maskloop weights add FILE ({weights.ENCODERS[name].keras_file})")
         print(f"{name:<12} " + (info.summary() if info else f"none: {how}"))
     return 0
 

@@ -20,7 +20,8 @@ from seg_core.errors import ClassSpecError, DatasetFormatError
 
 OVERLAP_RULE = "overlapping COCO annotations are drawn largest first, so smaller regions lie on top"
 BACKGROUND_NAMES = ("background", "_background_", "__background__")
-EXTRA = "seg_studio"  # our own key on the file and its images: COCO readers ignore keys they do not know
+EXTRA = "maskloop"  # our own key on the file and its images: COCO readers ignore keys they do not know
+FORMER_EXTRA = "seg_studio"  # the key in files written before the product was called Maskloop
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,14 @@ def looks_like(obj: Any) -> bool:
     return isinstance(obj, dict) and isinstance(obj.get("images"), list) and isinstance(obj.get("categories"), list)
 
 
+def _ours(obj: dict) -> dict:
+    """Our own key's contents on a COCO file or image, under its present or its former name; {} without one."""
+    for key in (EXTRA, FORMER_EXTRA):
+        if isinstance(obj.get(key), dict):
+            return obj[key]
+    return {}
+
+
 def _int(value: Any, what: str, source: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
         raise DatasetFormatError(f"{source}: {what} is {value!r}, not a whole number.")
@@ -83,7 +92,7 @@ def _classes(obj: dict, source: str) -> tuple[list[ClassSpec], dict[int, int], l
     if not cats:
         raise DatasetFormatError(f"{source} has no categories: there are no classes to import.")
     bg = next((cid for cid, c in sorted(cats.items()) if c["name"].strip().lower() in BACKGROUND_NAMES), None)
-    extra = obj.get(EXTRA) if isinstance(obj.get(EXTRA), dict) else {}
+    extra = _ours(obj)
     ours = extra.get("background") if isinstance(extra.get("background"), dict) else {}
     order = [cid for cid in sorted(cats) if cid != bg]
     names = [cats[bg]["name"] if bg is not None else str(ours.get("name") or "background")]
@@ -124,7 +133,7 @@ def parse(obj: dict, source: str) -> CocoSet:
             raise DatasetFormatError(f"{source} has two images with id {iid} ('{images[iid].file_name}' and '{fn}').")
         if fn in names:
             raise DatasetFormatError(f"{source} lists the image '{fn}' twice.")
-        extra = entry.get(EXTRA) if isinstance(entry.get(EXTRA), dict) else {}
+        extra = _ours(entry)
         if isinstance(extra.get("ignore"), dict):
             ignore[iid] = extra["ignore"]
             _check_rle(extra["ignore"], h, w, f"{source}: the ignored pixels of '{fn}'")
@@ -153,7 +162,7 @@ def _check_segmentation(seg: Any, h: int, w: int, where: str) -> None:
         _check_rle(seg, h, w, where)
         return
     if not isinstance(seg, list) or not seg:
-        raise DatasetFormatError(f"{where} has no segmentation (only a box?): Seg Studio needs the region's "
+        raise DatasetFormatError(f"{where} has no segmentation (only a box?): Maskloop needs the region's "
                                  "outline (polygons) or its mask (RLE).")
     for poly in seg:
         if (not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2

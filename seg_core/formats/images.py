@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import threading
 import unicodedata
 import warnings
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from seg_core import environment
 from seg_core.errors import InvalidImageError
 
 # 50 megapixels holds any phone photo; past that a 2-core laptop spends seconds per decode.
@@ -43,9 +43,9 @@ class PreparedImage:
 
 
 def max_pixels() -> int:
-    """The pixel limit; SEG_MAX_PIXELS overrides it (e.g. for a microscopy workstation)."""
+    """The pixel limit; MASKLOOP_MAX_PIXELS overrides it (e.g. for a microscopy workstation)."""
     try:
-        return int(os.environ.get("SEG_MAX_PIXELS", DEFAULT_MAX_PIXELS))
+        return int(environment.get(environment.MAX_PIXELS) or DEFAULT_MAX_PIXELS)
     except ValueError:
         return DEFAULT_MAX_PIXELS
 
@@ -102,9 +102,9 @@ def _open(data: bytes, name: str, limit: int) -> Image.Image:
         if im is None:
             raise InvalidImageError(f"'{name}' is too large; the limit is {_pixels_text(limit)}.") from None
     except Exception:  # UnidentifiedImageError, and whatever a plugin raises on a damaged header
-        raise InvalidImageError(f"'{name}' is not an image Seg Studio can read (use {_FORMAT_LIST}).") from None
+        raise InvalidImageError(f"'{name}' is not an image Maskloop can read (use {_FORMAT_LIST}).") from None
     if im.format not in ACCEPTED_FORMATS:
-        raise InvalidImageError(f"'{name}' is a {im.format} file; Seg Studio accepts {_FORMAT_LIST}.")
+        raise InvalidImageError(f"'{name}' is a {im.format} file; Maskloop accepts {_FORMAT_LIST}.")
     w, h = im.size
     if w <= 0 or h <= 0:
         raise InvalidImageError(f"'{name}' has no pixels ({w}x{h}).")

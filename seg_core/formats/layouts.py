@@ -23,7 +23,9 @@ MASK_SUFFIXES = ("_mask", "-mask", ".mask", "_masks", "_label", "_labels", "-lab
                  "_segmentation", "_annotation", "_trimap")
 KERAS_SEG_PAIRS = (("images_prepped_train", "annotations_prepped_train", "train"),
                    ("images_prepped_test", "annotations_prepped_test", "test"))
-EXPORT_FORMAT = "seg-studio"
+EXPORT_FORMAT = "maskloop"
+# Exports written before the product was called Maskloop name this format: they import as before.
+FORMER_EXPORT_FORMAT = "seg-studio"
 SKIP_DIRS = {"__MACOSX", ".git", ".ipynb_checkpoints"}
 # JSON files with these in their name (or in an annotations/ folder) are COCO candidates read first; one that is
 # not valid JSON is refused rather than passed over. At most MAX_JSON_PROBES JSON files are opened to look.
@@ -108,7 +110,7 @@ def _dirs(tree: dict[PurePosixPath, Source]) -> set[PurePosixPath]:
 
 
 def detect_layout(tree: dict[PurePosixPath, Source]) -> Layout:
-    """Recognise: keras_segmentation, COCO, Pascal VOC / CVAT, a Seg Studio export, images/+masks/ (with a class-names
+    """Recognise: keras_segmentation, COCO, Pascal VOC / CVAT, a Maskloop export, images/+masks/ (with a class-names
     file or without), or a flat folder of images."""
     dirs = _dirs(tree)
     by_name: dict[str, list[PurePosixPath]] = {}
@@ -162,20 +164,20 @@ def detect_layout(tree: dict[PurePosixPath, Source]) -> Layout:
 
 
 def _read_export_manifest(tree: dict[PurePosixPath, Source], base: PurePosixPath, layout: Layout) -> bool:
-    """A Seg Studio export's classes.json and manifest.json (names, splits, order); False when it is not one."""
+    """A Maskloop export's classes.json and manifest.json (names, splits, order); False when it is not one."""
     src = tree.get(base / "classes.json")
     if src is None:
         return False
     try:
         meta = json.loads(src.read().decode("utf-8"))
-        if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
+        if not isinstance(meta, dict) or meta.get("format") not in (EXPORT_FORMAT, FORMER_EXPORT_FORMAT):
             return False  # another tool's classes.json: read as a class-names file
         classes = [ClassSpec.from_dict(d) for d in meta["classes"]]
         validate_classes(classes)
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise ProjectError(f"classes.json cannot be read: {exc}") from None
     layout.classes = classes
-    layout.kind = layout.format = "Seg Studio export"
+    layout.kind = layout.format = "Maskloop export"
     manifest = tree.get(base / "manifest.json")
     if manifest is not None:
         try:

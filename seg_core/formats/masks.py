@@ -61,7 +61,7 @@ def read_pixels(data: bytes, name: str = "mask") -> MaskPixels:
     try:
         im = images._open(data, name, images.max_pixels())
     except Exception as exc:  # the image error's sentence, restated for a mask
-        raise InvalidMaskError(str(exc).replace("an image Seg Studio can read", "a mask Seg Studio can read")) from None
+        raise InvalidMaskError(str(exc).replace("an image Maskloop can read", "a mask Maskloop can read")) from None
     try:
         if im.format == "GIF":
             im.seek(0)

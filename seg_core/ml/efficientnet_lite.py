@@ -3,7 +3,7 @@
 Lite0 is EfficientNet-B0 made for CPUs and phones: ReLU6 instead of swish, no squeeze-excite, stem and head of
 fixed width. Its blocks pad like TensorFlow's "same" (the extra row and column on the bottom and right), which is
 Keras' own "same". The network takes the project's 0..1 pixels and normalises them itself, so every export takes
-the same input as every other Seg Studio model.
+the same input as every other Maskloop model.
 """
 
 from __future__ import annotations

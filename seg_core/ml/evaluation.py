@@ -1,4 +1,4 @@
-"""How good a model is: one confusion-matrix evaluation behind `segstudio evaluate` and the Predict & review page.
+"""How good a model is: one confusion-matrix evaluation behind `maskloop evaluate` and the Predict & review page.
 
 Per image, IoU and dice are taken over the object classes (background would flatter an image that is mostly
 background), and an image with no object in the mask nor the prediction scores 1. Over a set of images, the

@@ -113,7 +113,7 @@ class Predictor:
 
 def run_checkpoint(project: Project, run_id: str | None = None, checkpoint: str = "best") -> tuple[RunRecord, Path]:
     """The run a prediction or an export uses (default: the project's best) and its model file: `checkpoint`,
-    else last.keras. One rule, so `segstudio predict` and `segstudio export-model` pick the same model."""
+    else last.keras. One rule, so `maskloop predict` and `maskloop export-model` pick the same model."""
     run: RunRecord | None = project.runs.get(run_id) if run_id else project.runs.best()
     if run is None:
         raise NotFoundError("This project has no trained model yet; train one on the Train page.")

@@ -114,7 +114,7 @@ def model_zip(project: Project, fmt: str, run_id: str | None = None) -> tuple[st
 
     run, _ = run_checkpoint(project, run_id)
     name = f"{project.path.name}-{run.id}-{_format(fmt).name}"
-    with tempfile.TemporaryDirectory(prefix="segstudio-model-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="maskloop-model-") as tmp:
         exported = export_model(project, fmt, Path(tmp) / name, run.id)
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -139,7 +139,7 @@ def example_script(fmt: str) -> str:
 
 def _format(fmt: str) -> ExportFormat:
     if fmt not in FORMATS:
-        raise ModelExportError(f"'{fmt}' is not a model format Seg Studio exports; choose one of "
+        raise ModelExportError(f"'{fmt}' is not a model format Maskloop exports; choose one of "
                                f"{', '.join(FORMATS)}.")
     return FORMATS[fmt]
 
@@ -174,7 +174,7 @@ def _write_model(checkpoint: Path, config: dict, spec: ExportFormat, path: Path)
 
 
 def model_card(project: Project, run: RunRecord, config: dict, fmt: str, checkpoint: str) -> dict:
-    """model.json: what the model predicts, what it expects and how its answer becomes a mask, in Seg Studio's
+    """model.json: what the model predicts, what it expects and how its answer becomes a mask, in Maskloop's
     own terms (ml/inference.py Predictor, ml/dataset.py resize_image and content_box, ml/losses.py hard_labels)."""
     spec = FORMATS[fmt]
     size, channels, num_classes = int(config["image_size"]), int(config["channels"]), int(config["num_classes"])
@@ -187,11 +187,11 @@ def model_card(project: Project, run: RunRecord, config: dict, fmt: str, checkpo
     return {
         "format": fmt, "model_file": spec.model_file,
         "runtime": {"package": spec.package, "install": spec.install},
-        "exported_by": f"Seg Studio {__version__}", "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "exported_by": f"Maskloop {__version__}", "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "project": project.name, "run": run.id, "checkpoint": checkpoint,
         "classes": classes,
         "ignore": {"id": IGNORE_ID, "color": color_to_hex(IGNORE_COLOR),
-                   "meaning": f"In Seg Studio's masks {IGNORE_ID} marks pixels labelled as no class (e.g. the border "
+                   "meaning": f"In Maskloop's masks {IGNORE_ID} marks pixels labelled as no class (e.g. the border "
                               "of a trimap); they counted for nothing in training and scoring. The model never "
                               f"predicts {IGNORE_ID}."},
         "input": {"size": [size, size], "channels": channels, "color": "rgb" if channels == 3 else "grey",

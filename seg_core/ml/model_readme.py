@@ -51,7 +51,7 @@ def readme(card: dict, format_label: str, example: str) -> str:
         *table,
         "",
         f"A mask the model makes is a PNG the size of the image: each pixel's value is its class id, and it shows "
-        f"in the colour above. (Value {card['ignore']['id']} in Seg Studio's masks means 'no class'; the model "
+        f"in the colour above. (Value {card['ignore']['id']} in Maskloop's masks means 'no class'; the model "
         "never gives it.)",
         "",
         "## What it takes",
@@ -66,7 +66,7 @@ def readme(card: dict, format_label: str, example: str) -> str:
         f"python {example} photo.jpg mask.png",
         "```",
         "",
-        f"`{example}` needs only `{card['runtime']['package']}`, numpy and Pillow (not Seg Studio). It reads "
+        f"`{example}` needs only `{card['runtime']['package']}`, numpy and Pillow (not Maskloop). It reads "
         "photo.jpg and writes mask.png at the photo's size.",
         "",
         "## How good it is",
@@ -83,7 +83,7 @@ def readme(card: dict, format_label: str, example: str) -> str:
         "",
         "## What it learned from",
         "",
-        f"Run {card['run']} of the Seg Studio project '{card['project']}' ({settings.get('preset') or 'custom'} "
+        f"Run {card['run']} of the Maskloop project '{card['project']}' ({settings.get('preset') or 'custom'} "
         f"settings, {settings.get('model')} with {settings.get('base_filters')} filters): {epochs}"
         + (f" in a {budget:g}-minute time budget" if budget else "") + f", {ended}. It "
         + (v["split"] if v.get("split") else

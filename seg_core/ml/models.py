@@ -30,6 +30,8 @@ TRAIN_BYTES_PER_VALUE = 8
 LITE0_WIDEN = 0
 
 
+# The package name is written into every saved model: it keeps the product's former name so that models trained
+# before the rename still load.
 @keras.saving.register_keras_serializable(package="segstudio")
 class FusedBatchNorm(layers.BatchNormalization):
     """Keras' batch norm computed by TensorFlow's fused kernel (one pass for the moments, the normalisation and
@@ -69,7 +71,7 @@ def load_saved(path, compile: bool = False) -> keras.Model:
 
 def plain_keras(model: keras.Model) -> keras.Model:
     """The same network and weights with Keras' own layers only, computing in float32: what an exported model is
-    made from, so that plain Keras (no Seg Studio), ONNX and TFLite converters read it. FusedBatchNorm becomes
+    made from, so that plain Keras (no Maskloop), ONNX and TFLite converters read it. FusedBatchNorm becomes
     BatchNormalization (same weights, same results); a mixed-precision run's layers compute in float32."""
     return float32_copy(model, keras_only=True)
 

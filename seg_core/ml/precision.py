@@ -7,7 +7,7 @@ from __future__ import annotations
 from seg_core.errors import TrainingError
 from seg_core.ml.cpu import CPUINFO, cpu_has_bf16
 
-# Each precision as a person reads it (the Train page, a run's line, `segstudio runs`).
+# Each precision as a person reads it (the Train page, a run's line, `maskloop runs`).
 WORDS = {"auto": "Automatic", "float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 # --precision's values: the short names, and each config name as it is stored.
 CLI_NAMES = {"auto": "auto", "float32": "float32", "bfloat16": "mixed_bfloat16", "mixed_bfloat16": "mixed_bfloat16",

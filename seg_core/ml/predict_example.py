@@ -1,8 +1,8 @@
-"""Predict a mask with a model exported by Seg Studio: python predict_example.py IMAGE OUT.png
+"""Predict a mask with a model exported by Maskloop: python predict_example.py IMAGE OUT.png
 
 Needs numpy, Pillow and the model's runtime only (model.json, next to this file, names it and says how to install it).
 OUT.png is a palette PNG at IMAGE's size: each pixel's value is a class id, its colour that class's colour.
-Every step below is the one Seg Studio takes (model.json's "preprocessing" and "postprocessing" say it in words).
+Every step below is the one Maskloop takes (model.json's "preprocessing" and "postprocessing" say it in words).
 """
 
 import json

@@ -82,7 +82,7 @@ def read_state_dict(data: bytes, what: str = "The weights file") -> dict[str, np
 
     Raises TorchFileError, one sentence, for anything else: the zip format, another pickle, a truncated file."""
     if data[:2] == b"PK":
-        raise TorchFileError(f"{what} is a PyTorch zip archive; Seg Studio reads the legacy format its weights "
+        raise TorchFileError(f"{what} is a PyTorch zip archive; Maskloop reads the legacy format its weights "
                              "package ships.")
     stream = io.BytesIO(data)
     try:
@@ -98,7 +98,7 @@ def read_state_dict(data: bytes, what: str = "The weights file") -> dict[str, np
         storages = _read_storages(stream, keys, _storages_of(tree))
         return {str(name): _array(t, storages) for name, t in tree.items()}
     except TorchFileError as exc:
-        raise TorchFileError(f"{what} is not a PyTorch state dict Seg Studio can read: {exc}.") from None
+        raise TorchFileError(f"{what} is not a PyTorch state dict Maskloop can read: {exc}.") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
             struct.error, MemoryError) as exc:
         raise TorchFileError(f"{what} is damaged or not a PyTorch weights file ({type(exc).__name__}).") from None

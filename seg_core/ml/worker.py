@@ -134,7 +134,7 @@ def run_peer(project_path: str, cluster, wait_s: float = 600.0) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog=f"python -m {MODULE}", description="Seg Studio training worker")
+    ap = argparse.ArgumentParser(prog=f"python -m {MODULE}", description="Maskloop training worker")
     ap.add_argument("--project", required=True)
     ap.add_argument("--run", required=True)
     ap.add_argument("--resume", action="store_true")

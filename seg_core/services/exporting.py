@@ -1,4 +1,4 @@
-"""Export a project as a zip, in Seg Studio's own layout or as COCO, Pascal VOC or plain class-id PNGs."""
+"""Export a project as a zip, in Maskloop's own layout or as COCO, Pascal VOC or plain class-id PNGs."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from seg_core.store.project import Project
 from seg_core.store.records import ImageRecord
 
 Progress = Callable[[int, int, str], None]
-# Format name -> what it is, in one line (the Data page shows these; `segstudio export --format` takes the names).
+# Format name -> what it is, in one line (the Data page shows these; `maskloop export --format` takes the names).
 EXPORT_FORMATS = {
-    "seg": "Seg Studio zip: images/, masks/ (palette PNGs), classes.json and manifest.json; imports back as the "
+    "seg": "Maskloop zip: images/, masks/ (palette PNGs), classes.json and manifest.json; imports back as the "
            "same project, splits and all.",
     "coco": "COCO: images/ and annotations/instances_<split>.json, one RLE mask per class in each image "
             "(pycocotools, detectron2, CVAT, Roboflow).",
@@ -90,7 +90,7 @@ class _Coco:
 
     def finish(self, zf: zipfile.ZipFile) -> None:
         for split, (imgs, anns) in (self.by_split or {"train": ([], [])}).items():  # an empty project: its classes
-            doc = coco.document(self.project.classes, imgs, anns, f"{self.project.name} ({split}), from Seg Studio")
+            doc = coco.document(self.project.classes, imgs, anns, f"{self.project.name} ({split}), from Maskloop")
             zf.writestr(f"annotations/instances_{split}.json", json.dumps(doc))
 
 

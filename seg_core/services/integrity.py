@@ -1,4 +1,4 @@
-"""The checks behind `segstudio check`: a project reopened after anything (a crash, a full disk) holds together."""
+"""The checks behind `maskloop check`: a project reopened after anything (a crash, a full disk) holds together."""
 
 from __future__ import annotations
 

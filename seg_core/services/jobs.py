@@ -9,11 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+from seg_core import environment
 from seg_core.errors import TrainingError
 from seg_core.files import process_alive
 from seg_core.ml.config import TrainConfig
 from seg_core.ml.worker import MODULE as WORKER_MODULE
-from seg_core.store.layout import WORKSPACE_ENV, workspace_dir
+from seg_core.store.layout import workspace_dir
 from seg_core.store.project import Project
 from seg_core.store.runs import RunRecord, RunStatus
 
@@ -33,7 +34,7 @@ def _spawn(project: Project, run_id: str, resume: bool) -> int:
         cmd.append("--resume")
     # The worker runs in the repository folder: it must see this process's workspace (weights, machine speed),
     # not a ./workspace of its own working folder.
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", WORKSPACE_ENV: str(workspace_dir())}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", environment.name(environment.WORKSPACE): str(workspace_dir())}
     # glibc gives each thread that allocates an arena of its own, up to 8 a core, and TensorFlow's thread pools
     # and tf.data's keep freed memory in theirs: two arenas lower the worker's peak at no cost in speed
     # (bench/train_memory.py). A value the person set is kept.

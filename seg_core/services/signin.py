@@ -15,20 +15,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
+from seg_core import environment
 from seg_core.errors import SegError
 from seg_core.files import atomic_write
 from seg_core.store.layout import workspace_dir
 
-REQUIRE_ENV = "SEGSTUDIO_REQUIRE_SIGNIN"
-PASSWORDS_DIR, PASSWORDS_FILE = ".segstudio", "passwords.json"
-FILE_FORMAT, FILE_VERSION = "segstudio-passwords", 1
+REQUIRE_ENV = environment.name(environment.REQUIRE_SIGNIN)
+PASSWORDS_DIR, PASSWORDS_FILE = ".maskloop", "passwords.json"
+FILE_FORMAT, FILE_VERSION = "maskloop-passwords", 1
+# Where a workspace made before the product was called Maskloop keeps its passwords, and that file's format name:
+# read and written in place, so its team signs in as before.
+FORMER_PASSWORDS_DIR, FORMER_FILE_FORMAT = ".segstudio", "segstudio-passwords"
 # scrypt as RFC 7914 recommends for interactive logins (16 MiB, ~0.1 s a check on the 2-core dev machine); the
 # parameters are stored with each hash, so raising them later leaves the old hashes readable.
 SCRYPT_N, SCRYPT_R, SCRYPT_P, SALT_BYTES, KEY_BYTES = 2 ** 14, 8, 1, 16, 32
 MAX_SCRYPT_N = 2 ** 20
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@+\-]{0,63}$")
-SET_PASSWORD_COMMAND = "segstudio set-password --user NAME"
+SET_PASSWORD_COMMAND = "maskloop set-password --user NAME"
 WRONG = "Wrong name or password."
 
 
@@ -51,11 +55,12 @@ def is_loopback(address: str | None) -> bool:
 
 
 def explicitly_required(env: Mapping[str, str] | None = None) -> bool:
-    return (os.environ if env is None else env).get(REQUIRE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    value = environment.get(environment.REQUIRE_SIGNIN, "") if env is None else env.get(REQUIRE_ENV, "")
+    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 def signin_required(address: str | None, env: Mapping[str, str] | None = None) -> bool:
-    """Sign-in is required when the app listens beyond this machine, or when SEGSTUDIO_REQUIRE_SIGNIN=1 (e.g.
+    """Sign-in is required when the app listens beyond this machine, or when MASKLOOP_REQUIRE_SIGNIN=1 (e.g.
     behind a reverse proxy on the same machine). Nothing turns it off for a network address."""
     return explicitly_required(env) or not is_loopback(address)
 
@@ -112,8 +117,11 @@ def check_password(password: str) -> str:
 
 
 def passwords_file(workspace: str | Path | None = None) -> Path:
-    """<workspace>/.segstudio/passwords.json: beside the projects it guards, never in the code's folder."""
-    return Path(workspace or workspace_dir()) / PASSWORDS_DIR / PASSWORDS_FILE
+    """<workspace>/.maskloop/passwords.json: beside the projects it guards, never in the code's folder (a workspace
+    that has only the former .segstudio/passwords.json keeps using that one)."""
+    root = Path(workspace or workspace_dir())
+    path, former = root / PASSWORDS_DIR / PASSWORDS_FILE, root / FORMER_PASSWORDS_DIR / PASSWORDS_FILE
+    return former if not path.exists() and former.exists() else path
 
 
 class PasswordStore:
@@ -137,10 +145,11 @@ class PasswordStore:
             data = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise self._damaged("it is not JSON") from exc
-        if not isinstance(data, dict) or data.get("format") != FILE_FORMAT or not isinstance(data.get("users"), dict):
-            raise self._damaged("it is not a Seg Studio password file")
+        ours = isinstance(data, dict) and data.get("format") in (FILE_FORMAT, FORMER_FILE_FORMAT)
+        if not ours or not isinstance(data.get("users"), dict):
+            raise self._damaged("it is not a Maskloop password file")
         if data.get("version") != FILE_VERSION:
-            raise self._damaged(f"version {data.get('version')!r}; this Seg Studio reads version {FILE_VERSION}")
+            raise self._damaged(f"version {data.get('version')!r}; this Maskloop reads version {FILE_VERSION}")
         users = data["users"]
         for name, stored in users.items():
             try:

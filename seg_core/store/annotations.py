@@ -25,6 +25,7 @@ from seg_core.store.records import ImageRecord
 if TYPE_CHECKING:
     from seg_core.store.project import Project
 
+# Written into every draft PNG: it keeps the product's former name so that drafts saved before the rename still open.
 DRAFT_TEXT_KEY = "segstudio-draft"
 PENDING_RENAMES = "pending_mask_renames"
 log = logging.getLogger(__name__)

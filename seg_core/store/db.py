@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
@@ -167,7 +166,7 @@ def transaction(conn: sqlite3.Connection, immediate: bool = True) -> Iterator[sq
 
 
 def _db_file(conn: sqlite3.Connection) -> str:
-    return conn.execute("PRAGMA database_list").fetchone()[2] if faults.ENV in os.environ else ""
+    return conn.execute("PRAGMA database_list").fetchone()[2] if faults.active() else ""
 
 
 @contextlib.contextmanager
@@ -188,8 +187,8 @@ def migrate(conn: sqlite3.Connection) -> int:
     before = schema_version(conn)
     if before > SCHEMA_VERSION:
         raise ProjectError(
-            f"This project was saved by a newer Seg Studio (database version {before}, this one knows up "
-            f"to {SCHEMA_VERSION}). Update Seg Studio to open it."
+            f"This project was saved by a newer Maskloop (database version {before}, this one knows up "
+            f"to {SCHEMA_VERSION}). Update Maskloop to open it."
         )
     for version in range(before, SCHEMA_VERSION):
         with transaction(conn):

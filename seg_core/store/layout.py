@@ -1,12 +1,12 @@
-"""Every path Seg Studio reads or writes: the workspace, a project's folders, its runs and its caches."""
+"""Every path Maskloop reads or writes: the workspace, a project's folders, its runs and its caches."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-WORKSPACE_ENV = "SEG_WORKSPACE"
+from seg_core import environment
+
 DEFAULT_WORKSPACE = "workspace"
 DB_NAME = "project.db"
 MACHINE_SPEED_FILE = ".machine-speed.json"
@@ -16,7 +16,7 @@ CHECKPOINTS = ("best", "last")
 
 
 def workspace_dir() -> Path:
-    return Path(os.environ.get(WORKSPACE_ENV) or DEFAULT_WORKSPACE).expanduser().resolve()
+    return Path(environment.get(environment.WORKSPACE) or DEFAULT_WORKSPACE).expanduser().resolve()
 
 
 def machine_speed_file() -> Path:

@@ -64,7 +64,7 @@ class AppServer:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        env = {**os.environ, "SEG_WORKSPACE": str(workspace), "PYTHONUNBUFFERED": "1", **(env or {})}
+        env = {**os.environ, "MASKLOOP_WORKSPACE": str(workspace), "PYTHONUNBUFFERED": "1", **(env or {})}
         self._log_file = open(log, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -121,7 +121,7 @@ def app_server(app_server_with) -> AppServer:
 @pytest.fixture
 def signin_app_server(app_server_with) -> AppServer:
     """The app on 127.0.0.1 told to ask everyone to sign in, as it does on a network address."""
-    return app_server_with({"SEGSTUDIO_REQUIRE_SIGNIN": "1"})
+    return app_server_with({"MASKLOOP_REQUIRE_SIGNIN": "1"})
 
 
 def _page(browser, request, suffix: str = ""):

@@ -53,14 +53,14 @@ def test_nothing_before_sign_in_then_a_save_records_the_name(signin_app_server, 
     url = signin_app_server.url
 
     page.goto(url)
-    expect(page.get_by_role("heading", name="Sign in to Seg Studio")).to_be_visible()
+    expect(page.get_by_role("heading", name="Sign in to Maskloop")).to_be_visible()
     expect(page.get_by_label("Password", exact=True)).to_be_visible()
     _nothing_of_the_project(page)
     shot(page, "signin_1_form")
 
     # A direct link to a page of the project shows the same form, and no page runs behind it.
     page.goto(f"{url}/annotate?project={SECRET}")
-    expect(page.get_by_role("heading", name="Sign in to Seg Studio")).to_be_visible()
+    expect(page.get_by_role("heading", name="Sign in to Maskloop")).to_be_visible()
     _nothing_of_the_project(page)
     expect(page.get_by_role("heading", name="Annotate")).to_have_count(0)
 
@@ -89,7 +89,7 @@ def test_nothing_before_sign_in_then_a_save_records_the_name(signin_app_server, 
 
     # Signing out leaves the form, and an address bar that names no project.
     page.locator("[data-testid='stSidebar']").get_by_role("button", name="Sign out").click()
-    expect(page.get_by_role("heading", name="Sign in to Seg Studio")).to_be_visible()
+    expect(page.get_by_role("heading", name="Sign in to Maskloop")).to_be_visible()
     _nothing_of_the_project(page)
     expect(page).not_to_have_url(re.compile(SECRET))
 
@@ -97,7 +97,7 @@ def test_nothing_before_sign_in_then_a_save_records_the_name(signin_app_server, 
     _sign_in(page, "alice", "alice's password")
     expect(page.locator("[data-testid='stSidebar']").get_by_text("Signed in as alice")).to_be_visible()
     page.reload()
-    expect(page.get_by_role("heading", name="Sign in to Seg Studio")).to_be_visible()
+    expect(page.get_by_role("heading", name="Sign in to Maskloop")).to_be_visible()
     _nothing_of_the_project(page)
 
 
@@ -105,7 +105,7 @@ def test_no_password_set_says_which_command_to_run(signin_app_server, page, work
     _project(workspace)
     page.goto(signin_app_server.url)
     wait_text(page, "Nobody can sign in yet.")
-    expect(page.get_by_text("segstudio set-password --user NAME")).to_be_visible()
+    expect(page.get_by_text("maskloop set-password --user NAME")).to_be_visible()
     expect(page.get_by_label("Password", exact=True)).to_have_count(0)
     _nothing_of_the_project(page)
     shot(page, "signin_nothing_set_up")
@@ -123,7 +123,7 @@ class FakeProvider:
         from joserfc.jwk import RSAKey
 
         key, nonces, provider = RSAKey.generate_key(2048, parameters={"kid": "k1"}, private=True), {}, self
-        self.client_id, self.requests = "seg-studio", []
+        self.client_id, self.requests = "maskloop", []
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
@@ -190,7 +190,7 @@ def oidc_server(app_server_with, oidc_provider, tmp_path):
                        f'cookie_secret = "{os.urandom(16).hex()}"\nclient_id = "{oidc_provider.client_id}"\n'
                        'client_secret = "not-so-secret"\n'
                        f'server_metadata_url = "{oidc_provider.url}/.well-known/openid-configuration"\n')
-    return app_server_with({"SEGSTUDIO_REQUIRE_SIGNIN": "1", "STREAMLIT_SECRETS_FILES": str(secrets)})
+    return app_server_with({"MASKLOOP_REQUIRE_SIGNIN": "1", "STREAMLIT_SECRETS_FILES": str(secrets)})
 
 
 def test_oidc_sign_in_and_the_email_saves_the_mask(oidc_server, oidc_provider, page, workspace):
