@@ -10,7 +10,7 @@ from app_pages.widgets import require_project, show_error
 from seg_core import RunStatus, estimating, jobs, planning, provenance, splits, text
 from seg_core.errors import SegError
 from seg_core.ml import precision, weights
-from seg_core.ml.config import LOSS_CHOICES, MODEL_NAMES, PRESET_NOTES, PRESETS, RESIZE_MODES
+from seg_core.ml.config import BOUNDS, LOSS_CHOICES, MODEL_NAMES, PRESET_NOTES, PRESETS, RESIZE_MODES
 
 AUGMENTS = {"flip_h": "Mirror left-right", "flip_v": "Mirror top-bottom", "rot90": "Quarter turns",
             "shift_scale_rotate": "Shift, scale, rotate a little", "brightness_contrast": "Brightness and contrast",
@@ -24,6 +24,9 @@ MODELS = {"unet": "U-Net (from scratch)", "fcn": "FCN (fast, blurry baseline)",
 LOSSES = {"auto": "Automatic", "dice": "Dice", "bce": "Binary cross-entropy",
           "bce_dice": "Binary cross-entropy + dice", "ce": "Cross-entropy", "sparse_ce": "Sparse cross-entropy",
           "ce_dice": "Cross-entropy + dice"}
+# The form's ranges where they are narrower than TrainConfig's BOUNDS: rates and shares a person would choose.
+SMALLEST_RATE = 1e-6
+VAL_SHARES = (0.05, 0.5)
 STATUS_WORDS = {RunStatus.QUEUED: "starting", RunStatus.RUNNING: "training", RunStatus.COMPLETED: "finished",
                 RunStatus.STOPPED: "stopped", RunStatus.FAILED: "failed"}
 ss = st.session_state
@@ -163,6 +166,11 @@ def _rescale_crop(name: str) -> None:
     ss[_key(name, "crop_size")] = planning.crop_for(name, size, depth, photos, num_classes) or 0
 
 
+def _limits(field: str) -> tuple:
+    """A setting's allowed range as a number field's min and max."""
+    return BOUNDS[field].low, BOUNDS[field].high
+
+
 def _advanced(name: str, split_exists: bool) -> dict:
     """The advanced form, defaults from the preset; each preset keeps its own edits for this session."""
     base = planning.app_preset(name, photos, num_classes)
@@ -182,13 +190,14 @@ def _advanced(name: str, split_exists: bool) -> dict:
                                     help="U-Net suits almost everything; FCN is a fast, blurry baseline. "
                                          "EfficientNet-Lite0 starts from what it learned on ImageNet's photos: "
                                          "the better start for a few labeled photos.")
-        v["image_size"] = c[1].number_input("Image size (px)", 32, 2048, step=16, key=_key(name, "image_size"),
-                                            on_change=_rescale_crop, args=(name,), **keep,
+        v["image_size"] = c[1].number_input("Image size (px)", *_limits("image_size"), step=16,
+                                            key=_key(name, "image_size"), on_change=_rescale_crop, args=(name,), **keep,
                                             help="Every image is resized to this square for training.")
-        v["crop_size"] = c[2].number_input("Crop size (px, 0 = whole image)", 0, 2048, step=16, **keep,
-                                           key=_key(name, "crop_size"),
+        v["crop_size"] = c[2].number_input("Crop size (px, 0 = whole image)", 0, BOUNDS["image_size"].high, step=16,
+                                           key=_key(name, "crop_size"), **keep,
                                            help="Learn on random squares of this size: less work per step.")
-        v["base_filters"] = c[3].number_input("Filters", 2, 256, key=_key(name, "base_filters"), **keep,
+        v["base_filters"] = c[3].number_input("Filters", *_limits("base_filters"), key=_key(name, "base_filters"),
+                                              **keep,
                                               help="Width of the network; twice the filters is about 4x the work.")
         encoder = weights.encoder_for_model(v["model"])
         if encoder == weights.LITE0:   # ticked unless the preset itself trains Lite0 from scratch
@@ -197,25 +206,25 @@ def _advanced(name: str, split_exists: bool) -> dict:
         else:
             v["pretrained"] = pretrained_choice(encoder, _key(name, "pretrained")) if encoder else False
         c = st.columns(4)
-        v["depth"] = c[0].number_input("Depth", 1, 6, key=_key(name, "depth"), on_change=_rescale_crop,
+        v["depth"] = c[0].number_input("Depth", *_limits("depth"), key=_key(name, "depth"), on_change=_rescale_crop,
                                        args=(name,), **keep, help="Levels of the U-Net.")
-        v["epochs"] = c[1].number_input("Epochs (at most)", 1, 10_000, key=_key(name, "epochs"), **keep,
+        v["epochs"] = c[1].number_input("Epochs (at most)", *_limits("epochs"), key=_key(name, "epochs"), **keep,
                                         help="Passes over your training images.")
         v["time_budget_minutes"] = c[2].number_input("Time budget (minutes, 0 = none)", 0.0, 10_000.0, step=1.0,
                                                      format="%.1f", key=_key(name, "time_budget_minutes"), **keep,
                                                      help="Stops after this long even if epochs remain.")
-        v["batch_size"] = c[3].number_input("Batch size", 1, 512, key=_key(name, "batch_size"), **keep)
+        v["batch_size"] = c[3].number_input("Batch size", *_limits("batch_size"), key=_key(name, "batch_size"), **keep)
         c = st.columns(4)
-        v["learning_rate"] = c[0].number_input("Learning rate", 1e-6, 1.0, step=1e-4, format="%.5f", **keep,
-                                               key=_key(name, "learning_rate"))
+        v["learning_rate"] = c[0].number_input("Learning rate", SMALLEST_RATE, BOUNDS["learning_rate"].high,
+                                               step=1e-4, format="%.5f", key=_key(name, "learning_rate"), **keep)
         v["loss"] = c[1].selectbox("Loss", LOSS_CHOICES, format_func=LOSSES.get, key=_key(name, "loss"), **keep,
                                    help="Automatic: cross-entropy + dice, binary for two classes.")
-        v["val_fraction"] = c[2].slider("Validation fraction", 0.05, 0.5, step=0.05, key=_key(name, "val_fraction"),
+        v["val_fraction"] = c[2].slider("Validation fraction", *VAL_SHARES, step=0.05, key=_key(name, "val_fraction"),
                                         disabled=split_exists, **keep,
                                         help="The project already has a validation split (Data page), which is "
                                              "used as it is." if split_exists else
                                         "Share of labeled images set aside to check the model on.")
-        v["early_stopping_patience"] = c[3].number_input("Early stopping (epochs, 0 = off)", 0, 10_000,
+        v["early_stopping_patience"] = c[3].number_input("Early stopping (epochs, 0 = off)", 0, BOUNDS["epochs"].high,
                                                          key=_key(name, "early_stopping_patience"), **keep,
                                                          help="Stop when validation dice has not improved for "
                                                               "this many epochs.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 
 import pytest
@@ -15,7 +16,8 @@ from seg_core.errors import TrainingError
 from seg_core.store import splits
 from seg_core.store.layout import machine_speed_file
 from seg_core.store.workspace import new_project
-from seg_core.ml.config import MIN_EPOCH_STEPS, MODEL_NAMES, PHOTO_PRETRAINED, PHOTO_SIZES, PRESETS, TrainConfig, preset
+from seg_core.ml.config import (BOUNDS, MIN_EPOCH_STEPS, MODEL_NAMES, PHOTO_PRETRAINED, PHOTO_SIZES, PRESETS,
+                               TrainConfig, preset)
 
 # The settings of conftest's trained template (without XLA: a run with it does not calibrate one without, and back).
 TINY = dict(image_size=32, base_filters=4, depth=2, epochs=2, batch_size=4, learning_rate=3e-3,
@@ -348,6 +350,19 @@ def test_build_config_from_form_values():
         planning.build_config("fast", {"image_size": 40, "crop_size": 0})
     assert planning.crop_for("fast", 64, 2) == 32
     assert planning.crop_for("quality", 64, 2) is None
+
+
+@pytest.mark.parametrize("name", ["depth", "base_filters", "epochs", "batch_size", "learning_rate", "dropout",
+                                  "val_fraction"])
+def test_a_setting_is_refused_just_outside_its_bounds_with_the_range_it_must_keep(name):
+    config, b = TrainConfig(), BOUNDS[name]
+    inside = [v for v in (b.low, b.high) if v in b] or [(b.low + b.high) / 2]
+    for value in inside:
+        dataclasses.replace(config, **{name: value}).validate()
+    step = 1 if isinstance(b.low, int) and not (b.low_open or b.high_open) else 1e-9
+    for value in (b.low if b.low_open else b.low - step, b.high if b.high_open else b.high + step):
+        with pytest.raises(TrainingError, match=re.escape(f"must be {b.words()}.")):
+            dataclasses.replace(config, **{name: value}).validate()
 
 
 # ----- watching runs -------------------------------------------------------------------------------------

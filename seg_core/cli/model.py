@@ -18,7 +18,7 @@ from seg_core.store.workspace import resolve_project_path
 
 def _train_config(args: argparse.Namespace, project: Project):
     from seg_core.ml.augment import AugmentConfig
-    from seg_core.ml.config import preset
+    from seg_core.ml.config import BOUNDS, preset
 
     overrides = {k: v for k, v in {
         "epochs": args.epochs, "time_budget_minutes": args.minutes, "image_size": args.size,
@@ -41,7 +41,7 @@ def _train_config(args: argparse.Namespace, project: Project):
         overrides |= {"pretrained": False, "freeze_encoder_epochs": 0}   # nothing to protect in a random encoder
     if args.minutes is not None and args.epochs is None:
         # "--minutes 5" means five minutes of training: the budget, not the preset's epoch count, ends it.
-        overrides["epochs"] = 10_000
+        overrides["epochs"] = BOUNDS["epochs"].high
         overrides.setdefault("early_stopping_patience", 0)
     # As on the Train page: a project of RGB photos gets the preset's photo variant.
     stats = project.stats()

@@ -40,6 +40,49 @@ FINE_TUNE_LR_SCALE = 0.1
 NO_XLA_MODELS = ("lite0-unet",)
 # With a time budget the frozen epochs end at the first epoch past this share of it.
 FROZEN_BUDGET_SHARE = 0.3
+# A run learns from one labeled image at least and checks itself on another.
+MIN_LABELED_IMAGES = 2
+TOO_FEW_LABELED = (f"Training needs at least {MIN_LABELED_IMAGES} labeled images (one to learn from, one to check "
+                   "on): paint more masks on the Annotate page.")
+
+
+def require_labeled(labeled: int) -> None:
+    """Refuse a run of a project with fewer than MIN_LABELED_IMAGES labeled images."""
+    if labeled < MIN_LABELED_IMAGES:
+        raise TrainingError(TOO_FEW_LABELED)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The values a number setting may take: low..high, an end left out where it is open."""
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = self.low < value if self.low_open else self.low <= value
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def words(self) -> str:
+        if not (self.low_open or self.high_open):
+            return f"{self.low}..{self.high}"
+        return (f"{'above' if self.low_open else 'at least'} {self.low} and "
+                f"{'below' if self.high_open else 'at most'} {self.high}")
+
+
+# TrainConfig's number settings: validate() refuses values outside them, and the Train page's fields offer them.
+BOUNDS = {
+    "image_size": Bounds(32, 2048),
+    "depth": Bounds(1, 6),
+    "base_filters": Bounds(2, 256),
+    "epochs": Bounds(1, 10_000),
+    "batch_size": Bounds(1, 512),
+    "learning_rate": Bounds(0, 1, low_open=True),
+    "dropout": Bounds(0, 1, high_open=True),
+    "val_fraction": Bounds(0, 1, low_open=True, high_open=True),
+}
 
 
 def frozen_start_epochs(model: str) -> int:
@@ -132,33 +175,28 @@ class TrainConfig:
         problems = []
         if self.model not in MODEL_NAMES:
             problems.append(f"model must be one of {', '.join(MODEL_NAMES)}")
-        if not 32 <= self.image_size <= 2048 or self.image_size % 2 ** self.depth:
-            problems.append(f"image size must be 32..2048 and divisible by {2 ** self.depth} (depth {self.depth})")
+        if self.image_size not in BOUNDS["image_size"] or self.image_size % 2 ** self.depth:
+            problems.append(f"image size must be {BOUNDS['image_size'].words()} and divisible by {2 ** self.depth} "
+                            f"(depth {self.depth})")
         elif self.model not in ANY_SIZE_MODELS and self.image_size % 32:
             problems.append(f"image size must be divisible by 32 for {self.model} (its encoder halves it 5 times)")
         if self.crop_size is not None and (self.crop_size > self.image_size or self.crop_size % 2 ** self.depth
                                            or self.crop_size < 2 ** self.depth):
             problems.append(f"crop size must be at most the image size and divisible by {2 ** self.depth}")
-        if not 1 <= self.depth <= 6:
-            problems.append("depth must be 1..6")
-        if not 2 <= self.base_filters <= 256:
-            problems.append("filters must be 2..256")
-        if not 1 <= self.epochs <= 10_000:
-            problems.append("epochs must be 1..10000")
-        if not 1 <= self.batch_size <= 512:
-            problems.append("batch size must be 1..512")
-        if not 0 < self.learning_rate <= 1:
-            problems.append("learning rate must be above 0 and at most 1")
+        for name, words in (("depth", "depth"), ("base_filters", "filters"), ("epochs", "epochs"),
+                            ("batch_size", "batch size"), ("learning_rate", "learning rate")):
+            if getattr(self, name) not in BOUNDS[name]:
+                problems.append(f"{words} must be {BOUNDS[name].words()}")
         if self.lr_schedule not in SCHEDULES:
             problems.append(f"learning-rate schedule must be one of {', '.join(SCHEDULES)}")
         if self.loss not in LOSS_CHOICES:
             problems.append(f"loss must be one of {', '.join(LOSS_CHOICES)}")
         if num_classes and num_classes > 2 and self.loss in ("bce", "bce_dice"):
             problems.append("binary cross-entropy is for two classes; use ce or ce_dice")
-        if not 0 <= self.dropout < 1:
-            problems.append("dropout must be 0..0.9")
-        if not 0 < self.val_fraction < 1:
-            problems.append("validation fraction must be between 0 and 1")
+        if self.dropout not in BOUNDS["dropout"]:
+            problems.append(f"dropout must be {BOUNDS['dropout'].words()}")
+        if self.val_fraction not in BOUNDS["val_fraction"]:
+            problems.append(f"validation fraction must be {BOUNDS['val_fraction'].words()}")
         if self.resize not in RESIZE_MODES:
             problems.append(f"resize must be one of {', '.join(RESIZE_MODES)}")
         if self.precision not in PRECISIONS:

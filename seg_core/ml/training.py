@@ -18,7 +18,7 @@ from seg_core.errors import TrainingError
 from seg_core.files import atomic_write
 from seg_core.ml import dataset, distribute, losses, models, warm
 from seg_core.ml.callbacks import MONITOR, RunMonitor, RunState, schedule
-from seg_core.ml.config import FINE_TUNE_LR_SCALE, FROZEN_BUDGET_SHARE, PREVIEW_COUNT, TrainConfig
+from seg_core.ml.config import FINE_TUNE_LR_SCALE, FROZEN_BUDGET_SHARE, PREVIEW_COUNT, TrainConfig, require_labeled
 from seg_core.ml.distribute import Plan
 from seg_core.store import class_scheme, lineage, splits
 from seg_core.store.project import Project
@@ -44,9 +44,7 @@ def run_split(project: Project, run_id: str, config: TrainConfig, resume: bool, 
     worker that is not the chief takes the chief's."""
     if not chief:
         return project.runs.get(run_id).split
-    if project.count_images(status="labeled") < 2:
-        raise TrainingError("Training needs at least 2 labeled images (one to learn from, one to check on). "
-                            "Paint more masks on the Annotate page.")
+    require_labeled(project.count_images(status="labeled"))
     recorded = project.runs.get(run_id).split
     split = recorded if resume and recorded is not None else splits.for_run(project, config.val_fraction, config.seed)
     if not split.train_ids or not split.val_ids:

@@ -12,7 +12,7 @@ from pathlib import Path
 from seg_core import environment
 from seg_core.errors import TrainingError
 from seg_core.files import process_alive
-from seg_core.ml.config import TrainConfig
+from seg_core.ml.config import TrainConfig, require_labeled
 from seg_core.ml.worker import MODULE as WORKER_MODULE
 from seg_core.store.layout import workspace_dir
 from seg_core.store.project import Project
@@ -51,8 +51,7 @@ def start(project: Project, config: TrainConfig | dict, run_id: str | None = Non
     refresh(project)
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     cfg.validate(len(project.classes))
-    if project.count_images(status="labeled") < 2:
-        raise TrainingError("Training needs at least 2 labeled images; paint more masks on the Annotate page.")
+    require_labeled(project.count_images(status="labeled"))
     run = project.runs.create(cfg, run_id)
     pid = _spawn(project, run.id, resume=False)
     project.runs.update(run.id, pid=pid, heartbeat_at=time.time())

@@ -7,7 +7,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from seg_core.ml.config import PRESETS, TrainConfig, preset
+from seg_core.ml.config import MIN_LABELED_IMAGES, PRESETS, TOO_FEW_LABELED, TrainConfig, preset
 from seg_core.services.estimating import plural, cut_short, first_guess, fmt_duration, typical_epoch_s
 from seg_core.store import splits
 from seg_core.store.project import Project
@@ -38,10 +38,9 @@ def readiness(project: Project, config: TrainConfig | None = None) -> Readiness:
     stats = project.stats()
     labeled, unlabeled = stats["labeled"], stats["unlabeled"]
     r = Readiness(ready=False, labeled=labeled)
-    if labeled < 2:
-        need = "any labeled images" if labeled == 0 else "only 1 labeled image"
-        r.problems.append(f"The project has {need}. Training needs at least 2 (one to learn from, one to check "
-                          "on): paint masks on the Annotate page.")
+    if labeled < MIN_LABELED_IMAGES:
+        need = "any labeled images" if labeled == 0 else f"only {plural(labeled, 'labeled image')}"
+        r.problems.append(f"The project has {need}. {TOO_FEW_LABELED}")
     else:
         r.train, r.val, r.split_exists = splits.planned(project, config.val_fraction)
         how = ("the project's split; change it on the Data page" if r.split_exists
