@@ -19,7 +19,8 @@ from seg_core.store.project import Project, is_project
 from seg_core.text import shorten
 
 CLASSES_EXPLICIT = "classes_explicit"
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}")
+PROJECT_NAME_CHARS = 64   # a project's name, also its folder's
+_NAME_RE = re.compile(rf"[A-Za-z0-9][A-Za-z0-9 _.\-]{{0,{PROJECT_NAME_CHARS - 1}}}")
 _WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 
 
@@ -38,8 +39,8 @@ def check_project_name(name: str) -> str:
     shown = f"'{shorten(name)}'" if name.isprintable() else repr(shorten(name))
     if not _NAME_RE.fullmatch(name):
         raise ProjectError(
-            f"{shown} cannot be a project name: use up to 64 letters, digits, spaces, '-', '_' or '.', "
-            "starting with a letter or digit."
+            f"{shown} cannot be a project name: use up to {PROJECT_NAME_CHARS} letters, digits, spaces, '-', '_' "
+            "or '.', starting with a letter or digit."
         )
     if name.endswith("."):   # Windows drops a trailing dot: the folder would not be found again there
         raise ProjectError(f"'{name}' cannot be a project name: it may not end with '.'.")
