@@ -211,7 +211,7 @@ def _smart(project, view, hit, cls_id: int, pen: Pen, image, classes, cview, lea
     note = []
 
     def fill(scribbles):
-        stroked = sorted(set(np.unique(scribbles).tolist()) - {folding.NO_SCRIBBLE})
+        stroked = sorted(set(np.unique(scribbles).tolist()) - {assist.NO_SCRIBBLE})
         if len(stroked) < 2 and not pen.learn:
             note.append("Smart fill starts once there are strokes of two classes: now one of another class "
                         "(for example background, for what is not the object).")
@@ -225,7 +225,7 @@ def _smart(project, view, hit, cls_id: int, pen: Pen, image, classes, cview, lea
 
     if now:
         if view.scribbles is None:
-            view.scribbles = np.full(view.base_ids.shape, folding.NO_SCRIBBLE, np.uint8)
+            view.scribbles = np.full(view.base_ids.shape, assist.NO_SCRIBBLE, np.uint8)
         outcome = drafting.fill_from_scribbles(project, view, fill)
     else:
         outcome = folding.scribble(project, view, hit, cls_id, cview, fill, live=pen.live)

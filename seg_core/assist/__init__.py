@@ -9,8 +9,8 @@ edges that follow the image (a guided filter), so a 2000x1500 photo costs about 
 """
 
 from seg_core.assist.box import box_fill
-from seg_core.assist.common import WORK_SIDE
+from seg_core.assist.common import NO_SCRIBBLE, WORK_SIDE
 from seg_core.assist.scribble import scribble_fill
 from seg_core.assist.wand import wand
 
-__all__ = ["WORK_SIDE", "box_fill", "scribble_fill", "wand"]
+__all__ = ["NO_SCRIBBLE", "WORK_SIDE", "box_fill", "scribble_fill", "wand"]

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from seg_core.assist.common import NONE, as_image, refine_up, shrink
+from seg_core.assist.common import NO_SCRIBBLE, as_image, refine_up, shrink
 from seg_core.errors import AssistError
 
 GRAB_SIDE = 640          # GrabCut works on a crop of at most this many pixels a side
@@ -57,13 +57,13 @@ def _check_box(box, w: int, h: int) -> tuple[int, int, int, int]:
 
 
 def click_seeds(clicks: Sequence[Click], box: tuple[int, int, int, int], h: int, w: int) -> np.ndarray | None:
-    """(H, W) uint8 seeds of the clicks (1 object, 0 not, NONE elsewhere), or None without clicks."""
+    """(H, W) uint8 seeds of the clicks (1 object, 0 not, NO_SCRIBBLE elsewhere), or None without clicks."""
     import cv2
 
     if not clicks:
         return None
     radius = max(MIN_CLICK_RADIUS, round(CLICK_RADIUS * max(box[2] - box[0], box[3] - box[1])))
-    seeds = np.full((h, w), NONE, np.uint8)
+    seeds = np.full((h, w), NO_SCRIBBLE, np.uint8)
     for click in clicks:
         try:
             x, y, is_object = int(click[0]), int(click[1]), bool(click[2])
@@ -86,7 +86,7 @@ def _take_in(box: tuple[int, int, int, int], seeds: np.ndarray | None) -> tuple[
 
 def box_fill(image, box, hint=None, clicks: Sequence[Click] = (), prior=None, trust: float = 0.0) -> np.ndarray:
     """(H, W) bool: the object inside `box` = (x0, y0, x1, y1) in image pixels. hint: optional (H, W) uint8
-    strokes, NONE none, 0 background, 1 object, that GrabCut must respect; clicks: (x, y, is_object) corrections.
+    strokes, NO_SCRIBBLE none, 0 background, 1 object, that GrabCut must respect; clicks: (x, y, is_object) corrections.
     prior: optional (H, W) probability of the object's class from a trained model, trusted as much as `trust`
     (0 not at all .. 1 fully: the model's quality on its validation images)."""
     rgb = as_image(image)
@@ -100,7 +100,7 @@ def box_fill(image, box, hint=None, clicks: Sequence[Click] = (), prior=None, tr
         prior = None
     seeds = click_seeds(clicks, (x0, y0, x1, y1), h, w)
     if seeds is not None:
-        hint = seeds if hint is None else np.where(seeds != NONE, seeds, np.asarray(hint, np.uint8))
+        hint = seeds if hint is None else np.where(seeds != NO_SCRIBBLE, seeds, np.asarray(hint, np.uint8))
     box = _take_in((x0, y0, x1, y1), seeds)
     x0, y0, x1, y1 = box
     keep = np.zeros((h, w), bool)
@@ -117,8 +117,8 @@ def box_fill(image, box, hint=None, clicks: Sequence[Click] = (), prior=None, tr
 
     found = _fill_holes(wand(rgb, ((x0 + x1) // 2, (y0 + y1) // 2), FALLBACK_TOLERANCE) & keep)
     if clicks:   # each click gives or takes the patch of like colour under it
-        patches = _grow_clicks(np.full((h, w), NONE, np.uint8), rgb, clicks, _reach(box))
-        found = np.where(patches == NONE, found, patches == 1)
+        patches = _grow_clicks(np.full((h, w), NO_SCRIBBLE, np.uint8), rgb, clicks, _reach(box))
+        found = np.where(patches == NO_SCRIBBLE, found, patches == 1)
     return _with_hint(found, hint)
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from seg_core.classes import IGNORE_ID
 from seg_core.errors import AssistError
 
 WORK_SIDE = 512            # assists work on a copy no larger than this many pixels a side
-NONE = 255                 # scribbles: no stroke here
+# Strokes: nothing drawn here. It is a saved mask's "ignore", so Smart fill learns from saved masks as from strokes
+# and skips their ignored pixels.
+NO_SCRIBBLE = IGNORE_ID
 MIN_SIDE = 8
 GUIDE_RADIUS = 4           # guided filter window at working size, pixels
 GUIDE_EPS = 1e-3           # its smoothing: smaller follows weaker image edges
@@ -51,10 +54,10 @@ def shrink_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
     if (labels.shape[1], labels.shape[0]) == size:
         return labels
-    out = np.full((size[1], size[0]), NONE, np.uint8)
+    out = np.full((size[1], size[0]), NO_SCRIBBLE, np.uint8)
     best = np.zeros((size[1], size[0]), np.float32)
     for cls in np.unique(labels):
-        if cls == NONE:
+        if cls == NO_SCRIBBLE:
             continue
         cover = cv2.resize((labels == cls).astype(np.float32), size, interpolation=cv2.INTER_AREA)
         win = cover > best

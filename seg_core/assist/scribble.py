@@ -24,7 +24,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from seg_core.assist.common import NONE, as_image, refine_up, shrink, shrink_labels, work_size
+from seg_core.assist.common import NO_SCRIBBLE, as_image, refine_up, shrink, shrink_labels, work_size
 from seg_core.errors import AssistError
 
 SIGMA_MIN, SIGMA_MAX = 0.7, 16.0
@@ -71,7 +71,7 @@ def _sample(labels: np.ndarray, per_class: int, rng: np.random.Generator) -> tup
     idx, cls = [], []
     flat = labels.ravel()
     for c in np.unique(flat):
-        if c == NONE:
+        if c == NO_SCRIBBLE:
             continue
         where = np.flatnonzero(flat == c)
         if len(where) > per_class:
@@ -126,10 +126,10 @@ def scribble_fill(image, scribbles, num_classes: int | None = None, learn_from=N
                   prior=None, trust=None) -> np.ndarray:
     """Every pixel's class from a few strokes: (H, W) uint8 ids; stroked pixels keep their class.
 
-    image: (H, W) or (H, W, 3) uint8. scribbles: (H, W) uint8, NONE (255) where nothing was drawn, else a class
+    image: (H, W) or (H, W, 3) uint8. scribbles: (H, W) uint8, NO_SCRIBBLE where nothing was drawn, else a class
     id. num_classes: the project's classes, to refuse ids beyond them. learn_from: optional (image, ids) pairs
-    of saved masks to learn from too (255 in them is ignored): with them an image gets a proposal from no
-    strokes at all. prior: optional (H, W, C) class probabilities from the project's trained model, and trust: (C,)
+    of saved masks to learn from too (their ignored pixels, NO_SCRIBBLE, teach nothing): with them an image gets a
+    proposal from no strokes at all. prior: optional (H, W, C) class probabilities from the project's trained model, and trust: (C,)
     how far to follow it for each class (0 .. 1, from its validation quality). The trees learn from them beside
     the image's own features, and the answer leans on them as far as they are trusted.
     """
@@ -140,7 +140,7 @@ def scribble_fill(image, scribbles, num_classes: int | None = None, learn_from=N
         raise AssistError(f"The strokes are {marks.shape[1] if marks.ndim > 1 else '?'}x{marks.shape[0]} but the "
                           f"image is {w}x{h}.")
     marks = marks.astype(np.uint8, copy=False)
-    used = np.unique(marks[marks != NONE])
+    used = np.unique(marks[marks != NO_SCRIBBLE])
     if num_classes is not None and used.size and used.max() >= num_classes:
         raise AssistError(f"The strokes use class {int(used.max())}, but the project has {num_classes} classes "
                           f"(0 to {num_classes - 1}).")
@@ -190,6 +190,6 @@ def scribble_fill(image, scribbles, num_classes: int | None = None, learn_from=N
             probs = (1 - share) * probs + share * own
         full = refine_up(probs.astype(np.float32), small, rgb)
         out = forest.classes_[full.argmax(axis=2)].astype(np.uint8)
-    hand = marks != NONE
+    hand = marks != NO_SCRIBBLE
     out[hand] = marks[hand]
     return out

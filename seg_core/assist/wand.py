@@ -13,7 +13,6 @@ SMOOTH_SIGMA = 1.0       # at working size: sensor noise does not stop the regio
 
 def wand(image, point, tolerance: float = 0.2) -> np.ndarray:
     """(H, W) bool: pixels connected to `point` = (x, y) whose colour is within `tolerance` (0..1) of its own."""
-    import cv2
     from skimage.segmentation import flood
 
     rgb = as_image(image)

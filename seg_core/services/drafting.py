@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from seg_core.assist.common import NO_SCRIBBLE
 from seg_core.errors import DraftConflictError, MaskConflictError
 from seg_core.services import editing, undo_history
 from seg_core.services.undo_history import Edit
@@ -24,7 +25,6 @@ from seg_core.store.records import ImageRecord
 OTHER_TAB = "other_tab"      # another tab wrote this image's draft since this tab last saw it
 STALE = "stale"              # the mask was saved again after this tab opened the version it shows
 ASSISTS = ("smart fill", "box fill", "box click", "magic wand")   # edits that make a saved mask's source "assisted"
-NO_SCRIBBLE = 255    # a pixel of the scribble layer that no Smart fill stroke touched
 
 
 @dataclass

@@ -14,9 +14,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from seg_core.assist.common import NO_SCRIBBLE
 from seg_core.classes import ClassSpec
 from seg_core.services import editing, pens
-from seg_core.services.drafting import NO_SCRIBBLE, View, change, fill_from_scribbles
+from seg_core.services.drafting import View, change, fill_from_scribbles
 from seg_core.store.project import Project
 
 
