@@ -10,7 +10,7 @@ from seg_core.errors import SegError
 from seg_core.services import signin
 
 
-def add_parser(sub) -> None:
+def add_set_password(sub) -> None:
     p = sub.add_parser("set-password", help="set (or --remove) a person's password for signing in to the app")
     p.add_argument("--user", help="the name to sign in with (default: your login name)")
     p.add_argument("--password-stdin", action="store_true",

@@ -10,7 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from seg_core.cli.data import project_arg
 from seg_core.errors import SegError
+from seg_core.formats.masks import MASK_KINDS
+from seg_core.ml import model_export
+from seg_core.ml.config import LOSS_CHOICES, MODEL_NAMES, PRESET_NOTES, PRESETS
+from seg_core.ml.precision import AUTO_RULE
 from seg_core.store.project import Project
 from seg_core.store.runs import RunStatus
 from seg_core.store.workspace import resolve_project_path
@@ -97,6 +102,56 @@ def _cluster(args: argparse.Namespace):
     return parse_cluster(args.cluster, args.task)
 
 
+def add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model in a background worker and follow it (Ctrl-C stops it)")
+    project_arg(p)
+    p.add_argument("--preset", choices=list(PRESETS), default="fast",
+                   help="starting settings: " + "; ".join(f"{k}: {v.rstrip('.')}" for k, v in PRESET_NOTES.items())
+                        + " (default: fast)")
+    p.add_argument("--epochs", type=int, help="passes over the training images, at most (default: the preset's)")
+    p.add_argument("--minutes", type=float, help="time budget: stop after this many minutes")
+    p.add_argument("--size", type=int, help="input size in pixels (square)")
+    p.add_argument("--filters", type=int, help="base filters of the U-Net")
+    p.add_argument("--depth", type=int, help="number of down-sampling levels")
+    p.add_argument("--batch", type=int, help="images per step on each CPU process or GPU; on GPUs it is grown to "
+                                             "the device's memory unless --fixed-batch")
+    p.add_argument("--fixed-batch", action="store_true", help="on GPUs too, train with exactly --batch per GPU")
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--loss", choices=LOSS_CHOICES,
+                   help="what training lowers (default auto: cross-entropy + dice, binary for two classes)")
+    p.add_argument("--model", help=", ".join(MODEL_NAMES) + " (default: the preset's)")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--pretrained", action="store_true",
+                       help="lite0-unet, mobilenetv2-unet, densenet121-unet: start the encoder from ImageNet weights "
+                            "(Lite0's come with Maskloop; the others' see 'weights')")
+    start.add_argument("--scratch", action="store_true",
+                       help="start every layer from random weights, also where the preset starts from ImageNet's")
+    p.add_argument("--seed", type=int, help="the same seed and settings give the same run (default 0)")
+    p.add_argument("--val-fraction", type=float,
+                   help="share of labeled images set aside to check the model on when the project has no "
+                        "validation split (default 0.2)")
+    p.add_argument("--steps", type=int, help="batches per epoch (default: one pass over the training images)")
+    p.add_argument("--no-augment", action="store_true",
+                   help="train on the images as they are, without the preset's random flips, turns and colour "
+                        "changes")
+    xla = p.add_mutually_exclusive_group()
+    xla.add_argument("--xla", action="store_true", dest="xla",
+                     help="compile the training step with XLA (default where it is the faster step: CPUs without "
+                          "AVX-512)")
+    xla.add_argument("--no-xla", action="store_true",
+                     help="train with TensorFlow's own kernels, without XLA (default on AVX-512 CPUs, where they are "
+                          "faster; also for a model XLA cannot compile)")
+    p.add_argument("--precision", metavar="float32|bfloat16|auto",
+                   help="what training computes in; the loss and the output layer stay float32. auto (default): "
+                        + AUTO_RULE)
+    p.add_argument("--resume", metavar="RUN", help="continue a stopped or failed run from its last epoch")
+    p.add_argument("--cluster", metavar="HOST:PORT,...",
+                   help="train on several machines (MultiWorkerMirroredStrategy); the same list on each, the first "
+                        "is the chief; the project folder must be on a path every machine sees")
+    p.add_argument("--task", type=int, help="with --cluster: this machine's place in it (0 = chief, 1, 2...)")
+    p.set_defaults(func=cmd_train)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import time
 
@@ -148,6 +203,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_runs(sub) -> None:
+    p = sub.add_parser("runs", help="list training runs")
+    project_arg(p)
+    p.add_argument("--json", action="store_true", help="print the runs as JSON")
+    p.set_defaults(func=cmd_runs)
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from seg_core.services import jobs, provenance
 
@@ -175,6 +237,20 @@ def cmd_runs(args: argparse.Namespace) -> int:
               + ("" if r["masks_changed_since"] is None else f"  {r['masks_changed_since']} masks changed since")
               + (f"  error: {r['error']}" if r["error"] else ""))
     return 0
+
+
+def add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="predict masks for a folder of images")
+    project_arg(p)
+    p.add_argument("--run", help="run id (default: the best run)")
+    p.add_argument("--images", required=True, help="folder of images to predict masks for")
+    p.add_argument("--out", required=True,
+                   help="folder to write into (made if missing): NAME.png, the mask (pixel value = class id, in "
+                        "the class colours), and NAME_overlay.png, the mask over the image")
+    p.add_argument("--threshold", type=float, default=0.5, help="binary models: probability threshold")
+    p.add_argument("--flip", action="store_true",
+                   help="average with the prediction on the mirror image (twice the time; on the demo no gain)")
+    p.set_defaults(func=cmd_predict)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -212,6 +288,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0 if not failed else 3
 
 
+def add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="score a run on images with masks")
+    project_arg(p)
+    p.add_argument("--run", help="run id (default: the best run)")
+    p.add_argument("--images", required=True, help="folder of images to score the model on")
+    p.add_argument("--masks", required=True, help="folder of their true masks, matched to --images by base name")
+    p.add_argument("--mask-format", choices=MASK_KINDS, default="auto",
+                   help="how to read the masks (default: detect; as for import)")
+    p.add_argument("--threshold", type=float, default=0.5, help="binary models: probability threshold (default 0.5)")
+    p.add_argument("--flip", action="store_true", help="test-time flip: as for predict")
+    p.add_argument("--json", action="store_true", help="print the scores as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from seg_core.ml.evaluation import evaluate, folder_pairs
     from seg_core.ml.inference import Predictor, for_project
@@ -247,6 +337,18 @@ def _class_note(predictor) -> None:
         print(predictor.class_note, file=sys.stderr)
 
 
+def add_export_model(sub) -> None:
+    p = sub.add_parser("export-model", help="export a run's model (keras, savedmodel, onnx, tflite) with README.md, "
+                                            "model.json and predict_example.py")
+    project_arg(p)
+    p.add_argument("--run", help="run id (default: the best run, as predict uses)")
+    p.add_argument("--format", required=True, choices=list(model_export.FORMATS),
+                   help=" ".join(f"{f.name}: {f.description}" for f in model_export.FORMATS.values()))
+    p.add_argument("--out", required=True, help="folder to create (refused if it exists and is not empty)")
+    p.add_argument("--replace", action="store_true", help="replace what is in --out")
+    p.set_defaults(func=cmd_export_model)
+
+
 def cmd_export_model(args: argparse.Namespace) -> int:
     from seg_core.ml import model_export
 
@@ -258,6 +360,22 @@ def cmd_export_model(args: argparse.Namespace) -> int:
           f"{model_export.EXAMPLE_NAME}")
     print(f"try it: python {done.folder / model_export.EXAMPLE_NAME} photo.jpg mask.png")
     return 0
+
+
+def add_weights(sub) -> None:
+    p = sub.add_parser("weights", help="ImageNet weights for the pretrained encoders (never downloaded)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    w = actions.add_parser("add", help="check a MobileNetV2 or DenseNet121 ImageNet weights file (.h5) and keep "
+                                       "it in the workspace (EfficientNet-Lite0's come with Maskloop)")
+    w.add_argument("file", help="e.g. mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5")
+    w.add_argument("--replace", action="store_true", help="replace the file already kept for that encoder")
+    w.set_defaults(func=cmd_weights_add)
+    w = actions.add_parser("list", help="which encoders have ImageNet weights on this machine")
+    w.add_argument("--json", action="store_true", help="print the list as JSON")
+    w.set_defaults(func=cmd_weights_list)
+    w = actions.add_parser("remove", help="delete the weights added for an encoder")
+    w.add_argument("name", help="mobilenetv2 or densenet121")
+    w.set_defaults(func=cmd_weights_remove)
 
 
 def cmd_weights_add(args: argparse.Namespace) -> int:
