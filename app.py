@@ -1,11 +1,15 @@
 """Maskloop's entry point: page config, the sign-in gate, navigation over app_pages/, and the sidebar project picker."""
 
+import logging
+
 import streamlit as st
 
 from app_pages import signin
 from app_pages.widgets import project_picker
 
 st.set_page_config(page_title="Maskloop", page_icon="🎨", layout="wide")
+# Our own warnings and errors (with tracebacks) go to the server's console, beside Streamlit's; once per process.
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 PAGES = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),

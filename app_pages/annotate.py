@@ -162,7 +162,7 @@ def _save() -> None:
         _after_change(f"Saved the mask of {rec.filename} (version {new.mask_version}).")
     except (MaskConflictError, DraftConflictError):
         pass  # the view now holds the conflict: the page shows both choices
-    except Exception as exc:
+    except SegError as exc:
         ss["annotate_error"] = exc
 
 
@@ -173,7 +173,7 @@ def _all_background() -> None:
         _after_change(f"Saved {rec.filename} as all background (version {new.mask_version}).")
     except MaskConflictError:
         view.conflict = drafting.STALE
-    except Exception as exc:
+    except SegError as exc:
         ss["annotate_error"] = exc
 
 
@@ -203,7 +203,7 @@ def _from_prediction(run_id: str) -> None:
 
     try:
         _after_change(snapping.start_from_proposal(project, rec.id, load_predictor(str(project.path), run_id)))
-    except Exception as exc:
+    except SegError as exc:
         ss["annotate_error"] = exc
 
 

@@ -8,7 +8,7 @@ from typing import Callable
 import streamlit as st
 
 from app_pages.widgets import annotate_changed, current_user
-from seg_core import conflicts, drafting, viz
+from seg_core import SegError, conflicts, drafting, viz
 
 STATUS = ":red[**Not saved**]"
 STATUS_HELP = ("Your strokes here are kept, but not written over the other side's: keep theirs, use yours, or "
@@ -31,14 +31,14 @@ def conflict_panel(project, view: drafting.View, image, classes, note: Callable[
             new = conflicts.save_mine(project, view, author=current_user())
             annotate_changed(rec.id, f"Saved your mask of {rec.filename} over theirs (version {new.mask_version})."
                              if new else "Your strokes are this image's unsaved strokes now.")
-        except Exception as exc:
+        except SegError as exc:
             ss["annotate_error"] = exc
 
     def combine() -> None:
         # No fresh canvas: should yet another write have come in, the combined strokes live only in this view.
         try:
             outcome = conflicts.combine(project, view)
-        except Exception as exc:
+        except SegError as exc:
             ss["annotate_error"] = exc
             return
         if outcome != drafting.OTHER_TAB:

@@ -8,7 +8,7 @@ import streamlit as st
 
 from app_pages.data_import import add_images_tab
 from app_pages.widgets import current_user, file_size, open_in_annotate, require_project, show_error
-from seg_core import SPLITS, exporting, gallery, splits
+from seg_core import SPLITS, SegError, exporting, gallery, splits
 from seg_core.classes import ClassSpec, default_color, parse_color
 from seg_core.text import md_escape, md_name, shorten
 
@@ -45,14 +45,14 @@ def _delete(image_id: int, filename: str) -> None:
     try:
         project.delete_image(image_id)
         _flash("gallery", "success", f"Deleted '{md_name(filename, 80)}' and its mask.")
-    except Exception as exc:
+    except SegError as exc:
         _flash("gallery", "error", exc)
 
 
 def _tile(rec, drafts: set[int], predicted: set[int]) -> None:
     try:
         st.image(gallery.thumbnail(project, rec), caption=gallery.caption(rec, drafts, predicted), width="stretch")
-    except Exception as exc:  # one unreadable file must not hide the rest of the page
+    except (SegError, OSError) as exc:  # one unreadable file must not hide the rest of the page
         st.warning(f"'{md_name(rec.filename, 80)}' cannot be shown ({md_escape(exc)}).")
     if ss.get("data_confirm_delete") == rec.id:
         st.button("Confirm delete", key=f"data_confirm_{rec.id}", type="primary", width="stretch",
@@ -91,7 +91,7 @@ def _save_classes() -> None:
         changed = [n.name for n, c in zip(new, classes) if n != c]
         if changed:
             project.set_classes(new)  # one transaction: a refused name leaves every class as it was
-    except Exception as exc:
+    except SegError as exc:
         _flash("classes", "error", exc)
         return
     _reset_class_widgets()
@@ -101,7 +101,7 @@ def _save_classes() -> None:
 def _add_class() -> None:
     try:
         new = project.add_class(ss.get("data_new_class_name", ""), ss.get("data_new_class_color"))
-    except Exception as exc:   # what was typed stays in the box, to be corrected
+    except SegError as exc:   # what was typed stays in the box, to be corrected
         _flash("add_class", "error", exc)
         return
     _reset_class_widgets()
@@ -112,7 +112,7 @@ def _remove_class(class_id: int, pixels_to: int) -> None:
     name, target = md_name(classes[class_id].name), md_name(classes[pixels_to].name)
     try:
         rewritten = project.remove_class(class_id, pixels_to=pixels_to, author=current_user())
-    except Exception as exc:
+    except SegError as exc:
         _flash("remove_class", "error", exc)
         return
     _reset_class_widgets()
@@ -127,7 +127,7 @@ def _assign_splits() -> None:
         result = splits.assign(project, val_fraction=None if by_count else ss.get("data_val_fraction", 0.2),
                                        val_count=int(ss.get("data_val_count", 0)) if by_count else None,
                                        seed=int(ss.get("data_split_seed", 0)))
-    except Exception as exc:
+    except SegError as exc:
         _flash("splits", "error", exc)
         return
     _flash("splits", "success", f"{result['val']} labeled image(s) for validation, {result['train']} for training"
@@ -239,7 +239,7 @@ with tab_export:
             with st.spinner("Writing the zip..."), tempfile.TemporaryDirectory() as tmp:
                 data = exporting.export_zip(project, Path(tmp) / "export.zip", fmt=fmt).read_bytes()
             ss["data_export_zip"] = ((str(project.path), fmt), data, time.strftime("%H:%M:%S"))
-        except Exception as exc:
+        except SegError as exc:
             show_error(exc)
     ready = ss.get("data_export_zip")
     if ready and ready[0] == (str(project.path), fmt):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages.widgets import show_error
-from seg_core import CLASSES_EXPLICIT, Project, importing
+from seg_core import CLASSES_EXPLICIT, Project, SegError, importing
 from seg_core.classes import IGNORE_ID
 from seg_core.formats.images import IMAGE_EXTENSIONS
 from seg_core.text import md_escape, md_name, shorten
@@ -72,7 +72,7 @@ def _import(project: Project, imgs, msks, zipf, existing: str, value_map=None) -
             reports.append((zipf.name, importing.import_zip(project, zipf.getvalue(), infer_classes=infer,
                                                           existing_masks=existing, value_map=value_map,
                                                           progress=progress)))
-    except Exception as exc:
+    except SegError as exc:
         error = exc
     ss["data_import"] = {"project": str(project.path), "reports": reports, "error": error,
                          "retry": _retry_files(imgs, msks, zipf, reports, existing)}

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app_pages.widgets import current_project, set_current_project, show_error
-from seg_core import delete_project, demo, list_projects, new_project, viz, workspace_dir
+from seg_core import SegError, delete_project, demo, list_projects, new_project, viz, workspace_dir
 from seg_core.classes import ClassSpec, default_color, parse_color
 from seg_core.text import md_name
 
@@ -23,7 +23,7 @@ def _delete(path, name: str) -> None:
     st.session_state.pop("home_confirm_delete", None)
     try:
         delete_project(path)
-    except Exception as exc:
+    except SegError as exc:
         st.session_state["home_deleted"] = exc
         return
     if current is not None and current.path == path:
@@ -84,7 +84,7 @@ for col, name, multi, label in ((d1, demo.DEMO_NAME, False, "Open the demo (bina
                 proj = demo.create_demo_project(workspace_dir() / name, multiclass=multi)
             set_current_project(proj.path)
             st.rerun()
-        except Exception as exc:
+        except SegError as exc:
             show_error(exc)
 
 st.subheader("New project")
@@ -106,7 +106,7 @@ def _create() -> None:
         classes = [ClassSpec(i, ss.get(f"new_class_name_{i}", "background").strip(),
                              parse_color(ss[f"new_class_color_{i}"])) for i in range(count)]
         proj = new_project(workspace_dir() / name, classes, name=name)
-    except Exception as exc:
+    except SegError as exc:
         ss["home_flash"] = ("error", exc)   # the form keeps what was typed, to be corrected
         return
     set_current_project(proj.path)

@@ -32,7 +32,7 @@ def model_download(project: Project, runs: list[RunRecord], key: str) -> None:
         try:
             with st.spinner(f"Exporting the model as {FORMATS[fmt].label}: this can take a few seconds..."):
                 ss[f"{key}_zip"] = (wanted, *model_zip(project, fmt, run_id))
-        except Exception as exc:
+        except Exception as exc:   # noqa: BLE001 - the converters (tf2onnx, LiteRT) raise their own types
             show_error(exc)
     ready = ss.get(f"{key}_zip")
     if ready and ready[0] == wanted:   # a zip made for another run or format is not offered for this one

@@ -5,7 +5,7 @@ import streamlit as st
 from app_pages.model_download import model_download
 from app_pages.review_queue import queue_panel
 from app_pages.widgets import cached_image, load_predictor, open_in_annotate, require_project, show_error
-from seg_core import SPLITS, editing, masks, review, snapping, viz
+from seg_core import SPLITS, SegError, editing, masks, review, snapping, viz
 from seg_core.formats.images import IMAGE_EXTENSIONS
 from seg_core.ml.inference import for_project
 from seg_core.text import md_escape, md_name, shorten
@@ -37,7 +37,7 @@ run_id = st.selectbox("Model", list(by_run), format_func=lambda i: review.run_la
                            "images.")
 try:
     predictor = for_project(project, load_predictor(str(project.path), run_id))
-except Exception as exc:
+except Exception as exc:   # noqa: BLE001 - a model file fails to load in many ways (Keras, h5py, a damaged zip)
     show_error(exc)
     st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
@@ -84,7 +84,7 @@ def _confusion_png(cm: list, names: list) -> bytes:
 def _correct(image_id: int, probs=None) -> None:
     try:
         message = review.correct_in_annotate(project, predictor, image_id, probs, threshold)
-    except Exception as exc:
+    except SegError as exc:
         show_error(exc)
         return
     open_in_annotate(image_id, message)
@@ -122,7 +122,7 @@ def _pick_upload():
     f = files[min(pick, len(files) - 1)]
     try:
         return f.name, _upload(f.file_id, f.name, f.getvalue()), f.file_id, None
-    except Exception as exc:
+    except SegError as exc:
         show_error(exc)
         return None
 
@@ -195,7 +195,7 @@ def _predict_all(fn, what: str) -> None:
         report = fn(project, predictor, lambda done, total, name: bar.progress(
             done / max(total, 1), text=f"{done} of {total}: {name}"), threshold)
         ss["review_flash"] = f"Predicted {report.predicted} {what} in {report.seconds:.1f} s."
-    except Exception as exc:
+    except SegError as exc:
         show_error(exc)
     bar.empty()
 
@@ -262,7 +262,7 @@ def _quality() -> None:
         try:
             summary = review.validation_summary(project, predictor, threshold, progress=lambda done, total, name:
                                                 bar.progress(done / max(total, 1), text=f"{done} of {total}: {name}"))
-        except Exception as exc:
+        except SegError as exc:
             show_error(exc)
             return
         bar.empty()

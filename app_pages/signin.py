@@ -25,7 +25,7 @@ def _auth_section() -> dict:
     """The `[auth]` section of .streamlit/secrets.toml, or {} (no secrets file, or no such section)."""
     try:
         section = st.secrets.get("auth") if "auth" in st.secrets else None
-    except Exception:   # no secrets file at all, or one Streamlit cannot parse: no OIDC then
+    except FileNotFoundError:   # no secrets file, or one Streamlit cannot parse (its error is one): no OIDC then
         return {}
     return dict(section) if hasattr(section, "keys") else {}
 

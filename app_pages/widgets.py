@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import streamlit as st
@@ -11,7 +12,8 @@ from seg_core.text import md_escape
 
 PROJECT_KEY = "project_path"
 SIGNED_IN_KEY = "signin_user"   # the name a person signed in with (app_pages/signin.py)
-UNSIGNED_AUTHOR = "user"        # who saved a mask where nobody signs in, as before sign-in existed
+UNSIGNED_AUTHOR = "user"        # who saved a mask where nobody signs in
+log = logging.getLogger(__name__)
 
 
 def current_user() -> str:
@@ -88,10 +90,12 @@ def project_picker() -> None:
 
 
 def show_error(exc: Exception) -> None:
-    """A SegError is the user's to fix: show its sentence. Anything else is our bug: say so plainly."""
+    """A SegError is the user's to fix: show its sentence. Anything else is our bug: say so plainly, and log it
+    with its traceback for whoever runs the app."""
     if isinstance(exc, SegError):
         st.error(md_escape(exc), icon="⚠️")   # it may quote a name someone typed: shown as typed, never as Markdown
     else:
+        log.error("Unexpected error shown on a page", exc_info=(type(exc), exc, exc.__traceback__))
         st.error(f"Something went wrong inside Maskloop ({type(exc).__name__}: {md_escape(exc)}). "
                  "Your saved work is safe; please report this.", icon="🐞")
 
