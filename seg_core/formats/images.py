@@ -80,7 +80,7 @@ def _open_header_only(data: bytes) -> Image.Image | None:
         saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:
             return Image.open(io.BytesIO(data))
-        except Exception:
+        except Exception:   # whatever a decoder raises on a damaged header: the checked open that follows says it
             return None
         finally:
             Image.MAX_IMAGE_PIXELS = saved
@@ -191,7 +191,7 @@ def _upright(im: Image.Image) -> Image.Image:
         return im  # exif_transpose would copy it: a 50-megapixel photo held twice (150 MB more)
     try:
         return ImageOps.exif_transpose(im)
-    except Exception:
+    except Exception:   # a damaged EXIF block raises whatever its parser meets: the image is used unturned
         return im
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 from seg_core.formats import images
 from seg_core.classes import (IGNORE_COLOR, IGNORE_ID, ClassSpec, binary_classes, color_to_hex,
                               default_color, numbered_classes, palette_bytes)
-from seg_core.errors import InvalidMaskError, UnknownMaskValuesError
+from seg_core.errors import InvalidImageError, InvalidMaskError, UnknownMaskValuesError
 
 # Mask formats that import understands; "auto" detects one of the others from the pixels.
 MASK_KINDS = ("auto", "ids", "binary", "trimap", "colors", "nonzero")
@@ -60,7 +60,7 @@ def read_pixels(data: bytes, name: str = "mask") -> MaskPixels:
     """Open a mask file of any accepted format; GIFs give their first frame."""
     try:
         im = images._open(data, name, images.max_pixels())
-    except Exception as exc:  # the image error's sentence, restated for a mask
+    except InvalidImageError as exc:  # the image error's sentence, restated for a mask
         raise InvalidMaskError(str(exc).replace("an image Maskloop can read", "a mask Maskloop can read")) from None
     try:
         if im.format == "GIF":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -33,7 +34,7 @@ class Heartbeat(threading.Thread):
         while not self.done.wait(HEARTBEAT_S):
             try:
                 self.project.runs.update(self.run_id, heartbeat_at=time.time())
-            except Exception:
+            except (sqlite3.Error, SegError, OSError):
                 pass  # a locked DB for a moment is fine; the next beat will land
 
 
