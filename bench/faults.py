@@ -1,4 +1,4 @@
-"""Crash points and I/O faults of every write path (issue 14): each path run in a child process that is killed at
+"""Crash points and I/O faults of every write path: each path run in a child process that is killed at
 each of its write points (temp write, fsync, rename, database commit), and given a full, read-only or forbidden
 disk at each point of its kind; the project is reopened and checked every time (tests/fault_harness.py).
 

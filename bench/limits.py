@@ -1,4 +1,4 @@
-"""Maskloop at its limits (issue 14): what happens to an oversized upload, 5,000 files in one import, a
+"""Maskloop at its limits: what happens to an oversized upload, 5,000 files in one import, a
 50-megapixel photo, a 20000x20000 image, a mask with 256 values and a project with 256 classes.
 
 Each case runs in its own child process and reports its own peak RSS (VmHWM: a child's ru_maxrss, from wait4 or

@@ -1,6 +1,6 @@
 """Maskloop's engine: projects, images, masks, import/export, training and inference.
 
-Four layers, each a subpackage (README "Layout"): `store` (a project on disk), `formats` (image, mask and dataset
+Four layers, each a subpackage (docs/architecture.md): `store` (a project on disk), `formats` (image, mask and dataset
 files), `ml` (networks, training, prediction, evaluation) and `services` (what the pages and the CLI call).
 The names below are imported on first use, so `import seg_core` stays quick and loads no TensorFlow.
 """

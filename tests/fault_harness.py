@@ -1,4 +1,4 @@
-"""Crash and I/O-fault harness (issue 14): every write path run in a child process that is killed, or sees a full or
+"""Crash and I/O-fault harness: every write path run in a child process that is killed, or sees a full or
 read-only disk, at each of its write points (seg_core/faults.py); then the project is reopened and checked.
 
 Used by tests/test_faults.py (a sample) and bench/faults.py (every point). `python tests/fault_harness.py STEP DIR`

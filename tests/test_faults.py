@@ -1,4 +1,4 @@
-"""Nothing is lost (issue 14): each write path killed at its write points, or given a full or read-only disk, in a
+"""Nothing is lost: each write path killed at its write points, or given a full or read-only disk, in a
 child process (tests/fault_harness.py); the project reopened is whole and no saved mask is lost. A sample of the
 points here; bench/faults.py runs every one."""
 

@@ -1,4 +1,4 @@
-"""Fuzzed zip archives (issue 14): each imports what is safe or is refused with a sentence, and nothing is
+"""Fuzzed zip archives: each imports what is safe or is refused with a sentence, and nothing is
 written outside the project: checked by listing every file under tmp_path, a sentinel folder beside the
 workspace included, before and after."""
 

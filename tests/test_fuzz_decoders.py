@@ -1,5 +1,5 @@
 """Fuzzed image and mask files: every one decodes to a sane array or is refused with a SegError sentence
-(issue 14). Seeds are real files of every accepted kind, made here with PIL, plus a few of ../shared/data."""
+Seeds are real files of every accepted kind, made here with PIL, plus a few of ../shared/data."""
 
 from __future__ import annotations
 

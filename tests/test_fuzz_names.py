@@ -1,4 +1,4 @@
-"""Names people type (issue 14): class names and colours, project names. Each is accepted, then stored and shown
+"""Names people type: class names and colours, project names. Each is accepted, then stored and shown
 as typed (escaped wherever Streamlit reads Markdown, shortened where a long one would break the layout), or
 refused with a sentence; a project name never makes anything be written outside the workspace."""
 

@@ -1,4 +1,4 @@
-"""Maskloop at its limits, small versions of bench/limits.py (issue 14): each limit is met with a sentence and
+"""Maskloop at its limits, small versions of bench/limits.py: each limit is met with a sentence and
 memory stays bounded. No test asserts on time; memory is measured in a child process, with generous bounds."""
 
 from __future__ import annotations

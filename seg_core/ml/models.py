@@ -21,8 +21,8 @@ UPSAMPLING = ("transpose", "bilinear")
 # a small project trains for only a few steps per epoch, so validation would see the wrong statistics.
 BN_MOMENTUM = 0.9
 # Training memory per value of a layer's output, for one image at float32: what the backward pass keeps and the
-# gradients. bench/batch_memory.py measured 3.3-3.9 bytes on a CPU (U-Nets of the presets, the MobileNetV2 U-Net);
-# twice that leaves room for a GPU allocator's fragmentation and cuDNN's workspaces.
+# gradients, measured by bench/batch_memory.py on a CPU, doubled for a GPU allocator's fragmentation and cuDNN's
+# workspaces (docs/performance.md, "Where the code's constants come from").
 TRAIN_BYTES_PER_VALUE = 8
 # The Lite0 U-Net's decoder is half as wide as the keras.applications encoders' (level k has base_filters * 2**k
 # filters): its convolutions, not the encoder, are most of the work, and on a CPU a run's quality at a time budget
@@ -35,7 +35,7 @@ LITE0_WIDEN = 0
 @keras.saving.register_keras_serializable(package="segstudio")
 class FusedBatchNorm(layers.BatchNormalization):
     """Keras' batch norm computed by TensorFlow's fused kernel (one pass for the moments, the normalisation and
-    their gradients): a U-Net with batch norm trains faster on a CPU (bench/train_speed.py, README "Performance").
+    their gradients): a U-Net with batch norm trains faster on a CPU (bench/train_speed.py, docs/performance.md).
     Same weights, same results (tests/test_models.py); anything the kernel does not cover goes to Keras' own."""
 
     def call(self, inputs, training=None, mask=None):

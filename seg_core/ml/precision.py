@@ -23,7 +23,7 @@ def cpu_precision(cpuinfo: str = CPUINFO) -> str:
     the loss and the output layer in float32 as before, the convolutions in half the bytes on those units.
     bench/train_speed.py on such a CPU: the plain U-Net trains clearly more images per CPU-second; the pretrained
     U-Net, whose depthwise convolutions gain less, still more, at the same quality in the same time
-    (bench/time_to_quality.py; README "Performance"). Elsewhere float32: TensorFlow emulates bfloat16 there, no
+    (bench/time_to_quality.py; docs/performance.md). Elsewhere float32: TensorFlow emulates bfloat16 there, no
     faster and less exact."""
     return "mixed_bfloat16" if cpu_has_bf16(cpuinfo) else "float32"
 

@@ -17,8 +17,8 @@ from seg_core.classes import IGNORE_COLOR, IGNORE_ID, ClassSpec, color_to_hex
 # Zoom factors relative to "whole image fits the canvas"; a zoomed view is never smaller than this many pixels.
 ZOOMS = (1, 2, 4, 8, 16)
 MIN_REGION = 32
-# The canvas's PNG of strokes and its background travel on every stroke: past ~1000 px wide the round trip
-# grows with no gain in precision (zoom gives that).
+# The canvas's PNG of strokes and its background travel on every stroke: a wider canvas makes each round trip
+# longer with no gain in precision (zoom gives that).
 MAX_CANVAS_W, MAX_CANVAS_H = 860, 560
 
 
@@ -126,8 +126,8 @@ def view_for(width: int, height: int, zoom: float = 1, center: tuple[float, floa
 def background(image: np.ndarray, ids: np.ndarray | None, classes: Sequence[ClassSpec], view: CanvasView,
                opacity: float = 0.5, show_mask: bool = True, quality: int = 88, outline: bool = True,
                edges: np.ndarray | None = None) -> bytes:
-    """JPEG of the viewed region at the canvas size with the mask `ids` blended in (a JPEG is ~10x lighter than
-    PNG), and with `outline` the edges between the classes of `edges` (default `ids`) dashed in black and white."""
+    """JPEG of the viewed region at the canvas size with the mask `ids` blended in (a JPEG is far lighter than
+    a PNG), and with `outline` the edges between the classes of `edges` (default `ids`) dashed in black and white."""
     x0, y0, x1, y1 = view.region
     size = (view.canvas_w, view.canvas_h)
     crop = np.ascontiguousarray(np.asarray(image)[y0:y1, x0:x1])

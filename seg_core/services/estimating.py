@@ -16,10 +16,9 @@ from seg_core.store.layout import machine_speed_file
 from seg_core.store.project import Project
 from seg_core.store.runs import RunRecord, RunStatus
 
-# An epoch's work in "training GFLOPs", measured with the XLA step (U-Net 16 and 32 filters, 128-256 px, 2026-12-01):
-# a training image costs its forward pass 3 times (backward about twice forward) plus a fixed 1.6 GFLOPs (input
-# pipeline, dispatch: 27% of a 128 px image's time, 9% at 256 px); a validation image 0.56 of its forward pass
-# plus 1.5. Sizes then agree within 5% (16 filters); 32 filters run 13-20% slower than their GFLOPs say.
+# An epoch's work in "training GFLOPs": a training image costs its forward pass TRAIN_PASSES times (the backward
+# pass is about twice the forward) plus a fixed cost per image (input pipeline, dispatch), a validation image a
+# share of its forward pass plus its own fixed cost. Fitted on measured epochs (docs/performance.md, "Where the code's constants come from").
 TRAIN_PASSES = 3.0
 TRAIN_IMAGE_GF = 1.6
 VAL_PASSES = 0.56
@@ -27,10 +26,7 @@ VAL_IMAGE_GF = 1.5
 # The first guess, by the step a run takes (config.step_xla) and whether the CPU has AVX-512: the share of
 # measure_machine's peak the step reaches and the first epoch's extra time (tracing; XLA also compiles). numpy's
 # matmul uses AVX-512 where the CPU has it and XLA's convolutions do not, so one share cannot serve both kinds of
-# CPU: XLA reached 0.41 of the peak on an AVX-512 machine (57.8 of 140 GFLOP/s, 2026-12-01) but 0.78 on a 2-core
-# AVX2 one (the photo `fast` preset: 32 training GFLOPs per CPU-second against 41 of one core's matmul,
-# 2026-12-06), and XLA is the step an AVX2 machine gets. oneDNN on AVX-512: 0.67-0.77 of 270 GFLOP/s, 8-9 s
-# (bench/estimate_accuracy.py, 2026-12-02); on AVX2 it trains at 1/1.3 of XLA's speed (config.xla_is_faster_here).
+# CPU (the shares measured by bench/estimate_accuracy.py: docs/performance.md, "Where the code's constants come from").
 FIRST_GUESS_STEP = {(True, True): (0.41, 18.0), (True, False): (0.78, 18.0),
                     (False, True): (0.70, 8.5), (False, False): (0.60, 8.5)}
 EPOCH_OVERHEAD_S = 0.5       # two checkpoints, a preview and the DB rows per epoch

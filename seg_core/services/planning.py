@@ -13,7 +13,7 @@ from seg_core.store import splits
 from seg_core.store.project import Project
 from seg_core.store.runs import RunRecord, RunStatus
 
-# The page's presets: `fast` is "a first model in about five minutes" (README), so the page gives it a time
+# The page's presets: `fast` is "a first model in about five minutes" (docs), so the page gives it a time
 # budget; the epoch count still ends it sooner on a small project. The CLI keeps PRESETS as they are and
 # asks for a budget with --minutes.
 APP_TIME_BUDGET = {"fast": 5.0}

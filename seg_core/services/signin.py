@@ -26,7 +26,7 @@ FILE_FORMAT, FILE_VERSION = "maskloop-passwords", 1
 # Where a workspace made before the product was called Maskloop keeps its passwords, and that file's format name:
 # read and written in place, so its team signs in as before.
 FORMER_PASSWORDS_DIR, FORMER_FILE_FORMAT = ".segstudio", "segstudio-passwords"
-# scrypt as RFC 7914 recommends for interactive logins (16 MiB, ~0.1 s a check on the 2-core dev machine); the
+# scrypt as RFC 7914 recommends for interactive logins (16 MiB; about a tenth of a second a check); the
 # parameters are stored with each hash, so raising them later leaves the old hashes readable.
 SCRYPT_N, SCRYPT_R, SCRYPT_P, SALT_BYTES, KEY_BYTES = 2 ** 14, 8, 1, 16, 32
 MAX_SCRYPT_N = 2 ** 20
