@@ -14,7 +14,7 @@ from PIL import Image
 
 from seg_core.classes import IGNORE_COLOR, IGNORE_ID, ClassSpec, color_to_hex, fit_colors, parse_color
 from seg_core.errors import ClassSpecError, DatasetFormatError, InvalidMaskError
-from seg_core.formats import masks
+from seg_core.formats import mask_colors, masks
 
 # Names looked for next to class-id masks, in this order (keras_segmentation users keep a plain list).
 CLASS_FILE_NAMES = ("classes.csv", "classes.json", "classes.txt", "class_names.txt", "labels.txt")
@@ -48,8 +48,8 @@ class ClassTable:
             bad = sorted(set(np.unique(px.values[out < 0]).tolist()))
             if bad:
                 listed = ", ".join(str(v) for v in sorted(self.by_value))
-                raise InvalidMaskError(f"Mask '{px.name}' has values {', '.join(map(str, bad[:12]))} that {self.source} "
-                                       f"does not name (it names {listed}, and 255 means ignore).")
+                raise InvalidMaskError(f"Mask '{px.name}' has values {', '.join(map(str, bad[:12]))} that "
+                                       f"{self.source} does not name (it names {listed}, and 255 means ignore).")
             return out.astype(np.uint8)
         if self.by_color is None:
             raise InvalidMaskError(f"Mask '{px.name}' is a colour image, but {self.source} does not give each class "
@@ -58,9 +58,9 @@ class ClassTable:
         for ignore in (IGNORE_COLOR, VOC_VOID_COLOR):
             table.setdefault(ignore, IGNORE_ID)
         if px.rgb is not None:
-            packed = masks._pack(px.rgb)
+            packed = mask_colors.pack(px.rgb)
             vals, inverse, counts = np.unique(packed.ravel(), return_inverse=True, return_counts=True)
-            colors = {masks._unpack(int(v)): int(n) for v, n in zip(vals, counts)}
+            colors = {mask_colors.unpack(int(v)): int(n) for v, n in zip(vals, counts)}
             mapped = np.array([table.get(c, -1) for c in colors], np.int16)
             out = mapped[inverse].reshape(packed.shape)
         else:
@@ -79,7 +79,7 @@ class ClassTable:
         if unknown:
             listed = ", ".join(f"{name} {color_to_hex(c)}" for c, name in self._names_by_color().items())
             raise InvalidMaskError(f"Mask '{px.name}' has colours that {self.source} does not list: "
-                                   f"{masks._describe_colors(unknown)}. It lists {listed}.")
+                                   f"{mask_colors.describe_colors(unknown)}. It lists {listed}.")
         return out.astype(np.uint8)
 
     def _names_by_color(self) -> dict[Color, str]:
@@ -107,8 +107,8 @@ def table_from(rows: Sequence[tuple[int, str, Color | None]], source: str, by_va
         if color is None or color in by_color:  # type: ignore[operator]
             if color is not None and not by_value:
                 other = rows[by_color[color]][1]  # type: ignore[index]
-                raise DatasetFormatError(f"{source} gives '{other}' and '{name}' the same colour {color_to_hex(color)}; "
-                                         "masks painted in it cannot be told apart.")
+                raise DatasetFormatError(f"{source} gives '{other}' and '{name}' the same colour "
+                                         f"{color_to_hex(color)}; masks painted in it cannot be told apart.")
             by_color = None
             break
         by_color[color] = values[v]  # type: ignore[index]

@@ -1,4 +1,4 @@
-"""Mask files: palette PNG read/write, detection of imported mask formats, colour -> id mapping."""
+"""Mask files: palette PNG read/write, and imported masks of any format detected and read as class ids."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from seg_core.formats import images
 from seg_core.classes import (IGNORE_COLOR, IGNORE_ID, ClassSpec, binary_classes, color_to_hex,
                               default_color, numbered_classes, palette_bytes)
 from seg_core.errors import InvalidImageError, InvalidMaskError, UnknownMaskValuesError
+from seg_core.formats.mask_colors import border_colour, describe_colors, map_colors, pack, unique_colors
 
 # Mask formats that import understands; "auto" detects one of the others from the pixels.
 MASK_KINDS = ("auto", "ids", "binary", "trimap", "colors", "nonzero")
@@ -79,7 +80,8 @@ def _pixels(im: Image.Image, name: str) -> MaskPixels:
     if mode == "P":
         pal = im.getpalette() or []
         colors = tuple(tuple(pal[i:i + 3]) for i in range(0, len(pal) - 2, 3))
-        return MaskPixels(name, fmt, w, h, np.asarray(im, dtype=np.uint8).copy(), None, colors)  # type: ignore[arg-type]
+        values = np.asarray(im, dtype=np.uint8).copy()
+        return MaskPixels(name, fmt, w, h, values, None, colors)  # type: ignore[arg-type]
     if mode in ("1", "L", "LA", "La"):
         return MaskPixels(name, fmt, w, h, np.asarray(im.convert("L"), dtype=np.uint8).copy(), None)
     if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
@@ -96,32 +98,6 @@ def _pixels(im: Image.Image, name: str) -> MaskPixels:
     return MaskPixels(name, fmt, w, h, None, rgb.copy())
 
 
-def _pack(rgb: np.ndarray) -> np.ndarray:
-    return (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
-
-
-def _unpack(v: int) -> tuple[int, int, int]:
-    return ((v >> 16) & 255, (v >> 8) & 255, v & 255)
-
-
-def unique_colors(rgb: np.ndarray) -> dict[tuple[int, int, int], int]:
-    """Distinct colours of an HxWx3 array with their pixel counts, most frequent first."""
-    vals, counts = np.unique(_pack(rgb).ravel(), return_counts=True)
-    order = np.argsort(-counts, kind="stable")
-    return {_unpack(int(vals[i])): int(counts[i]) for i in order}
-
-
-def _border_colour(rgb: np.ndarray, candidates: Sequence[tuple[int, int, int]]) -> tuple[int, int, int]:
-    """The candidate covering most of the image border: that is the background in a two-colour mask."""
-    edge = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
-    packed = _pack(edge[None])[0]
-    scores = []
-    for c in candidates:
-        lum = 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]
-        scores.append((int(np.count_nonzero(packed == _pack(np.array([[c]], np.uint8))[0, 0])), -lum))
-    return candidates[int(np.argmax([s[0] * 1e6 + s[1] for s in scores]))]
-
-
 def _present(values: np.ndarray) -> set[int]:
     """The distinct values of a uint8 array (bincount: one pass, no sort, unlike np.unique)."""
     return set(np.flatnonzero(np.bincount(values.ravel(), minlength=256)).tolist())
@@ -131,12 +107,6 @@ def _describe_values(values: Sequence[int]) -> str:
     vals = sorted(int(v) for v in values)
     shown = ", ".join(str(v) for v in vals[:12])
     return shown + (f", ... ({len(vals)} values)" if len(vals) > 12 else "")
-
-
-def _describe_colors(colors: dict[tuple[int, int, int], int], limit: int = 8) -> str:
-    items = list(colors.items())
-    text = ", ".join(f"{color_to_hex(c)} ({n} px)" for c, n in items[:limit])
-    return text + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def _trimap_border_id(trimap_border: str | int, classes: Sequence[ClassSpec]) -> int:
@@ -153,32 +123,9 @@ def _trimap_border_id(trimap_border: str | int, classes: Sequence[ClassSpec]) ->
             f"Trimap border must be one of {', '.join(TRIMAP_BORDER_CHOICES)} or a class id; got '{trimap_border}'."
         ) from None
     if not 0 <= cid < len(classes):
-        raise InvalidMaskError(f"Trimap border class {cid} is not one of this project's class ids 0..{len(classes) - 1}.")
+        raise InvalidMaskError(f"Trimap border class {cid} is not one of this project's class ids "
+                               f"0..{len(classes) - 1}.")
     return cid
-
-
-def _map_colors(rgb: np.ndarray, classes: Sequence[ClassSpec], name: str, hint: str) -> np.ndarray:
-    lut = {c.color: c.id for c in classes}
-    lut.setdefault(IGNORE_COLOR, IGNORE_ID)
-    packed = _pack(rgb)
-    vals, inverse = np.unique(packed.ravel(), return_inverse=True)
-    mapped = np.empty(len(vals), np.uint8)
-    unknown: dict[tuple[int, int, int], int] = {}
-    counts = np.bincount(inverse, minlength=len(vals))
-    for i, v in enumerate(vals):
-        c = _unpack(int(v))
-        if c in lut:
-            mapped[i] = lut[c]
-        else:
-            unknown[c] = int(counts[i])
-    if unknown:
-        unknown = dict(sorted(unknown.items(), key=lambda kv: -kv[1]))
-        known = ", ".join(f"{c.name} {c.hex}" for c in classes)
-        raise InvalidMaskError(
-            f"Mask '{name}' has colours that are not classes of this project: {_describe_colors(unknown)}. "
-            f"The classes are: {known}.{hint}"
-        )
-    return mapped[inverse].reshape(packed.shape)
 
 
 def parse_value_map(text: str, classes: Sequence[ClassSpec]) -> dict[int, int]:
@@ -230,63 +177,91 @@ def interpret(px: MaskPixels, classes: Sequence[ClassSpec], kind: str = "auto",
     """
     if kind not in MASK_KINDS:
         raise InvalidMaskError(f"Unknown mask format '{kind}'; choose one of {', '.join(MASK_KINDS)}.")
-    n = len(classes)
     jpeg_hint = (" JPEG compression changes a mask's colours; save masks as PNG."
                  if px.source_format == "JPEG" else "")
     if px.rgb is not None:
         if value_map or kind == "nonzero":
             raise InvalidMaskError(f"Mask '{px.name}' is a colour image: a value mapping is for masks of numbers.")
-        if kind not in ("auto", "colors"):
-            raise InvalidMaskError(f"Mask '{px.name}' is a colour image, not a {kind} mask.")
-        colors = unique_colors(px.rgb)
-        known = {c.color for c in classes} | {IGNORE_COLOR}
-        if set(colors) <= known:
-            return MaskReading(_map_colors(px.rgb, classes, px.name, ""), "colour-coded RGB",
-                               f"{len(colors)} class colours")
-        if len(colors) == 2 and n == 2:
-            bg = _border_colour(px.rgb, list(colors))
-            fg = next(c for c in colors if c != bg)
-            ids = (_pack(px.rgb) == _pack(np.array([[fg]], np.uint8))[0, 0]).astype(np.uint8)
-            return MaskReading(ids, "two-colour RGB",
-                               f"{color_to_hex(bg)} -> {classes[0].name}, {color_to_hex(fg)} -> {classes[1].name}")
-        return MaskReading(_map_colors(px.rgb, classes, px.name, jpeg_hint), "colour-coded RGB")
-
+        return _read_rgb(px, classes, kind, jpeg_hint)
     assert px.values is not None
-    values = px.values
-    present = _present(values)
-    is_palette = px.palette is not None
-    label = {"GIF": "GIF mask"}.get(px.source_format, "palette PNG" if is_palette else "class-id PNG")
-    if px.source_format not in ("PNG", "GIF"):
-        label = f"class-id {px.source_format}" if not is_palette else f"palette {px.source_format}"
-
-    if is_palette and kind in ("auto", "colors"):
-        # A palette whose used colours are exactly class colours is read by colour, so masks
-        # painted elsewhere with the same colours but other index order still import right.
-        pal = px.palette or ()
-        used = {i: pal[i] if i < len(pal) else (0, 0, 0) for i in present}
-        by_color = {c.color: c.id for c in classes}
-        by_color.setdefault(IGNORE_COLOR, IGNORE_ID)
-        if all(col in by_color for col in used.values()) and len(set(used.values())) == len(used):
-            lut = np.zeros(256, np.uint8)
-            for i, col in used.items():
-                lut[i] = by_color[col]
-            return MaskReading(lut[values], label, "indices mapped by palette colour")
-        if kind == "colors":
-            unknown = {col: int(np.count_nonzero(values == i)) for i, col in used.items() if col not in by_color}
-            raise InvalidMaskError(f"Mask '{px.name}' has palette colours that are not classes: {_describe_colors(unknown)}.")
-
+    present = _present(px.values)
+    if px.palette is not None and kind in ("auto", "colors"):
+        by_palette = _read_palette(px, present, classes, kind)
+        if by_palette is not None:
+            return by_palette
     if value_map:
         return _map_values(px, present, classes, value_map)
     if kind == "nonzero":
-        if n != 2:
-            raise InvalidMaskError("'Any non-zero value is the object' is for a project of two classes; map the "
-                                   "values to classes instead.")
-        return MaskReading((values != 0).astype(np.uint8), "non-zero = object",
-                           f"0 -> {classes[0].name}, {_describe_values(present - {0}) or 'none'} -> {classes[1].name}")
+        return _read_nonzero(px, present, classes)
+    return _read_values(px, present, classes, kind, trimap_border, jpeg_hint)
+
+
+def _read_rgb(px: MaskPixels, classes: Sequence[ClassSpec], kind: str, jpeg_hint: str) -> MaskReading:
+    """A colour mask: in the classes' colours, or any two colours for a two-class project."""
+    if kind not in ("auto", "colors"):
+        raise InvalidMaskError(f"Mask '{px.name}' is a colour image, not a {kind} mask.")
+    colors = unique_colors(px.rgb)
+    known = {c.color for c in classes} | {IGNORE_COLOR}
+    if set(colors) <= known:
+        return MaskReading(map_colors(px.rgb, classes, px.name, ""), "colour-coded RGB",
+                           f"{len(colors)} class colours")
+    if len(colors) == 2 and len(classes) == 2:
+        bg = border_colour(px.rgb, list(colors))
+        fg = next(c for c in colors if c != bg)
+        ids = (pack(px.rgb) == pack(np.array([[fg]], np.uint8))[0, 0]).astype(np.uint8)
+        return MaskReading(ids, "two-colour RGB",
+                           f"{color_to_hex(bg)} -> {classes[0].name}, {color_to_hex(fg)} -> {classes[1].name}")
+    return MaskReading(map_colors(px.rgb, classes, px.name, jpeg_hint), "colour-coded RGB")
+
+
+def _values_label(px: MaskPixels) -> str:
+    """What a mask of numbers is, in words: e.g. "palette PNG", "class-id TIFF"."""
+    is_palette = px.palette is not None
+    if px.source_format not in ("PNG", "GIF"):
+        return f"class-id {px.source_format}" if not is_palette else f"palette {px.source_format}"
+    return {"GIF": "GIF mask"}.get(px.source_format, "palette PNG" if is_palette else "class-id PNG")
+
+
+def _read_palette(px: MaskPixels, present: set[int], classes: Sequence[ClassSpec], kind: str) -> MaskReading | None:
+    """A palette mask read by colour when every colour it uses is a class colour; None where they are not (and
+    kind 'colors' refuses it)."""
+    # Masks painted elsewhere with the class colours but another index order still import right.
+    pal = px.palette or ()
+    used = {i: pal[i] if i < len(pal) else (0, 0, 0) for i in present}
+    by_color = {c.color: c.id for c in classes}
+    by_color.setdefault(IGNORE_COLOR, IGNORE_ID)
+    if all(col in by_color for col in used.values()) and len(set(used.values())) == len(used):
+        lut = np.zeros(256, np.uint8)
+        for i, col in used.items():
+            lut[i] = by_color[col]
+        return MaskReading(lut[px.values], _values_label(px), "indices mapped by palette colour")
+    if kind == "colors":
+        unknown = {col: int(np.count_nonzero(px.values == i)) for i, col in used.items() if col not in by_color}
+        raise InvalidMaskError(f"Mask '{px.name}' has palette colours that are not classes: "
+                               f"{describe_colors(unknown)}.")
+    return None
+
+
+def _read_nonzero(px: MaskPixels, present: set[int], classes: Sequence[ClassSpec]) -> MaskReading:
+    if len(classes) != 2:
+        raise InvalidMaskError("'Any non-zero value is the object' is for a project of two classes; map the "
+                               "values to classes instead.")
+    return MaskReading((px.values != 0).astype(np.uint8), "non-zero = object",
+                       f"0 -> {classes[0].name}, {_describe_values(present - {0}) or 'none'} -> {classes[1].name}")
+
+
+def _read_values(px: MaskPixels, present: set[int], classes: Sequence[ClassSpec], kind: str,
+                 trimap_border: str | int, jpeg_hint: str) -> MaskReading:
+    """A mask of numbers: class ids, binary 0/255 or 0/1, or an Oxford-pets trimap; other values are refused with
+    how to say what they mean."""
+    values, n = px.values, len(classes)
     valid_ids = set(range(n)) | {IGNORE_ID}
-    if kind in ("auto", "ids") and present <= valid_ids and not (kind == "auto" and n == 2 and IGNORE_ID in present and present <= {0, 255}):
-        return MaskReading(values.copy(), label, f"class ids {_describe_values(present)}")
-    if kind in ("auto", "binary") and present <= {0, 255} and n == 2:
+    binary_255 = n == 2 and present <= {0, 255}
+    # 0/255 in a two-class project is binary, unless the person said the values are ids (255: ignore).
+    ids_255 = kind == "auto" and binary_255 and IGNORE_ID in present
+    if kind in ("auto", "ids") and present <= valid_ids and not ids_255:
+        return MaskReading(values.copy(), _values_label(px), f"class ids {_describe_values(present)}")
+    if kind in ("auto", "binary") and binary_255:
         return MaskReading((values == 255).astype(np.uint8), "binary 0/255",
                            f"0 -> {classes[0].name}, 255 -> {classes[1].name}")
     if kind == "binary" and present <= {0, 1} and n == 2:
@@ -298,12 +273,7 @@ def interpret(px: MaskPixels, classes: Sequence[ClassSpec], kind: str = "auto",
                 f"Mask '{px.name}' has values {_describe_values(present)}; a trimap holds only 1 (object), "
                 "2 (background) and 3 (border)."
             )
-        border = _trimap_border_id(trimap_border, classes)
-        lut = np.zeros(256, np.uint8)
-        lut[1], lut[2], lut[3] = 1, 0, border
-        border_name = "ignore" if border == IGNORE_ID else classes[border].name
-        return MaskReading(lut[values], "Oxford-pets trimap",
-                           f"1 -> {classes[1].name}, 2 -> {classes[0].name}, 3 (border) -> {border_name}")
+        return _read_trimap(values, classes, trimap_border)
     bad = sorted(present - valid_ids)
     expected = f"class ids 0..{n - 1}" + (" or 0/255" if n == 2 else "")
     example = ",".join(f"{v}={classes[min(v, n - 1)].name}" for v in bad[:3])
@@ -312,6 +282,15 @@ def interpret(px: MaskPixels, classes: Sequence[ClassSpec], kind: str = "auto",
         f"{n} classes.{jpeg_hint} Say what each value means: on the Data page, with the mapping offered under "
         f"the report; on the command line, --map {example}" + (" (or --mask-format nonzero)" if n == 2 else "")
         + ".", tuple(sorted(present)))
+
+
+def _read_trimap(values: np.ndarray, classes: Sequence[ClassSpec], trimap_border: str | int) -> MaskReading:
+    border = _trimap_border_id(trimap_border, classes)
+    lut = np.zeros(256, np.uint8)
+    lut[1], lut[2], lut[3] = 1, 0, border
+    border_name = "ignore" if border == IGNORE_ID else classes[border].name
+    return MaskReading(lut[values], "Oxford-pets trimap",
+                       f"1 -> {classes[1].name}, 2 -> {classes[0].name}, 3 (border) -> {border_name}")
 
 
 def read_mask(data: bytes, classes: Sequence[ClassSpec], name: str = "mask", *,
@@ -348,10 +327,12 @@ def infer_classes(samples: Sequence[MaskPixels], kind: str = "auto") -> ClassInf
             )
         ordered = sorted(counts, key=lambda c: -counts[c])
         if len(ordered) == 2 and len(rgb) == len(samples):
-            bg = _border_colour(rgb[0].rgb, ordered) if all(c in unique_colors(rgb[0].rgb) for c in ordered) else ordered[0]  # type: ignore[arg-type]
+            first = rgb[0].rgb
+            bg = border_colour(first, ordered) if all(c in unique_colors(first) for c in ordered) else ordered[0]
             fg = next(c for c in ordered if c != bg)
             classes = [ClassSpec(0, "background", bg), ClassSpec(1, "object", fg)]
-            return ClassInference(classes, "two-colour RGB", f"{color_to_hex(bg)} background, {color_to_hex(fg)} object")
+            return ClassInference(classes, "two-colour RGB",
+                                  f"{color_to_hex(bg)} background, {color_to_hex(fg)} object")
         # The ignore grey is never a class, not even the background when it is the most frequent colour.
         bg = (0, 0, 0) if (0, 0, 0) in counts else next((c for c in ordered if c != IGNORE_COLOR), (0, 0, 0))
         ordered = [bg] + [c for c in ordered if c != bg and c != IGNORE_COLOR]
