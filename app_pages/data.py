@@ -8,7 +8,7 @@ import streamlit as st
 
 from app_pages.data_import import add_images_tab
 from app_pages.widgets import current_user, file_size, open_in_annotate, require_project, show_error
-from seg_core import SPLITS, SegError, exporting, gallery, splits
+from seg_core import SPLITS, SegError, exporting, gallery
 from seg_core.classes import ClassSpec, default_color, parse_color
 from seg_core.text import md_escape, md_name, shorten
 
@@ -124,7 +124,7 @@ def _remove_class(class_id: int, pixels_to: int) -> None:
 def _assign_splits() -> None:
     by_count = ss.get("data_split_mode") == "A number of images"
     try:
-        result = splits.assign(project, val_fraction=None if by_count else ss.get("data_val_fraction", 0.2),
+        result = project.splits.assign(val_fraction=None if by_count else ss.get("data_val_fraction", 0.2),
                                        val_count=int(ss.get("data_val_count", 0)) if by_count else None,
                                        seed=int(ss.get("data_split_seed", 0)))
     except SegError as exc:

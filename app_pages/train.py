@@ -7,7 +7,7 @@ from app_pages.model_download import model_download
 from app_pages.train_keep import keep_learning_panel
 from app_pages.train_weights import lite0_choice, pretrained_choice
 from app_pages.widgets import require_project, show_error
-from seg_core import RunStatus, estimating, jobs, planning, provenance, splits, text
+from seg_core import RunStatus, estimating, jobs, planning, provenance, text
 from seg_core.errors import SegError
 from seg_core.ml import precision, weights
 from seg_core.ml.config import BOUNDS, LOSS_CHOICES, MODEL_NAMES, PRESET_NOTES, PRESETS, RESIZE_MODES
@@ -252,7 +252,7 @@ def _new_run() -> None:
     ready_box = st.container()
     name = st.radio("Preset", list(PRESETS), key="train_preset", horizontal=True, format_func=str.capitalize,
                     captions=[PRESET_NOTES[p] for p in PRESETS], persist_state="session")
-    split_exists = splits.planned(project)[2]
+    split_exists = project.splits.planned()[2]
     values = _advanced(name, split_exists)
     config, problem = None, None
     try:

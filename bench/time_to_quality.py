@@ -97,7 +97,6 @@ def _pairs(folder: Path, names, read_mask):
 
 def _project_from_pairs(path: Path, src: Path, names, classes, infer: bool):
     from seg_core.services import importing
-    from seg_core.store import splits
     from seg_core.store.project import Project
 
     staging = path.parent / f"{path.name}_src"
@@ -107,7 +106,7 @@ def _project_from_pairs(path: Path, src: Path, names, classes, infer: bool):
             shutil.copy(src / sub / n, staging / sub / n)
     project = Project.create(path, classes=classes)
     importing.import_folder(project, staging / "images", staging / "masks", infer_classes=infer)
-    splits.assign(project, val_fraction=0.2, seed=0)
+    project.splits.assign(val_fraction=0.2, seed=0)
     return project
 
 
@@ -152,12 +151,11 @@ def _ccp(workdir: Path, person: bool):
         mask = np.asarray(Image.open(CCP / "masks" / f"{n}.png"))
         Image.fromarray(((mask > 0) if person else mask).astype(np.uint8)).save(staging / "masks" / f"{n}.png")
     from seg_core.services import importing
-    from seg_core.store import splits
     from seg_core.store.project import Project
 
     project = Project.create(workdir / "ccp", classes=classes)
     importing.import_folder(project, staging / "images", staging / "masks")
-    splits.assign(project, val_fraction=0.2, seed=0)
+    project.splits.assign(val_fraction=0.2, seed=0)
     held = [(np.asarray(Image.open(CCP / "images" / f"{n}.jpg").convert("RGB")),
              ((m > 0) if person else m).astype(np.uint8))
             for n in names[CCP_LABELED:] for m in [np.asarray(Image.open(CCP / "masks" / f"{n}.png"))]]

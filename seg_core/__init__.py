@@ -28,8 +28,8 @@ _NAMES = {
     "new_project": "seg_core.store.workspace", "list_projects": "seg_core.store.workspace",
     "project_entries": "seg_core.store.workspace", "delete_project": "seg_core.store.workspace", "resolve_project_path": "seg_core.store.workspace",
     "CLASSES_EXPLICIT": "seg_core.store.workspace", "remember_project": "seg_core.store.workspace",
-    "last_project": "seg_core.store.workspace", "PROJECT_NAME_CHARS": "seg_core.store.workspace",
-    "workspace_dir": "seg_core.store.layout", "SPLITS": "seg_core.store.splits",
+    "last_project": "seg_core.store.workspace", "PROJECT_NAME_CHARS": "seg_core.store.names",
+    "workspace_dir": "seg_core.store.layout", "SPLITS": "seg_core.store.records",
     "RunStatus": "seg_core.store.runs", "RunRecord": "seg_core.store.runs", "ImageRecord": "seg_core.store.records",
     "ClassSpec": "seg_core.classes", "TrainConfig": "seg_core.ml.config", "Predictor": "seg_core.ml.inference",
 }

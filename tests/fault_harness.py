@@ -111,9 +111,7 @@ def _step_remove_class(folder: Path) -> None:
 
 
 def _step_split(folder: Path) -> None:
-    from seg_core.store import splits
-
-    splits.assign(_project(folder), val_fraction=0.5, seed=3)
+    _project(folder).splits.assign(val_fraction=0.5, seed=3)
 
 
 def _export(fmt: str) -> Callable[[Path], None]:

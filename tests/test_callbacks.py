@@ -47,7 +47,7 @@ def test_progress_rows_are_throttled_and_count_the_batches(setup):
         monitor.on_train_batch_end(batch, {"loss": 0.5, "dice": 0.25})
     progress = project.runs.latest_progress(run_id)
     assert progress["step"] == 3 and progress["steps"] == 4 and progress["dice"] == 0.25
-    with project._db() as conn:
+    with project.db.connection() as conn:
         assert conn.execute("SELECT COUNT(*) FROM metrics WHERE batch IS NOT NULL").fetchone()[0] == 2
     assert not monitor.model.stop_training and state.stopped_by is None
 

@@ -9,7 +9,6 @@ import pytest
 from seg_core.classes import IGNORE_ID, default_classes
 from seg_core.errors import TrainingError
 from seg_core.ml.class_map import class_map
-from seg_core.store import class_scheme
 from seg_core.store.workspace import new_project
 
 
@@ -21,7 +20,7 @@ def three(workspace):
 def config_of(project) -> dict:
     """What training records about the classes."""
     return {"num_classes": len(project.classes), "classes": [c.to_dict() for c in project.classes],
-            "class_scheme": class_scheme.current(project)}
+            "class_scheme": project.class_scheme.current()}
 
 
 def test_an_added_class_keeps_the_model_and_is_never_predicted(three):

@@ -304,9 +304,10 @@ def test_remove_class_keeps_stored_predictions_and_renumbers_the_ones_that_need_
 
 def test_remove_class_crash_before_the_renames_is_finished_on_next_open(project, monkeypatch):
     _label_all(project)
-    from seg_core.store import annotations
+    from seg_core.store import class_scheme
 
-    monkeypatch.setattr(annotations, "finish_pending_renames", lambda project: None)  # "killed" right after the commit
+    # "killed" right after the commit
+    monkeypatch.setattr(class_scheme.ClassScheme, "finish_pending_renames", lambda self: None)
     project.remove_class(1, pixels_to=2)
     # The transaction committed but no mask file was replaced yet: image 2's file still holds the old id 2.
     assert 2 in np.unique(masks.load_png(project.masks.path(2)))
@@ -314,16 +315,16 @@ def test_remove_class_crash_before_the_renames_is_finished_on_next_open(project,
     reopened = Project(project.path)
     assert set(np.unique(reopened.masks.load(2))) == {0, 1}   # spot and old leaf are both class 1 now
     assert set(np.unique(reopened.masks.load(1))) == {0, 1}
-    assert reopened.setting(annotations.PENDING_RENAMES) is None
+    assert reopened.setting(class_scheme.PENDING_RENAMES) is None
 
 
 def test_remove_class_failure_before_commit_changes_nothing(project, monkeypatch):
     _label_all(project)
     before = [project.masks.load(i).copy() for i in (1, 2)]
-    from seg_core.store import annotations
+    from seg_core.store import class_scheme
 
     calls = {"n": 0}
-    real = annotations.write_temp
+    real = class_scheme.write_temp
 
     def failing(path, data):
         calls["n"] += 1
@@ -331,7 +332,7 @@ def test_remove_class_failure_before_commit_changes_nothing(project, monkeypatch
             raise OSError("disk full")
         return real(path, data)
 
-    monkeypatch.setattr(annotations, "write_temp", failing)
+    monkeypatch.setattr(class_scheme, "write_temp", failing)
     with pytest.raises(OSError):
         project.remove_class(1)
     assert len(project.classes) == 3

@@ -17,7 +17,6 @@ from seg_core.classes import ClassSpec
 from seg_core.cli import main
 from seg_core.errors import DatasetFormatError, ProjectError
 from seg_core.services import exporting, importing
-from seg_core.store import splits
 from seg_core.store.workspace import new_project
 
 H, W = 32, 48
@@ -45,8 +44,8 @@ def source(workspace):
             p.masks.save(rec.id, _mask(i), 0)
         elif i == 3:
             p.masks.save(rec.id, np.zeros((H, W), np.uint8), 0)
-    splits.set_split(p, [3], "val")
-    splits.set_split(p, [4], "test")
+    p.splits.set([3], "val")
+    p.splits.set([4], "test")
     return p
 
 

@@ -12,7 +12,6 @@ import pytest
 from helpers import box_mask, photo, png_bytes, write_pair_folders, zip_bytes
 from seg_core.formats.layouts import mask_key
 from seg_core.services import exporting, importing
-from seg_core.store import splits
 from seg_core.classes import ClassSpec, default_classes
 from seg_core.errors import ProjectError, UnsafeArchiveError
 from seg_core.store.project import Project
@@ -209,7 +208,7 @@ def test_export_reimports_to_the_same_project(tmp_path, workspace):
             m = box_mask(value=1 + i % 2)
             m[0, 0] = 255  # an ignore pixel survives the trip too
             src.masks.save(rec.id, m, 0)
-    splits.set_split(src, [2], "val")
+    src.splits.set([2], "val")
     out = exporting.export_zip(src, tmp_path / "export.zip")
     with zipfile.ZipFile(out) as zf:
         names = set(zf.namelist())

@@ -14,11 +14,12 @@ from streamlit.testing.v1 import AppTest
 
 from fuzzing import fuzz
 from helpers import ROOT, box_mask, photo, png_bytes
-from seg_core.classes import MAX_NAME_CHARS, ClassSpec, default_classes, parse_color
+from seg_core.classes import MAX_NAME_CHARS, default_classes, parse_color
 from seg_core.cli import main as cli
 from seg_core.errors import ClassSpecError, ProjectError, SegError
+from seg_core.store.names import check_project_name
 from seg_core.store.project import Project
-from seg_core.store.workspace import check_project_name, new_project, resolve_project_path
+from seg_core.store.workspace import new_project, resolve_project_path
 from seg_core.text import md_escape, md_name, shorten
 
 HOSTILE = ["<img src=x onerror=alert(1)>", "**bold**", "[link](javascript:alert(1))", ":red[red] :material/home:",

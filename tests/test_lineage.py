@@ -16,8 +16,7 @@ from seg_core.errors import ProjectError, TrainingError
 from seg_core.formats import masks as codec
 from seg_core.ml import dataset
 from seg_core.services import exporting, provenance
-from seg_core.store import lineage, splits
-from seg_core.store.annotations import remove_class
+from seg_core.store import lineage
 
 
 def _run(project):
@@ -75,7 +74,7 @@ def test_masks_cleared_or_moved_to_test_are_no_longer_counted_as_learned(trained
     run = _run(trained_project)
     cleared, moved = run.split.train_ids[:2]
     trained_project.masks.clear(cleared, trained_project.image(cleared).mask_version)
-    splits.set_split(trained_project, [moved], "test")
+    trained_project.splits.set([moved], "test")
     found = provenance.changes(trained_project, run)
     assert found.removed == tuple(sorted((cleared, moved))) and found.count == 0
     assert found.sentence == "Masks this run learned from are no longer labeled (2 no longer labeled)."
@@ -91,7 +90,7 @@ def test_a_mask_saved_while_the_run_starts_is_taken_at_its_new_version(trained_p
     monkeypatch.setattr(lineage, "SETTLE_S", 0.0)
     folder = trained_project.layout.run("x").masks_dir
     folder.mkdir(parents=True)
-    used = lineage._keep_one(trained_project, stale, folder / f"{image_id}.png")
+    used = trained_project.lineage._keep_one(stale, folder / f"{image_id}.png")
     now = trained_project.image(image_id)
     assert now.mask_version == stale.mask_version + 1
     assert (used.version, used.sha256) == (now.mask_version, now.mask_sha256)
@@ -101,11 +100,11 @@ def test_a_mask_that_keeps_changing_stops_the_start_with_a_sentence(trained_proj
     image_id = trained_project.image_ids(status="labeled")[0]
     rec = dataclasses.replace(trained_project.image(image_id), mask_sha256="0" * 64)
     monkeypatch.setattr(lineage, "SETTLE_S", 0.0)
-    monkeypatch.setattr(trained_project, "image", lambda i: rec)
+    monkeypatch.setattr(trained_project.images, "get", lambda i: rec)
     folder = trained_project.layout.run("x").masks_dir
     folder.mkdir(parents=True)
     with pytest.raises(TrainingError, match="kept changing while the run started; start it again"):
-        lineage._keep_one(trained_project, rec, folder / "1.png")
+        trained_project.lineage._keep_one(rec, folder / "1.png")
 
 
 def _zip_masks(path) -> dict[str, np.ndarray]:
@@ -145,7 +144,7 @@ def test_export_run_follows_a_class_removed_since(trained_multiclass_project, tm
     image_id = run.split.train_ids[0]
     learned = project.masks.load(image_id)
     assert {1, 2} <= set(np.unique(learned).tolist()), "the demo's 3-class masks hold both object classes"
-    remove_class(project, 1, pixels_to=0)
+    project.remove_class(1, pixels_to=0)
     out = exporting.export_zip(project, tmp_path / "run.zip", run_id=run.id)
     got = _zip_masks(out)[f"{project.image(image_id).stem}.png"]
     expected = np.where(learned == 1, 0, np.where(learned == 2, 1, learned))

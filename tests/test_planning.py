@@ -13,7 +13,6 @@ from helpers import box_mask, photo, png_bytes
 from seg_core.services import demo, estimating, jobs, planning
 from seg_core.classes import binary_classes, default_classes
 from seg_core.errors import TrainingError
-from seg_core.store import splits
 from seg_core.store.layout import machine_speed_file
 from seg_core.store.workspace import new_project
 from seg_core.ml.config import (BOUNDS, MIN_EPOCH_STEPS, MODEL_NAMES, PHOTO_PRETRAINED, PHOTO_SIZES, PRESETS,
@@ -60,16 +59,16 @@ def test_two_labeled_images_without_a_split_use_one_each_with_hints(workspace):
 @pytest.mark.parametrize("labeled, fraction", [(2, 0.2), (5, 0.2), (10, 0.3), (7, 0.05), (9, 0.5)])
 def test_planned_split_is_the_split_training_makes(workspace, labeled, fraction):
     p = project_with(workspace, labeled + 1, labeled)
-    train, val, exists = splits.planned(p, fraction)
+    train, val, exists = p.splits.planned(fraction)
     assert not exists
-    run_split = splits.for_run(p, fraction, seed=0)
+    run_split = p.splits.for_run(fraction, seed=0)
     assert run_split.source == "run" and (train, val) == (len(run_split.train_ids), len(run_split.val_ids))
     # The run sets its images aside without touching the project's split.
-    assert splits.planned(p, fraction) == (train, val, False)
+    assert p.splits.planned(fraction) == (train, val, False)
     assert p.count_images(split="val") == 0
     # Once the project has a validation split, that is what counts, whatever the fraction.
-    splits.assign(p, val_fraction=fraction)
-    assert splits.planned(p, 0.5)[2] and splits.for_run(p, 0.5).source == "project"
+    p.splits.assign(val_fraction=fraction)
+    assert p.splits.planned(0.5)[2] and p.splits.for_run(0.5).source == "project"
 
 
 def test_existing_split_is_reported_as_the_projects(workspace):
@@ -82,7 +81,7 @@ def test_existing_split_is_reported_as_the_projects(workspace):
 
 def test_labeled_images_only_in_test_split_are_not_enough(workspace):
     p = project_with(workspace, 3, 3)
-    splits.set_split(p, [1, 2, 3], "test")
+    p.splits.set([1, 2, 3], "test")
     r = planning.readiness(p)
     assert not r.ready
     assert any("both the train and the validation split" in x for x in r.problems)

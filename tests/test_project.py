@@ -12,7 +12,6 @@ from seg_core.store import db
 from seg_core import files
 from seg_core.classes import ClassSpec, default_classes
 from seg_core.errors import ClassSpecError, InvalidImageError, InvalidMaskError, MaskConflictError, NotFoundError, ProjectError
-from seg_core.store import splits
 from seg_core.store.project import Project
 from seg_core.store.workspace import list_projects, new_project, resolve_project_path
 
@@ -163,7 +162,7 @@ def _labeled(project, n):
 def test_split_by_count_is_exact_and_reproducible(tmp_path):
     a = Project.create(tmp_path / "a")
     _labeled(a, 97)
-    counts = splits.assign(a, val_count=20, seed=42)
+    counts = a.splits.assign(val_count=20, seed=42)
     assert counts["val"] == 20 and counts["train"] == 77
     val_a = {r.sha256 for r in a.list_images(split="val")}
     # Same images uploaded in another order: the same images go to validation.
@@ -171,22 +170,22 @@ def test_split_by_count_is_exact_and_reproducible(tmp_path):
     for i in reversed(range(97)):
         r = add(b, seed=i, h=8, w=8)
         b.masks.save(r.id, np.zeros((8, 8), np.uint8), 0)
-    splits.assign(b, val_count=20, seed=42)
+    b.splits.assign(val_count=20, seed=42)
     assert {r.sha256 for r in b.list_images(split="val")} == val_a
-    splits.assign(a, val_count=20, seed=43)
+    a.splits.assign(val_count=20, seed=43)
     assert {r.sha256 for r in a.list_images(split="val")} != val_a
 
 
 def test_split_by_fraction_leaves_test_alone(project):
     _labeled(project, 10)
-    splits.set_split(project, [1, 2], "test")
-    counts = splits.assign(project, val_fraction=0.25, seed=0)
+    project.splits.set([1, 2], "test")
+    counts = project.splits.assign(val_fraction=0.25, seed=0)
     assert counts == {"train": 6, "val": 2, "test": 2}
     assert project.count_images(split="test") == 2
     with pytest.raises(ProjectError, match="8 are available"):
-        splits.assign(project, val_count=9)
+        project.splits.assign(val_count=9)
     with pytest.raises(ProjectError):
-        splits.assign(project, val_fraction=1.5)
+        project.splits.assign(val_fraction=1.5)
 
 
 def test_stats_counts_by_status_split_and_class(tmp_path):

@@ -16,7 +16,6 @@ from seg_core.classes import IGNORE_ID, default_classes
 from seg_core.errors import InvalidImageError, TrainingError
 from seg_core.ml import evaluation
 from seg_core.ml.inference import Predictor, for_project, ids_from_probabilities
-from seg_core.store import splits
 from seg_core.store.workspace import new_project
 
 
@@ -220,7 +219,7 @@ def test_validation_summary_matches_a_hand_computed_confusion_matrix_and_is_cach
 
 def test_validation_falls_back_to_all_labeled_images_with_a_note(trained_project, predictor):
     labeled = trained_project.image_ids(status="labeled")
-    splits.set_split(trained_project, labeled, "train")
+    trained_project.splits.set(labeled, "train")
     s = review.validation_summary(trained_project, predictor)
     assert (s.scope, s.images) == ("labeled", len(labeled))
     assert "no labeled validation images" in s.note
@@ -230,7 +229,7 @@ def test_without_a_validation_split_a_run_is_measured_on_what_it_set_aside(train
     from seg_core.store.runs import RunSplit
 
     labeled = trained_project.image_ids(status="labeled")
-    splits.set_split(trained_project, labeled, "train")
+    trained_project.splits.set(labeled, "train")
     trained_project.runs.update(predictor.run_id, split=RunSplit("run", tuple(labeled[2:]), tuple(labeled[:2])))
     s = review.validation_summary(trained_project, predictor)
     assert (s.scope, s.images) == ("run", 2) and {r["image_id"] for r in s.per_image} == set(labeled[:2])

@@ -144,11 +144,11 @@ def test_a_run_split_leaves_the_project_alone_and_is_reproducible(tmp_path):
     p = labeled_project(tmp_path / "p", n=10)
     assert p.count_images(split="val") == 0
     before = [(r.id, r.split) for r in p.list_images()]
-    a, b = splits.for_run(p, 0.3, seed=1), splits.for_run(p, 0.3, seed=1)
+    a, b = p.splits.for_run(0.3, seed=1), p.splits.for_run(0.3, seed=1)
     assert a == b and a.source == "run" and len(a.val_ids) == 3 and len(a.train_ids) == 7
     assert not set(a.val_ids) & set(a.train_ids)
     assert [(r.id, r.split) for r in p.list_images()] == before
     # The same rule, written to the project, picks the same images.
-    splits.assign(p, val_fraction=0.3, seed=1)
+    p.splits.assign(val_fraction=0.3, seed=1)
     assert set(p.image_ids(split="val")) == set(a.val_ids)
-    assert splits.for_run(p, 0.5, seed=7) == RunSplit("project", a.train_ids, a.val_ids)
+    assert p.splits.for_run(0.5, seed=7) == RunSplit("project", a.train_ids, a.val_ids)

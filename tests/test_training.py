@@ -19,7 +19,6 @@ from seg_core.ml.inference import Predictor
 from seg_core.ml.evaluation import Labeled, evaluate
 from seg_core.ml.config import PRESETS, PRETRAINED_FREEZE_EPOCHS, TrainConfig, preset, xla_is_faster_here
 from seg_core.ml.training import train
-from seg_core.store import splits
 
 # Without XLA: compiling a step takes longer than a tiny run's epochs. The XLA step (the default) has its own tests
 # (same seed, learns as the plain one) and the page, CLI and browser runs train with it.
@@ -105,7 +104,7 @@ def test_multiclass_train_and_evaluate(workspace):
 
 def test_a_project_without_validation_images_keeps_its_split(workspace):
     project = demo.create_demo_project(workspace / "nosplit", count=6, unlabeled=0)
-    splits.set_split(project, project.image_ids(), "train")
+    project.splits.set(project.image_ids(), "train")
     run = run_inline(project, tiny(epochs=1, val_fraction=0.34))
     assert project.count_images(split="val") == 0 and project.count_images(split="train") == 6
     assert run.split.source == "run" and (len(run.split.train_ids), len(run.split.val_ids)) == (4, 2)

@@ -12,9 +12,10 @@ from seg_core.classes import parse_class_args
 from seg_core.errors import SegError, StorageError
 from seg_core.formats import masks
 from seg_core.services import exporting, importing, provenance
-from seg_core.store import splits, workspace
+from seg_core.store import workspace
 from seg_core.store.layout import workspace_dir
 from seg_core.store.project import Project, is_project
+from seg_core.store.records import SPLITS
 from seg_core.store.workspace import CLASSES_EXPLICIT, list_projects, new_project, resolve_project_path
 
 
@@ -60,7 +61,7 @@ def add_import(sub) -> None:
                    help="for Oxford-pets trimaps: where border pixels go: ignore, object, background or a class id")
     p.add_argument("--classes", nargs="+", metavar="NAME[:#RRGGBB]",
                    help="classes for a new project (default: inferred from masks)")
-    p.add_argument("--split", choices=splits.SPLITS, help="put the added images in this split")
+    p.add_argument("--split", choices=SPLITS, help="put the added images in this split")
     p.add_argument("--map", metavar="VALUE=CLASS,...",
                    help="what mask values mean when they are not class ids, e.g. 1=1,2=pet,255=ignore "
                         "(a class id, a class name or ignore)")
@@ -199,7 +200,7 @@ def add_split(sub) -> None:
 
 def cmd_split(args: argparse.Namespace) -> int:
     project = Project(resolve_project_path(args.project))
-    counts = splits.assign(project, val_fraction=args.val_fraction, val_count=args.val_count, seed=args.seed,
+    counts = project.splits.assign(val_fraction=args.val_fraction, val_count=args.val_count, seed=args.seed,
                                    labeled_only=not args.include_unlabeled)
     print("  ".join(f"{k}: {v}" for k, v in counts.items()))
     return 0

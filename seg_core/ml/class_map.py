@@ -73,12 +73,12 @@ def class_map(project: "Project", run_id: str, config: dict) -> ClassMap:
     scheme = config.get("class_scheme")
     if scheme is None:   # a run from before runs recorded their numbering
         learned = [c["name"] for c in config.get("classes", [])]
-        if class_scheme.current(project) != 0 and list(names[:count]) != learned:
+        if project.class_scheme.current() != 0 and list(names[:count]) != learned:
             raise TrainingError(f"Run {run_id} was trained before a class was removed, so which of the project's "
                                 f"classes its answers stand for is not known; {TRAIN_AGAIN}.")
         to_project = list(range(count))
     else:
-        steps = class_scheme.since(project, int(scheme))
+        steps = project.class_scheme.since(int(scheme))
         if steps is None:
             raise TrainingError(f"Run {run_id} was trained before many classes were removed, so which of the "
                                 f"project's classes its answers stand for is no longer known; {TRAIN_AGAIN}.")

@@ -20,7 +20,6 @@ from seg_core.ml import dataset, distribute, losses, models, warm
 from seg_core.ml.callbacks import MONITOR, RunMonitor, RunState, schedule
 from seg_core.ml.config import FINE_TUNE_LR_SCALE, FROZEN_BUDGET_SHARE, PREVIEW_COUNT, TrainConfig, require_labeled
 from seg_core.ml.distribute import Plan
-from seg_core.store import class_scheme, lineage, splits
 from seg_core.store.project import Project
 from seg_core.store.runs import RunSplit, RunStatus
 
@@ -46,12 +45,12 @@ def run_split(project: Project, run_id: str, config: TrainConfig, resume: bool, 
         return project.runs.get(run_id).split
     require_labeled(project.count_images(status="labeled"))
     recorded = project.runs.get(run_id).split
-    split = recorded if resume and recorded is not None else splits.for_run(project, config.val_fraction, config.seed)
+    split = recorded if resume and recorded is not None else project.splits.for_run(config.val_fraction, config.seed)
     if not split.train_ids or not split.val_ids:
         raise TrainingError("Training needs labeled images in both the train and the validation split; "
                             "change the split on the Data page.")
-    if split.masks is None or not lineage.kept(project, run_id, split.masks):   # a resumed run keeps its masks
-        split = dataclasses.replace(split, masks=lineage.keep(project, run_id, split.train_ids + split.val_ids))
+    if split.masks is None or not project.lineage.kept(run_id, split.masks):   # a resumed run keeps its masks
+        split = dataclasses.replace(split, masks=project.lineage.keep(run_id, split.train_ids + split.val_ids))
     project.runs.update(run_id, split=split)
     return split
 
@@ -121,7 +120,7 @@ def train(project: Project, run_id: str, config: TrainConfig, resume: bool = Fal
 
 def _train(project: Project, run_id: str, config: TrainConfig, resume: bool, state: RunState | None,
            extra_callbacks: list | None, plan: Plan | None) -> RunStatus:
-    scheme, classes = class_scheme.current(project), project.classes   # recorded: ml/class_map.py reads them
+    scheme, classes = project.class_scheme.current(), project.classes   # recorded: ml/class_map.py reads them
     num_classes = len(classes)
     config.validate(num_classes)
     spec = models.REGISTRY[config.model]

@@ -11,7 +11,6 @@ from PIL import Image
 from seg_core.classes import ClassSpec, default_color
 from seg_core.services.demo_scenes import MULTICLASS_NAMES, render_scene
 from seg_core.errors import ProjectError
-from seg_core.store import splits
 from seg_core.store.project import Project, is_project
 from seg_core.store.workspace import new_project
 
@@ -58,6 +57,6 @@ def create_demo_project(path: str | Path, multiclass: bool = False, count: int =
         added = project.add_image(_png(rgb), f"scene_{i:03d}.png")
         if i < count - unlabeled:
             project.masks.save(added.image.id, mask, 0, author="demo", source="demo")
-    splits.assign(project, val_fraction=0.2, seed=seed)
+    project.splits.assign(val_fraction=0.2, seed=seed)
     staging.rename(path)
     return Project(path)

@@ -96,7 +96,7 @@ def clear_canvas(view: View) -> None:
 
 def open_view(project: Project, image_id: int, key: str) -> View:
     """A fresh view: the image's draft if it has one (whoever painted it), else its saved mask."""
-    scheme = class_scheme.current(project)   # first: a removal in between renumbers what is read after it
+    scheme = project.class_scheme.current()   # first: a removal in between renumbers what is read after it
     rec = project.image(image_id)
     draft = project.drafts.get(rec.id)
     if draft is not None:
@@ -123,7 +123,7 @@ def follow_classes(project: Project, view: View) -> list[class_scheme.Renumberin
     """Classes removed in another tab since this view opened: renumber what it shows, its undo history, and the
     mask version and draft it stands on, as the removal renumbered them on disk. Returns the removals followed
     ([] when none), or None when they are too many to follow (the page opens the image afresh)."""
-    steps = class_scheme.since(project, view.scheme)
+    steps = project.class_scheme.since(view.scheme)
     if not steps:
         return steps
     for step in steps:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from seg_core.files import atomic_write
 from seg_core.ml.config import ANY_SIZE_MODELS, PREVIEW_COUNT, TrainConfig
 from seg_core.ml.cpu import cpu_has_avx512
-from seg_core.store import splits
 from seg_core.store.layout import machine_speed_file
 from seg_core.store.project import Project
 from seg_core.store.runs import RunRecord, RunStatus
@@ -254,7 +253,7 @@ def _run_meta(project: Project, run_id: str) -> dict:
 def estimate(project: Project, config: TrainConfig, ready=None, gflops: float | None = None) -> Estimate:
     """How long the run will take here: its GFLOPs per epoch over this machine's measured speed. `ready`: the
     page's planning.Readiness (its train and val counts), else the split is planned here."""
-    train, val = (ready.train, ready.val) if ready is not None else splits.planned(project, config.val_fraction)[:2]
+    train, val = (ready.train, ready.val) if ready is not None else project.splits.planned(config.val_fraction)[:2]
     channels, num_classes = project.stats()["channels"] or 3, len(project.classes)
     train_work, val_work = epoch_work(config, max(train, 1), val, channels, num_classes)
     measured = measured_speed(project, config, channels, num_classes)

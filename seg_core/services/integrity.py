@@ -41,7 +41,8 @@ def check_project(path: str | Path, models: bool = True) -> list[Problem]:
         return [Problem(DB_NAME, f"the project does not open: {exc}")]
     try:
         try:
-            recovery.tidy(project)   # as a fresh process's open would, even where this one opened it before
+            # as a fresh process's open would, even where this one opened it before
+            recovery.tidy(project.db, project.layout)
         except (OSError, sqlite3.Error):
             pass                     # a full or read-only disk: what is left is reported below
         problems += _images(project) + _masks(project) + _drafts(project) + _leftovers(project)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from seg_core.errors import ProjectError, RunBusyError
 from seg_core.ml.config import TrainConfig
 from seg_core.services import jobs, planning
-from seg_core.store import lineage
 from seg_core.store.project import Project
 from seg_core.store.runs import RunRecord, RunStatus
 
@@ -60,7 +59,7 @@ def change(project: Project, on: bool | None = None, every: int | None = None,
 def _since_last_run(project: Project, runs: list[RunRecord]) -> int:
     """Masks changed or added since the newest run that recorded what it learned from (all of them before any)."""
     last = next((r for r in runs if r.split is not None and r.split.masks is not None), None)
-    return lineage.changes(project, () if last is None else last.split.masks).count
+    return project.lineage.changes(() if last is None else last.split.masks).count
 
 
 def _paused_by(runs: list[RunRecord]) -> RunRecord | None:

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 from seg_core.ml.config import MIN_LABELED_IMAGES, PRESETS, TOO_FEW_LABELED, TrainConfig, preset
 from seg_core.services.estimating import plural, cut_short, first_guess, fmt_duration, typical_epoch_s
-from seg_core.store import splits
 from seg_core.store.project import Project
 from seg_core.store.runs import RunRecord, RunStatus
 
@@ -42,7 +41,7 @@ def readiness(project: Project, config: TrainConfig | None = None) -> Readiness:
         need = "any labeled images" if labeled == 0 else f"only {plural(labeled, 'labeled image')}"
         r.problems.append(f"The project has {need}. {TOO_FEW_LABELED}")
     else:
-        r.train, r.val, r.split_exists = splits.planned(project, config.val_fraction)
+        r.train, r.val, r.split_exists = project.splits.planned(config.val_fraction)
         how = ("the project's split; change it on the Data page" if r.split_exists
                else f"{config.val_fraction:.0%} set aside for validation by the run; your split stays as it is")
         r.lines.append(f"{plural(labeled, 'labeled image')}: {r.train} to learn from, {r.val} to check the model "

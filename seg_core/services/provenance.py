@@ -24,7 +24,7 @@ def changes(project: Project, run: RunRecord) -> lineage.Changes | None:
     """The project's masks against those the run learned from; None where the run did not record them."""
     if run.split is None or run.split.masks is None:
         return None
-    return lineage.changes(project, run.split.masks)
+    return project.lineage.changes(run.split.masks)
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,17 @@
-"""SQLite schema, migrations and connections (WAL, busy timeout) for a project's project.db."""
+"""A project's project.db: its schema and migrations, connections (WAL, busy timeout) and transactions, and the
+`Database` that the store's parts share."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
 from seg_core import faults
-from seg_core.classes import ClassSpec
+from seg_core.classes import ClassSpec, parse_color
 from seg_core.errors import ProjectError
 
 BUSY_TIMEOUT_S = 30.0
@@ -201,6 +204,67 @@ def migrate(conn: sqlite3.Connection) -> int:
 def _statements(script: str) -> list[str]:
     # executescript() would COMMIT our transaction; split instead (no ';' inside our DDL strings).
     return [s.strip() for s in script.split(";") if s.strip()]
+
+
+class Database:
+    """The database the parts of a project share: one connection per thread, and transactions that take the write
+    lock up front."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, in autocommit mode. Opening SQLite for every call would cost more than the
+        work; a thread of its own gets a connection of its own, as SQLite requires."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect(self.path)
+        yield conn
+
+    @contextlib.contextmanager
+    def transaction(self, immediate: bool = True) -> Iterator[sqlite3.Connection]:
+        with self.connection() as conn, transaction(conn, immediate):
+            yield conn
+
+    def upgrade(self) -> None:
+        with self.connection() as conn:
+            upgrade(conn)
+
+    def close(self) -> None:
+        """Close this thread's connection; the next use opens a new one."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def setting(self, key: str, default=None):
+        with self.connection() as conn:
+            return read_setting(conn, key, default)
+
+    def set_setting(self, key: str, value) -> None:
+        with self.connection() as conn:
+            write_setting(conn, key, value)
+
+
+def read_setting(conn: sqlite3.Connection, key: str, default=None):
+    """A value of the settings table (stored as JSON), or `default`."""
+    row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+    return json.loads(row[0]) if row else default
+
+
+def write_setting(conn: sqlite3.Connection, key: str, value) -> None:
+    conn.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+
+def delete_setting(conn: sqlite3.Connection, key: str) -> None:
+    conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+
+
+def read_classes(conn: sqlite3.Connection) -> list[ClassSpec]:
+    rows = conn.execute("SELECT id, name, color FROM classes ORDER BY id").fetchall()
+    return [ClassSpec(r["id"], r["name"], parse_color(r["color"])) for r in rows]
 
 
 def write_classes(conn: sqlite3.Connection, classes: Sequence[ClassSpec]) -> None:

@@ -13,14 +13,14 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 from seg_core.errors import TrainingError
 from seg_core.files import temp_path
-
-if TYPE_CHECKING:
-    from seg_core.store.project import Project
-    from seg_core.store.records import ImageRecord
+from seg_core.store.annotations import Masks
+from seg_core.store.images import Images
+from seg_core.store.layout import ProjectLayout
+from seg_core.store.records import ImageRecord, ImageStatus
 
 TRIES = 5          # a mask saved while it is linked: read its record again, at most this many times
 SETTLE_S = 0.05    # a save commits its record just before it renames its file in
@@ -75,44 +75,49 @@ def _link(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def _keep_one(project: "Project", rec: "ImageRecord", dst: Path) -> MaskUse | None:
-    for _ in range(TRIES):
-        src = project.masks.path(rec.id)
-        if rec.status != "labeled" or not src.exists():
-            return None   # cleared meanwhile: the run does without it
-        _link(src, dst)
-        sha = _sha(dst)
-        if rec.mask_sha256 in (None, sha):   # masks from before checksums were recorded are taken as they are
-            return MaskUse(rec.id, rec.mask_version, sha)
-        time.sleep(SETTLE_S)
-        rec = project.image(rec.id)
-    raise TrainingError(f"The mask of '{rec.filename}' kept changing while the run started; start it again.")
+class Lineage:
+    """The masks of each run, kept in its folder as they were when it started."""
 
+    def __init__(self, layout: ProjectLayout, images: Images, masks: Masks):
+        self._layout = layout
+        self._images = images
+        self._masks = masks
 
-def keep(project: "Project", run_id: str, image_ids: Iterable[int]) -> tuple[MaskUse, ...]:
-    """Link the saved mask of each of these images into the run's folder; the versions linked, in id order.
-    Images without a mask are left out."""
-    wanted = set(image_ids)
-    folder = project.layout.run(run_id).masks_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    kept = []
-    for rec in project.list_images(status="labeled"):
-        if rec.id in wanted:
-            use = _keep_one(project, rec, project.layout.run(run_id).mask(rec.id))
-            if use is not None:
-                kept.append(use)
-    return tuple(kept)
+    def _keep_one(self, rec: ImageRecord, dst: Path) -> MaskUse | None:
+        for _ in range(TRIES):
+            src = self._masks.path(rec.id)
+            if rec.status != ImageStatus.LABELED or not src.exists():
+                return None   # cleared meanwhile: the run does without it
+            _link(src, dst)
+            sha = _sha(dst)
+            if rec.mask_sha256 in (None, sha):   # masks from before checksums were recorded are taken as they are
+                return MaskUse(rec.id, rec.mask_version, sha)
+            time.sleep(SETTLE_S)
+            rec = self._images.get(rec.id)
+        raise TrainingError(f"The mask of '{rec.filename}' kept changing while the run started; start it again.")
 
+    def keep(self, run_id: str, image_ids: Iterable[int]) -> tuple[MaskUse, ...]:
+        """Link the saved mask of each of these images into the run's folder; the versions linked, in id order.
+        Images without a mask are left out."""
+        wanted = set(image_ids)
+        folder = self._layout.run(run_id).masks_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        kept = []
+        for rec in self._images.list(status=ImageStatus.LABELED):
+            if rec.id in wanted:
+                use = self._keep_one(rec, self._layout.run(run_id).mask(rec.id))
+                if use is not None:
+                    kept.append(use)
+        return tuple(kept)
 
-def kept(project: "Project", run_id: str, masks: Iterable[MaskUse]) -> bool:
-    """Whether the run's folder still holds every one of these masks (a resumed run learns from them again)."""
-    return all(project.layout.run(run_id).mask(m.image_id).exists() for m in masks)
+    def kept(self, run_id: str, masks: Iterable[MaskUse]) -> bool:
+        """Whether the run's folder still holds every one of these masks (a resumed run learns from them again)."""
+        return all(self._layout.run(run_id).mask(m.image_id).exists() for m in masks)
 
-
-def changes(project: "Project", masks: Iterable[MaskUse]) -> Changes:
-    """The project's labeled images (its test split aside, which no run learns from) against a run's masks."""
-    used = {m.image_id: m for m in masks}
-    now = {r.id: r for r in project.list_images(status="labeled") if r.split != "test"}
-    changed = tuple(i for i in sorted(used.keys() & now.keys())
-                    if (now[i].mask_sha256 or "") != used[i].sha256 and now[i].mask_version != used[i].version)
-    return Changes(changed, tuple(sorted(now.keys() - used.keys())), tuple(sorted(used.keys() - now.keys())))
+    def changes(self, masks: Iterable[MaskUse]) -> Changes:
+        """The project's labeled images (its test split aside, which no run learns from) against a run's masks."""
+        used = {m.image_id: m for m in masks}
+        now = {r.id: r for r in self._images.list(status=ImageStatus.LABELED) if r.split != "test"}
+        changed = tuple(i for i in sorted(used.keys() & now.keys())
+                        if (now[i].mask_sha256 or "") != used[i].sha256 and now[i].mask_version != used[i].version)
+        return Changes(changed, tuple(sorted(now.keys() - used.keys())), tuple(sorted(used.keys() - now.keys())))

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from seg_core.store.project import Project
+from seg_core.store.db import Database
 
 OUTCOMES = ("accepted", "fixed", "skipped")
 
@@ -32,18 +30,18 @@ class Tally:
 class Outcomes:
     """Append-only: every tab's Accept, Fix and Skip is a row of its own, so two tabs never lose a count."""
 
-    def __init__(self, project: "Project"):
-        self._project = project
+    def __init__(self, database: Database):
+        self._db = database
 
     def add(self, run_id: str, image_id: int, outcome: str) -> None:
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome is one of {OUTCOMES}, not {outcome!r}")
-        with self._project._db() as conn:
+        with self._db.connection() as conn:
             conn.execute("INSERT INTO proposal_outcomes (run_id, image_id, outcome, at) VALUES (?, ?, ?, ?)",
                          (run_id, int(image_id), outcome, time.time()))
 
     def tally(self, run_id: str) -> Tally:
-        with self._project._db() as conn:
+        with self._db.connection() as conn:
             rows = conn.execute("SELECT outcome, COUNT(*) FROM proposal_outcomes WHERE run_id = ? GROUP BY outcome",
                                 (run_id,)).fetchall()
         return Tally(**{r[0]: int(r[1]) for r in rows})

@@ -1,12 +1,39 @@
-"""Typed rows of the images table."""
+"""Typed rows of the images table, and the values its status and split columns take."""
 
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, fields
+from enum import Enum
 from pathlib import Path
 
-STATUSES = ("unlabeled", "labeled")
+from seg_core.errors import ProjectError
+
+
+class ImageStatus(str, Enum):
+    """Whether an image has a saved mask. A str, so that the stored values, filters and JSON stay plain words."""
+
+    UNLABELED = "unlabeled"
+    LABELED = "labeled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+STATUSES = tuple(s.value for s in ImageStatus)
+SPLITS = ("train", "val", "test")
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ProjectError(f"Split must be one of {', '.join(SPLITS)}; got '{split}'.")
+    return split
+
+
+def check_status(status: str) -> ImageStatus:
+    if status not in STATUSES:
+        raise ProjectError(f"Status must be one of {', '.join(STATUSES)}; got '{status}'.")
+    return ImageStatus(status)
 
 
 @dataclass(frozen=True)
@@ -20,7 +47,7 @@ class ImageRecord:
     channels: int
     source_format: str
     split: str
-    status: str
+    status: ImageStatus
     mask_version: int
     mask_sha256: str | None
     mask_source: str | None
@@ -39,7 +66,8 @@ class ImageRecord:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "ImageRecord":
-        return cls(**{f.name: row[f.name] for f in fields(cls)})
+        values = {f.name: row[f.name] for f in fields(cls)}
+        return cls(**{**values, "status": ImageStatus(values["status"])})
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,11 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from seg_core.files import fsync_dir, leftover_temps
-from seg_core.store import db
-
-if TYPE_CHECKING:
-    from seg_core.store.project import Project
+from seg_core.store.db import Database
+from seg_core.store.layout import ProjectLayout
+from seg_core.store.records import ImageStatus
 
 log = logging.getLogger(__name__)
 # A server opens its project at every page rerun: the folders are looked through once per process and project.
@@ -23,21 +21,21 @@ _tidied: set[Path] = set()
 _lock = threading.Lock()
 
 
-def tidy_once(project: "Project") -> None:
+def tidy_once(database: Database, layout: ProjectLayout) -> None:
     with _lock:
-        if project.path in _tidied:
+        if layout.root in _tidied:
             return
-        _tidied.add(project.path)
+        _tidied.add(layout.root)
     try:
-        tidy(project)
+        tidy(database, layout)
     except (OSError, sqlite3.Error) as exc:   # a read-only workspace can still be opened and read
-        log.warning("could not tidy %s after a crash: %s", project.path, exc)
+        log.warning("could not tidy %s after a crash: %s", layout.root, exc)
 
 
-def tidy(project: "Project") -> list[str]:
+def tidy(database: Database, layout: ProjectLayout) -> list[str]:
     """Put right what a crash left; returns one sentence per thing done (the log has them too)."""
-    layout, done = project.layout, []
-    saved = _saved_masks(project)
+    done = []
+    saved = _saved_masks(database)
     for tmp, name in leftover_temps(layout.masks_dir):
         if name.endswith(".png") and name[:-4].isdigit() and _finish_mask(tmp, layout.masks_dir / name,
                                                                            saved.get(int(name[:-4]))):
@@ -50,9 +48,9 @@ def tidy(project: "Project") -> list[str]:
     folders += runs + [p / "previews" for p in runs] + [p / "masks" for p in runs]
     for folder in folders:
         done += [_remove(tmp) for tmp, _ in leftover_temps(folder)]
-    done += _strays(project)
+    done += _strays(database, layout)
     for line in done:
-        log.warning("%s: %s", project.path.name, line)
+        log.warning("%s: %s", layout.root.name, line)
     return done
 
 
@@ -61,9 +59,10 @@ def _remove(path: Path) -> str:
     return f"removed {path.name}, left by a writer that was stopped"
 
 
-def _saved_masks(project: "Project") -> dict[int, str]:
-    with project._db() as conn:
-        return {r[0]: r[1] for r in conn.execute("SELECT id, mask_sha256 FROM images WHERE status = 'labeled'")}
+def _saved_masks(database: Database) -> dict[int, str]:
+    with database.connection() as conn:
+        return {r[0]: r[1] for r in conn.execute("SELECT id, mask_sha256 FROM images WHERE status = ?",
+                                                 (ImageStatus.LABELED.value,))}
 
 
 def _finish_mask(tmp: Path, target: Path, recorded: str | None) -> bool:
@@ -79,14 +78,14 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _strays(project: "Project") -> list[str]:
+def _strays(database: Database, layout: ProjectLayout) -> list[str]:
     """Image files whose insert was rolled back, and mask or draft files of images cleared or deleted. Under the
     write lock: an image being added holds it from its file's rename to the commit."""
-    layout, out = project.layout, []
-    with project._db() as conn, db.transaction(conn):
+    out = []
+    with database.transaction() as conn:
         rows = {r[0]: (r[1], r[2]) for r in conn.execute("SELECT id, stored_name, status FROM images")}
         for folder, keep in ((layout.images_dir, lambda i, n: i in rows and rows[i][0] == n),
-                             (layout.masks_dir, lambda i, n: rows.get(i, ("", ""))[1] == "labeled"),
+                             (layout.masks_dir, lambda i, n: rows.get(i, ("", ""))[1] == ImageStatus.LABELED),
                              (layout.drafts_dir, lambda i, n: i in rows)):
             for entry in os.scandir(folder) if folder.is_dir() else ():
                 stem = entry.name.split(".", 1)[0]

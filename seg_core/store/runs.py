@@ -7,17 +7,14 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
 
 from seg_core import faults
 from seg_core.errors import NotFoundError, RunBusyError
 from seg_core.files import storage_guard
 from seg_core.ml.config import TrainConfig
-from seg_core.store import db
+from seg_core.store.db import Database
+from seg_core.store.layout import ProjectLayout
 from seg_core.store.lineage import MaskUse
-
-if TYPE_CHECKING:
-    from seg_core.store.project import Project
 
 
 def _images(n: int, word: str = "image") -> str:
@@ -140,23 +137,21 @@ _UPDATABLE = {"status", "config", "started_at", "ended_at", "pid", "heartbeat_at
 class Runs:
     """A project's training runs: one at a time may be queued or running."""
 
-    def __init__(self, project: "Project"):
-        self._project = project
-
-    def _db(self):
-        return self._project._db()
+    def __init__(self, database: Database, layout: ProjectLayout):
+        self._db = database
+        self._layout = layout
 
     def create(self, config: TrainConfig, run_id: str | None = None) -> RunRecord:
         """Record a queued run; refused while another run of this project is queued or running."""
         run_id = run_id or time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(2).hex()
         # The folder first: a crash before the commit leaves an empty folder, never a run without one.
         with storage_guard("the training run was not started"):
-            self._project.layout.run(run_id).dir.mkdir(parents=True, exist_ok=True)
+            self._layout.run(run_id).dir.mkdir(parents=True, exist_ok=True)
             self._insert(run_id, config)
         return self.get(run_id)
 
     def _insert(self, run_id: str, config: TrainConfig) -> None:
-        with self._db() as conn, db.transaction(conn):
+        with self._db.transaction() as conn:
             busy = conn.execute("SELECT id, status, created_at FROM runs WHERE status IN (?, ?)",
                                 (RunStatus.QUEUED.value, RunStatus.RUNNING.value)).fetchone()
             if busy:
@@ -169,7 +164,7 @@ class Runs:
                          (run_id, RunStatus.QUEUED.value, json.dumps(config.to_dict()), time.time()))
 
     def get(self, run_id: str) -> RunRecord:
-        with self._db() as conn:
+        with self._db.connection() as conn:
             row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"There is no run '{run_id}' in this project.")
@@ -177,7 +172,7 @@ class Runs:
 
     def list(self) -> list[RunRecord]:
         """Newest first."""
-        with self._db() as conn:
+        with self._db.connection() as conn:
             rows = conn.execute("SELECT * FROM runs ORDER BY created_at DESC").fetchall()
         return [RunRecord.from_row(r) for r in rows]
 
@@ -192,14 +187,14 @@ class Runs:
         if isinstance(fields.get("split"), RunSplit):
             fields["split"] = fields["split"].to_json()
         sets = ", ".join(f"{k} = ?" for k in fields)
-        with self._db() as conn:
+        with self._db.connection() as conn:
             conn.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*fields.values(), run_id))
 
     def request_stop(self, run_id: str) -> None:
         self.update(run_id, stop_requested=1)
 
     def stop_requested(self, run_id: str) -> bool:
-        with self._db() as conn:
+        with self._db.connection() as conn:
             row = conn.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
         return bool(row and row[0])
 
@@ -208,7 +203,7 @@ class Runs:
         another's model stands in for that model where it ended better than it on the same images, and is never
         used where it ended worse."""
         finished = [r for r in self.list() if r.best_score is not None and r.status.finished
-                    and self._project.layout.run(r.id).checkpoint("best").exists()]
+                    and self._layout.run(r.id).checkpoint("best").exists()]
         superseded = {r.config.warm_start for r in finished if r.improved}
         candidates = [r for r in finished if r.improved is not False and r.id not in superseded]
         return max(candidates, key=lambda r: (r.best_score, r.created_at)) if candidates else None
@@ -216,33 +211,33 @@ class Runs:
     def usable(self) -> list[RunRecord]:
         """Finished runs that saved a model: the best run first, then by validation dice, then newest. What the
         Predict & review page offers and a model download chooses from."""
-        runs = [r for r in self.list() if r.status.finished and self._project.layout.run(r.id).has_model()]
+        runs = [r for r in self.list() if r.status.finished and self._layout.run(r.id).has_model()]
         best = self.best()
         return sorted(runs, key=lambda r: (best is not None and r.id == best.id,
                                            -1.0 if r.best_score is None else r.best_score, r.created_at), reverse=True)
 
     # ----- metrics ------------------------------------------------------------------------------
     def add_metrics(self, run_id: str, epoch: int, values: dict, batch: int | None = None) -> None:
-        faults.point("commit", self._project.layout.db)
-        with self._db() as conn:
+        faults.point("commit", self._layout.db)
+        with self._db.connection() as conn:
             conn.execute("INSERT INTO metrics (run_id, epoch, batch, data, created_at) VALUES (?, ?, ?, ?, ?)",
                          (run_id, int(epoch), batch, json.dumps(values), time.time()))
 
     def delete_metrics_from(self, run_id: str, epoch: int) -> None:
         """Forget metrics of epochs >= epoch (a resumed run redoes them)."""
-        with self._db() as conn:
+        with self._db.connection() as conn:
             conn.execute("DELETE FROM metrics WHERE run_id = ? AND epoch >= ?", (run_id, int(epoch)))
 
     def epoch_metrics(self, run_id: str) -> list[dict]:
         """One dict per finished epoch, in order, with 'epoch' included."""
-        with self._db() as conn:
+        with self._db.connection() as conn:
             rows = conn.execute("SELECT epoch, data FROM metrics WHERE run_id = ? AND batch IS NULL ORDER BY epoch",
                                 (run_id,)).fetchall()
         return [{"epoch": r[0], **json.loads(r[1])} for r in rows]
 
     def latest_progress(self, run_id: str) -> dict | None:
         """The newest per-batch progress row, or None."""
-        with self._db() as conn:
+        with self._db.connection() as conn:
             row = conn.execute("SELECT epoch, batch, data, created_at FROM metrics WHERE run_id = ? AND batch IS NOT NULL "
                                "ORDER BY rowid DESC LIMIT 1", (run_id,)).fetchone()
         return {"epoch": row[0], "batch": row[1], "at": row[3], **json.loads(row[2])} if row else None

@@ -1,10 +1,9 @@
-"""The workspace folder: finding, naming, listing and creating projects."""
+"""The workspace folder: finding, listing, creating and deleting projects (what one may be called: store/names.py)."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import sqlite3
 from dataclasses import dataclass
@@ -14,14 +13,10 @@ from typing import Sequence
 from seg_core.classes import ClassSpec
 from seg_core.errors import ProjectError
 from seg_core.files import atomic_write
-from seg_core.store.layout import DB_NAME, WEIGHTS_DIR, last_project_file, workspace_dir
+from seg_core.store.layout import DB_NAME, last_project_file, workspace_dir
 from seg_core.store.project import Project, is_project
-from seg_core.text import shorten
 
 CLASSES_EXPLICIT = "classes_explicit"
-PROJECT_NAME_CHARS = 64   # a project's name, also its folder's
-_NAME_RE = re.compile(rf"[A-Za-z0-9][A-Za-z0-9 _.\-]{{0,{PROJECT_NAME_CHARS - 1}}}")
-_WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 
 
 def resolve_project_path(arg: str | Path, workspace: str | Path | None = None) -> Path:
@@ -31,26 +26,6 @@ def resolve_project_path(arg: str | Path, workspace: str | Path | None = None) -
     if p.is_absolute() or os.sep in text or "/" in text or text.startswith("."):
         return p.resolve()
     return (Path(workspace) if workspace else workspace_dir()) / text
-
-
-def check_project_name(name: str) -> str:
-    """The name, stripped, if it can be a folder of the workspace on any system; else a ProjectError."""
-    name = str(name).strip()
-    shown = f"'{shorten(name)}'" if name.isprintable() else repr(shorten(name))
-    if not _NAME_RE.fullmatch(name):
-        raise ProjectError(
-            f"{shown} cannot be a project name: use up to {PROJECT_NAME_CHARS} letters, digits, spaces, '-', '_' "
-            "or '.', starting with a letter or digit."
-        )
-    if name.endswith("."):   # Windows drops a trailing dot: the folder would not be found again there
-        raise ProjectError(f"'{name}' cannot be a project name: it may not end with '.'.")
-    if name.split(".")[0].strip().lower() in _WINDOWS_DEVICES:
-        raise ProjectError(f"'{name}' cannot be a project name: Windows keeps it for a device (CON, PRN, AUX, NUL, "
-                           "COM1-9, LPT1-9), so the project could not be copied there; choose another name.")
-    if name.lower() == WEIGHTS_DIR:
-        raise ProjectError(f"'{name}' cannot be a project name: the workspace keeps pretrained weights in its "
-                           f"'{WEIGHTS_DIR}' folder; choose another name.")
-    return name
 
 
 def new_project(path: str | Path, classes: Sequence[ClassSpec] | None = None, name: str | None = None) -> Project:
