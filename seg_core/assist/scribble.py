@@ -122,6 +122,36 @@ class _Forests:
         return total / sum(f.n_estimators for f in self.forests)
 
 
+def _strokes(scribbles, h: int, w: int, num_classes: int | None) -> np.ndarray:
+    """The strokes as (h, w) uint8 class ids, checked against the image's size and the project's classes."""
+    marks = np.asarray(scribbles)
+    if marks.shape != (h, w):
+        raise AssistError(f"The strokes are {marks.shape[1] if marks.ndim > 1 else '?'}x{marks.shape[0]} but the "
+                          f"image is {w}x{h}.")
+    marks = marks.astype(np.uint8, copy=False)
+    used = np.unique(marks[marks != NO_SCRIBBLE])
+    if num_classes is not None and used.size and used.max() >= num_classes:
+        raise AssistError(f"The strokes use class {int(used.max())}, but the project has {num_classes} classes "
+                          f"(0 to {num_classes - 1}).")
+    return marks
+
+
+def _learned_samples(learn_from: list, rng: np.random.Generator) -> tuple[list, list]:
+    """Features and classes of pixels drawn from saved masks, LEARNED_PER_CLASS of each class over them all."""
+    xs, ys = [], []
+    for other_image, other_ids in learn_from:
+        other = as_image(other_image)
+        if np.asarray(other_ids).shape != other.shape[:2]:
+            raise AssistError("A saved mask to learn from does not match its image's size.")
+        osize = work_size(*other.shape[:2])
+        ofeats = features(shrink(other, osize))
+        olabels = shrink_labels(np.asarray(other_ids, np.uint8), osize)
+        oidx, oy = _sample(olabels, LEARNED_PER_CLASS // len(learn_from), rng)
+        xs.append(ofeats.reshape(-1, ofeats.shape[2])[oidx])
+        ys.append(oy)
+    return xs, ys
+
+
 def scribble_fill(image, scribbles, num_classes: int | None = None, learn_from=None, seed: int = 0,
                   prior=None, trust=None) -> np.ndarray:
     """Every pixel's class from a few strokes: (H, W) uint8 ids; stroked pixels keep their class.
@@ -135,15 +165,7 @@ def scribble_fill(image, scribbles, num_classes: int | None = None, learn_from=N
     """
     rgb = as_image(image)
     h, w = rgb.shape[:2]
-    marks = np.asarray(scribbles)
-    if marks.shape != (h, w):
-        raise AssistError(f"The strokes are {marks.shape[1] if marks.ndim > 1 else '?'}x{marks.shape[0]} but the "
-                          f"image is {w}x{h}.")
-    marks = marks.astype(np.uint8, copy=False)
-    used = np.unique(marks[marks != NO_SCRIBBLE])
-    if num_classes is not None and used.size and used.max() >= num_classes:
-        raise AssistError(f"The strokes use class {int(used.max())}, but the project has {num_classes} classes "
-                          f"(0 to {num_classes - 1}).")
+    marks = _strokes(scribbles, h, w, num_classes)
     rng = np.random.default_rng(seed)
     size = work_size(h, w)
     small = shrink(rgb, size)
@@ -158,18 +180,9 @@ def scribble_fill(image, scribbles, num_classes: int | None = None, learn_from=N
         elif not learn_from:   # the saved masks' images have no model probabilities to learn beside
             feats = np.concatenate([feats, p_small * weights], axis=2)
     idx, y = _sample(small_marks, SAMPLES_PER_CLASS, rng)
-    xs, ys = [feats.reshape(-1, feats.shape[2])[idx]], [y]
-    for other_image, other_ids in learn_from:
-        other = as_image(other_image)
-        if np.asarray(other_ids).shape != other.shape[:2]:
-            raise AssistError("A saved mask to learn from does not match its image's size.")
-        osize = work_size(*other.shape[:2])
-        ofeats = features(shrink(other, osize))
-        olabels = shrink_labels(np.asarray(other_ids, np.uint8), osize)
-        oidx, oy = _sample(olabels, LEARNED_PER_CLASS // len(learn_from), rng)
-        xs.append(ofeats.reshape(-1, ofeats.shape[2])[oidx])
-        ys.append(oy)
-    x, y = np.concatenate(xs), np.concatenate(ys)
+    learned_x, learned_y = _learned_samples(learn_from, rng)
+    x = np.concatenate([feats.reshape(-1, feats.shape[2])[idx], *learned_x])
+    y = np.concatenate([y, *learned_y])
     classes = np.unique(y)
     if classes.size == 0:
         raise AssistError("Smart fill needs strokes: paint a little of the object and a little of the background.")
