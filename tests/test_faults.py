@@ -99,7 +99,7 @@ def test_the_hook_is_off_without_the_variable_and_refuses_a_bad_spec(monkeypatch
 
 
 def test_count_mode_logs_every_point(monkeypatch, tmp_path):
-    from seg_core.files import atomic_write
+    from seg_core.durable import atomic_write
 
     log = tmp_path / "points.log"
     monkeypatch.setenv(faults.ENV, f"count:{log}")

@@ -9,7 +9,7 @@ import pytest
 
 from helpers import box_mask, photo, png_bytes
 from seg_core.store import db
-from seg_core import files
+from seg_core import durable
 from seg_core.classes import ClassSpec, default_classes
 from seg_core.errors import ClassSpecError, InvalidImageError, InvalidMaskError, MaskConflictError, NotFoundError, ProjectError
 from seg_core.store.project import Project
@@ -251,7 +251,7 @@ def test_workspace_listing_and_name_resolution(workspace, tmp_path):
 
 def test_atomic_write_replaces_whole_file(tmp_path):
     target = tmp_path / "out" / "f.bin"
-    files.atomic_write(target, b"old")
-    files.atomic_write(target, b"new contents")
+    durable.atomic_write(target, b"old")
+    durable.atomic_write(target, b"new contents")
     assert target.read_bytes() == b"new contents"
     assert [p.name for p in target.parent.iterdir()] == ["f.bin"]

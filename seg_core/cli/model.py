@@ -255,7 +255,7 @@ def add_predict(sub) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from seg_core import viz
-    from seg_core.files import atomic_write, storage_guard
+    from seg_core.durable import atomic_write, storage_guard
     from seg_core.formats import images, masks
     from seg_core.ml.inference import Predictor, for_project
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from seg_core import viz
 from seg_core import faults
-from seg_core.files import atomic_write, commit_temp, storage_guard, sync_file, temp_path
+from seg_core.durable import atomic_write, commit_temp, storage_guard, sync_file, temp_path
 from seg_core.ml import losses
 from seg_core.ml.config import TrainConfig
 from seg_core.store.project import Project

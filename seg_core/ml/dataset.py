@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from seg_core.files import atomic_write
+from seg_core.durable import atomic_write
 from seg_core.formats.images import load_image
 from seg_core.formats.masks import load_png
 from seg_core.ml.augment import AugmentConfig, augment_pair

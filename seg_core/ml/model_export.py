@@ -17,7 +17,7 @@ from pathlib import Path
 from seg_core import __version__
 from seg_core.classes import IGNORE_COLOR, IGNORE_ID, ClassSpec, color_to_hex
 from seg_core.errors import ModelExportError
-from seg_core.files import atomic_write, commit_dir
+from seg_core.durable import atomic_write, commit_dir
 from seg_core.ml.model_readme import readme
 from seg_core.store.project import Project
 from seg_core.store.runs import RunRecord

@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 
 from seg_core.errors import TrainingError
-from seg_core.files import atomic_write
+from seg_core.durable import atomic_write
 from seg_core.ml import dataset, distribute, losses, models, warm
 from seg_core.ml.callbacks import MONITOR, RunMonitor, RunState, schedule
 from seg_core.ml.config import FINE_TUNE_LR_SCALE, FROZEN_BUDGET_SHARE, PREVIEW_COUNT, TrainConfig, require_labeled

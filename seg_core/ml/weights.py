@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from seg_core.errors import SegError
-from seg_core.files import atomic_write, fsync_dir
+from seg_core.durable import atomic_write, fsync_dir
 from seg_core.store.layout import weights_dir
 from seg_core.store.project import is_project
 

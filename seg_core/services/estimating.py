@@ -8,7 +8,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from seg_core.files import atomic_write
+from seg_core.durable import atomic_write
 from seg_core.ml.config import ANY_SIZE_MODELS, PREVIEW_COUNT, TrainConfig
 from seg_core.ml.cpu import cpu_has_avx512
 from seg_core.store.layout import machine_speed_file

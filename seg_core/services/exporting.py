@@ -14,7 +14,7 @@ import numpy as np
 from seg_core.classes import IGNORE_ID
 from seg_core.errors import ProjectError
 from seg_core import faults
-from seg_core.files import commit_temp, leftover_temps, storage_guard, sync_file, write_temp
+from seg_core.durable import commit_temp, leftover_temps, storage_guard, sync_file, write_temp
 from seg_core.formats import class_files, coco, masks, voc
 from seg_core.formats.layouts import EXPORT_FORMAT
 from seg_core.services import provenance

@@ -11,7 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 from seg_core import viz
-from seg_core.files import atomic_write
+from seg_core.durable import atomic_write
 from seg_core.store.project import Project
 from seg_core.store.records import ImageRecord
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from seg_core.classes import IGNORE_ID, ClassSpec
 from seg_core.errors import ProjectError, SegError, StorageError, UnknownMaskValuesError, UnsafeArchiveError
-from seg_core.files import storage_guard
+from seg_core.durable import storage_guard
 from seg_core.formats import images, masks
 from seg_core.formats.archive import open_zip, zip_tree
 from seg_core.formats.layouts import (KERAS_SEG_PAIRS, Group, Layout, Source, check_declared, detect_layout,

@@ -11,7 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 from seg_core.errors import SegError
-from seg_core.files import leftover_temps
+from seg_core.durable import leftover_temps
 from seg_core.formats import masks as codec
 from seg_core.store import db, recovery
 from seg_core.store.layout import CHECKPOINTS, DB_NAME

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from seg_core import environment
 from seg_core.errors import TrainingError
-from seg_core.files import process_alive
+from seg_core.durable import process_alive
 from seg_core.ml.config import TrainConfig, require_labeled
 from seg_core.ml.worker import MODULE as WORKER_MODULE
 from seg_core.store.layout import workspace_dir

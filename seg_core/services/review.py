@@ -12,7 +12,7 @@ import numpy as np
 
 from seg_core.classes import ClassSpec
 from seg_core.errors import NotFoundError
-from seg_core.files import atomic_write
+from seg_core.durable import atomic_write
 from seg_core.formats import images
 from seg_core.ml.evaluation import Evaluation, Labeled, evaluate, image_score
 from seg_core.ml.inference import Predictor, for_project, ids_from_probabilities

@@ -17,7 +17,7 @@ from typing import Callable, Mapping
 
 from seg_core import environment
 from seg_core.errors import SegError
-from seg_core.files import atomic_write
+from seg_core.durable import atomic_write
 from seg_core.store.layout import workspace_dir
 
 REQUIRE_ENV = environment.name(environment.REQUIRE_SIGNIN)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 from scipy import ndimage
 
-from seg_core.files import atomic_write
+from seg_core.durable import atomic_write
 from seg_core.ml.evaluation import image_score
 from seg_core.services import editing, priors, review
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from seg_core.files import atomic_write
+from seg_core.durable import atomic_write
 
 if TYPE_CHECKING:
     from seg_core.store.project import Project

@@ -16,7 +16,7 @@ from PIL import Image
 
 from seg_core.classes import ClassSpec
 from seg_core.errors import DraftConflictError, MaskConflictError, NotFoundError
-from seg_core.files import atomic_write, commit_temp, storage_guard, write_temp
+from seg_core.durable import atomic_write, commit_temp, storage_guard, write_temp
 from seg_core.formats import masks as codec
 from seg_core.store import db
 from seg_core.store.class_table import ClassTable

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from seg_core.classes import IGNORE_ID, ClassSpec
 from seg_core.errors import ClassSpecError
-from seg_core.files import commit_temp, storage_guard, write_temp
+from seg_core.durable import commit_temp, storage_guard, write_temp
 from seg_core.formats import masks as codec
 from seg_core.store import db
 from seg_core.store.annotations import Drafts, Masks

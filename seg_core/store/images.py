@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from seg_core.errors import NotFoundError
-from seg_core.files import commit_temp, storage_guard, write_temp
+from seg_core.durable import commit_temp, storage_guard, write_temp
 from seg_core.formats import images as image_files
 from seg_core.store.db import Database
 from seg_core.store.layout import ProjectLayout

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from seg_core.errors import TrainingError
-from seg_core.files import temp_path
+from seg_core.durable import temp_path
 from seg_core.store.annotations import Masks
 from seg_core.store.images import Images
 from seg_core.store.layout import ProjectLayout

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from seg_core.classes import IGNORE_ID, ClassSpec
-from seg_core.files import atomic_write, write_temp
+from seg_core.durable import atomic_write, write_temp
 from seg_core.formats import masks as codec
 from seg_core.store.class_table import ClassTable
 from seg_core.store.db import Database

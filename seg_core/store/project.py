@@ -14,7 +14,7 @@ import numpy as np
 
 from seg_core.classes import IGNORE_ID, ClassSpec, binary_classes, validate_classes
 from seg_core.errors import ProjectError
-from seg_core.files import commit_temp
+from seg_core.durable import commit_temp
 from seg_core.formats.images import PreparedImage
 from seg_core.store import db, recovery
 from seg_core.store.annotations import Drafts, Masks

@@ -10,7 +10,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from seg_core.files import fsync_dir, leftover_temps
+from seg_core.durable import fsync_dir, leftover_temps
 from seg_core.store.db import Database
 from seg_core.store.layout import ProjectLayout
 from seg_core.store.records import ImageStatus

@@ -10,7 +10,7 @@ from enum import Enum
 
 from seg_core import faults
 from seg_core.errors import NotFoundError, RunBusyError
-from seg_core.files import storage_guard
+from seg_core.durable import storage_guard
 from seg_core.ml.config import TrainConfig
 from seg_core.store.db import Database
 from seg_core.store.layout import ProjectLayout

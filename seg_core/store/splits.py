@@ -7,7 +7,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from seg_core.errors import ProjectError
-from seg_core.files import storage_guard
+from seg_core.durable import storage_guard
 from seg_core.store.db import Database
 from seg_core.store.images import Images
 from seg_core.store.records import ImageStatus, check_split

@@ -12,7 +12,7 @@ from typing import Sequence
 
 from seg_core.classes import ClassSpec
 from seg_core.errors import ProjectError
-from seg_core.files import atomic_write
+from seg_core.durable import atomic_write
 from seg_core.store.layout import DB_NAME, last_project_file, workspace_dir
 from seg_core.store.project import Project, is_project
 
