@@ -12,7 +12,7 @@ from app_pages.widgets import (annotate_changed, cached_image, cached_prior, cur
                                require_project, show_error)
 from seg_core import drafting, editing, keep_learning
 from seg_core.errors import DraftConflictError, MaskConflictError, SegError
-from seg_core.text import md_name
+from seg_core.markdown import md_name
 
 ss = st.session_state
 UNDO_LABELS = {"smart fill": "Undo fill", "box fill": "Undo box", "box click": "Undo click", "magic wand": "Undo wand"}

@@ -11,7 +11,7 @@ import streamlit as st
 
 from seg_core import drafting, editing
 from seg_core.services import boxing, folding, pens, priors
-from seg_core.text import md_name
+from seg_core.markdown import md_name
 
 TOOLS = {"Brush": "freedraw", "Rectangle": "rect", "Polygon": "polygon", "Ellipse": "circle", "Line": "line",
          "Fill": "point", "Smart fill": "freedraw", "Box → object": "rect", "Magic wand": "point"}

@@ -10,7 +10,7 @@ from app_pages.data_import import add_images_tab
 from app_pages.widgets import current_user, file_size, open_in_annotate, require_project, show_error
 from seg_core import SPLITS, SegError, exporting, gallery
 from seg_core.classes import ClassSpec, default_color, parse_color
-from seg_core.text import md_escape, md_name, shorten
+from seg_core.markdown import md_escape, md_name, shorten
 
 PER_PAGE, COLUMNS = 24, 6
 ss = st.session_state

@@ -9,7 +9,7 @@ from app_pages.widgets import show_error
 from seg_core import CLASSES_EXPLICIT, Project, SegError, importing
 from seg_core.classes import IGNORE_ID
 from seg_core.formats.images import IMAGE_EXTENSIONS
-from seg_core.text import md_escape, md_name, shorten
+from seg_core.markdown import md_escape, md_name, shorten
 
 IMAGE_TYPES = sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS)
 MAX_MAPPED_VALUES = 32

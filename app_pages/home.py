@@ -5,7 +5,7 @@ import streamlit as st
 from app_pages.widgets import current_project, set_current_project, show_error
 from seg_core import SegError, delete_project, demo, list_projects, new_project, viz, workspace_dir
 from seg_core.classes import ClassSpec, default_color, parse_color
-from seg_core.text import md_name
+from seg_core.markdown import md_name
 
 st.title("Maskloop")
 st.write("Turn a folder of photos into a segmentation model you trust: upload images, paint masks, "

@@ -8,7 +8,7 @@ from app_pages.widgets import cached_image, load_predictor, open_in_annotate, re
 from seg_core import SPLITS, SegError, editing, masks, review, snapping, viz
 from seg_core.formats.images import IMAGE_EXTENSIONS
 from seg_core.ml.inference import for_project
-from seg_core.text import md_escape, md_name, shorten
+from seg_core.markdown import md_escape, md_name, shorten
 
 SECTIONS = ("Look at an image", "What to fix next", "How good is the model")
 IMAGE_TYPES = sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS)

@@ -10,7 +10,7 @@ from seg_core import review, snapping
 from seg_core.errors import SegError
 from seg_core.services import review_queue
 from seg_core.store.project import Project
-from seg_core.text import md_name
+from seg_core.markdown import md_name
 
 SIDE = 640   # the proposal's picture, pixels on its longer side
 ss = st.session_state

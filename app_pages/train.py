@@ -7,7 +7,7 @@ from app_pages.model_download import model_download
 from app_pages.train_keep import keep_learning_panel
 from app_pages.train_weights import lite0_choice, pretrained_choice
 from app_pages.widgets import require_project, show_error
-from seg_core import RunStatus, estimating, jobs, planning, provenance, text
+from seg_core import RunStatus, estimating, jobs, markdown, planning, provenance
 from seg_core.errors import SegError
 from seg_core.ml import precision, weights
 from seg_core.ml.config import BOUNDS, LOSS_CHOICES, MODEL_NAMES, PRESET_NOTES, PRESETS, RESIZE_MODES
@@ -90,7 +90,7 @@ def _run_panel(run_id: str, live: bool) -> None:
     status = planning.live_status(project, run)
     best = ("" if run.best_score is None
             else f" · best validation dice {run.best_score:.3f} (epoch {run.best_epoch + 1})")
-    on = f" · on {text.md_escape(run.devices)}" if run.devices else ""   # CPU, GPUs, or the workers of a cluster
+    on = f" · on {markdown.md_escape(run.devices)}" if run.devices else ""   # CPU, GPUs, or the workers of a cluster
     st.markdown(f"**Run {run.id}**: {run.preset_name} · {planning.describe(run.config)}{on}"
                 f" · **{STATUS_WORDS[run.status]}**{best}")
     if run.split is not None:
@@ -261,11 +261,11 @@ def _new_run() -> None:
         problem = exc
     ready = planning.readiness(project, config or planning.app_preset(name, photos, num_classes))
     with ready_box:
-        st.markdown("\n".join(f"- {text.md_escape(line)}" for line in ready.lines))   # they name classes
+        st.markdown("\n".join(f"- {markdown.md_escape(line)}" for line in ready.lines))   # they name classes
         for line in ready.problems:
-            st.error(text.md_escape(line), icon=":material/block:")
+            st.error(markdown.md_escape(line), icon=":material/block:")
         for line in ready.hints:
-            st.warning(text.md_escape(line), icon=":material/lightbulb:")
+            st.warning(markdown.md_escape(line), icon=":material/lightbulb:")
     if problem is not None:
         show_error(problem)
     elif ready.ready:

@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from seg_core import Project, SegError, is_project, last_project, project_entries, remember_project, workspace_dir
-from seg_core.text import md_escape
+from seg_core.markdown import md_escape
 
 PROJECT_KEY = "project_path"
 SIGNED_IN_KEY = "signin_user"   # the name a person signed in with (app_pages/signin.py)

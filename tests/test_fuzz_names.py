@@ -20,7 +20,7 @@ from seg_core.errors import ClassSpecError, ProjectError, SegError
 from seg_core.store.names import check_project_name
 from seg_core.store.project import Project
 from seg_core.store.workspace import new_project, resolve_project_path
-from seg_core.text import md_escape, md_name, shorten
+from seg_core.markdown import md_escape, md_name, shorten
 
 HOSTILE = ["<img src=x onerror=alert(1)>", "**bold**", "[link](javascript:alert(1))", ":red[red] :material/home:",
            "$x^2$", "$\\frac$", "`code`", "# heading", "- item", "1. first", "a|b|c", "_under_", "back\\slash"]

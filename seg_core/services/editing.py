@@ -263,7 +263,7 @@ def legend_html(classes: Sequence[ClassSpec]) -> str:
     text between the tags, so a name is escaped for HTML, then for Markdown; a long one is whole in the tooltip."""
     from html import escape
 
-    from seg_core.text import md_escape, shorten
+    from seg_core.markdown import md_escape, shorten
 
     return " ".join(
         f'<span title="{escape(c.name)}" style="display:inline-block;max-width:100%;overflow-wrap:anywhere;'

@@ -6,7 +6,7 @@ import re
 
 from seg_core.errors import ProjectError
 from seg_core.store.layout import WEIGHTS_DIR
-from seg_core.text import shorten
+from seg_core.markdown import shorten
 
 PROJECT_NAME_CHARS = 64   # a project's name, also its folder's
 _NAME_RE = re.compile(rf"[A-Za-z0-9][A-Za-z0-9 _.\-]{{0,{PROJECT_NAME_CHARS - 1}}}")
