@@ -365,14 +365,20 @@ def test_cli_export_model(capsys, trained_project, tmp_path):
     assert code == 0, capsys.readouterr().err
 
 
-def test_the_examples_resizing_is_seg_studios_to_the_bit():
+def load_template(folder: Path):
+    """The example script's template (every runtime's block) as a module."""
+    (folder / model_export.EXAMPLE_NAME).write_text(model_export.example_template())
+    return load_example(folder)
+
+
+def test_the_examples_resizing_is_seg_studios_to_the_bit(tmp_path):
     """predict_example.py keeps its own copies (it may not import seg_core): they must not drift from ml/dataset.py
     and tf.image.resize."""
     import tensorflow as tf
 
     from seg_core.ml.dataset import content_box, resize_image
 
-    example = load_example(model_export._EXAMPLE_TEMPLATE.parent)
+    example = load_template(tmp_path)
     rng = np.random.default_rng(1)
     for h, w in ((240, 320), (41, 140), (90, 33), (32, 32), (7, 500), (20, 24)):
         rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
@@ -388,7 +394,7 @@ def test_the_examples_resizing_is_seg_studios_to_the_bit():
 
 
 def test_the_example_reads_every_kind_of_image_as_seg_studio_does(tmp_path):
-    example = load_example(model_export._EXAMPLE_TEMPLATE.parent)
+    example = load_template(tmp_path)
     rng = np.random.default_rng(2)
     rgb = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
     alpha = rng.integers(0, 256, (20, 30), dtype=np.uint8)

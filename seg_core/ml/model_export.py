@@ -12,6 +12,7 @@ import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from seg_core import __version__
@@ -25,8 +26,9 @@ from seg_core.store.runs import RunRecord
 CARD_NAME = "model.json"
 EXAMPLE_NAME = "predict_example.py"
 README_NAME = "README.md"
-# The script's template: runnable as it is, and each export keeps only its own runtime's block of it.
-_EXAMPLE_TEMPLATE = Path(__file__).with_name(EXAMPLE_NAME)
+# The script's template, package data rather than a module: the script may not import seg_core. Runnable as it is;
+# each export keeps only its own runtime's block of it.
+_EXAMPLE_TEMPLATE = resources.files("seg_core.ml") / "templates" / "predict_example.py.txt"
 _THRESHOLD = 0.5   # Predictor's default for a binary model
 
 
@@ -124,10 +126,15 @@ def model_zip(project: Project, fmt: str, run_id: str | None = None) -> tuple[st
     return f"{name}.zip", buf.getvalue()
 
 
+def example_template() -> str:
+    """predict_example.py with every runtime's block in it."""
+    return _EXAMPLE_TEMPLATE.read_text(encoding="utf-8")
+
+
 def example_script(fmt: str) -> str:
     """predict_example.py for one format: the template with the other runtimes' blocks left out."""
     kept, keep = [], True
-    for line in _EXAMPLE_TEMPLATE.read_text().splitlines(keepends=True):
+    for line in example_template().splitlines(keepends=True):
         if line.startswith("# runtime: "):
             keep = line.strip() == f"# runtime: {fmt}"
         elif line.startswith("# end of runtimes"):
