@@ -8,7 +8,7 @@ import streamlit as st
 
 from app_pages.data_import import add_images_tab
 from app_pages.widgets import current_user, file_size, open_in_annotate, require_project, show_error
-from seg_core import SPLITS, SegError, exporting, gallery
+from seg_core import PROJECT_NAME_CHARS, SPLITS, SegError, exporting, gallery
 from seg_core.classes import ClassSpec, default_color, parse_color
 from seg_core.markdown import md_escape, md_name, shorten
 
@@ -20,8 +20,8 @@ project = require_project()
 
 stats = project.stats()
 classes = project.classes
-st.markdown(f"**{md_name(project.name, 64)}** · {stats['images']} images · {stats['labeled']} labeled · "
-            f"{stats['unlabeled']} unlabeled · {stats['num_classes']} classes")
+st.markdown(f"**{md_name(project.name, PROJECT_NAME_CHARS)}** · {stats['images']} images · "
+            f"{stats['labeled']} labeled · {stats['unlabeled']} unlabeled · {stats['num_classes']} classes")
 
 
 def _flash(section: str, kind: str, message) -> None:

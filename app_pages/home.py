@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app_pages.widgets import current_project, set_current_project, show_error
-from seg_core import SegError, delete_project, demo, list_projects, new_project, viz, workspace_dir
+from seg_core import PROJECT_NAME_CHARS, SegError, delete_project, demo, list_projects, new_project, viz, workspace_dir
 from seg_core.classes import ClassSpec, default_color, parse_color
 from seg_core.markdown import md_name
 
@@ -28,7 +28,7 @@ def _delete(path, name: str) -> None:
         return
     if current is not None and current.path == path:
         set_current_project(None)
-    st.session_state["home_deleted"] = f"Deleted '{md_name(name, 64)}'."
+    st.session_state["home_deleted"] = f"Deleted '{md_name(name, PROJECT_NAME_CHARS)}'."
 
 
 deleted = st.session_state.pop("home_deleted", None)
@@ -40,7 +40,7 @@ for p in projects:
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns([4, 5, 1.3, 0.5], vertical_alignment="center")
         is_open = current is not None and current.path == p.path
-        c1.markdown(f"**{md_name(p.name, 64)}**" + ("  ·  _open_" if is_open else ""))
+        c1.markdown(f"**{md_name(p.name, PROJECT_NAME_CHARS)}**" + ("  ·  _open_" if is_open else ""))
         if p.error:
             c2.error(p.error)
             continue
@@ -53,19 +53,19 @@ for p in projects:
                   help="Delete this project (asks first)", on_click=st.session_state.__setitem__,
                   args=("home_confirm_delete", str(p.path)))
         if st.session_state.get("home_confirm_delete") == str(p.path):
-            st.warning(f"Delete **{md_name(p.name, 64)}** with its {p.images} images, masks and training runs? This cannot be "
-                       "undone; export it from the Data page first to keep a copy.")
+            st.warning(f"Delete **{md_name(p.name, PROJECT_NAME_CHARS)}** with its {p.images} images, masks and "
+                       "training runs? This cannot be undone; export it from the Data page first to keep a copy.")
             y, n, _ = st.columns([1.4, 1, 4])
-            y.button(f"Yes, delete {md_name(p.name, 64)}", type="primary", key=f"home_confirm_{p.path.name}", on_click=_delete,
-                     args=(p.path, p.name))
+            y.button(f"Yes, delete {md_name(p.name, PROJECT_NAME_CHARS)}", type="primary",
+                     key=f"home_confirm_{p.path.name}", on_click=_delete, args=(p.path, p.name))
             n.button("Cancel", key=f"home_cancel_{p.path.name}", on_click=st.session_state.pop,
                      args=("home_confirm_delete", None))
 
 if current is not None:
     recs = current.list_images(limit=6)
     if recs:
-        st.caption(f"A look at **{md_name(current.name, 64)}**: masks shown in their class colours, outlined; "
-                   "paint and correct them on the Annotate page.")
+        st.caption(f"A look at **{md_name(current.name, PROJECT_NAME_CHARS)}**: masks shown in their class colours, "
+                   "outlined; paint and correct them on the Annotate page.")
         classes = current.classes
         cols = st.columns(len(recs))
         for col, rec in zip(cols, recs):
@@ -110,8 +110,8 @@ def _create() -> None:
         ss["home_flash"] = ("error", exc)   # the form keeps what was typed, to be corrected
         return
     set_current_project(proj.path)
-    ss["home_flash"] = ("success", f"Created '{md_name(proj.name, 64)}' and opened it. Next: add images on the "
-                                   "Data page.")
+    ss["home_flash"] = ("success", f"Created '{md_name(proj.name, PROJECT_NAME_CHARS)}' and opened it. Next: add "
+                                   "images on the Data page.")
     for key in [k for k in ss if str(k).startswith(NEW_FORM_KEYS)]:
         del ss[key]   # an empty form again: the defaults below reach the browser
 
