@@ -36,8 +36,3 @@ def get(key: str, default: str | None = None) -> str | None:
         _warned.add(former)
         log.warning("%s is read as %s; it will stop working in a later version: rename it.", former, name(key))
     return os.environ[former]
-
-
-def without(env: dict[str, str], key: str) -> dict[str, str]:
-    """A copy of `env` with the variable removed under both of its names (e.g. for a child process)."""
-    return {k: v for k, v in env.items() if k not in (name(key), FORMER_NAMES.get(key))}

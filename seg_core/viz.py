@@ -11,11 +11,6 @@ from seg_core.classes import IGNORE_ID, ClassSpec, palette_bytes
 from seg_core.formats.images import to_rgb
 
 
-def colorize(ids: np.ndarray, classes: Sequence[ClassSpec]) -> np.ndarray:
-    lut = np.asarray(palette_bytes(classes), np.uint8).reshape(256, 3)
-    return lut[ids]
-
-
 def overlay(image: np.ndarray, ids: np.ndarray | None, classes: Sequence[ClassSpec], alpha: float = 0.5,
             hidden: Sequence[int] = (0,), outline: bool = False) -> np.ndarray:
     """The image with each class's colour blended in; background (and `hidden` ids) left clear. With `outline`,

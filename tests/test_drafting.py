@@ -95,7 +95,7 @@ def test_a_stale_view_gets_the_conflict_on_its_stroke_and_on_save(project):
     assert (project.masks.load(1) == 1).all()
     assert "saved again by alice" in conflicts.stale_message(project, old)
     conflicts.keep_theirs(project, old)
-    assert project.drafts.get(1) is None and project.drafts.discarded(1) is not None
+    assert project.drafts.get(1) is None and project.drafts.has_discarded(1)
     assert project.drafts.undo_discard(1).base_version == 0
 
 

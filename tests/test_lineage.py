@@ -41,7 +41,7 @@ def test_a_run_keeps_the_mask_versions_it_learned_from(trained_project):
         kept = trained_project.layout.run(run.id).mask(m.image_id)
         assert (m.version, m.sha256) == (rec.mask_version, rec.mask_sha256)
         assert hashlib.sha256(kept.read_bytes()).hexdigest() == m.sha256
-    assert provenance.since(trained_project, run) == "No mask has changed since this run."
+    assert provenance.report(trained_project, run).sentence == "No mask has changed since this run."
     train, val = dataset.run_examples(trained_project, run.id, run.split)
     assert len(train) == len(run.split.train_ids) and len(val) == len(run.split.val_ids)
     assert all(e.mask.startswith(str(trained_project.layout.run(run.id).masks_dir)) for e in train + val)
@@ -61,9 +61,9 @@ def test_a_saved_mask_reaches_the_next_run_and_leaves_this_ones_alone(trained_pr
 
     found = provenance.changes(trained_project, run)
     assert (found.changed, found.added, found.removed) == ((changed,), (unlabeled,), ())
-    assert provenance.since(trained_project, run) == ("2 masks changed or added since this run (1 changed, 1 new). "
+    assert provenance.report(trained_project, run).sentence == ("2 masks changed or added since this run (1 changed, 1 new). "
                                                       "Train again to learn from them.")
-    rows = {r["image"]: r for r in provenance.image_rows(trained_project, run)}
+    rows = {r["image"]: r for r in provenance.report(trained_project, run).rows}
     row = rows[trained_project.image(changed).filename]
     assert row["used for"] == "training" and row["mask version"] == 1
     assert row["mask now"] == "changed (version 2 now)"
@@ -78,7 +78,7 @@ def test_masks_cleared_or_moved_to_test_are_no_longer_counted_as_learned(trained
     found = provenance.changes(trained_project, run)
     assert found.removed == tuple(sorted((cleared, moved))) and found.count == 0
     assert found.sentence == "Masks this run learned from are no longer labeled (2 no longer labeled)."
-    nows = {r["image"]: r["mask now"] for r in provenance.image_rows(trained_project, run)}
+    nows = {r["image"]: r["mask now"] for r in provenance.report(trained_project, run).rows}
     assert nows[trained_project.image(cleared).filename] == "no longer labeled"
     assert nows[trained_project.image(moved).filename] == "moved to the test split"
 
@@ -155,8 +155,8 @@ def test_a_run_that_recorded_no_masks_says_so(trained_project, tmp_path):
     run = _run(trained_project)
     trained_project.runs.update(run.id, split=dataclasses.replace(run.split, masks=None))
     run = _run(trained_project)
-    assert provenance.changes(trained_project, run) is None and provenance.image_rows(trained_project, run) == []
-    assert "did not record which mask versions it learned from" in provenance.since(trained_project, run)
+    assert provenance.changes(trained_project, run) is None and provenance.report(trained_project, run).rows == []
+    assert "did not record which mask versions it learned from" in provenance.report(trained_project, run).sentence
     with pytest.raises(ProjectError, match="did not record which mask versions.*cannot be exported as it was"):
         exporting.export_zip(trained_project, tmp_path / "x.zip", run_id=run.id)
     assert not (tmp_path / "x.zip").exists()

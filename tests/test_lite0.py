@@ -177,7 +177,9 @@ def test_the_converted_network_sees_clothing_on_real_photos_of_people(shared_dat
         side = min(im.size)
         left, top = (im.width - side) // 2, (im.height - side) // 2
         photos.append(np.asarray(im.crop((left, top, left + side, top + side)).resize((224, 224)), np.float32) / 255)
-    probs = lite0.classifier().predict(np.stack(photos), verbose=0)
+    classifier = lite0.build((224, 224, 3), include_top=True)   # with ImageNet's top: the 1000 classes
+    lite0.load_imagenet(classifier)
+    probs = classifier.predict(np.stack(photos), verbose=0)
     top5 = np.argsort(-probs, axis=1)[:, :5]
     assert clothing[top5].any(axis=1).all(), [[names[i] for i in row] for row in top5]
     assert clothing[top5[:, 0]].sum() >= 9, [names[i] for i in top5[:, 0]]

@@ -173,10 +173,3 @@ def load_imagenet(model: keras.Model, state: dict[str, np.ndarray] | None = None
     for layer_name, (module, kind) in _torch_names().items():
         if layer_name in present:
             model.get_layer(layer_name).set_weights([a.astype(np.float32) for a in _keras_arrays(state, module, kind)])
-
-
-def classifier(input_shape=(224, 224, 3)) -> keras.Model:
-    """Lite0 with its ImageNet top: what checks that the conversion is right."""
-    model = build(input_shape, include_top=True)
-    load_imagenet(model)
-    return model

@@ -46,14 +46,6 @@ def dice_loss(y_true, y_pred) -> tf.Tensor:
     return 1.0 - soft_dice(y_true, y_pred)
 
 
-def soft_iou(y_true, y_pred, smooth: float = SMOOTH) -> tf.Tensor:
-    t, p, w = _targets(y_true, y_pred)
-    axes = (0, 1, 2)
-    inter = tf.reduce_sum(t * p * w, axes)
-    union = tf.reduce_sum(t * w, axes) + tf.reduce_sum(p * w, axes) - inter
-    return tf.reduce_mean((inter + smooth) / (union + smooth))
-
-
 def binary_crossentropy(y_true, y_pred) -> tf.Tensor:
     t, p, w = _targets(y_true, y_pred)
     p = tf.clip_by_value(p, EPS, 1.0 - EPS)

@@ -10,7 +10,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from seg_core.classes import IGNORE_ID, ClassSpec
-from seg_core.errors import ProjectError, SegError, StorageError, UnknownMaskValuesError, UnsafeArchiveError
+from seg_core.errors import ProjectError, SegError, StorageError, UnknownMaskValuesError
 from seg_core.durable import storage_guard
 from seg_core.formats import images, masks
 from seg_core.formats.archive import open_zip, zip_tree

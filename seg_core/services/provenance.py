@@ -44,16 +44,6 @@ def report(project: Project, run: RunRecord) -> Report:
     return Report(found, sentence, _rows(project, run, found))
 
 
-def since(project: Project, run: RunRecord) -> str:
-    """The sentence under a finished run: how many masks changed or were added since it learned."""
-    return report(project, run).sentence
-
-
-def image_rows(project: Project, run: RunRecord) -> list[dict]:
-    """One row per image the run used: its name, what for, the mask version it learned, and that mask now."""
-    return report(project, run).rows
-
-
 def _rows(project: Project, run: RunRecord, found: lineage.Changes) -> list[dict]:
     records = {r.id: r for r in project.list_images()}
     val = set(run.split.val_ids)

@@ -254,10 +254,6 @@ class Drafts:
     def has_discarded(self, image_id: int) -> bool:
         return self.discarded_path(image_id).exists()
 
-    def discarded(self, image_id: int) -> Draft | None:
-        """The draft Discard set aside, while no new one replaced it."""
-        return self._read(image_id, self.discarded_path(image_id))
-
     def undo_discard(self, image_id: int) -> Draft | None:
         """Bring the discarded draft back, unless new strokes were made since (they are kept then)."""
         with _DRAFT_LOCK, storage_guard("the discarded strokes were not brought back"):
