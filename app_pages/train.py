@@ -10,7 +10,7 @@ from app_pages.widgets import require_project, show_error
 from seg_core import RunStatus, estimating, jobs, markdown, planning, provenance
 from seg_core.errors import SegError
 from seg_core.ml import precision, weights
-from seg_core.ml.config import BOUNDS, LOSS_CHOICES, MODEL_NAMES, PRESET_NOTES, PRESETS, RESIZE_MODES
+from seg_core.ml.config import BOUNDS, LOSS_CHOICES, MODEL_NAMES, PRESET_NOTES, PRESETS, RESIZE_MODES, run_config
 
 AUGMENTS = {"flip_h": "Mirror left-right", "flip_v": "Mirror top-bottom", "rot90": "Quarter turns",
             "shift_scale_rotate": "Shift, scale, rotate a little", "brightness_contrast": "Brightness and contrast",
@@ -27,8 +27,6 @@ LOSSES = {"auto": "Automatic", "dice": "Dice", "bce": "Binary cross-entropy",
 # The form's ranges where they are narrower than TrainConfig's BOUNDS: rates and shares a person would choose.
 SMALLEST_RATE = 1e-6
 VAL_SHARES = (0.05, 0.5)
-STATUS_WORDS = {RunStatus.QUEUED: "starting", RunStatus.RUNNING: "training", RunStatus.COMPLETED: "finished",
-                RunStatus.STOPPED: "stopped", RunStatus.FAILED: "failed"}
 ss = st.session_state
 
 st.title("Train")
@@ -91,8 +89,8 @@ def _run_panel(run_id: str, live: bool) -> None:
     best = ("" if run.best_score is None
             else f" · best validation dice {run.best_score:.3f} (epoch {run.best_epoch + 1})")
     on = f" · on {markdown.md_escape(run.devices)}" if run.devices else ""   # CPU, GPUs, or the workers of a cluster
-    st.markdown(f"**Run {run.id}**: {run.preset_name} · {planning.describe(run.config)}{on}"
-                f" · **{STATUS_WORDS[run.status]}**{best}")
+    st.markdown(f"**Run {run.id}**: {run.preset_name} · {planning.describe(run_config(run))}{on}"
+                f" · **{run.status.word}**{best}")
     if run.split is not None:
         st.caption(f"This run {run.split.note}.")
         _lineage(run)

@@ -208,7 +208,7 @@ def run_preset(keras, project, name, overrides, held, num_classes, ignore, budge
     photos = dataset.project_channels(project) == 3
     config = planning.build_config(name, {"time_budget_minutes": budget_s / 60, **overrides}, photos,
                                    num_classes)
-    run = project.runs.create(config)
+    run = project.runs.create(config.to_dict())
     curve, clock, state = [], Clock(), {"last": 0.0}
 
     def held_score(predictor) -> float:

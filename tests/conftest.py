@@ -55,7 +55,7 @@ class _TrainedTemplates:
         project = demo.create_demo_project(path, multiclass=multi, count=8, unlabeled=2)
         config = TrainConfig(image_size=32, base_filters=4, depth=2, epochs=2, batch_size=4, learning_rate=3e-3,
                              early_stopping_patience=0, xla=False)
-        run = project.runs.create(config)
+        run = project.runs.create(config.to_dict())
         project.runs.update(run.id, status=train(project, run.id, config))
         project.close()
         return path

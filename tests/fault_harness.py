@@ -66,7 +66,7 @@ def training_project(folder: Path) -> None:
     from seg_core.services import demo
 
     project = demo.create_demo_project(folder / "project", count=8, unlabeled=2)
-    run = project.runs.create(TrainConfig(**TRAIN_CONFIG))
+    run = project.runs.create(TrainConfig(**TRAIN_CONFIG).to_dict())
     (folder / "run_id").write_text(run.id)
     project.close()
 
@@ -126,7 +126,7 @@ def _export(fmt: str) -> Callable[[Path], None]:
 def _step_run_create(folder: Path) -> None:
     from seg_core.ml.config import TrainConfig
 
-    _project(folder).runs.create(TrainConfig(**TRAIN_CONFIG))
+    _project(folder).runs.create(TrainConfig(**TRAIN_CONFIG).to_dict())
 
 
 def _step_create(folder: Path) -> None:

@@ -30,7 +30,7 @@ def setup(workspace):
                          lr_schedule="cosine")
     model = models.build(config, 3, 2)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=losses.get_loss("bce_dice"))
-    run = project.runs.create(config)
+    run = project.runs.create(config.to_dict())
     clock = Clock()
     state = RunState(started=clock())
     preview = (np.random.default_rng(0).random((2, 32, 32, 3), np.float32), np.zeros((2, 32, 32, 1), np.uint8))

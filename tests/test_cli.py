@@ -148,7 +148,7 @@ def test_delete_asks_unless_told_and_refuses_during_a_run(capsys, tmp_path, monk
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     code, _, err = run(capsys, "delete", "--project", target)
     assert code == 2 and "add --yes" in err and target.exists()
-    busy = Project(target).runs.create(TrainConfig())
+    busy = Project(target).runs.create(TrainConfig().to_dict())
     code, _, err = run(capsys, "delete", "--project", target, "--yes")
     assert code == 2 and f"Run {busy.id}" in err and target.exists()
     Project(target).runs.update(busy.id, status="stopped")

@@ -26,8 +26,8 @@ def test_train_runs_predict_evaluate(capsys, workspace, tmp_path):
     assert main(["runs", "--project", "tiny", "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)
     assert runs[0]["id"] == run_id and runs[0]["status"] == "completed" and runs[0]["epochs_done"] == 2
-    assert project.runs.get(run_id).config.xla is False   # --no-xla, whatever this machine's default
-    assert project.runs.get(run_id).config.model == "unet"
+    assert project.runs.get(run_id).config["xla"] is False   # --no-xla, whatever this machine's default
+    assert project.runs.get(run_id).config["model"] == "unet"
 
     src = tmp_path / "new"
     src.mkdir()

@@ -134,14 +134,14 @@ def test_the_gpu_settings_train_with_float32_outputs_and_a_grown_batch(workspace
     project = demo.create_demo_project(workspace / "mixed", count=6, unlabeled=0)
     config = TrainConfig(image_size=32, base_filters=4, depth=2, epochs=1, batch_size=2, steps_per_epoch=2,
                          early_stopping_patience=0, xla=False, learning_rate=1e-3)
-    run = project.runs.create(config)
+    run = project.runs.create(config.to_dict())
     assert train(project, run.id, config, plan=Plan(gpus=("stand-in GPU",))) == "completed"
     assert keras.mixed_precision.global_policy().name == "float32"   # the run's policy stayed within the run
     saved = json.loads(project.layout.run(run.id).config.read_text())
     # Five training images: the batch of 2 grows to 4, not 8; the learning rate by the square root of 2.
     assert saved["global_batch"] == saved["batch_size"] == 4 and saved["learning_rate"] == pytest.approx(2 ** .5 * 1e-3)
     assert saved["devices"] == project.runs.get(run.id).devices == "1 GPU (stand-in GPU), batch 4 per GPU, float16"
-    assert project.runs.get(run.id).config.batch_size == 2   # the run's own settings stay as the person set them
+    assert project.runs.get(run.id).config["batch_size"] == 2   # the run's own settings stay as the person set them
     fixed = dataclasses.replace(config, batch_to_memory=False)
     assert training.for_devices(fixed, Plan(gpus=("g",)), 3, 2, 100) is fixed
     assert training.for_devices(config, Plan(), 3, 2, 100) is config
@@ -210,7 +210,7 @@ def test_two_workers_train_one_run(shared, workspace, tmp_path):
     assert _finish(chief) == 0, logs[0].read_text()
     run = shared.runs.list()[0]
     assert run.status == "completed" and run.devices.startswith("2 workers (127.0.0.1:")
-    assert run.config.model == "unet"
+    assert run.config["model"] == "unet"
     assert [m["epoch"] for m in shared.runs.epoch_metrics(run.id)] == [0, 1]
     # Both did the steps of both epochs: the chief's worker log and the other worker's own.
     chief_log = jobs.worker_log(shared, run.id, 100_000)
@@ -238,14 +238,14 @@ def test_a_killed_worker_fails_the_run_and_the_run_resumes(shared, workspace, tm
     done = len(shared.runs.epoch_metrics(run_id))
 
     # Resume from the chief's last.keras, on new ports: both workers go on from the last finished epoch (one more).
-    shared.runs.update(run_id, config=dataclasses.replace(run.config, epochs=done + 1))
+    shared.runs.update(run_id, config={**run.config, "epochs": done + 1})
     chief, peer, logs = _pair(workspace, shared, tmp_path, "--resume", run_id, tag="resume")
     assert _finish(peer) == 0, logs[1].read_text()
     assert _finish(chief) == 0, logs[0].read_text()
     assert "resumed" in logs[1].read_text()
     run = shared.runs.get(run_id)
     assert run.status == "completed", run.error
-    assert [m["epoch"] for m in shared.runs.epoch_metrics(run_id)] == list(range(run.config.epochs))
+    assert [m["epoch"] for m in shared.runs.epoch_metrics(run_id)] == list(range(run.config["epochs"]))
 
 
 def test_stop_from_the_page_stops_every_worker(shared, workspace, tmp_path):

@@ -11,6 +11,7 @@ import pytest
 
 from seg_core.errors import ProjectError
 from seg_core.ml import models, warm
+from seg_core.ml.config import run_config
 from seg_core.services import jobs, keep_learning, planning
 from seg_core.store.runs import RunStatus
 from test_training import run_inline
@@ -31,7 +32,7 @@ def _repaint(project, image_id: int) -> None:
 def test_a_warm_start_begins_with_the_earlier_runs_weights(trained_project):
     run = trained_project.runs.list()[0]
     saved = models.load_saved(trained_project.layout.run(run.id).checkpoint("best"), compile=False)
-    model = models.build(run.config, 3, 2)
+    model = models.build(run_config(run), 3, 2)
     assert not all(np.array_equal(a, b) for a, b in zip(_weights(model), _weights(saved)))
     copied = warm.start_from(model, trained_project, run.id, [c.name for c in trained_project.classes])
     assert copied == sum(1 for layer in model.layers if layer.weights)
@@ -42,7 +43,7 @@ def test_a_class_added_since_starts_the_answering_layer_fresh(trained_project):
     run = trained_project.runs.list()[0]
     trained_project.add_class("puddle")
     saved = models.load_saved(trained_project.layout.run(run.id).checkpoint("best"), compile=False)
-    model = models.build(run.config, 3, 3)
+    model = models.build(run_config(run), 3, 3)
     copied = warm.start_from(model, trained_project, run.id, [c.name for c in trained_project.classes])
     head = [layer for layer in model.layers if layer.name in warm.HEAD and layer.weights]
     assert head and copied == sum(1 for layer in model.layers if layer.weights) - len(head)
@@ -53,7 +54,7 @@ def test_a_class_added_since_starts_the_answering_layer_fresh(trained_project):
 
 def test_a_warm_run_scores_its_start_and_is_used_only_if_it_beats_it(trained_project):
     first = trained_project.runs.list()[0]
-    config = dataclasses.replace(first.config, warm_start=first.id, keep_learning=True, epochs=1)
+    config = dataclasses.replace(run_config(first), warm_start=first.id, keep_learning=True, epochs=1)
     second = run_inline(trained_project, config)
     assert second.status == RunStatus.COMPLETED and second.start_score is not None
     assert second.improved == (second.best_score > second.start_score)
@@ -92,9 +93,9 @@ def test_after_every_few_saved_masks_a_short_run_starts_from_the_current_model(t
         assert said == ("Keep learning started a 0.5-minute run (from the current model) on 2 changed or new masks; "
                         "see it on the Train page.")
         run = trained_project.runs.list()[0]
-        assert run.active and run.config.keep_learning and run.config.warm_start == best.id
-        assert run.config.time_budget_minutes == 0.5
-        assert run.config.learning_rate == pytest.approx(best.config.learning_rate * keep_learning.FINE_TUNE_LR)
+        assert run.active and run.config["keep_learning"] and run.config["warm_start"] == best.id
+        assert run.config["time_budget_minutes"] == 0.5
+        assert run.config["learning_rate"] == pytest.approx(best.config["learning_rate"] * keep_learning.FINE_TUNE_LR)
         _repaint(trained_project, labeled[2])
         _repaint(trained_project, labeled[3])
         assert keep_learning.after_save(trained_project) is None, "never two runs at once"
@@ -106,7 +107,8 @@ def test_after_every_few_saved_masks_a_short_run_starts_from_the_current_model(t
 def test_a_failed_keep_learning_run_pauses_it_until_a_person_starts_one(trained_project):
     keep_learning.change(trained_project, on=True, every=1)
     best = trained_project.runs.best()
-    failed = trained_project.runs.create(dataclasses.replace(best.config, keep_learning=True, warm_start=best.id))
+    failed = trained_project.runs.create(
+        dataclasses.replace(run_config(best), keep_learning=True, warm_start=best.id).to_dict())
     trained_project.runs.update(failed.id, status="failed", error="Training ran out of memory.")
     _repaint(trained_project, best.split.train_ids[0])
     assert keep_learning.after_save(trained_project) is None
@@ -121,8 +123,8 @@ def test_a_failed_keep_learning_run_pauses_it_until_a_person_starts_one(trained_
 def test_a_chain_of_keep_learning_runs_keeps_the_gentler_rate_without_compounding_it(trained_project):
     first = trained_project.runs.best()
     config = keep_learning._config(trained_project, trained_project.runs.list(), 1.0)
-    assert config.learning_rate == pytest.approx(first.config.learning_rate * keep_learning.FINE_TUNE_LR)
-    warm_run = trained_project.runs.create(config)
+    assert config.learning_rate == pytest.approx(first.config["learning_rate"] * keep_learning.FINE_TUNE_LR)
+    warm_run = trained_project.runs.create(config.to_dict())
     trained_project.runs.update(warm_run.id, status="completed", best_score=first.best_score + 0.01,
                                 start_score=first.best_score, best_epoch=0)
     files = trained_project.layout.run
@@ -134,8 +136,8 @@ def test_a_chain_of_keep_learning_runs_keeps_the_gentler_rate_without_compoundin
 
 def test_keep_learnings_own_first_model_is_fine_tuned_at_the_gentler_rate(trained_project):
     first = trained_project.runs.best()
-    cold = dataclasses.replace(first.config, keep_learning=True, warm_start=None)   # as keep learning starts one
-    own = trained_project.runs.create(cold)
+    cold = dataclasses.replace(run_config(first), keep_learning=True, warm_start=None)   # as keep learning starts one
+    own = trained_project.runs.create(cold.to_dict())
     trained_project.runs.update(own.id, status="completed", best_score=first.best_score + 0.01, best_epoch=0)
     files = trained_project.layout.run
     shutil.copy(files(first.id).checkpoint("best"), files(own.id).checkpoint("best"))

@@ -75,11 +75,11 @@ def lite0_run(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("lite0") / "pets"
     project = demo.create_demo_project(path, count=6, unlabeled=0)
-    run = project.runs.create(LITE0)
+    run = project.runs.create(LITE0.to_dict())
     seen: list = []
     assert train(project, run.id, LITE0, extra_callbacks=[Watch(seen)]) == "completed"
     longer = dataclasses.replace(LITE0, epochs=2)
-    project.runs.update(run.id, config=longer)
+    project.runs.update(run.id, config=longer.to_dict())
     assert train(project, run.id, longer, resume=True, extra_callbacks=[Watch(seen)]) == "completed"
     project.runs.update(run.id, status="completed")
     project.close()
@@ -127,7 +127,7 @@ def test_the_presets_lite0_start_trains_the_whole_network_from_the_first_step(tm
 
     config = dataclasses.replace(LITE0, freeze_encoder_epochs=PRESET_FREEZE)
     project = demo.create_demo_project(tmp_path / "pets", count=4, unlabeled=0)
-    run = project.runs.create(config)
+    run = project.runs.create(config.to_dict())
     seen: list = []
     assert train(project, run.id, config, extra_callbacks=[Watch(seen)]) == "completed"
     begin, end = seen

@@ -227,7 +227,7 @@ def test_start_from_model_prediction_then_save_as_corrected(workspace, monkeypat
     p = demo.create_demo_project(workspace / "demo", count=6, unlabeled=1)
     config = TrainConfig(image_size=32, base_filters=4, depth=2, epochs=1, batch_size=4, early_stopping_patience=0,
                          xla=False)
-    run = p.runs.create(config)
+    run = p.runs.create(config.to_dict())
     p.runs.update(run.id, status=train(p, run.id, config))
     unlabeled = p.image_ids(status="unlabeled")[0]
     at = open_annotate(p, monkeypatch, image_id=unlabeled)
@@ -407,7 +407,7 @@ def test_a_save_that_makes_keep_learning_due_starts_its_run_and_says_so(trained_
     button(at, "annotate_save").click().run()
     try:
         run = trained_project.runs.list()[0]
-        assert run.active and run.config.keep_learning
+        assert run.active and run.config["keep_learning"]
         assert any("Keep learning started a 0.5-minute run (from the current model) on 1 changed or new mask;"
                    in s.value for s in at.markdown)
     finally:

@@ -27,7 +27,7 @@ def _page_with_a_model(workspace, monkeypatch, quality: float):
     image, disc, patch = disc_with_patch()
     p = new_project(workspace / "prior", CLASSES)
     p.add_image(png_bytes(image), "disc.png")
-    run = p.runs.create(TrainConfig(image_size=32, base_filters=4, depth=2, epochs=1))
+    run = p.runs.create(TrainConfig(image_size=32, base_filters=4, depth=2, epochs=1).to_dict())
     p.runs.update(run.id, status=RunStatus.COMPLETED, best_score=quality)
     p.layout.run(run.id).checkpoint("best").write_bytes(b"stands in for the model")
     asked = []

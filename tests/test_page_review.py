@@ -73,7 +73,7 @@ def test_without_a_trained_run_the_page_says_so_and_links_to_train(workspace, mo
     assert "no trained model in this project yet" in at.info[0].value
     assert [p.proto.page for p in at.page_link] == ["train"]
     assert not any(s.key == "review_run" for s in at.selectbox) and not at.get("image")
-    run = project.runs.create(TrainConfig(preset="fast"))
+    run = project.runs.create(TrainConfig(preset="fast").to_dict())
     project.runs.update(run.id, status="running")
     ok(at.run())
     assert "A model is training now" in at.info[0].value and not at.get("image")

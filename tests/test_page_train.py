@@ -143,7 +143,7 @@ def test_history_lists_the_finished_run_and_overlays_chosen_curves(trained_proje
     assert {r["series"] for r in dice} == {"train", "validation"} and {r["epoch"] for r in dice} == {1, 2}
     assert preview_captions(at) == ["After epoch 2, on validation images: photo · your mask · the model's mask"]
     table = history_table(at)
-    assert list(table["run"]) == [run.id] and list(table["status"]) == ["completed"]
+    assert list(table["run"]) == [run.id] and list(table["status"]) == ["finished"]
     [happened] = list(table["what happened"])
     assert happened.startswith("2 of 2 epochs in ") and ", all done; ~" in happened and happened.endswith(" an epoch")
     before = len(charts(at))
@@ -179,7 +179,7 @@ def test_the_latest_run_says_which_masks_changed_since_and_lists_its_images(trai
 
 
 def test_a_failed_run_shows_its_error_and_the_worker_log(trained_project, monkeypatch):
-    run = trained_project.runs.create(TrainConfig())
+    run = trained_project.runs.create(TrainConfig().to_dict())
     trained_project.runs.update(run.id, status="failed", error="Training ran out of memory. Use a smaller image size.")
     (trained_project.layout.runs_dir / run.id / "worker.log").write_text("Traceback: ResourceExhaustedError OOM\n")
     at = open_train(trained_project, monkeypatch)
@@ -206,9 +206,9 @@ def test_start_a_tiny_run_from_the_page_and_watch_it_finish(trained_project, mon
     runs = trained_project.runs.list()
     assert len(runs) == 2 and runs[0].active
     new = runs[0]
-    assert (new.config.image_size, new.config.crop_size, new.config.depth, new.config.epochs,
-            new.config.time_budget_minutes, new.config.preset, new.config.resize, new.config.precision,
-            new.config.model, new.config.base_filters) == (32, None, 2, 2, None, "fast", "squash", "float32", "unet", 4)
+    names = ("image_size", "crop_size", "depth", "epochs", "time_budget_minutes", "preset", "resize", "precision",
+             "model", "base_filters")
+    assert tuple(new.config[n] for n in names) == (32, None, 2, 2, None, "fast", "squash", "float32", "unet", 4)
     assert "Training now" in [h.value for h in at.subheader]
     assert at.get("progress") and has_button(at, "train_stop") and not has_button(at, "train_start")
 
@@ -222,7 +222,7 @@ def test_start_a_tiny_run_from_the_page_and_watch_it_finish(trained_project, mon
     loss = chart_titled(at, "Loss")
     assert {r["epoch"] for r in loss} == {1, 2} and {r["series"] for r in loss} == {"train", "validation"}
     assert preview_captions(at)[0].startswith("After epoch 2")
-    assert list(history_table(at)["status"]) == ["completed", "completed"]
+    assert list(history_table(at)["status"]) == ["finished", "finished"]
 
 
 def test_stop_then_resume_a_real_run_seen_from_a_fresh_session(trained_project, monkeypatch):

@@ -195,7 +195,7 @@ def test_a_budget_run_is_reported_in_the_terms_of_its_estimate(workspace):
     epoch", the same X: its whole epochs after the first, not the last one the time budget cut short."""
     p = project_with(workspace, 14, 14)
     config = preset("fast", photos=True, pretrained=False, time_budget_minutes=5.0)
-    run = p.runs.create(config)
+    run = p.runs.create(config.to_dict())
     # The first epoch traces (17 s more), then 13 s each; the budget ends the 22nd two seconds in.
     elapsed = [30.0 + 13 * k for k in range(21)] + [302.0]
     for k, t in enumerate(elapsed):
@@ -215,7 +215,7 @@ def test_a_budget_run_is_reported_in_the_terms_of_its_estimate(workspace):
     # Stopped by a person, ended by early stopping, all epochs done, still running.
     p.runs.update(run.id, status="stopped")
     assert planning.outcome(p.runs.get(run.id), rows).endswith("stopped by you; ~13 s an epoch")
-    early = p.runs.create(planning.app_preset("balanced", photos=True))
+    early = p.runs.create(planning.app_preset("balanced", photos=True).to_dict())
     for k in range(30):
         p.runs.add_metrics(early.id, k, {"elapsed_s": 20.0 + 10 * k})
     p.runs.update(early.id, status="completed")
@@ -366,7 +366,7 @@ def test_a_setting_is_refused_just_outside_its_bounds_with_the_range_it_must_kee
 
 # ----- watching runs -------------------------------------------------------------------------------------
 def fake_run(project, status="running", **cfg):
-    run = project.runs.create(TrainConfig(**{**TINY, **cfg}))
+    run = project.runs.create(TrainConfig(**{**TINY, **cfg}).to_dict())
     project.runs.update(run.id, status=status, started_at=time.time())
     return run.id
 
@@ -432,7 +432,7 @@ def test_history_rows(trained_project):
     failed = fake_run(trained_project, status="failed", epochs=7)
     trained_project.runs.update(failed, error="Training ran out of memory.")
     rows = {r["run"]: r for r in planning.history_rows(trained_project, jobs.refresh(trained_project))}
-    assert rows[done.id]["status"] == "completed"
+    assert rows[done.id]["status"] == "finished"
     assert rows[done.id]["what happened"].startswith("2 of 2 epochs in ") and ", all done; ~" in rows[done.id][
         "what happened"]
     assert rows[done.id]["best val dice"] == round(done.best_score, 4)

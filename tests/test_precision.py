@@ -67,7 +67,7 @@ def runs(tmp_path_factory):
     made = {}
     for asked in ("float32", "mixed_bfloat16"):
         config = tiny(epochs=3, seed=3, precision=asked)
-        run = project.runs.create(config)
+        run = project.runs.create(config.to_dict())
         project.runs.update(run.id, status=train(project, run.id, config))
         made[asked] = project.runs.get(run.id)
     yield project, made

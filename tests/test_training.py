@@ -47,7 +47,7 @@ def binary(workspace):
 
 
 def run_inline(project, config, resume=False, run_id=None, callbacks=None):
-    run = project.runs.get(run_id) if run_id else project.runs.create(config)
+    run = project.runs.get(run_id) if run_id else project.runs.create(config.to_dict())
     status = train(project, run.id, config, resume=resume, extra_callbacks=callbacks)
     project.runs.update(run.id, status=status)
     return project.runs.get(run.id)
@@ -114,7 +114,7 @@ def test_a_project_without_validation_images_keeps_its_split(workspace):
 
 
 def test_stop_flag_stops_cleanly(binary):
-    run = binary.runs.create(tiny(epochs=50))
+    run = binary.runs.create(tiny(epochs=50).to_dict())
     binary.runs.request_stop(run.id)
     status = train(binary, run.id, tiny(epochs=50))
     assert status == "stopped"
@@ -134,7 +134,7 @@ def test_resume_continues_from_last_checkpoint(binary):
     repainted = binary.image(run.split.train_ids[0])   # saved between the two: the resumed run keeps its versions
     binary.masks.save(repainted.id, 1 - binary.masks.load(repainted), repainted.mask_version)
     longer = tiny(epochs=3)
-    binary.runs.update(run.id, config=longer)
+    binary.runs.update(run.id, config=longer.to_dict())
     run = run_inline(binary, longer, resume=True, run_id=run.id)
     assert run.split.masks == learned
     after = binary.runs.epoch_metrics(run.id)
@@ -146,7 +146,7 @@ def test_resume_continues_from_last_checkpoint(binary):
 
 def test_training_needs_two_labeled_images(workspace):
     project = demo.create_demo_project(workspace / "one", count=2, unlabeled=1)
-    run = project.runs.create(tiny())
+    run = project.runs.create(tiny().to_dict())
     with pytest.raises(TrainingError, match="at least 2 labeled"):
         train(project, run.id, tiny())
 

@@ -261,7 +261,7 @@ def test_a_pretrained_run_trains_on_the_added_weights_frozen_then_fine_tunes_eve
         def on_epoch_end(self, epoch, logs=None):
             kernels.append(conv1(self.model))
 
-    run = project.runs.create(config)
+    run = project.runs.create(config.to_dict())
     assert train(project, run.id, config, extra_callbacks=[Conv1()]) == "completed"
     added = conv1(_mobilenet(seed=1))
     np.testing.assert_array_equal(kernels[0], added)   # the frozen epoch left the file's encoder exactly as it was

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from seg_core.cli.data import project_arg
 from seg_core.errors import SegError
 from seg_core.formats.masks import MASK_KINDS
 from seg_core.ml import model_export
-from seg_core.ml.config import LOSS_CHOICES, MODEL_NAMES, PRESET_NOTES, PRESETS
+from seg_core.ml.config import LOSS_CHOICES, MODEL_NAMES, PRESET_NOTES, PRESETS, run_config
 from seg_core.ml.precision import AUTO_RULE
 from seg_core.store.project import Project
 from seg_core.store.runs import RunStatus
@@ -166,7 +165,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         if cluster is not None:   # the same run may go on with other machines
             config = project.runs.get(args.resume).config
-            project.runs.update(args.resume, config=dataclasses.replace(config, cluster=cluster.spec))
+            project.runs.update(args.resume, config={**config, "cluster": cluster.spec})
         run = jobs.resume(project, args.resume)
         print(f"resuming run {run.id}")
     else:
@@ -218,10 +217,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     rows = []
     for r in runs:
         epochs = project.runs.epoch_metrics(r.id)
-        since = provenance.changes(project, r)
-        rows.append({"id": r.id, "status": r.status.value, "preset": r.config.preset, "model": r.config.model,
-                     "image_size": r.config.image_size, "epochs_done": len(epochs),
-                     "epochs": r.config.epochs, "best_val_dice": r.best_score,
+        since, config = provenance.changes(project, r), run_config(r)
+        rows.append({"id": r.id, "status": r.status.value, "preset": config.preset, "model": config.model,
+                     "image_size": config.image_size, "epochs_done": len(epochs),
+                     "epochs": config.epochs, "best_val_dice": r.best_score,
                      "best_epoch": None if r.best_epoch is None else r.best_epoch + 1,
                      "duration_s": (epochs[-1]["elapsed_s"] if epochs else None), "devices": r.devices,
                      "masks_changed_since": None if since is None else since.count, "error": r.error})

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from seg_core.errors import TrainingError
 from seg_core.ml.augment import AugmentConfig
 from seg_core.ml.cpu import CPUINFO, cpu_has_avx512
+from seg_core.store.runs import RunRecord
 
 LOSS_CHOICES = ("auto", "dice", "bce", "bce_dice", "ce", "sparse_ce", "ce_dice")
 SCHEDULES = ("plateau", "cosine", "constant")
@@ -212,6 +213,14 @@ class TrainConfig:
         if problems:
             raise TrainingError("Training settings are not valid: " + "; ".join(problems) + ".")
         return self
+
+
+def run_config(run: RunRecord) -> TrainConfig:
+    """A run's settings, which the store keeps as the dict they were stored as, read by this version. A setting
+    that a newer Maskloop added is left out, so that its runs are still listed and described; the worker that
+    trains a run reads them strictly (TrainConfig.from_dict)."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig.from_dict({k: v for k, v in run.config.items() if k in known})
 
 
 # Chosen with bench/time_to_quality.py and bench/train_speed.py on a 2-core CPU (docs/performance.md).

@@ -16,6 +16,7 @@ import time
 import traceback
 
 from seg_core.errors import SegError, TrainingError, storage_error
+from seg_core.ml.config import TrainConfig, run_config
 from seg_core.store.project import Project
 from seg_core.store.runs import RunStatus
 
@@ -64,13 +65,14 @@ def run_worker(project_path: str, run_id: str, resume: bool = False) -> int:
     beat.start()
     cluster = None
     try:
-        cluster = distribute.parse_cluster(run.config.cluster, 0) if run.config.cluster else None
+        config = TrainConfig.from_dict(run.config)   # strictly: a setting this version does not know is refused
+        cluster = distribute.parse_cluster(config.cluster, 0) if config.cluster else None
         plan = distribute.choose(cluster)
-        project.runs.update(run_id, devices=plan.describe(precision=plan.precision(run.config.precision)))
+        project.runs.update(run_id, devices=plan.describe(precision=plan.precision(config.precision)))
         if cluster:
             print(f"chief of {cluster.spec}: waiting for the other workers (up to {distribute.JOIN_TIMEOUT_S} s)",
                   flush=True)
-        status = train(project, run_id, run.config, resume=resume, state=state, plan=plan)
+        status = train(project, run_id, config, resume=resume, state=state, plan=plan)
         project.runs.update(run_id, status=status, ended_at=time.time())
         return 0
     except SegError as exc:
@@ -99,7 +101,7 @@ def find_cluster_run(project: Project, cluster, wait_s: float):
     end = time.monotonic() + wait_s
     while True:
         for run in project.runs.list():
-            if run.config.cluster == cluster.spec and run.status == RunStatus.RUNNING and run.split is not None:
+            if run_config(run).cluster == cluster.spec and run.status == RunStatus.RUNNING and run.split is not None:
                 return run
         if time.monotonic() >= end:
             raise TrainingError(f"No run of {project.path} is training on the cluster {cluster.spec} after "
@@ -123,7 +125,7 @@ def run_peer(project_path: str, cluster, wait_s: float = 600.0) -> int:
     state = RunState()
     signal.signal(signal.SIGTERM, lambda *_: setattr(state, "term", True))
     try:
-        status = train(project, run.id, run.config, resume=resume, state=state,
+        status = train(project, run.id, TrainConfig.from_dict(run.config), resume=resume, state=state,
                        plan=distribute.choose(cluster))
     except BaseException as exc:  # noqa: BLE001
         if not distribute.is_collective_failure(exc):

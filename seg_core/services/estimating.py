@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 
 from seg_core.durable import atomic_write
-from seg_core.ml.config import ANY_SIZE_MODELS, PREVIEW_COUNT, TrainConfig
+from seg_core.ml.config import ANY_SIZE_MODELS, PREVIEW_COUNT, TrainConfig, run_config
 from seg_core.ml.cpu import cpu_has_avx512
 from seg_core.store.layout import machine_speed_file
 from seg_core.store.project import Project
@@ -165,8 +165,9 @@ class Estimate:
 def cut_short(run: RunRecord, rows: list[dict]) -> bool:
     """Whether the run's last epoch row is a part of an epoch: a stop (Stop, the time budget) ends the epoch in
     flight after its current batch, which still validates and saves."""
-    budget = (run.config.time_budget_minutes or 0) * 60
-    if not rows or len(rows) >= run.config.epochs:
+    config = run_config(run)
+    budget = (config.time_budget_minutes or 0) * 60
+    if not rows or len(rows) >= config.epochs:
         return False
     return run.status == RunStatus.STOPPED or bool(budget and rows[-1]["elapsed_s"] >= budget)
 
@@ -192,7 +193,7 @@ def _run_speed(project: Project, run, channels: int, num_classes: int):
     epoch_s = typical_epoch_s(run, rows)
     if epoch_s is None or "train_images" not in meta:
         return None
-    work = sum(epoch_work(run.config, meta["train_images"], meta["val_images"], channels, num_classes))
+    work = sum(epoch_work(run_config(run), meta["train_images"], meta["val_images"], channels, num_classes))
     launch = LAUNCH_S
     if run.ended_at and run.created_at:
         launch = max(1.0, run.ended_at - run.created_at - rows[-1]["elapsed_s"])
@@ -203,8 +204,8 @@ def _run_speed(project: Project, run, channels: int, num_classes: int):
 def measured_speed(project: Project, config: TrainConfig, channels: int, num_classes: int):
     """(training GFLOP/s, launch s, first-epoch extra s, epoch overhead s, run id) measured by the newest finished
     run of the same network, at the same sizes if there is one; None without such a run."""
-    runs = [r for r in _finished_runs(project) if _same_model(r.config, config)]
-    for run in sorted(runs, key=lambda r: not _same_sizes(r.config, config)):  # stable: newest first within
+    runs = [r for r in _finished_runs(project) if _same_model(run_config(r), config)]
+    for run in sorted(runs, key=lambda r: not _same_sizes(run_config(r), config)):  # stable: newest first within
         speed = _run_speed(project, run, channels, num_classes)
         if speed:
             return (*speed, run.id)

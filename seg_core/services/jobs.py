@@ -12,7 +12,7 @@ from pathlib import Path
 from seg_core import environment
 from seg_core.errors import TrainingError
 from seg_core.durable import process_alive
-from seg_core.ml.config import TrainConfig, require_labeled
+from seg_core.ml.config import TrainConfig, require_labeled, run_config
 from seg_core.ml.worker import MODULE as WORKER_MODULE
 from seg_core.store.layout import workspace_dir
 from seg_core.store.project import Project
@@ -52,7 +52,7 @@ def start(project: Project, config: TrainConfig | dict, run_id: str | None = Non
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     cfg.validate(len(project.classes))
     require_labeled(project.count_images(status="labeled"))
-    run = project.runs.create(cfg, run_id)
+    run = project.runs.create(cfg.to_dict(), run_id)
     pid = _spawn(project, run.id, resume=False)
     project.runs.update(run.id, pid=pid, heartbeat_at=time.time())
     return project.runs.get(run.id)
@@ -163,8 +163,9 @@ def refresh_run(project: Project, run_id: str) -> RunRecord:
     elif run.status == RunStatus.QUEUED and now - (run.heartbeat_at or run.created_at) > START_GRACE_S:
         dead = True
     if dead:
-        error = DEAD_MESSAGE if not run.config.cluster else (
-            f"The chief of the cluster {run.config.cluster} ended unexpectedly (killed, out of memory, or TensorFlow "
+        cluster = run_config(run).cluster
+        error = DEAD_MESSAGE if not cluster else (
+            f"The chief of the cluster {cluster} ended unexpectedly (killed, out of memory, or TensorFlow "
             "ended it when another worker stopped answering). The last finished epoch is kept: start every worker "
             "again and resume.")
         project.runs.update(run_id, status=RunStatus.FAILED, ended_at=now, error=error)

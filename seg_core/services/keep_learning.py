@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from seg_core.errors import ProjectError, RunBusyError
-from seg_core.ml.config import TrainConfig
+from seg_core.ml.config import TrainConfig, run_config
 from seg_core.services import jobs, planning
 from seg_core.store.project import Project
 from seg_core.store.runs import RunRecord, RunStatus
@@ -64,20 +64,22 @@ def _since_last_run(project: Project, runs: list[RunRecord]) -> int:
 
 def _paused_by(runs: list[RunRecord]) -> RunRecord | None:
     """The keep-learning run that failed last, where no run has been started since."""
-    return runs[0] if runs and runs[0].config.keep_learning and runs[0].status == RunStatus.FAILED else None
+    return runs[0] if runs and run_config(runs[0]).keep_learning and runs[0].status == RunStatus.FAILED else None
 
 
 def _config(project: Project, runs: list[RunRecord], minutes: float) -> TrainConfig:
     best = project.runs.best()
     if best is None:
         stats = project.stats()
-        base = next((r.config for r in runs if not r.config.keep_learning), None) or planning.app_preset(
+        configs = (run_config(r) for r in runs)
+        base = next((c for c in configs if not c.keep_learning), None) or planning.app_preset(
             FIRST_PRESET, stats["channels"] == 3, stats["num_classes"])
         return dataclasses.replace(base, keep_learning=True, warm_start=None, time_budget_minutes=minutes)
     # A warm-started model already trained at the gentler rate: scaled once, not again at every run. Keep
     # learning's own first model trained from scratch at the preset's rate, so the run after it is scaled.
-    rate = best.config.learning_rate * (1.0 if best.config.warm_start else FINE_TUNE_LR)
-    return dataclasses.replace(best.config, keep_learning=True, warm_start=best.id, time_budget_minutes=minutes,
+    config = run_config(best)
+    rate = config.learning_rate * (1.0 if config.warm_start else FINE_TUNE_LR)
+    return dataclasses.replace(config, keep_learning=True, warm_start=best.id, time_budget_minutes=minutes,
                                learning_rate=rate, pretrained=False, freeze_encoder_epochs=0, cluster=None)
 
 
@@ -116,7 +118,7 @@ def describe(project: Project) -> str:
                 "It goes on after you start a run yourself.")
     active = next((r for r in runs if r.active), None)
     if active is not None:
-        if active.config.keep_learning:
+        if run_config(active).keep_learning:
             return "Keep learning is on, and training now."
         return "Keep learning is on; it starts nothing while your run is training."
     new = _since_last_run(project, runs)

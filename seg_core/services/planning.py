@@ -7,7 +7,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from seg_core.ml.config import MIN_LABELED_IMAGES, PRESETS, TOO_FEW_LABELED, TrainConfig, preset
+from seg_core.ml.config import MIN_LABELED_IMAGES, PRESETS, TOO_FEW_LABELED, TrainConfig, preset, run_config
 from seg_core.services.estimating import plural, cut_short, first_guess, fmt_duration, typical_epoch_s
 from seg_core.store.project import Project
 from seg_core.store.runs import RunRecord, RunStatus
@@ -124,14 +124,14 @@ def _epoch_seconds(run: RunRecord, rows: list[dict], elapsed: float, in_epoch: f
         return (elapsed - rows[0]["elapsed_s"]) / in_epoch      # the second epoch so far
     if len(rows) == 1:
         first = rows[0].get("epoch_s", rows[0]["elapsed_s"])
-        return max(first - first_guess(run.config)[1], 0.25 * first)
+        return max(first - first_guess(run_config(run))[1], 0.25 * first)
     return None
 
 
 def outcome(run: RunRecord, rows: list[dict], elapsed: float | None = None) -> str:
     """What a run did, in the estimate's terms (estimating.Estimate.text): "23 of 60 epochs in 5 min 02 s, stopped
     by the time budget; ~13 s an epoch"."""
-    cfg, done = run.config, len(rows)
+    cfg, done = run_config(run), len(rows)
     elapsed = rows[-1]["elapsed_s"] if elapsed is None and rows else elapsed or 0.0
     text = f"{done} of {cfg.epochs} epochs in {fmt_duration(elapsed)}"
     if run.active:
@@ -154,10 +154,10 @@ def outcome(run: RunRecord, rows: list[dict], elapsed: float | None = None) -> s
 def live_status(project: Project, run: RunRecord, now: float | None = None) -> LiveStatus:
     """Progress of a run from its DB rows: epoch/batch, elapsed, an ETA from its own epoch times and budget."""
     now = now or time.time()
-    cfg, rows, prog = run.config, project.runs.epoch_metrics(run.id), project.runs.latest_progress(run.id)
+    cfg, rows, prog = run_config(run), project.runs.epoch_metrics(run.id), project.runs.latest_progress(run.id)
     epochs, budget = max(1, cfg.epochs), (cfg.time_budget_minutes or 0) * 60
     done = len(rows)
-    if run.status == "queued" or (run.status == "running" and not rows and not prog):
+    if run.status == RunStatus.QUEUED or (run.status == RunStatus.RUNNING and not rows and not prog):
         return LiveStatus(0.0, "Starting: loading TensorFlow, your images and the model...", None, 0)
     batch = steps = 0
     elapsed = rows[-1]["elapsed_s"] if rows else 0.0
@@ -216,7 +216,7 @@ def describe(config: TrainConfig) -> str:
 
 def warm_outcome(run: RunRecord) -> str | None:
     """What a run started from another's model did to the model in use, for its line in the history."""
-    if run.config.warm_start is None or run.improved is None:
+    if run.config.get("warm_start") is None or run.improved is None:
         return None
     if run.improved:
         return (f"better than the model it started from on the same images ({run.start_score:.3f} -> "
@@ -234,14 +234,15 @@ def history_rows(project: Project, runs: list[RunRecord]) -> list[dict]:
         elapsed = rows[-1]["elapsed_s"] if rows else None
         if prog:
             elapsed = max(elapsed or 0.0, prog.get("elapsed_s", 0.0))
-        budget = run.config.time_budget_minutes
+        config = run_config(run)
+        budget = config.time_budget_minutes
         out.append({
             "run": run.id,
             "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started_at or run.created_at)),
-            "preset": ("keep learning: " if run.config.keep_learning else "") + run.preset_name
+            "preset": ("keep learning: " if config.keep_learning else "") + run.preset_name
                       + (f", {budget:g} min budget" if budget else ""),
-            "model": describe(run.config),
-            "status": run.status.value,
+            "model": describe(config),
+            "status": run.status.word,
             "best val dice": None if run.best_score is None else round(run.best_score, 4),
             "what happened": "; ".join(filter(None, (outcome(run, rows, elapsed), warm_outcome(run)))),
             "error": run.error or "",

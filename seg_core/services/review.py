@@ -14,6 +14,7 @@ from seg_core.classes import ClassSpec
 from seg_core.errors import NotFoundError
 from seg_core.durable import atomic_write
 from seg_core.formats import images
+from seg_core.ml.config import run_config
 from seg_core.ml.evaluation import Evaluation, Labeled, evaluate, image_score
 from seg_core.ml.inference import Predictor, for_project, ids_from_probabilities
 from seg_core.services import editing, gallery
@@ -28,8 +29,9 @@ FEW_IMAGES = 5   # below this, one image more or less right moves every figure a
 def run_label(run: RunRecord) -> str:
     when = run.when
     score = "no validation score" if run.best_score is None else f"validation dice {run.best_score:.3f}"
-    kind = run.config.preset or run.config.model
-    return f"{when} · {kind} · {score} · {run.status} ({run.id})"
+    config = run_config(run)
+    kind = config.preset or config.model
+    return f"{when} · {kind} · {score} · {run.status.word} ({run.id})"
 
 
 # ----- one image ------------------------------------------------------------------------------

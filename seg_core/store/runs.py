@@ -1,4 +1,5 @@
-"""Training runs in the project database: typed records and statuses, per-epoch and per-batch metrics."""
+"""Training runs in the project database: typed records and statuses, per-epoch and per-batch metrics. A run's
+settings are kept as the dict they were stored as; ml/config.py reads them (run_config)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from enum import Enum
 from seg_core import faults
 from seg_core.errors import NotFoundError, RunBusyError
 from seg_core.durable import storage_guard
-from seg_core.ml.config import TrainConfig
 from seg_core.store.db import Database
 from seg_core.store.layout import ProjectLayout
 from seg_core.store.lineage import MaskUse
@@ -28,6 +28,16 @@ class RunStatus(str, Enum):
     STOPPED = "stopped"
     FAILED = "failed"
 
+    @classmethod
+    def _missing_(cls, value):
+        """A status that a newer Maskloop wrote: kept as it is stored, and neither active nor finished here, so
+        this version lists the run without acting on it."""
+        if not isinstance(value, str):
+            return None
+        status = str.__new__(cls, value)
+        status._name_, status._value_ = value.upper(), value
+        return status
+
     def __str__(self) -> str:
         return self.value
 
@@ -37,7 +47,16 @@ class RunStatus(str, Enum):
 
     @property
     def finished(self) -> bool:
-        return not self.active
+        return self in (RunStatus.COMPLETED, RunStatus.STOPPED, RunStatus.FAILED)
+
+    @property
+    def word(self) -> str:
+        """What the pages and the command line call it; a status this version does not know, as it is stored."""
+        return _STATUS_WORDS.get(self.value, self.value)
+
+
+_STATUS_WORDS = {"queued": "starting", "running": "training", "completed": "finished", "stopped": "stopped",
+                 "failed": "failed"}
 
 
 @dataclass(frozen=True)
@@ -81,7 +100,7 @@ class RunSplit:
 class RunRecord:
     id: str
     status: RunStatus
-    config: TrainConfig
+    config: dict                        # the settings as stored; ml/config.py reads them (run_config)
     created_at: float
     started_at: float | None
     ended_at: float | None
@@ -97,7 +116,7 @@ class RunRecord:
 
     @classmethod
     def from_row(cls, row) -> "RunRecord":
-        return cls(row["id"], RunStatus(row["status"]), TrainConfig.from_dict(json.loads(row["config"])),
+        return cls(row["id"], RunStatus(row["status"]), json.loads(row["config"]),
                    row["created_at"], row["started_at"], row["ended_at"], row["pid"], row["heartbeat_at"],
                    bool(row["stop_requested"]), row["error"], row["best_epoch"], row["best_score"],
                    RunSplit.from_json(row["split"]), row["devices"], row["start_score"])
@@ -115,18 +134,17 @@ class RunRecord:
     def improved(self) -> bool | None:
         """A run started from another's model: whether it ended better than that model on the same validation
         images (None for a run that started from scratch, or has no score yet)."""
-        if self.config.warm_start is None or self.start_score is None or self.best_score is None:
+        if self.config.get("warm_start") is None or self.start_score is None or self.best_score is None:
             return None
         return self.best_score > self.start_score
 
     @property
     def preset_name(self) -> str:
-        return self.config.preset or "custom"
+        return self.config.get("preset") or "custom"
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["status"] = self.status.value
-        d["config"] = self.config.to_dict()
         return d
 
 
@@ -141,8 +159,9 @@ class Runs:
         self._db = database
         self._layout = layout
 
-    def create(self, config: TrainConfig, run_id: str | None = None) -> RunRecord:
-        """Record a queued run; refused while another run of this project is queued or running."""
+    def create(self, config: dict, run_id: str | None = None) -> RunRecord:
+        """Record a queued run with its settings (TrainConfig.to_dict); refused while another run of this project is
+        queued or running."""
         run_id = run_id or time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(2).hex()
         # The folder first: a crash before the commit leaves an empty folder, never a run without one.
         with storage_guard("the training run was not started"):
@@ -150,7 +169,7 @@ class Runs:
             self._insert(run_id, config)
         return self.get(run_id)
 
-    def _insert(self, run_id: str, config: TrainConfig) -> None:
+    def _insert(self, run_id: str, config: dict) -> None:
         with self._db.transaction() as conn:
             busy = conn.execute("SELECT id, status, created_at FROM runs WHERE status IN (?, ?)",
                                 (RunStatus.QUEUED.value, RunStatus.RUNNING.value)).fetchone()
@@ -161,7 +180,7 @@ class Runs:
                     "Stop it or wait for it to finish."
                 )
             conn.execute("INSERT INTO runs (id, status, config, created_at) VALUES (?, ?, ?, ?)",
-                         (run_id, RunStatus.QUEUED.value, json.dumps(config.to_dict()), time.time()))
+                         (run_id, RunStatus.QUEUED.value, json.dumps(config), time.time()))
 
     def get(self, run_id: str) -> RunRecord:
         with self._db.connection() as conn:
@@ -182,8 +201,8 @@ class Runs:
             raise ValueError(f"not run fields: {bad}")
         if isinstance(fields.get("status"), RunStatus):
             fields["status"] = fields["status"].value
-        if isinstance(fields.get("config"), TrainConfig):
-            fields["config"] = json.dumps(fields["config"].to_dict())
+        if isinstance(fields.get("config"), dict):
+            fields["config"] = json.dumps(fields["config"])
         if isinstance(fields.get("split"), RunSplit):
             fields["split"] = fields["split"].to_json()
         sets = ", ".join(f"{k} = ?" for k in fields)
@@ -204,7 +223,7 @@ class Runs:
         used where it ended worse."""
         finished = [r for r in self.list() if r.best_score is not None and r.status.finished
                     and self._layout.run(r.id).checkpoint("best").exists()]
-        superseded = {r.config.warm_start for r in finished if r.improved}
+        superseded = {r.config.get("warm_start") for r in finished if r.improved}
         candidates = [r for r in finished if r.improved is not False and r.id not in superseded]
         return max(candidates, key=lambda r: (r.best_score, r.created_at)) if candidates else None
 

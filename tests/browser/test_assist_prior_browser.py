@@ -32,7 +32,7 @@ def _trained_project(workspace):
     project.add_image(png_bytes(image), "new.png")
     config = TrainConfig(image_size=64, base_filters=8, depth=2, epochs=EPOCHS, batch_size=4, learning_rate=3e-3,
                          early_stopping_patience=0, xla=False)
-    run = project.runs.create(config)
+    run = project.runs.create(config.to_dict())
     status = train(project, run.id, config)
     project.runs.update(run.id, status=status)
     assert status == RunStatus.COMPLETED
