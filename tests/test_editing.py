@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from helpers import box_mask, photo, png_bytes
+from helpers import box_mask, edit_class, photo, png_bytes
 from seg_core.services import editing, gallery
 from seg_core.formats import masks
 from seg_core.classes import ClassSpec, default_classes
@@ -357,7 +357,7 @@ def test_gallery_pages_filters_and_thumbnails(tmp_path):
     assert Image.open(io.BytesIO(data)).format == "JPEG"
     assert gallery.thumbnail_path(p, rec).exists()
     # A new mask version or a recoloured class makes a new thumbnail.
-    p.update_class(1, color="#0000ff")
+    edit_class(p, 1, color="#0000ff")
     assert not gallery.thumbnail_path(p, p.image(1)).exists()
     assert gallery.caption(rec, {1}, {1}) == "dog_0.png · labeled · train · has prediction · unsaved strokes"
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
-from helpers import photo, png_bytes
+from helpers import edit_class, photo, png_bytes
 from seg_core.classes import ClassSpec
 from seg_core.cli import main
 from seg_core.errors import DatasetFormatError, ProjectError
@@ -138,7 +138,7 @@ def test_class_id_export_is_greyscale_ids_with_a_classes_csv(source, tmp_path):
 def test_an_export_refused_before_the_zip_leaves_the_old_file(source, tmp_path):
     out = tmp_path / "e.zip"
     out.write_bytes(b"previous export")
-    source.update_class(1, name="leaf:big")
+    edit_class(source, 1, name="leaf:big")
     with pytest.raises(DatasetFormatError, match="':'"):
         exporting.export_zip(source, out, fmt="voc")
     with pytest.raises(ProjectError, match="no export format 'yolo'"):

@@ -13,7 +13,7 @@ from hypothesis import given, strategies as st
 from streamlit.testing.v1 import AppTest
 
 from fuzzing import fuzz
-from helpers import ROOT, box_mask, photo, png_bytes
+from helpers import ROOT, box_mask, edit_class, photo, png_bytes
 from seg_core.classes import MAX_NAME_CHARS, default_classes, parse_color
 from seg_core.cli import main as cli
 from seg_core.errors import ClassSpecError, ProjectError, SegError
@@ -61,7 +61,7 @@ def test_an_odd_class_name_is_stored_exactly_as_typed(workspace, name):
     spec = project.add_class(name)
     assert Project(project.path).classes[spec.id].name == name
     renamed = name[:MAX_NAME_CHARS - 1] + "2"
-    project.update_class(spec.id, name=renamed)
+    edit_class(project, spec.id, name=renamed)
     assert project.classes[spec.id].name == renamed
 
 
@@ -73,7 +73,7 @@ def test_an_empty_huge_or_invisible_class_name_is_refused_with_a_sentence(worksp
         project.add_class(name)
     _sentence(err.value)
     with pytest.raises(ClassSpecError):
-        project.update_class(1, name=name)
+        edit_class(project, 1, name=name)
     assert project.classes == before
 
 
@@ -246,8 +246,8 @@ def test_pages_show_hostile_class_and_file_names_literally(hostile_project, monk
 def test_review_shows_hostile_class_names_literally_and_draws_the_confusion_matrix(trained_multiclass_project,
                                                                                    monkeypatch):
     project = trained_multiclass_project
-    project.update_class(1, name="**bold** <img src=x onerror=alert(1)> " + "x" * 60)
-    project.update_class(2, name="$\\frac$ [link](javascript:alert(1))")   # '$\frac$' broke Matplotlib's axis
+    edit_class(project, 1, name="**bold** <img src=x onerror=alert(1)> " + "x" * 60)
+    edit_class(project, 2, name="$\\frac$ [link](javascript:alert(1))")   # '$\frac$' broke Matplotlib's axis
     at = _app(monkeypatch, project, "review")
     _check_page(at)
     at.radio(key="review_section").set_value("How good is the model").run()

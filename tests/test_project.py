@@ -7,7 +7,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from helpers import box_mask, photo, png_bytes
+from helpers import box_mask, edit_class, photo, png_bytes
 from seg_core.store import db
 from seg_core import durable
 from seg_core.classes import ClassSpec, default_classes
@@ -201,12 +201,12 @@ def test_stats_counts_by_status_split_and_class(tmp_path):
 
 
 def test_class_editing(project):
-    project.update_class(1, name="cell", color="#00ff00")
+    edit_class(project, 1, name="cell", color="#00ff00")
     assert project.classes[1] == ClassSpec(1, "cell", (0, 255, 0))
     new = project.add_class("nucleus")
     assert new.id == 2 and project.kind == "multiclass"
     with pytest.raises(ClassSpecError, match="same colour"):
-        project.update_class(2, color="#00ff00")
+        edit_class(project, 2, color="#00ff00")
     with pytest.raises(ClassSpecError, match="own name"):
         project.add_class("Cell")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from seg_core.classes import ClassSpec, default_color, parse_color, validate_classes
-from seg_core.errors import ClassSpecError, NotFoundError
+from seg_core.errors import ClassSpecError
 from seg_core.store import db
 from seg_core.store.db import Database
 from seg_core.store.images import Images
@@ -30,15 +30,6 @@ class ClassTable:
             raise ClassSpecError("Masks already use the current classes; add or remove classes one at a time.")
         with self._db.transaction() as conn:
             db.write_classes(conn, classes)
-
-    def update(self, class_id: int, name: str | None = None, color: str | Sequence[int] | None = None) -> None:
-        classes = self.all()
-        if not 0 <= class_id < len(classes):
-            raise NotFoundError(f"There is no class {class_id}.")
-        old = classes[class_id]
-        classes[class_id] = ClassSpec(class_id, name.strip() if name is not None else old.name,
-                                      parse_color(color) if color is not None else old.color)
-        self.set(classes)
 
     def add(self, name: str, color: str | Sequence[int] | None = None) -> ClassSpec:
         classes = self.all()

@@ -129,9 +129,6 @@ class Project:
         """Replace names/colours; changing the number of classes needs an empty project."""
         self.class_table.set(classes)
 
-    def update_class(self, class_id: int, name: str | None = None, color: str | Sequence[int] | None = None) -> None:
-        self.class_table.update(class_id, name, color)
-
     def add_class(self, name: str, color: str | Sequence[int] | None = None) -> ClassSpec:
         return self.class_table.add(name, color)
 
