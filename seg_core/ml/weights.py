@@ -186,11 +186,6 @@ def packaged_not_needed(what: str) -> WeightsFileError:
         f"them as it is, and weights files are only for {' and '.join(e.label for e in ENCODERS.values())}.")
 
 
-def list_weights() -> list[WeightsInfo]:
-    """The weights files added to this workspace, one per encoder at most."""
-    return [_info(name, p, "workspace") for name in ENCODERS if (p := stored_path(name)) is not None]
-
-
 def _resolve(name: str) -> str:
     key = name.strip().lower()
     for suffix in (KERAS3, LEGACY):
