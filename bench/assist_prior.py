@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 
 import plain  # noqa: E402
 from annotator import Annotator  # noqa: E402
-from assist_quality import CCP_CLASSES, DATA, IGNORE, _class_mean, _iou, load  # noqa: E402
+from assist_quality import DATA, IGNORE, _class_mean, _iou, load  # noqa: E402
 
 HALF = 20
 KS = (1, 2)

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 from playwright.sync_api import expect
 
-from browser_helpers import open_expander, pick, shot, wait_idle, wait_until
+from browser_helpers import open_expander, pick, shot, wait_idle
 from helpers import photo, png_bytes
 from seg_core.classes import binary_classes
 from seg_core.store.workspace import new_project

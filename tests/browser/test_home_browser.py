@@ -6,7 +6,7 @@ import re
 
 from playwright.sync_api import expect
 
-from browser_helpers import create_project, shot, wait_idle
+from browser_helpers import shot, wait_idle
 from seg_core.services import demo
 from seg_core.store.workspace import new_project
 
