@@ -26,10 +26,13 @@ def require(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{reason} (CI must run this test)")
     pytest.skip(reason)
+
+
 def png_bytes(arr: np.ndarray, mode: str | None = None, fmt: str = "PNG", **save) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.asarray(arr), mode).save(buf, format=fmt, **save)
     return buf.getvalue()
+
 
 def edit_class(project, class_id: int, name: str | None = None, color: str | None = None) -> None:
     """Rename or recolour one class as the Data page does: the whole list, changed, through Project.set_classes."""
@@ -40,7 +43,6 @@ def edit_class(project, class_id: int, name: str | None = None, color: str | Non
     classes[class_id] = ClassSpec(class_id, old.name if name is None else name.strip(),
                                   old.color if color is None else parse_color(color))
     project.set_classes(classes)
-
 
 
 def photo(h: int = 24, w: int = 32, seed: int = 0, gray: bool = False) -> np.ndarray:
