@@ -1,6 +1,6 @@
 """Crash points and I/O faults of every write path: each path run in a child process that is killed at
 each of its write points (temp write, fsync, rename, database commit), and given a full, read-only or forbidden
-disk at each point of its kind; the project is reopened and checked every time (tests/fault_harness.py).
+disk at each point of its kind; the project is reopened and checked every time (bench/fault_harness.py).
 
     python bench/faults.py                  # every path, every point (the training path takes the longest)
     python bench/faults.py --quick          # the training path at 3 kill points and 2 I/O faults
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import fault_harness as fh  # noqa: E402
 

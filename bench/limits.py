@@ -28,9 +28,9 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from helpers import jpeg_claiming, png_claiming  # noqa: E402
+from synthetic import jpeg_claiming, png_claiming  # noqa: E402
 
 MP50 = (8660, 5773)          # 49.99 megapixels: just under the 50-megapixel limit
 OVER = (8700, 5800)          # 50.46 megapixels: just over it

@@ -1,17 +1,20 @@
 """Nothing is lost: each write path killed at its write points, or given a full or read-only disk, in a
-child process (tests/fault_harness.py); the project reopened is whole and no saved mask is lost. A sample of the
+child process (bench/fault_harness.py); the project reopened is whole and no saved mask is lost. A sample of the
 points here; bench/faults.py runs every one."""
 
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import fault_harness as fh
 from helpers import ROOT, box_mask, photo, png_bytes, require
+
+sys.path.insert(0, str(ROOT / "bench"))
+import fault_harness as fh  # noqa: E402
 from seg_core import faults
 from seg_core.errors import StorageError
 from seg_core.services.integrity import check_project

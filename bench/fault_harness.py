@@ -1,7 +1,7 @@
 """Crash and I/O-fault harness: every write path run in a child process that is killed, or sees a full or
 read-only disk, at each of its write points (seg_core/faults.py); then the project is reopened and checked.
 
-Used by tests/test_faults.py (a sample) and bench/faults.py (every point). `python tests/fault_harness.py STEP DIR`
+Used by tests/test_faults.py (a sample) and bench/faults.py (every point). `python bench/fault_harness.py STEP DIR`
 is the child: it runs one write path on the project in DIR/project, as the CLI would (a SegError: its sentence on
 stderr, exit 2).
 """
@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(HERE)]
 
-from helpers import box_mask, photo, png_bytes, write_pair_folders, zip_bytes  # noqa: E402
+from synthetic import box_mask, photo, png_bytes, write_pair_folders, zip_bytes  # noqa: E402
 from seg_core import faults  # noqa: E402
 
 SIZE = (40, 48)   # h, w of the base project's images
