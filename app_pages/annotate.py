@@ -10,7 +10,7 @@ from app_pages import annotate_tools as tools
 from app_pages.annotate_conflict import STATUS, STATUS_HELP, conflict_panel
 from app_pages.widgets import (annotate_changed, cached_image, cached_prior, current_user, load_predictor,
                                require_project, show_error)
-from seg_core import drafting, editing, keep_learning
+from seg_core import ImageStatus, drafting, editing, keep_learning
 from seg_core.errors import DraftConflictError, MaskConflictError, SegError
 from seg_core.markdown import md_name
 
@@ -31,7 +31,7 @@ def _go(image_id: int) -> None:
 
 
 def _next_unlabeled(after: int) -> int | None:
-    todo = project.image_ids(status="unlabeled")
+    todo = project.image_ids(status=ImageStatus.UNLABELED)
     return next((i for i in todo if i > after), todo[0] if todo else None)
 
 
@@ -63,8 +63,8 @@ epoch = ss.setdefault("annotate_epoch", 0)
 best = project.runs.best()
 
 with st.sidebar:
-    pen = tools.tool_panel(classes, project.count_images(status="labeled") - (rec.status == "labeled"),
-                           best.when if best is not None else None)
+    others_labeled = project.count_images(status=ImageStatus.LABELED) - (rec.status == ImageStatus.LABELED)
+    pen = tools.tool_panel(classes, others_labeled, best.when if best is not None else None)
     cls_id = pen.cls_id
     opacity = st.slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key="annotate_opacity")
     show_mask = st.toggle("Show mask", True, key="annotate_show_mask")
@@ -101,7 +101,7 @@ drawing = (ss.get(canvas_key) or {}).get("drawing") or {}
 
 
 def _learn_from():
-    others = [r for r in project.list_images(status="labeled") if r.id != rec.id][-tools.LEARN_FROM:]
+    others = [r for r in project.list_images(status=ImageStatus.LABELED) if r.id != rec.id][-tools.LEARN_FROM:]
     return [(cached_image(str(project.image_path(r)), r.sha256), project.masks.load(r)) for r in others]
 
 
@@ -224,7 +224,7 @@ with actions:
                   help="Drop the unsaved strokes; Undo discard brings them back until you paint again.")
     else:
         a2.button("Undo discard", on_click=_undo_discard, width="stretch", key="annotate_undo_discard")
-    if rec.status == "unlabeled" and not dirty and view.conflict is None:
+    if rec.status == ImageStatus.UNLABELED and not dirty and view.conflict is None:
         a5.button("Nothing to paint", on_click=_all_background, width="stretch", key="annotate_all_background",
                   help="Save an all-background mask: this image shows none of the classes.")
     if best is not None:
@@ -264,7 +264,7 @@ st.html(tools.CANVAS_SCRIPTS + tools.pen_marker(pen, classes), unsafe_allow_java
 with st.sidebar:
     if zoom > 1:
         st.image(editing.minimap(image, view.shown, classes, cview), caption="Where the zoom is")
-    if dirty or rec.status == "labeled":
+    if dirty or rec.status == ImageStatus.LABELED:
         st.caption("Class areas" + (" (with unsaved strokes)" if dirty else ""))
         st.dataframe([{"class": a["name"], "pixels": a["pixels"], "%": round(a["percent"], 2)}
                       for a in editing.class_areas(view.shown, classes)], hide_index=True, width="stretch")

@@ -5,7 +5,7 @@ import streamlit as st
 from app_pages.model_download import model_download
 from app_pages.review_queue import queue_panel
 from app_pages.widgets import cached_image, load_predictor, open_in_annotate, require_project, show_error
-from seg_core import SPLITS, SegError, editing, masks, review, snapping, viz
+from seg_core import SPLITS, STATUSES, ImageStatus, SegError, editing, masks, review, snapping, viz
 from seg_core.formats.images import IMAGE_EXTENSIONS
 from seg_core.ml.inference import for_project
 from seg_core.markdown import md_escape, md_name, shorten
@@ -97,7 +97,7 @@ def _view(image_id: int) -> None:
 
 def _pick_project_image():
     f1, f2, f3 = st.columns([1, 1, 3])
-    status = f1.selectbox("Status", ["all", "unlabeled", "labeled"], key="review_status")
+    status = f1.selectbox("Status", ["all", *STATUSES], key="review_status")
     split = f2.selectbox("Split", ["any", *SPLITS], key="review_split")
     recs = project.list_images(status=None if status == "all" else status, split=None if split == "any" else split)
     if not recs:
@@ -143,7 +143,7 @@ def _look() -> None:
     with st.spinner(f"Predicting {name}..."):
         probs = _probabilities(str(project.path), run_id, repr(predictor.class_map), key, predictor, image)
         ids = review.mask(probs, threshold)
-        truth = project.masks.load(rec) if rec is not None and rec.status == "labeled" else None
+        truth = project.masks.load(rec) if rec is not None and rec.status == ImageStatus.LABELED else None
         score = review.image_score(truth, ids, len(classes)) if truth is not None else None
         choice = st.session_state.get("review_heat_class") if not binary else None
         values, label = review.heat_values(probs, classes, choice)
@@ -217,7 +217,8 @@ def _ranked_rows(items, what: str, empty: str) -> None:
 
 
 def _fix_next() -> None:
-    unlabeled, labeled = project.count_images(status="unlabeled"), project.count_images(status="labeled")
+    unlabeled = project.count_images(status=ImageStatus.UNLABELED)
+    labeled = project.count_images(status=ImageStatus.LABELED)
     c1, c2 = st.columns(2)
     if not unlabeled:
         c1.caption("Every image is labeled: there is nothing unlabeled to predict.")

@@ -98,8 +98,9 @@ class Loop:
 
     def order(self, predictor) -> list[int]:
         from seg_core.services import review, snapping
+        from seg_core.store.records import ImageStatus
 
-        left = self.project.image_ids(status="unlabeled")
+        left = self.project.image_ids(status=ImageStatus.UNLABELED)
         if predictor is not None and (self.cond["proposals"] or self.cond["order"] == "app"):
             snapping.predict_unlabeled(self.project, predictor)   # the proposals, as Predict & review makes them
         if self.cond["order"] == "random":
@@ -109,8 +110,10 @@ class Loop:
         return left
 
     def run(self) -> None:
+        from seg_core.store.records import ImageStatus
+
         predictor = None
-        while self.project.image_ids(status="unlabeled"):
+        while self.project.image_ids(status=ImageStatus.UNLABELED):
             start = time.perf_counter()
             batch = self.order(predictor)[:self.every]
             self.server += time.perf_counter() - start

@@ -71,9 +71,10 @@ def reference_child(project_path: str) -> None:
     from PIL import Image
 
     from seg_core.store.project import Project
+    from seg_core.store.records import ImageStatus
 
     project = Project(project_path)
-    recs = project.list_images(status="labeled")
+    recs = project.list_images(status=ImageStatus.LABELED)
     x = np.zeros((len(recs), 256, 256, 3), np.float32)
     y = np.zeros((len(recs), 256, 256, 1), np.float32)
     for i, rec in enumerate(recs):

@@ -31,6 +31,7 @@ _NAMES = {
     "last_project": "seg_core.store.workspace", "PROJECT_NAME_CHARS": "seg_core.store.names",
     "workspace_dir": "seg_core.store.layout", "SPLITS": "seg_core.store.records",
     "RunStatus": "seg_core.store.runs", "RunRecord": "seg_core.store.runs", "ImageRecord": "seg_core.store.records",
+    "ImageStatus": "seg_core.store.records", "STATUSES": "seg_core.store.records",
     "ClassSpec": "seg_core.classes", "TrainConfig": "seg_core.ml.config", "Predictor": "seg_core.ml.inference",
 }
 

@@ -24,6 +24,7 @@ from seg_core.formats.masks import load_png
 from seg_core.ml.augment import AugmentConfig, augment_pair
 from seg_core.ml.config import RESIZE_MODES
 from seg_core.store.project import Project
+from seg_core.store.records import ImageStatus
 from seg_core.store.runs import RunSplit
 
 # Resized examples are kept in memory only while they fit in this budget...
@@ -44,7 +45,7 @@ def examples(project: Project, image_ids: Sequence[int]) -> list[Example]:
     wanted = set(image_ids)
     return [Example(str(project.image_path(r)), str(project.masks.path(r.id)),
                     f"{r.sha256[:20]}-{(r.mask_sha256 or f'v{r.mask_version}')[:20]}")
-            for r in project.list_images(status="labeled") if r.id in wanted]
+            for r in project.list_images(status=ImageStatus.LABELED) if r.id in wanted]
 
 
 def run_examples(project: Project, run_id: str, split: RunSplit) -> tuple[list[Example], list[Example]]:

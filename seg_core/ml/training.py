@@ -22,6 +22,7 @@ from seg_core.ml.callbacks import MONITOR, RunMonitor, RunState, schedule
 from seg_core.ml.config import FINE_TUNE_LR_SCALE, FROZEN_BUDGET_SHARE, PREVIEW_COUNT, TrainConfig, require_labeled
 from seg_core.ml.distribute import Plan
 from seg_core.store.project import Project
+from seg_core.store.records import ImageStatus
 from seg_core.store.runs import RunSplit, RunStatus
 
 
@@ -44,7 +45,7 @@ def run_split(project: Project, run_id: str, config: TrainConfig, resume: bool, 
     worker that is not the chief takes the chief's."""
     if not chief:
         return project.runs.get(run_id).split
-    require_labeled(project.count_images(status="labeled"))
+    require_labeled(project.count_images(status=ImageStatus.LABELED))
     recorded = project.runs.get(run_id).split
     split = recorded if resume and recorded is not None else project.splits.for_run(config.val_fraction, config.seed)
     if not split.train_ids or not split.val_ids:

@@ -13,6 +13,7 @@ from seg_core import viz
 from seg_core.errors import InvalidMaskError
 from seg_core.formats import masks
 from seg_core.classes import IGNORE_COLOR, IGNORE_ID, ClassSpec, color_to_hex
+from seg_core.store.records import ImageStatus
 
 # Zoom factors relative to "whole image fits the canvas"; a zoomed view is never smaller than this many pixels.
 ZOOMS = (1, 2, 4, 8, 16)
@@ -302,5 +303,5 @@ def start_from_prediction(project, image_id: int, predictor) -> str:
         stored = project.predictions.get(rec.id)
     project.drafts.save(rec.id, stored.ids, rec.mask_version, source="prediction")
     return (f"Loaded the prediction of run {stored.run_id}: correct it, then Save to make it this image's mask."
-            + (" It replaces the current mask only when you save." if rec.status == "labeled" else "")
+            + (" It replaces the current mask only when you save." if rec.status == ImageStatus.LABELED else "")
             + (f" {predictor.class_note}" if predictor.class_note else ""))

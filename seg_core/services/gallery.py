@@ -13,10 +13,11 @@ from PIL import Image
 from seg_core import viz
 from seg_core.durable import atomic_write
 from seg_core.store.project import Project
-from seg_core.store.records import ImageRecord
+from seg_core.store.records import ImageRecord, ImageStatus
 
 THUMB_SIDE = 192
-STATUS_FILTERS = {"all": {}, "unlabeled": {"status": "unlabeled"}, "labeled": {"status": "labeled"},
+STATUS_FILTERS = {"all": {}, "unlabeled": {"status": ImageStatus.UNLABELED},
+                  "labeled": {"status": ImageStatus.LABELED},
                   "has prediction": {"predicted": True}}
 
 

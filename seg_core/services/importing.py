@@ -17,6 +17,7 @@ from seg_core.formats.archive import open_zip, zip_tree
 from seg_core.formats.layouts import (KERAS_SEG_PAIRS, Group, Layout, Source, check_declared, detect_layout,
                                      folder_tree, mask_key, read_class_file_in_folders)
 from seg_core.store.project import Project
+from seg_core.store.records import ImageStatus
 
 Progress = Callable[[int, int, str], None]
 EXISTING_MASKS = ("skip", "replace")   # what an import does with a mask for an image that already has another one
@@ -108,7 +109,7 @@ class ImportReport:
 
 def _infer_classes_for(project: Project, layout: Layout, kind: str) -> str:
     """On a project with no masks yet, take classes from classes.json or guess them from the masks."""
-    if project.count_images(status="labeled"):
+    if project.count_images(status=ImageStatus.LABELED):
         return ""
     if layout.classes:
         if layout.classes != project.classes:

@@ -16,6 +16,7 @@ from seg_core.formats import masks as codec
 from seg_core.store import db, recovery
 from seg_core.store.layout import CHECKPOINTS, DB_NAME
 from seg_core.store.project import Project
+from seg_core.store.records import ImageStatus
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def _images(project: Project) -> list[Problem]:
 def _masks(project: Project) -> list[Problem]:
     out, classes = [], project.classes
     labeled = set()
-    for rec in project.list_images(status="labeled"):
+    for rec in project.list_images(status=ImageStatus.LABELED):
         labeled.add(rec.id)
         file, where = project.masks.path(rec.id), f"masks/{rec.id}.png"
         if not file.is_file():

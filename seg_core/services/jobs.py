@@ -16,6 +16,7 @@ from seg_core.ml.config import TrainConfig, require_labeled, run_config
 from seg_core.ml.worker import MODULE as WORKER_MODULE
 from seg_core.store.layout import workspace_dir
 from seg_core.store.project import Project
+from seg_core.store.records import ImageStatus
 from seg_core.store.runs import RunRecord, RunStatus
 
 # A worker that has not written its heartbeat for this long is taken for dead (it beats every 5 s).
@@ -51,7 +52,7 @@ def start(project: Project, config: TrainConfig | dict, run_id: str | None = Non
     refresh(project)
     cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
     cfg.validate(len(project.classes))
-    require_labeled(project.count_images(status="labeled"))
+    require_labeled(project.count_images(status=ImageStatus.LABELED))
     run = project.runs.create(cfg.to_dict(), run_id)
     pid = _spawn(project, run.id, resume=False)
     project.runs.update(run.id, pid=pid, heartbeat_at=time.time())

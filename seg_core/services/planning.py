@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from seg_core.ml.config import MIN_LABELED_IMAGES, PRESETS, TOO_FEW_LABELED, TrainConfig, preset, run_config
 from seg_core.services.estimating import plural, cut_short, first_guess, fmt_duration, typical_epoch_s
 from seg_core.store.project import Project
+from seg_core.store.records import ImageStatus
 from seg_core.store.runs import RunRecord, RunStatus
 
 # The page's presets: `fast` is "a first model in about five minutes" (docs), so the page gives it a time
@@ -46,7 +47,7 @@ def readiness(project: Project, config: TrainConfig | None = None) -> Readiness:
                else f"{config.val_fraction:.0%} set aside for validation by the run; your split stays as it is")
         r.lines.append(f"{plural(labeled, 'labeled image')}: {r.train} to learn from, {r.val} to check the model "
                        f"on ({how}).")
-        held = project.count_images(status="labeled", split="test")
+        held = project.count_images(status=ImageStatus.LABELED, split="test")
         if held:
             r.lines.append(f"{held} labeled in the test split stay out of training.")
         if not r.train or not r.val:

@@ -14,7 +14,7 @@ from seg_core.errors import ProjectError
 from seg_core.formats import masks as codec
 from seg_core.store import lineage
 from seg_core.store.project import Project
-from seg_core.store.records import ImageRecord
+from seg_core.store.records import ImageRecord, ImageStatus
 from seg_core.store.runs import RunRecord
 
 NOT_RECORDED = "did not record which mask versions it learned from (it was trained before runs kept them)"
@@ -53,7 +53,7 @@ def _rows(project: Project, run: RunRecord, found: lineage.Changes) -> list[dict
         if rec is None:
             now = "image deleted"
         elif m.image_id in found.removed:
-            now = "no longer labeled" if rec.status != "labeled" else "moved to the test split"
+            now = "no longer labeled" if rec.status != ImageStatus.LABELED else "moved to the test split"
         elif m.image_id in found.changed:
             now = f"changed (version {rec.mask_version} now)"
         else:
@@ -101,7 +101,7 @@ def run_data(project: Project, run_id: str) -> RunData:
     records = {r.id: r for r in project.list_images()}
     val = set(run.split.val_ids)
     kept = tuple(dataclasses.replace(records[m.image_id], split="val" if m.image_id in val else "train",
-                                     status="labeled")
+                                     status=ImageStatus.LABELED)
                  for m in run.split.masks if m.image_id in records)
     return RunData(kept, {r.id: files.mask(r.id) for r in kept}, mapping.to_project,
                    len(run.split.masks) - len(kept))

@@ -19,6 +19,7 @@ from seg_core.ml.evaluation import Evaluation, Labeled, evaluate, image_score
 from seg_core.ml.inference import Predictor, for_project, ids_from_probabilities
 from seg_core.services import editing, gallery
 from seg_core.store.project import Project
+from seg_core.store.records import ImageStatus
 from seg_core.store.runs import RunRecord
 
 Progress = Callable[[int, int, str], None]
@@ -101,12 +102,12 @@ def predict_images(project: Project, predictor: Predictor, image_ids: Sequence[i
 
 def predict_unlabeled(project: Project, predictor: Predictor, progress: Progress | None = None,
                       threshold: float = 0.5) -> PredictReport:
-    return predict_images(project, predictor, project.image_ids(status="unlabeled"), progress, threshold)
+    return predict_images(project, predictor, project.image_ids(status=ImageStatus.UNLABELED), progress, threshold)
 
 
 def predict_labeled(project: Project, predictor: Predictor, progress: Progress | None = None,
                     threshold: float = 0.5) -> PredictReport:
-    return predict_images(project, predictor, project.image_ids(status="labeled"), progress, threshold)
+    return predict_images(project, predictor, project.image_ids(status=ImageStatus.LABELED), progress, threshold)
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ class Ranked:
 def annotate_next(project: Project, run_id: str) -> list[Ranked]:
     """Unlabeled images with a prediction of this run, the one the model is least sure about first."""
     out = [Ranked(r["image_id"], r["filename"], r["split"], float(r["uncertainty"] or 0.0), r["created_at"])
-           for r in project.predictions.rows(run_id, status="unlabeled")]
+           for r in project.predictions.rows(run_id, status=ImageStatus.UNLABELED)]
     return sorted(out, key=lambda r: (-r.score, r.image_id))
 
 
@@ -133,7 +134,7 @@ def review_worst_first(project: Project, run_id: str) -> list[Ranked]:
     A large disagreement is either a model mistake or a mask mistake; both are worth a look.
     """
     n, out = len(project.classes), []
-    for rec in project.list_images(status="labeled", predicted=True):
+    for rec in project.list_images(status=ImageStatus.LABELED, predicted=True):
         stored, truth = project.predictions.get(rec.id), project.masks.load(rec)
         if stored is None or stored.run_id != run_id or truth is None or truth.shape != stored.ids.shape:
             continue
@@ -198,16 +199,16 @@ def learned_from(project: Project, run_id: str, rec) -> bool:
 
 def validation_images(project: Project, run_id: str | None = None) -> tuple[list[int], str]:
     """The labeled images a run is measured on, and which they are (the scopes of ValidationSummary)."""
-    ids = project.image_ids(status="labeled", split="val")
+    ids = project.image_ids(status=ImageStatus.LABELED, split="val")
     if ids:
         return ids, "validation"
     split = project.runs.get(run_id).split if run_id else None
     if split is not None and split.source == "run":
-        labeled = set(project.image_ids(status="labeled"))
+        labeled = set(project.image_ids(status=ImageStatus.LABELED))
         held = [i for i in split.val_ids if i in labeled]
         if held:
             return held, "run"
-    return project.image_ids(status="labeled"), "labeled"
+    return project.image_ids(status=ImageStatus.LABELED), "labeled"
 
 
 def _summary_path(project: Project, run_id: str, threshold: float):

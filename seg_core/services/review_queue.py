@@ -9,7 +9,7 @@ from seg_core.errors import DraftConflictError, MaskConflictError, NotFoundError
 from seg_core.services import keep_learning, review
 from seg_core.store.outcomes import Tally
 from seg_core.store.project import Project
-from seg_core.store.records import ImageRecord
+from seg_core.store.records import ImageRecord, ImageStatus
 
 
 def queue(project: Project, run_id: str, skipped: Sequence[int] = ()) -> list[review.Ranked]:
@@ -25,7 +25,7 @@ def accept(project: Project, run_id: str, image_id: int, author: str = "user") -
     learning started a run on this save, its sentence. Refused with a sentence (nothing changes) where the image
     was labeled meanwhile, has unsaved strokes on the Annotate page, or its proposal is gone or another model's."""
     rec = project.image(image_id)
-    if rec.status == "labeled":
+    if rec.status == ImageStatus.LABELED:
         raise MaskConflictError(f"'{rec.filename}' was labeled by {rec.mask_updated_by or 'someone'} since this queue "
                                 "showed it; its mask was kept, and it left the queue.")
     if project.drafts.get(image_id) is not None:

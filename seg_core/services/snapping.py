@@ -21,6 +21,7 @@ from scipy import ndimage
 from seg_core.durable import atomic_write
 from seg_core.ml.evaluation import image_score
 from seg_core.services import editing, priors, review
+from seg_core.store.records import ImageStatus
 
 if TYPE_CHECKING:
     from seg_core.ml.inference import Predictor
@@ -34,7 +35,7 @@ CHECK_IMAGES = 8     # validation images scored both ways, at most: enough to se
 def predict_unlabeled(project: Project, predictor: Predictor, progress: review.Progress | None = None,
                       threshold: float = 0.5) -> review.PredictReport:
     """The proposals a person accepts, fixes or skips: every unlabeled image, snapped where that is better."""
-    return predict_proposals(project, predictor, project.image_ids(status="unlabeled"), progress, threshold)
+    return predict_proposals(project, predictor, project.image_ids(status=ImageStatus.UNLABELED), progress, threshold)
 
 
 def predict_proposals(project: Project, predictor: Predictor, image_ids: Sequence[int],
@@ -50,7 +51,7 @@ def start_from_proposal(project: Project, image_id: int, predictor: Predictor) -
     it; a labeled image's prediction stays the model's own, which the review scores against the mask."""
     rec = project.image(image_id)
     stored = project.predictions.get(rec.id)
-    if rec.status != "labeled" and (stored is None or stored.run_id != predictor.run_id):
+    if rec.status != ImageStatus.LABELED and (stored is None or stored.run_id != predictor.run_id):
         predict_proposals(project, predictor, [rec.id])
     return editing.start_from_prediction(project, rec.id, predictor)
 

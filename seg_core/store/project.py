@@ -27,7 +27,7 @@ from seg_core.store.lineage import Lineage
 from seg_core.store.names import check_project_name
 from seg_core.store.outcomes import Outcomes
 from seg_core.store.predictions import Predictions
-from seg_core.store.records import AddResult, ImageRecord
+from seg_core.store.records import AddResult, ImageRecord, ImageStatus
 from seg_core.store.runs import Runs
 from seg_core.store.splits import Splits
 
@@ -186,7 +186,8 @@ class Project:
         total_px = sum(p for _, p in per_class.values()) or 1
         return {
             "name": meta["name"], "path": str(self.path), "kind": meta["kind"],
-            "images": sum(by_status.values()), "labeled": by_status["labeled"], "unlabeled": by_status["unlabeled"],
+            "images": sum(by_status.values()), "labeled": by_status[ImageStatus.LABELED],
+            "unlabeled": by_status[ImageStatus.UNLABELED],
             "by_status": by_status, "by_split": counts["by_split"],
             "channels": counts["channels"],
             "num_classes": len(classes),
