@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from seg_core.services import demo
-from seg_core.store.project import Project
 
 
 def test_full_demo_has_60_images_10_unlabeled_and_a_split(workspace):
@@ -44,4 +43,7 @@ def test_demo_is_deterministic(tmp_path):
     a = demo.create_demo_project(tmp_path / "a", count=4)
     b = demo.create_demo_project(tmp_path / "b", count=4)
     assert [r.sha256 for r in a.list_images()] == [r.sha256 for r in b.list_images()]
-    assert isinstance(a, Project)
+    labeled_a, labeled_b = a.list_images(status="labeled"), b.list_images(status="labeled")
+    assert [r.filename for r in labeled_a] == [r.filename for r in labeled_b] and labeled_a
+    for ra, rb in zip(labeled_a, labeled_b):   # the same masks too, not only the same pictures
+        assert np.array_equal(a.masks.load(ra), b.masks.load(rb))
