@@ -420,7 +420,8 @@ def summary(name: str, kills: list[Outcome], ios: list[Outcome], seconds: float)
     every = kills + ios
     return {"path": name, "kill_points": len(kills), "io_faults": len(ios), "unreached": len(unreached),
             "held": sum(o.held for o in every), "cases": len(every), "masks_lost": sum(o.masks_lost for o in every),
-            "seconds": round(seconds, 1), "failures": [f"{o.spec}: {'; '.join(o.problems)}" for o in every if not o.held]}
+            "seconds": round(seconds, 1),
+            "failures": [f"{o.spec}: {'; '.join(o.problems)}" for o in every if not o.held]}
 
 
 def run_path(name: str, root: Path, kill_points: list[int] | None = None, io: bool | int = True,
