@@ -271,7 +271,8 @@ def _postprocessing_steps(resize: str, binary: bool) -> list[str]:
 def _validation(project: Project, run: RunRecord, config: dict, checkpoint: str) -> dict:
     epochs = project.runs.epoch_metrics(run.id)
     best = next((m for m in epochs if m["epoch"] == run.best_epoch), None)
-    exported = run.best_epoch if checkpoint == "best.keras" and run.best_epoch is not None else len(epochs) - 1
+    from_best = checkpoint == project.layout.run(run.id).checkpoint("best").name
+    exported = run.best_epoch if from_best and run.best_epoch is not None else len(epochs) - 1
     return {
         "model_from_epoch": exported + 1 if epochs else None,
         "images": len(run.split.val_ids) if run.split else config.get("val_images"),

@@ -178,7 +178,7 @@ def _datasets(project: Project, run: _Run, scratch: Path | None):
     """The training batches (endless, augmented, shuffled) and the validation ones, cached on disk: in the
     project's cache, or in `scratch` on a cluster's worker that is not the chief."""
     config = run.config
-    disk = project.layout.cache_dir / "train" if scratch is None else scratch / "cache"
+    disk = project.layout.training_cache_dir if scratch is None else scratch / "cache"
     train_ds = dataset.make_dataset(run.train_items, run.size, run.channels, run.batch, augment=config.augment,
                                     shuffle=True, repeat=True, seed=config.seed, disk_cache=disk,
                                     crop=None if run.spec.fixed_size else config.crop_size, resize=config.resize)

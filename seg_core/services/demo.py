@@ -11,6 +11,7 @@ from PIL import Image
 from seg_core.classes import ClassSpec, default_color
 from seg_core.services.demo_scenes import MULTICLASS_NAMES, render_scene
 from seg_core.errors import ProjectError
+from seg_core.store.layout import ProjectLayout
 from seg_core.store.project import Project, is_project
 from seg_core.store.workspace import new_project
 
@@ -47,7 +48,7 @@ def create_demo_project(path: str | Path, multiclass: bool = False, count: int =
     if count < 1 or not 0 <= unlabeled <= count:
         raise ProjectError("The demo needs at least one image, and no more unlabeled images than images.")
     # Built beside its final place and renamed at the end: an interrupted build leaves no half project.
-    staging = path.parent / f".{path.name}.creating"
+    staging = ProjectLayout(path).staging
     shutil.rmtree(staging, ignore_errors=True)
     project = new_project(staging, demo_classes(multiclass), name=path.name)
     project.set_setting("demo", {"multiclass": multiclass, "seed": seed})

@@ -68,20 +68,25 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _where(project: Project, path: Path) -> str:
+    """A file of the project as a report names it: "runs/<id>/best.keras"."""
+    return path.relative_to(project.layout.root).as_posix()
+
+
 def _images(project: Project) -> list[Problem]:
     out, named = [], set()
     for rec in project.list_images():
         file = project.layout.image(rec.stored_name) if rec.stored_name else None
         named.add(rec.stored_name)
         if file is None or not file.is_file():
-            out.append(Problem(f"images/{rec.stored_name or rec.id}", f"the file of image {rec.id} "
-                                                                      f"('{rec.filename}') is missing"))
+            out.append(Problem(_where(project, file or project.layout.image(str(rec.id))),
+                               f"the file of image {rec.id} ('{rec.filename}') is missing"))
         elif _sha(file) != rec.sha256:
-            out.append(Problem(f"images/{rec.stored_name}", f"the file is not the one uploaded as '{rec.filename}'"))
+            out.append(Problem(_where(project, file), f"the file is not the one uploaded as '{rec.filename}'"))
     folder = project.layout.images_dir
     for file in sorted(folder.iterdir()) if folder.is_dir() else ():
         if not file.name.startswith(".") and file.name not in named:
-            out.append(Problem(f"images/{file.name}", "no image record uses this file"))
+            out.append(Problem(_where(project, file), "no image record uses this file"))
     return out
 
 
@@ -90,7 +95,8 @@ def _masks(project: Project) -> list[Problem]:
     labeled = set()
     for rec in project.list_images(status=ImageStatus.LABELED):
         labeled.add(rec.id)
-        file, where = project.masks.path(rec.id), f"masks/{rec.id}.png"
+        file = project.masks.path(rec.id)
+        where = _where(project, file)
         if not file.is_file():
             out.append(Problem(where, f"'{rec.filename}' is labeled (version {rec.mask_version}) but its mask is missing"))
             continue
@@ -108,7 +114,7 @@ def _masks(project: Project) -> list[Problem]:
     folder = project.layout.masks_dir
     for file in sorted(folder.glob("*.png")) if folder.is_dir() else ():
         if not (file.stem.isdigit() and int(file.stem) in labeled):
-            out.append(Problem(f"masks/{file.name}", "no labeled image uses this mask"))
+            out.append(Problem(_where(project, file), "no labeled image uses this mask"))
     return out
 
 
@@ -117,7 +123,7 @@ def _drafts(project: Project) -> list[Problem]:
     for image_id in sorted(project.drafts.image_ids()):
         # Reading drops (and logs) an unreadable draft: what is left must read.
         if project.drafts.path(image_id).exists() and project.drafts.get(image_id) is None:
-            out.append(Problem(f"drafts/{image_id}.png", "an unreadable draft was not dropped"))
+            out.append(Problem(_where(project, project.drafts.path(image_id)), "an unreadable draft was not dropped"))
     return out
 
 
@@ -125,18 +131,18 @@ def _leftovers(project: Project) -> list[Problem]:
     root, out = project.layout.root, []
     for folder in [root, *(p for p in root.rglob("*") if p.is_dir())]:
         for tmp, name in leftover_temps(folder):
-            out.append(Problem(str(tmp.relative_to(root)), f"a half-done write of {name} was left behind"))
+            out.append(Problem(_where(project, tmp), f"a half-done write of {name} was left behind"))
     return out
 
 
 def _thumbnails(project: Project) -> list[Problem]:
-    out, folder = [], project.layout.thumbnail("x").parent
+    out, folder = [], project.layout.thumbnails_dir
     for file in sorted(folder.glob("*.jpg")) if folder.is_dir() else ():
         try:
             with Image.open(io.BytesIO(file.read_bytes())) as im:
                 im.load()
         except OSError as exc:
-            out.append(Problem(f"cache/thumbs/{file.name}", f"a cached thumbnail does not decode: {exc}"))
+            out.append(Problem(_where(project, file), f"a cached thumbnail does not decode: {exc}"))
     return out
 
 
@@ -145,21 +151,21 @@ def _runs(project: Project, models: bool) -> list[Problem]:
     for run in project.runs.list():
         files = project.layout.run(run.id)
         if not files.dir.is_dir():
-            out.append(Problem(f"runs/{run.id}", "the run's folder is missing"))
+            out.append(Problem(_where(project, files.dir), "the run's folder is missing"))
             continue
         used = (run.split.masks if run.split else None) or ()
         lost = [m.image_id for m in used if not files.mask(m.image_id).exists()]
         if lost:
-            out.append(Problem(f"runs/{run.id}/masks", f"{len(lost)} of the masks the run learned from are missing "
-                                                       "(it cannot be resumed or exported as it learned)"))
+            out.append(Problem(_where(project, files.masks_dir), f"{len(lost)} of the masks the run learned from are "
+                               "missing (it cannot be resumed or exported as it learned)"))
         for which in CHECKPOINTS:
             file = files.checkpoint(which)
             if models and file.exists():
                 try:
                     _load_model(file)
                 except Exception as exc:  # noqa: BLE001 - any failure to load is the problem reported
-                    out.append(Problem(f"runs/{run.id}/{file.name}", f"the checkpoint does not load: "
-                                                                    f"{type(exc).__name__}: {exc}"))
+                    out.append(Problem(_where(project, file), f"the checkpoint does not load: "
+                                                              f"{type(exc).__name__}: {exc}"))
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +81,10 @@ class RunLayout:
     def has_model(self) -> bool:
         return any(self.checkpoint(c).exists() for c in CHECKPOINTS)
 
+    def folders(self) -> tuple[Path, ...]:
+        """The run's folder and the ones inside it that it writes to."""
+        return (self.dir, self.previews_dir, self.masks_dir)
+
 
 @dataclass(frozen=True)
 class ProjectLayout:
@@ -115,6 +120,34 @@ class ProjectLayout:
     def cache_dir(self) -> Path:
         return self.root / "cache"
 
+    @property
+    def thumbnails_dir(self) -> Path:
+        return self.cache_dir / "thumbs"
+
+    @property
+    def review_cache_dir(self) -> Path:
+        return self.cache_dir / "review"
+
+    @property
+    def training_cache_dir(self) -> Path:
+        """Decoded, resized training images (ml/dataset.py), kept between runs."""
+        return self.cache_dir / "train"
+
+    @property
+    def creating_db(self) -> Path:
+        """Where Project.create builds project.db before renaming it in."""
+        return self.root / f".{DB_NAME}.creating"
+
+    @property
+    def staging(self) -> Path:
+        """A folder beside the project's where a whole project is built before it is renamed into place."""
+        return self.root.parent / f".{self.root.name}.creating"
+
+    def deleting(self) -> Path:
+        """A new name beside the project's that its folder takes while it is deleted, so that a crash halfway
+        leaves no half project in the workspace list."""
+        return self.root.parent / f".{self.root.name}.deleting-{os.urandom(3).hex()}"
+
     def image(self, stored_name: str) -> Path:
         return self.images_dir / stored_name
 
@@ -140,11 +173,15 @@ class ProjectLayout:
     def run(self, run_id: str) -> RunLayout:
         return RunLayout(self.runs_dir / run_id)
 
+    def runs(self) -> list[RunLayout]:
+        """The folders of the project's runs, as they are on disk."""
+        return [RunLayout(p) for p in sorted(self.runs_dir.iterdir()) if p.is_dir()] if self.runs_dir.is_dir() else []
+
     def thumbnail(self, name: str) -> Path:
-        return self.cache_dir / "thumbs" / name
+        return self.thumbnails_dir / name
 
     def review_cache(self, name: str) -> Path:
-        return self.cache_dir / "review" / name
+        return self.review_cache_dir / name
 
     def created_dirs(self) -> tuple[Path, ...]:
         """The folders a new project starts with (the others appear on first use)."""

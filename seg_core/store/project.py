@@ -84,7 +84,7 @@ class Project:
         for folder in layout.created_dirs():
             folder.mkdir(parents=True, exist_ok=True)
         # Build the database beside its final name so a crash never leaves a half-made project.
-        tmp = path / f".{DB_NAME}.creating"
+        tmp = layout.creating_db
         for suffix in ("", "-wal", "-shm"):   # a create stopped before: its journal must not meet a new file
             Path(str(tmp) + suffix).unlink(missing_ok=True)
         with db.opened(tmp) as conn:
@@ -205,6 +205,6 @@ class Project:
 def _left_by_create(entry: Path, layout: ProjectLayout) -> bool:
     """What a create stopped half-way leaves, which a new create may take over: its empty folders, its database
     being built."""
-    if entry.name.startswith(f".{DB_NAME}.creating"):
+    if entry.name.startswith(layout.creating_db.name):   # with its -wal and -shm files
         return True
     return entry in layout.created_dirs() and entry.is_dir() and not any(entry.iterdir())

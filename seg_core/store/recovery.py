@@ -42,10 +42,9 @@ def tidy(database: Database, layout: ProjectLayout) -> list[str]:
             done.append(f"completed the interrupted save of mask {name}")
         else:
             done.append(_remove(tmp))
-    folders = [layout.root, layout.images_dir, layout.drafts_dir, layout.predictions_dir,
-               layout.thumbnail("x").parent, layout.review_cache("x").parent, layout.cache_dir / "train"]
-    runs = [p for p in layout.runs_dir.iterdir() if p.is_dir()] if layout.runs_dir.is_dir() else []
-    folders += runs + [p / "previews" for p in runs] + [p / "masks" for p in runs]
+    folders = [layout.root, layout.images_dir, layout.drafts_dir, layout.predictions_dir, layout.thumbnails_dir,
+               layout.review_cache_dir, layout.training_cache_dir]
+    folders += [folder for run in layout.runs() for folder in run.folders()]
     for folder in folders:
         done += [_remove(tmp) for tmp, _ in leftover_temps(folder)]
     done += _strays(database, layout)

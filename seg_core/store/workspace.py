@@ -44,7 +44,7 @@ def delete_project(path: str | Path) -> None:
         raise ProjectError(f"Run {busy[0].id} of '{project.name}' is {busy[0].status}; stop it on the Train page "
                            "before deleting the project.")
     project.close()
-    doomed = project.path.parent / f".{project.path.name}.deleting-{os.urandom(3).hex()}"
+    doomed = project.layout.deleting()
     os.replace(project.path, doomed)
     shutil.rmtree(doomed, ignore_errors=True)
 
