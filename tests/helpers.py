@@ -44,6 +44,17 @@ def edit_class(project, class_id: int, name: str | None = None, color: str | Non
     project.set_classes(classes)
 
 
+def labeled_project(path, n: int = 6):
+    """A new project of `n` photos, each with the same box mask saved."""
+    from seg_core.store.workspace import new_project
+
+    p = new_project(path)
+    for i in range(n):
+        rec = p.add_image(png_bytes(photo(seed=i)), f"img{i}.png").image
+        p.masks.save(rec.id, box_mask(), 0)
+    return p
+
+
 def page_texts(at) -> str:
     """Everything an AppTest run wrote as text: markdown, captions and the alert boxes."""
     parts = [m.value for m in at.markdown] + [i.value for i in at.info] + [e.value for e in at.error]
