@@ -112,7 +112,8 @@ class Masks:
                 "updated_at")
         try:
             with self._db.transaction() as conn:
-                conn.execute(f"UPDATE images SET {', '.join(c + ' = ?' for c in cols)} WHERE id = ? AND mask_version = ?",
+                sets = ", ".join(c + " = ?" for c in cols)
+                conn.execute(f"UPDATE images SET {sets} WHERE id = ? AND mask_version = ?",
                              (*(old[c] for c in cols), old["id"], version))
                 db.write_class_pixels(conn, old["id"], old_pixels)
         except Exception:

@@ -155,8 +155,8 @@ class ClassScheme:
                              (shas[image_id], author, now, now, image_id))
                 db.write_class_pixels(conn, image_id, cnt)
             conn.executemany("DELETE FROM predictions WHERE image_id = ?", [(i,) for i in dropped])
-            conn.executemany("UPDATE predictions SET created_at = ? WHERE image_id = ?",   # their thumbnails are redrawn
-                             [(now, i) for i in renamed])
+            # a new created_at: their thumbnails are drawn again
+            conn.executemany("UPDATE predictions SET created_at = ? WHERE image_id = ?", [(now, i) for i in renamed])
             db.write_setting(conn, PENDING_RENAMES, pending)
             record(conn, Renumbering(scheme_in(conn) + 1, mapping, *what, author, versions, revs))
 

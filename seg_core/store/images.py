@@ -148,7 +148,8 @@ def _filters(status: str | None, split: str | None, search: str | None = None,
         clauses.append("filename LIKE ? ESCAPE '\\'")
         args.append("%" + _like_escape(search.strip()) + "%")
     if predicted is not None:
-        clauses.append(("" if predicted else "NOT ") + "EXISTS (SELECT 1 FROM predictions p WHERE p.image_id = images.id)")
+        clauses.append(("" if predicted else "NOT ")
+                       + "EXISTS (SELECT 1 FROM predictions p WHERE p.image_id = images.id)")
     if status is not None:
         clauses.append("status = ?")
         args.append(check_status(status).value)

@@ -257,6 +257,6 @@ class Runs:
     def latest_progress(self, run_id: str) -> dict | None:
         """The newest per-batch progress row, or None."""
         with self._db.connection() as conn:
-            row = conn.execute("SELECT epoch, batch, data, created_at FROM metrics WHERE run_id = ? AND batch IS NOT NULL "
-                               "ORDER BY rowid DESC LIMIT 1", (run_id,)).fetchone()
+            row = conn.execute("SELECT epoch, batch, data, created_at FROM metrics WHERE run_id = ? "
+                               "AND batch IS NOT NULL ORDER BY rowid DESC LIMIT 1", (run_id,)).fetchone()
         return {"epoch": row[0], "batch": row[1], "at": row[3], **json.loads(row[2])} if row else None
