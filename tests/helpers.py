@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from seg_core import environment
+from seg_core.classes import default_classes
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(environment.get(environment.SHARED_DATA) or ROOT.parent / "shared" / "data")
@@ -70,3 +71,21 @@ def open_app_page(at, page: str, project=None):
     at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, at.exception
     return at
+
+
+LEAF_CLASSES = default_classes(["background", "leaf", "spot"])  # black, (230,25,75), (60,180,75)
+
+
+def add_photo(project, seed: int = 0, name: str | None = None, h: int = 24, w: int = 32):
+    """A small generated photo added to `project`; its image record."""
+    return project.add_image(png_bytes(photo(h, w, seed)), name or f"img{seed}.png").image
+
+
+def leaf_project(path):
+    """A project with the classes background, leaf and spot and three small unlabeled photos."""
+    from seg_core.store.workspace import new_project
+
+    project = new_project(path, LEAF_CLASSES)
+    for i in range(3):
+        add_photo(project, seed=i)
+    return project

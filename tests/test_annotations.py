@@ -6,11 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import box_mask, photo, png_bytes
-from seg_core.classes import default_classes
+from helpers import add_photo as add, box_mask, leaf_project
 from seg_core.errors import InvalidMaskError, MaskConflictError, NotFoundError
 from seg_core.store.project import Project
-from seg_core.store.workspace import new_project
 
 
 @pytest.fixture
@@ -18,19 +16,9 @@ def project(tmp_path):
     return Project.create(tmp_path / "p")
 
 
-def add(project, seed=0, name=None, h=24, w=32):
-    return project.add_image(png_bytes(photo(h, w, seed)), name or f"img{seed}.png").image
-
-
-CLASSES = default_classes(["background", "leaf", "spot"])  # black, (230,25,75), (60,180,75)
-
-
 @pytest.fixture
 def three_class_project(tmp_path) -> Project:
-    p = new_project(tmp_path / "p", CLASSES)
-    for i in range(3):
-        p.add_image(png_bytes(photo(24, 32, seed=i)), f"img{i}.png")
-    return p
+    return leaf_project(tmp_path / "p")
 
 
 def test_save_mask_versions_and_conflict(project):

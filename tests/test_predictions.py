@@ -5,21 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import box_mask, photo, png_bytes
-from seg_core.classes import default_classes
+from helpers import box_mask, leaf_project
 from seg_core.store.project import Project
-from seg_core.store.workspace import new_project
-
-
-CLASSES = default_classes(["background", "leaf", "spot"])  # black, (230,25,75), (60,180,75)
 
 
 @pytest.fixture
 def project(tmp_path) -> Project:
-    p = new_project(tmp_path / "p", CLASSES)
-    for i in range(3):
-        p.add_image(png_bytes(photo(24, 32, seed=i)), f"img{i}.png")
-    return p
+    return leaf_project(tmp_path / "p")
 
 
 def test_predictions_are_stored_listed_and_filtered(project):
