@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app_pages.model_download import model_download
+from app_pages.review_quality import quality_panel
 from app_pages.review_queue import queue_panel
 from app_pages.widgets import cached_image, load_predictor, open_in_annotate, require_project, show_error
 from seg_core import SPLITS, STATUSES, ImageStatus, SegError, editing, masks, review, snapping, viz
@@ -13,9 +14,6 @@ from seg_core.markdown import md_escape, md_name, shorten
 SECTIONS = ("Look at an image", "What to fix next", "How good is the model")
 IMAGE_TYPES = sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS)
 ROWS_SHOWN = 8
-AUTO_MEASURE = 60   # validation images measured without asking; past that a button starts it
-SCORE_COLUMNS = {"IoU": st.column_config.NumberColumn(format="%.3f"),
-                 "dice": st.column_config.NumberColumn(format="%.3f")}
 ss = st.session_state
 
 st.title("Predict & review")
@@ -74,11 +72,6 @@ def _upload(file_id: str, name: str, _data: bytes):
 @st.cache_data(max_entries=16, show_spinner=False)
 def _heatmap(image_key: str, run: str, choice, label: str, _values) -> bytes:
     return viz.heatmap_png(_values, label)
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _confusion_png(cm: list, names: list) -> bytes:
-    return viz.confusion_matrix_png(cm, names)
 
 
 def _correct(image_id: int, probs=None) -> None:
@@ -246,58 +239,13 @@ def _fix_next() -> None:
                      "Press 'Compare the model with the labeled images' to rank them.")
 
 
-def _fig(x: float | None) -> str:
-    return "–" if x is None else f"{x:.3f}"
-
-
-def _quality() -> None:
-    ids, scope = review.validation_images(project, run_id)
-    summary = review.cached_validation_summary(project, run_id, threshold)
-    if summary is None:
-        if not ids:
-            st.info("There are no labeled images to measure the model on.")
-            return
-        if len(ids) > AUTO_MEASURE and not st.button(f"Measure the model on {len(ids)} images", key="review_measure"):
-            return
-        bar = st.progress(0.0, text="Measuring the model...")
-        try:
-            summary = review.validation_summary(project, predictor, threshold, progress=lambda done, total, name:
-                                                bar.progress(done / max(total, 1), text=f"{done} of {total}: {name}"))
-        except SegError as exc:
-            show_error(exc)
-            return
-        bar.empty()
-    at_threshold = f" Pixels count as '{md_name(classes[1].name)}' from probability {threshold:.2f}." if binary else ""
-    (st.caption if summary.scope in ("validation", "run") else st.warning)(summary.note + at_threshold)
-    if summary.caution:
-        st.warning(md_escape(summary.caution), icon=":material/warning:")
-    name, value = summary.headline()
-    m1, m2, m3 = st.columns(3)
-    m1.metric(md_escape(name), _fig(value), help="The overlap of the model's pixels and the masks' pixels divided by "
-              "their union (1 = identical), for the things to find: the background, easy on most photos, is apart.")
-    m2.metric("Background IoU", _fig(summary.background_iou),
-              help=f"The mean IoU of every class, background included, is {_fig(summary.mean_iou)}.")
-    m3.metric("Pixel accuracy", _fig(summary.pixel_accuracy),
-              help="The share of all pixels the model got right, background included.")
-    with st.expander(f"The {summary.images} image{'' if summary.images == 1 else 's'} measured"):
-        st.dataframe([{"image": r["image"], "IoU": r["iou"], "dice": r["dice"]} for r in summary.per_image],
-                     hide_index=True, width="stretch", column_config=SCORE_COLUMNS)
-    table, figure = st.columns([2, 3])
-    table.dataframe([{"class": c["name"] if c.get("learned", True) else f"{c['name']} (not learned yet)",
-                      "IoU": c["iou"], "dice": c["dice"], "pixels in masks": c["pixels"]}
-                     for c in summary.per_class], hide_index=True, width="stretch", column_config=SCORE_COLUMNS)
-    table.caption("A class the model never gets right has IoU and dice near 0: give it more labeled examples.")
-    figure.image(_confusion_png(summary.confusion, summary.class_names), width="stretch",
-                 caption="Confusion matrix: each row is a class in your masks, split by what the model called "
-                         "those pixels. A perfect model fills only the diagonal.")
-
-
 from_url = st.query_params.get("image", "")
 if from_url != ss.get("review_url_image"):   # a link, a reload or another page named the image to open
     ss["review_url_image"] = from_url
     if from_url.isdigit() and int(from_url) in project.image_ids():
         _view(int(from_url))
 section = st.radio("Section", SECTIONS, horizontal=True, key="review_section", label_visibility="collapsed")
-{SECTIONS[0]: _look, SECTIONS[1]: _fix_next, SECTIONS[2]: _quality}[section]()
+{SECTIONS[0]: _look, SECTIONS[1]: _fix_next,
+ SECTIONS[2]: lambda: quality_panel(project, run_id, predictor, threshold)}[section]()
 with st.expander("Download this model (the one chosen above) to use outside Maskloop"):
     model_download(project, [by_run[run_id]], "review_export")
